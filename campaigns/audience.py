@@ -1,0 +1,26 @@
+"""Who a sequence is for: contacts with its tags and the consent it requires, not booked."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, exists, func, select
+
+from campaigns.definitions import Sequence
+from nurture.models import ConsentStatus, Contact, ContactTag
+
+
+def audience_query(sequence: Sequence) -> Select[tuple[int]]:
+    """Ids of contacts the sequence may enroll (suppressions are checked again at every send)."""
+    query = select(Contact.id).where(Contact.erased_at.is_(None), Contact.booked_at.is_(None))
+    for channel in sequence.audience.require_consent:
+        query = query.where(getattr(Contact, f"{channel}_consent") == ConsentStatus.OPTED_IN)
+    if sequence.audience.tags:
+        query = query.where(
+            exists().where(
+                ContactTag.contact_id == Contact.id, ContactTag.tag.in_(sequence.audience.tags)
+            )
+        )
+    return query
+
+
+def audience_size_query(sequence: Sequence) -> Select[tuple[int]]:
+    return select(func.count()).select_from(audience_query(sequence).subquery())

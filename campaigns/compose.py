@@ -1,0 +1,103 @@
+"""Turns one message row into an email or a text: context, rendering, compliance headers.
+
+The render context is the whole surface a template sees: the allow-listed contact fields, the
+clinic's public details, and link helpers that only reach registered destinations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from campaigns.definitions import Sequence, Step
+from nurture.errors import NurtureError
+from nurture.models import Channel
+from nurture.settings import Settings
+from providers.base import OutgoingEmail, OutgoingSms
+from templates.links import LinkSigner
+from templates.renderer import RenderedEmail, RenderedSms, TemplateRenderer, contact_view
+
+
+class UnknownDestination(NurtureError):
+    """A template asked for a link target that is not registered (no open redirect)."""
+
+
+@dataclass(frozen=True)
+class Composer:
+    settings: Settings
+    renderer: TemplateRenderer
+    signer: LinkSigner
+
+    def destinations(self, sequence: Sequence) -> dict[str, str]:
+        return {**sequence.link_destinations, **self.settings.clinic.destinations()}
+
+    def context(
+        self, sequence: Sequence, step: Step, contact: Any, message_id: int, contact_id: int
+    ) -> dict[str, Any]:
+        allowed = self.destinations(sequence)
+
+        def link(destination: str = "booking") -> str:
+            if destination not in allowed:
+                raise UnknownDestination(f"link destination {destination!r} is not registered")
+            return self.signer.click_url(message_id, destination)
+
+        clinic = self.settings.clinic
+        return {
+            "contact": contact_view(contact, sequence.custom_fields),
+            "clinic": {
+                "name": clinic.name,
+                "phone": clinic.phone_display,
+                "postal_address": clinic.postal_address,
+                "website": clinic.website,
+            },
+            "booking_link": link,
+            "link": link,
+            "unsubscribe_url": self.signer.unsubscribe_url(contact_id, step.channel),
+            "preferences_url": self.signer.preferences_url(contact_id),
+            "reason": sequence.reason,
+            "step": step.name,
+        }
+
+    def render(
+        self, sequence: Sequence, step: Step, contact: Any, message_id: int, contact_id: int
+    ) -> RenderedEmail | RenderedSms:
+        context = self.context(sequence, step, contact, message_id, contact_id)
+        if step.channel == Channel.EMAIL:
+            return self.renderer.render_email(sequence.template_folder, step.template, context)
+        return self.renderer.render_sms(sequence.template_folder, step.template, context)
+
+    def email(
+        self, rendered: RenderedEmail, *, message_id: int, contact_id: int, to: str, campaign: str
+    ) -> OutgoingEmail:
+        one_click = self.signer.unsubscribe_url(contact_id, Channel.EMAIL)
+        targets = [f"<{one_click}>"]
+        if self.settings.email.unsubscribe_mailto:
+            targets.append(f"<mailto:{self.settings.email.unsubscribe_mailto}?subject=unsubscribe>")
+        return OutgoingEmail(
+            message_id=message_id,
+            to=to,
+            from_email=self.settings.email.from_address,
+            from_name=self.settings.email.from_name,
+            reply_to=self.settings.email.reply_to,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            headers={
+                "List-Unsubscribe": ", ".join(targets),
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
+            },
+            custom_args={"nurture_message_id": str(message_id)},
+            categories=("nurture", campaign),
+        )
+
+    def sms(self, rendered: RenderedSms, *, message_id: int, to: str) -> OutgoingSms:
+        base = self.settings.web.public_base_url
+        return OutgoingSms(
+            message_id=message_id,
+            to=to,
+            body=rendered.body,
+            from_number=self.settings.sms.from_number,
+            messaging_service_sid=self.settings.sms.messaging_service_sid,
+            status_callback=f"{base}/webhooks/twilio/status?m={message_id}",
+            segments=rendered.info.segments,
+        )

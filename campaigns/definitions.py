@@ -1,0 +1,178 @@
+"""Sequence definitions: readable TOML files in campaigns/, parsed into frozen models.
+
+A definition is snapshotted into the campaign row at launch, so editing the file later never
+changes what a running campaign sends.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from campaigns import CAMPAIGNS_DIR
+from nurture.errors import InputError, NotFound
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([wdhms])")
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(value: str | int | float) -> timedelta:
+    """'3d', '1d12h', '90m', '45s' or a number of seconds."""
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    text = value.strip().lower().replace(" ", "")
+    if not text or _DURATION.sub("", text):
+        raise ValueError(f"not a duration: {value!r} (use e.g. '3d', '1d12h', '90m')")
+    return timedelta(
+        seconds=sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(text))
+    )
+
+
+def parse_clock(value: str | time) -> time:
+    if isinstance(value, time):
+        return value
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", value.strip())
+    if not match or int(match[1]) > 24 or int(match[2]) > 59 or int(match[3] or 0) > 59:
+        raise ValueError(f"not a time of day: {value!r} (use HH:MM)")
+    hours, minutes, seconds = int(match[1]), int(match[2]), int(match[3] or 0)
+    return time(23, 59, 59) if hours == 24 else time(hours, minutes, seconds)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SendWindow(Strict):
+    """Local days and hours, in the contact's time zone, when a step may go out."""
+
+    days: tuple[str, ...] = WEEKDAYS
+    start: time = time(0, 0)
+    end: time = time(23, 59, 59)
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _days(cls, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = _expand_days(value)
+        days = tuple(str(day).lower()[:3] for day in value)
+        unknown = [day for day in days if day not in WEEKDAYS]
+        if unknown or not days:
+            raise ValueError(f"unknown weekday(s) {unknown}; use mon..sun or 'mon-fri'")
+        return days
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _clock(cls, value: Any) -> time:
+        return parse_clock(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SendWindow:
+        if self.start >= self.end:
+            raise ValueError("window start must be before its end (same local day)")
+        return self
+
+    @property
+    def weekday_numbers(self) -> frozenset[int]:
+        return frozenset(WEEKDAYS.index(day) for day in self.days)
+
+
+def _expand_days(text: str) -> list[str]:
+    text = text.strip().lower()
+    if text in ("weekdays", "mon-fri"):
+        return list(WEEKDAYS[:5])
+    if text in ("every day", "daily", "all", "mon-sun"):
+        return list(WEEKDAYS)
+    if "-" in text:
+        first, last = (part.strip()[:3] for part in text.split("-", 1))
+        return list(WEEKDAYS[WEEKDAYS.index(first) : WEEKDAYS.index(last) + 1])
+    return [part.strip() for part in text.split(",")]
+
+
+class Step(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    channel: Literal["email", "sms"]
+    template: str
+    delay: timedelta = timedelta(0)
+    window: SendWindow = SendWindow()
+    max_lateness: timedelta | None = None
+
+    @field_validator("delay", "max_lateness", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.upper().startswith("P")):
+            return value  # None, or ISO 8601 from a snapshot: pydantic parses it
+        return parse_duration(value)
+
+
+class Audience(Strict):
+    tags: tuple[str, ...] = ()
+    require_consent: tuple[Literal["email", "sms"], ...] = ()
+    enroll_new_contacts: bool = True
+
+
+class ExitConditions(Strict):
+    booked: bool = True
+    unsubscribed_everywhere: bool = True
+
+
+class Sequence(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str
+    template_folder: str
+    reason: str = "you asked us to keep in touch"
+    audience: Audience = Audience()
+    exit: ExitConditions = ExitConditions()
+    link_destinations: dict[str, str] = Field(default_factory=dict)
+    custom_fields: tuple[str, ...] = ()
+    steps: tuple[Step, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_steps(self) -> Sequence:
+        names = [step.name for step in self.steps]
+        if len(names) != len(set(names)):
+            raise ValueError("step names must be unique")
+        return self
+
+    @property
+    def channels(self) -> frozenset[str]:
+        return frozenset(step.channel for step in self.steps)
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> Sequence:
+        return cls.model_validate(data)
+
+
+def definition_path(name: str, folder: Path = CAMPAIGNS_DIR) -> Path:
+    return folder / f"{name}.toml"
+
+
+def load_sequence(name_or_path: str | Path, folder: Path = CAMPAIGNS_DIR) -> Sequence:
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = definition_path(str(name_or_path), folder)
+    if not path.is_file():
+        raise NotFound(f"no sequence definition {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return Sequence.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        ]
+        raise InputError(f"{path}: " + "; ".join(problems)) from None
+
+
+def list_sequences(folder: Path = CAMPAIGNS_DIR) -> list[str]:
+    return sorted(path.stem for path in folder.glob("*.toml"))

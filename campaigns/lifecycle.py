@@ -1,0 +1,70 @@
+"""Launch, pause, resume and cancel: state changes on the campaign row, nothing else.
+
+"Finished" is derived from the messages (see campaigns.reports), never kept as a cursor, so a
+resume can never re-send what was sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns.definitions import Sequence
+from campaigns.enrollment import enroll_audience
+from nurture.errors import InputError, NotFound
+from nurture.models import Campaign, CampaignState
+
+
+def get_campaign(session: Session, name: str) -> Campaign:
+    campaign = session.scalar(select(Campaign).where(Campaign.name == name))
+    if campaign is None:
+        raise NotFound(f"no campaign named {name!r}; launch it first")
+    return campaign
+
+
+def launch(
+    session: Session, sequence: Sequence, *, now: datetime, starts_at: datetime | None = None
+) -> tuple[Campaign, int]:
+    """Create (or re-activate a draft of) the campaign, snapshot its definition, enroll."""
+    campaign = session.scalar(select(Campaign).where(Campaign.name == sequence.name))
+    if campaign is None:
+        campaign = Campaign(name=sequence.name)
+        session.add(campaign)
+    elif campaign.state != CampaignState.DRAFT:
+        raise InputError(
+            f"campaign {sequence.name!r} is already {campaign.state}; "
+            "use resume, or a new name for a new run"
+        )
+    campaign.definition = sequence.snapshot()
+    campaign.state = CampaignState.ACTIVE
+    campaign.launched_at = now
+    campaign.starts_at = starts_at or now
+    session.flush()
+    enrolled = enroll_audience(session, campaign, at=campaign.starts_at)
+    return campaign, enrolled
+
+
+def pause(session: Session, name: str, *, now: datetime) -> Campaign:
+    campaign = get_campaign(session, name)
+    if campaign.state != CampaignState.ACTIVE:
+        raise InputError(f"campaign {name!r} is {campaign.state}, not active")
+    campaign.state, campaign.paused_at = CampaignState.PAUSED, now
+    return campaign
+
+
+def resume(session: Session, name: str) -> Campaign:
+    campaign = get_campaign(session, name)
+    if campaign.state != CampaignState.PAUSED:
+        raise InputError(f"campaign {name!r} is {campaign.state}, not paused")
+    campaign.state, campaign.paused_at = CampaignState.ACTIVE, None
+    return campaign
+
+
+def cancel(session: Session, name: str, *, now: datetime) -> Campaign:
+    campaign = get_campaign(session, name)
+    if campaign.state == CampaignState.CANCELLED:
+        raise InputError(f"campaign {name!r} is already cancelled")
+    campaign.state, campaign.cancelled_at = CampaignState.CANCELLED, now
+    return campaign

@@ -1,0 +1,1 @@
+"""Contacts, the consent ledger, the suppression list, and CSV import/export."""

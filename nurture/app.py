@@ -1,0 +1,101 @@
+"""Wires settings, storage, rendering, providers and the engine into one object per process."""
+
+from __future__ import annotations
+
+import logging
+import secrets as token_source
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigns.compose import Composer
+from nurture.clock import Clock, utcnow
+from nurture.db import ensure_schema, make_engine, session_factory
+from nurture.errors import ConfigError
+from nurture.settings import Settings, load_settings
+from providers.base import EmailChannel, SmsChannel
+from providers.registry import email_channel, sms_channel
+from scheduler.clock import EngineClock
+from scheduler.dispatcher import Dispatcher
+from scheduler.planner import Planner
+from templates.links import LinkSigner
+from templates.renderer import TemplateRenderer
+
+log = logging.getLogger("nurture")
+
+
+def resolve_secret_key(settings: Settings) -> str:
+    """NURTURE_SECRET_KEY; on the embedded SQLite default only, a key kept beside the database."""
+    if settings.secrets.secret_key:
+        return settings.secrets.secret_key
+    url = make_url(settings.database.url)
+    if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
+        raise ConfigError("NURTURE_SECRET_KEY must be set (it signs every link in every message)")
+    key_file = Path(url.database).parent / "secret_key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(token_source.token_urlsafe(48))
+        key_file.chmod(0o600)
+        log.info("generated a local link-signing key in %s", key_file)
+    return key_file.read_text().strip()
+
+
+@dataclass
+class NurtureApp:
+    settings: Settings = field(default_factory=load_settings)
+    clock: Clock = utcnow
+    email_override: EmailChannel | None = None
+    sms_override: SmsChannel | None = None
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database.url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return session_factory(self.engine)
+
+    def migrate(self) -> None:
+        ensure_schema(self.engine)
+
+    @cached_property
+    def signer(self) -> LinkSigner:
+        return LinkSigner(
+            resolve_secret_key(self.settings),
+            self.settings.web.public_base_url,
+            self.settings.web.link_ttl_days,
+        )
+
+    @cached_property
+    def renderer(self) -> TemplateRenderer:
+        return TemplateRenderer()
+
+    @cached_property
+    def composer(self) -> Composer:
+        return Composer(self.settings, self.renderer, self.signer)
+
+    @cached_property
+    def planner(self) -> Planner:
+        return Planner(self.settings, self.sessions, self.clock)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(
+            self.settings,
+            self.sessions,
+            self.composer,
+            self.email_override or email_channel(self.settings),
+            self.sms_override or sms_channel(self.settings),
+            self.clock,
+        )
+
+    def engine_clock(self) -> EngineClock:
+        return EngineClock(self.planner, self.dispatcher, self.settings.scheduler.tick_seconds)
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()

@@ -1,0 +1,19 @@
+"""`nurture db`: migrations."""
+
+from __future__ import annotations
+
+import typer
+
+from nurture.cli.common import console
+from nurture.db import upgrade as upgrade_database
+from nurture.settings import load_settings
+
+app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+@app.command()
+def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Apply Alembic migrations up to REVISION (default: the newest)."""
+    settings = load_settings()
+    upgrade_database(settings.database.url, revision)
+    console.print(f"[green]Database is at {revision}[/green]")

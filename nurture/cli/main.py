@@ -1,0 +1,74 @@
+"""The `nurture` command: every area's commands, and one place that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from nurture.cli import campaigns, contacts, db, serve
+from nurture.cli.common import console, err_console, setup_logging
+from nurture.errors import NurtureError, ValidationFailed
+
+app = typer.Typer(
+    name="nurture",
+    help="Email and SMS nurture campaigns for Spinal Decompression LA.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(contacts.app, name="contacts")
+app.add_typer(campaigns.app, name="campaigns")
+app.command()(serve.worker)
+app.command()(serve.web)
+app.command()(serve.run)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    setup_logging(verbose)
+
+
+@app.command()
+def demo(
+    keep_serving: bool = typer.Option(False, help="Keep the web server up afterwards."),
+    host: str = typer.Option("127.0.0.1", help="Web server address."),
+    port: int = typer.Option(8000, help="Web server port."),
+    folder: Path = typer.Option(Path("var/demo"), help="Where the demo database and outbox go."),
+) -> None:
+    """Run the whole engine end to end on embedded defaults (SQLite, offline outbox)."""
+    from nurture.demo import run_demo
+
+    result = run_demo(console, folder=folder, host=host, port=port, keep_serving=keep_serving)
+    if not result.finished:
+        raise NurtureError("the demo sequence did not finish in time; see the log above")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except NurtureError as exc:
+        if isinstance(exc, ValidationFailed):
+            for problem in exc.problems:
+                err_console.print(f"[red]✗[/red] {problem}", highlight=False)
+        else:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # typer/click usage errors already printed themselves
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""`nurture demo`: the whole product, end to end, on embedded defaults in about a minute.
+
+A fresh SQLite database and outbox under var/demo, three sample contacts, the spasm-relief content
+with its delays compressed (campaigns/demo.toml), the scheduler and the web server together.
+Sample contacts are placed in a time zone where it is daytime now, so the real quiet-hours rule
+(no text outside 8:00-21:00 local) lets the demo's text through instead of being switched off.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress
+from sqlalchemy import func, select
+
+from campaigns import lifecycle
+from campaigns.definitions import load_sequence
+from contacts import importer
+from nurture.app import NurtureApp
+from nurture.clock import utcnow
+from nurture.db import transaction
+from nurture.models import SETTLED_STATES, Enrollment, EnrollmentState, Message
+from nurture.settings import REPO_ROOT, load_settings
+
+DEMO_ZONES = (
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "Pacific/Honolulu",
+    "Europe/London",
+    "Europe/Berlin",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Bangkok",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+    "America/Sao_Paulo",
+    "Atlantic/Azores",
+    "Pacific/Pago_Pago",
+    "Asia/Kathmandu",
+    "America/Anchorage",
+)
+SAMPLE_CSV = REPO_ROOT / "contacts" / "sample_contacts.csv"
+LINK = re.compile(r"https?://[^\s\"<>]+/l/[A-Za-z0-9._~-]+")
+
+
+@dataclass
+class DemoResult:
+    outbox: Path
+    emails: list[Path]
+    sms_file: Path
+    link: str | None
+    finished: bool
+    states: dict[str, int]
+
+
+def daytime_zone(now: datetime) -> str:
+    """A zone where it is now between 10:00 and 18:00 (well inside the 8:00-21:00 rule)."""
+    for zone in DEMO_ZONES:
+        if 10 <= now.astimezone(ZoneInfo(zone)).hour < 18:
+            return zone
+    return DEMO_ZONES[0]
+
+
+def prepare_contacts(folder: Path, zone: str) -> Path:
+    target = folder / "contacts.csv"
+    with SAMPLE_CSV.open(newline="", encoding="utf-8") as source:
+        rows = list(csv.DictReader(source))
+    with target.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "timezone": zone})
+    return target
+
+
+def demo_app(folder: Path, host: str, port: int) -> NurtureApp:
+    settings = load_settings(
+        database={"url": f"sqlite:///{folder / 'nurture.db'}"},
+        outbox={"dir": str(folder / "outbox")},
+        email={"provider": "outbox"},
+        sms={"provider": "outbox", "from_number": "+13105550100"},
+        web={"public_base_url": f"http://{host}:{port}", "host": host, "port": port},
+        scheduler={"tick_seconds": 1, "batch_size": 100},
+    )
+    return NurtureApp(settings=settings)
+
+
+def run_demo(
+    console: Console,
+    *,
+    folder: Path,
+    host: str,
+    port: int,
+    keep_serving: bool,
+    timeout: float = 180,
+) -> DemoResult:
+    from nurture.cli.serve import serve_web
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    nurture = demo_app(folder, host, port)
+    nurture.migrate()
+    zone = daytime_zone(utcnow())
+    summary = importer.import_csv(
+        nurture.sessions,
+        prepare_contacts(folder, zone),
+        "demo",
+        default_timezone=nurture.settings.clinic.default_timezone,
+    )
+    console.print(f"Imported {summary.inserted} sample contacts (time zone {zone}, daytime now)")
+    sequence = load_sequence("demo")
+    with transaction(nurture.sessions) as session:
+        campaign, enrolled = lifecycle.launch(session, sequence, now=nurture.clock())
+        campaign_id = campaign.id
+    console.print(
+        f"Launched campaign [bold]{sequence.name}[/bold]: {enrolled} enrolled, "
+        f"{len(sequence.steps)} steps"
+    )
+
+    server = serve_web(nurture, host, port)
+    web_thread = threading.Thread(target=server.run, name="web", daemon=True)
+    web_thread.start()
+    clock = nurture.engine_clock()
+    clock.start()
+    console.print(f"Web server on http://{host}:{port} ; scheduler ticking every second")
+    try:
+        finished = _wait_until_done(
+            console, nurture, campaign_id, enrolled * len(sequence.steps), timeout
+        )
+    finally:
+        clock.stop()
+    result = _collect(nurture, campaign_id, finished)
+    _report(console, result)
+    if keep_serving:
+        console.print("Web server still up so links can be clicked; Ctrl-C stops it.")
+        try:
+            while web_thread.is_alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    server.should_exit = True
+    web_thread.join(timeout=10)
+    nurture.dispose()
+    return result
+
+
+def _wait_until_done(
+    console: Console, nurture: NurtureApp, campaign_id: int, total: int, timeout: float
+) -> bool:
+    """Wait until every enrollment has completed or exited; False on timeout."""
+    deadline = time.monotonic() + timeout
+    with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), console=console) as bar:
+        task = bar.add_task("Messages settled", total=total)
+        while True:
+            with transaction(nurture.sessions) as session:
+                active = session.scalar(
+                    select(func.count()).where(
+                        Enrollment.campaign_id == campaign_id,
+                        Enrollment.state == EnrollmentState.ACTIVE,
+                    )
+                )
+                settled = (
+                    session.scalar(
+                        select(func.count()).where(
+                            Message.campaign_id == campaign_id,
+                            Message.state.in_([str(state) for state in SETTLED_STATES]),
+                        )
+                    )
+                    or 0
+                )
+            bar.update(task, completed=settled)
+            if not active:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+
+
+def _collect(nurture: NurtureApp, campaign_id: int, finished: bool) -> DemoResult:
+    outbox = nurture.settings.outbox.dir
+    with transaction(nurture.sessions) as session:
+        rows = session.execute(
+            select(Message.state, Message.skip_reason, func.count())
+            .where(Message.campaign_id == campaign_id)
+            .group_by(Message.state, Message.skip_reason)
+        ).all()
+    states = {
+        f"{state}" + (f" ({reason})" if reason else ""): count for state, reason, count in rows
+    }
+    emails = sorted((outbox / "email").glob("*.eml"))
+    link = None
+    for path in emails:
+        match = LINK.search(path.read_text(encoding="utf-8", errors="replace"))
+        if match:
+            link = match.group(0)
+            break
+    return DemoResult(outbox, emails, outbox / "sms.jsonl", link, finished, states)
+
+
+def _report(console: Console, result: DemoResult) -> None:
+    texts = (
+        result.sms_file.read_text(encoding="utf-8").count("\n") if result.sms_file.exists() else 0
+    )
+    outcome = "[green]Done[/green]" if result.finished else "[red]Timed out[/red]"
+    summary = ", ".join(f"{count} {state}" for state, count in sorted(result.states.items()))
+    console.print(f"\n{outcome}: {summary}.")
+    console.print(
+        f"  emails (.eml with every header): {result.outbox / 'email'} ({len(result.emails)})"
+    )
+    console.print(f"  texts (JSON lines):              {result.sms_file} ({texts})")
+    if result.link:
+        console.print("  a tracked booking link to click (run `nurture demo --keep-serving`):")
+        console.print(result.link, soft_wrap=True, highlight=False)

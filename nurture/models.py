@@ -1,0 +1,323 @@
+"""The tables: the only state shared between workers and the web server.
+
+One row per (enrollment, step) in `messages` is what makes delivery exactly-once: the dispatcher
+marks it sending before the provider call and sent after, never keeping a cursor (listmonk #3022).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from nurture.clock import utcnow
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; use aware UTC times")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Channel(enum.StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class ConsentStatus(enum.StrEnum):
+    OPTED_IN = "opted_in"
+    OPTED_OUT = "opted_out"
+
+
+class SuppressionReason(enum.StrEnum):
+    UNSUBSCRIBED = "unsubscribed"
+    STOP = "stop"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    UNREACHABLE = "unreachable"
+    MANUAL = "manual"
+    FORGOTTEN = "forgotten"
+
+
+class CampaignState(enum.StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+
+class EnrollmentState(enum.StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    EXITED = "exited"
+
+
+class MessageState(enum.StrEnum):
+    PLANNED = "planned"  # due at due_at (moved later by a retryable error or a window)
+    CLAIMED = "claimed"  # taken by a worker for checks; never handed to a provider yet
+    SENDING = "sending"  # claimed and handed to a provider; outcome not yet recorded
+    SENT = "sent"  # the provider accepted it (provider_message_id set)
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"  # permanent error, with error text; never retried
+    SKIPPED = "skipped"  # not sent on purpose, with skip_reason
+    UNCERTAIN = "uncertain"  # a crash between "sending" and the outcome; never blindly re-sent
+
+
+#: States after which the next step may be planned.
+SETTLED_STATES = frozenset(
+    {
+        MessageState.SENT,
+        MessageState.DELIVERED,
+        MessageState.UNDELIVERED,
+        MessageState.FAILED,
+        MessageState.SKIPPED,
+        MessageState.UNCERTAIN,
+    }
+)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    # Current consent per channel, derived from the ledger by contacts.consent.record_consent in the
+    # same transaction, so audiences and sends need no scan of the ledger.
+    email_consent: Mapped[str | None] = mapped_column(String(20))
+    sms_consent: Mapped[str | None] = mapped_column(String(20))
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    source: Mapped[str] = mapped_column(String(100), default="")
+    booked_at: Mapped[datetime | None]
+    erased_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    consent_events: Mapped[list[ConsentEvent]] = relationship(
+        back_populates="contact", order_by="ConsentEvent.id"
+    )
+    tag_rows: Mapped[list[ContactTag]] = relationship(
+        cascade="all, delete-orphan", order_by="ContactTag.tag", lazy="selectin"
+    )
+
+    @property
+    def tags(self) -> list[str]:
+        return [row.tag for row in self.tag_rows]
+
+    def add_tags(self, tags: list[str]) -> bool:
+        """Add tags not yet present; True when anything changed. Tags are never removed by import."""
+        have = set(self.tags)
+        new = [tag for tag in dict.fromkeys(tags) if tag and tag not in have]
+        self.tag_rows.extend(ContactTag(tag=tag) for tag in new)
+        return bool(new)
+
+    def consent_for(self, channel: Channel | str) -> str | None:
+        return self.email_consent if channel == Channel.EMAIL else self.sms_consent
+
+    def address(self, channel: Channel | str) -> str | None:
+        return self.email if channel == Channel.EMAIL else self.phone
+
+
+class ContactTag(Base):
+    __tablename__ = "contact_tags"
+    __table_args__ = (Index("ix_contact_tag_tag", "tag", "contact_id"),)
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class ConsentEvent(Base):
+    """Append-only consent ledger; a contact's current consent per channel is its latest event."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_contact_channel", "contact_id", "channel", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(100), default="")
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    contact: Mapped[Contact] = relationship(back_populates="consent_events")
+
+
+class Suppression(Base):
+    """Keyed by a hash of the address, so `forget` can erase the address and keep the block."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("channel", "address_hash", name="uq_suppression_address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    address_hash: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lifted_at: Mapped[datetime | None]
+    lifted_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(20), default=CampaignState.DRAFT)
+    starts_at: Mapped[datetime | None]
+    launched_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "contact_id", name="uq_enrollment"),
+        Index("ix_enrollment_state", "state", "campaign_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(20), default=EnrollmentState.ACTIVE)
+    enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    exited_at: Mapped[datetime | None]
+    exit_reason: Mapped[str | None] = mapped_column(String(100))
+    # Index of the last step that has a message row; -1 before the first is planned.
+    planned_step: Mapped[int] = mapped_column(default=-1)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "step_index", name="uq_message_step"),
+        Index("ix_message_due", "state", "due_at"),
+        Index("ix_message_contact_channel", "contact_id", "channel", "sent_at"),
+        Index("ix_message_campaign", "campaign_id", "step_index", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    step_index: Mapped[int]
+    channel: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(20), default=MessageState.PLANNED)
+    due_at: Mapped[datetime]
+    not_after: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    provider: Mapped[str | None] = mapped_column(String(20))
+    provider_message_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    provider_status: Mapped[str | None] = mapped_column(String(30))
+    segments: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    skip_reason: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Event(Base):
+    """What happened after a send: deliveries, clicks, opens, unsubscribes, bookings, inbound texts."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_event_campaign_kind", "campaign_id", "kind", "occurred_at"),
+        Index("ix_event_contact", "contact_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    step_index: Mapped[int | None]
+    channel: Mapped[str | None] = mapped_column(String(10))
+    provider: Mapped[str | None] = mapped_column(String(20))
+    # Dedupe key for provider retries: SendGrid sg_event_id, Twilio MessageSid+status.
+    provider_event_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RateBucket(Base):
+    """A token bucket per provider sender, shared by every worker through the database."""
+
+    __tablename__ = "rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime]
+
+
+class ImportJob(Base):
+    """One CSV import, so staff can watch its progress and fetch its rejects file."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    total_rows: Mapped[int] = mapped_column(default=0)
+    processed_rows: Mapped[int] = mapped_column(default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rejects_path: Mapped[str | None] = mapped_column(String(500))
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

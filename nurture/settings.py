@@ -1,0 +1,248 @@
+"""Settings: documented defaults in settings.toml, overridden by NURTURE_<SECTION>__<KEY>.
+
+Secrets are never read from the TOML file, only from the environment (see `Secrets`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import time
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from nurture.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_FILE_ENV = "NURTURE_SETTINGS_FILE"
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    return value
+
+
+def _clock(value: str | time) -> time:
+    if isinstance(value, time):
+        return value
+    if not re.fullmatch(r"\d{1,2}:\d{2}", value):
+        raise ValueError(f"expected HH:MM, got {value!r}")
+    hours, minutes = (int(part) for part in value.split(":"))
+    return time(hours % 24, minutes)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClinicSettings(Section):
+    name: str = "Spinal Decompression LA"
+    website: str = "https://spinaldecompressionla.com"
+    postal_address: str = Field(min_length=10)
+    phone_display: str = "888-20-DECOM"
+    phone_e164: str = "+18882033266"
+    booking_url: str = "https://spinaldecompressionla.com/book"
+    link_destinations: dict[str, str] = Field(default_factory=dict)
+    sms_help_text: str = ""
+    default_timezone: str = "America/Los_Angeles"
+
+    _check_zone = field_validator("default_timezone")(_zone)
+
+    @field_validator("booking_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    def destinations(self) -> dict[str, str]:
+        """Registered tracked-link targets; `booking` always points at the booking page."""
+        return {**self.link_destinations, "booking": self.booking_url}
+
+
+class WebSettings(Section):
+    public_base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    link_ttl_days: int = Field(400, ge=30)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite:///var/nurture.db"
+
+
+class OutboxSettings(Section):
+    dir: Path = Path("var/outbox")
+
+
+class EmailSettings(Section):
+    provider: Literal["outbox", "sendgrid"] = "outbox"
+    from_address: str = "care@spinaldecompressionla.com"
+    from_name: str = "Spinal Decompression LA"
+    reply_to: str = ""
+    unsubscribe_mailto: str = ""
+
+
+class SmsSettings(Section):
+    provider: Literal["outbox", "twilio"] = "outbox"
+    from_number: str = ""
+    messaging_service_sid: str = ""
+    segments_per_second: float = Field(1.0, gt=0)
+
+
+class SendGridSettings(Section):
+    api_host: str = ""
+    emails_per_second: float = Field(100.0, gt=0)
+    concurrency: int = Field(16, ge=1, le=256)
+
+
+class TwilioSettings(Section):
+    api_base_url: str = ""
+    concurrency: int = Field(16, ge=1, le=256)
+
+
+class SchedulerSettings(Section):
+    tick_seconds: float = Field(5, gt=0)
+    default_timezone: str = "America/Los_Angeles"
+    batch_size: int = Field(500, ge=1)
+    sms_quiet_hours_start: time = time(21, 0)
+    sms_quiet_hours_end: time = time(8, 0)
+    max_lateness_hours: float = Field(48, gt=0)
+    sms_frequency_cap_hours: float = Field(24, ge=0)
+    max_attempts: int = Field(6, ge=1)
+    retry_base_seconds: float = Field(30, ge=0)
+    sending_timeout_seconds: float = Field(300, gt=0)
+
+    _check_zone = field_validator("default_timezone")(_zone)
+    _check_clock = field_validator("sms_quiet_hours_start", "sms_quiet_hours_end", mode="before")(
+        _clock
+    )
+
+    @field_validator("sms_quiet_hours_start")
+    @classmethod
+    def _tcpa_evening(cls, value: time) -> time:
+        if value > time(21, 0) or value < time(8, 0):
+            raise ValueError("texts must stop by 21:00 local (TCPA); a stricter hour is allowed")
+        return value
+
+    @field_validator("sms_quiet_hours_end")
+    @classmethod
+    def _tcpa_morning(cls, value: time) -> time:
+        if value < time(8, 0) or value > time(21, 0):
+            raise ValueError("texts may start at 08:00 local at the earliest (TCPA)")
+        return value
+
+
+class StatusSettings(Section):
+    unreachable_codes: list[int] = Field(default_factory=lambda: [30003, 30005, 30006])
+    unreachable_threshold: int = Field(2, ge=1)
+
+
+class Secrets(BaseSettings):
+    """Credentials, from the environment only (never from settings.toml or a commit)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    sendgrid_api_key: str = Field("", validation_alias="SENDGRID_API_KEY")
+    twilio_account_sid: str = Field("", validation_alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str = Field("", validation_alias="TWILIO_AUTH_TOKEN")
+    secret_key: str = Field("", validation_alias="NURTURE_SECRET_KEY")
+    booking_webhook_secret: str = Field("", validation_alias="NURTURE_BOOKING_WEBHOOK_SECRET")
+    sendgrid_webhook_public_key: str = Field(
+        "", validation_alias="NURTURE_SENDGRID_WEBHOOK_PUBLIC_KEY"
+    )
+
+    def __repr__(self) -> str:  # never print a secret, even in a traceback
+        return "Secrets(<hidden>)"
+
+
+class Settings(BaseSettings):
+    """All settings: sections from settings.toml, each key overridable from the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NURTURE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    clinic: ClinicSettings
+    web: WebSettings = WebSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    email: EmailSettings = EmailSettings()
+    sms: SmsSettings = SmsSettings()
+    sendgrid: SendGridSettings = SendGridSettings()
+    twilio: TwilioSettings = TwilioSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    status: StatusSettings = StatusSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=settings_file())
+        return (init_settings, env_settings, toml)
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        return Secrets()
+
+
+def settings_file() -> Path:
+    """NURTURE_SETTINGS_FILE, else ./settings.toml, else the repository's own settings.toml."""
+    explicit = os.environ.get(SETTINGS_FILE_ENV)
+    if explicit:
+        return Path(explicit)
+    local = Path.cwd() / "settings.toml"
+    return local if local.exists() else REPO_ROOT / "settings.toml"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per bad key, naming it the way a person would override it."""
+    lines = []
+    for error in exc.errors():
+        dotted = ".".join(str(part) for part in error["loc"])
+        env = "NURTURE_" + "__".join(str(part).upper() for part in error["loc"])
+        lines.append(f"setting {dotted} (or {env}): {error['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load and validate settings, turning a bad value into one ConfigError naming the key."""
+    path = settings_file()
+    if os.environ.get(SETTINGS_FILE_ENV) and not path.exists():
+        raise ConfigError(f"settings file {path} (from {SETTINGS_FILE_ENV}) does not exist")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed TOML
+        raise ConfigError(f"cannot read settings file {path}: {exc}") from None

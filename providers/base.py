@@ -1,0 +1,89 @@
+"""The channel seam: what a send carries, what comes back, and the two kinds of failure.
+
+Like django-anymail, a provider error is either rejected (permanent: never retried) or
+unavailable (429, 5xx, timeout: retried with backoff), and carries the provider's response.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from nurture.errors import NurtureError
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    message_id: int
+    to: str
+    from_email: str
+    from_name: str
+    subject: str
+    html: str
+    text: str
+    reply_to: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    custom_args: dict[str, str] = field(default_factory=dict)
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutgoingSms:
+    message_id: int
+    to: str
+    body: str
+    from_number: str = ""
+    messaging_service_sid: str = ""
+    status_callback: str = ""
+    segments: int = 1
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider: str
+    provider_message_id: str
+    status: str = "sent"
+
+
+class ProviderError(NurtureError):
+    def __init__(self, provider: str, reason: str, *, code: str | None = None) -> None:
+        self.provider, self.reason, self.code = provider, reason, code
+        super().__init__(f"{provider}: {reason}" + (f" (code {code})" if code else ""))
+
+
+class ProviderRejected(ProviderError):
+    """Permanent: bad address, opted out at the carrier, invalid payload. Never retried."""
+
+    def __init__(
+        self, provider: str, reason: str, *, code: str | None = None, suppress: str | None = None
+    ) -> None:
+        super().__init__(provider, reason, code=code)
+        #: A suppression reason the engine should record (e.g. Twilio 21610: replied STOP).
+        self.suppress = suppress
+
+
+class ProviderUnavailable(ProviderError):
+    """Transient: rate limited, server error, timeout. Retried with backoff."""
+
+    def __init__(
+        self,
+        provider: str,
+        reason: str,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(provider, reason, code=code)
+        self.retry_after = retry_after
+
+
+class EmailChannel(Protocol):
+    name: str
+
+    def send_email(self, email: OutgoingEmail) -> SendResult: ...
+
+
+class SmsChannel(Protocol):
+    name: str
+
+    def send_sms(self, sms: OutgoingSms) -> SendResult: ...

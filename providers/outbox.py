@@ -1,0 +1,67 @@
+"""The offline provider: emails become .eml files with every header, texts become JSON lines.
+
+It is the default, so the demo and a fresh clone never reach a real provider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+from pathlib import Path
+
+from nurture.clock import utcnow
+from providers.base import OutgoingEmail, OutgoingSms, SendResult
+
+
+class OutboxChannel:
+    name = "outbox"
+
+    def __init__(self, folder: Path) -> None:
+        self.email_dir = folder / "email"
+        self.sms_file = folder / "sms.jsonl"
+        self.email_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def send_email(self, email: OutgoingEmail) -> SendResult:
+        message = EmailMessage()
+        message["From"] = formataddr((email.from_name, email.from_email))
+        message["To"] = email.to
+        message["Subject"] = email.subject
+        message["Date"] = formatdate(localtime=False)
+        message_id = make_msgid(idstring=f"nurture-{email.message_id}", domain="outbox.local")
+        message["Message-ID"] = message_id
+        if email.reply_to:
+            message["Reply-To"] = email.reply_to
+        for name, value in email.headers.items():
+            message[name] = value
+        for name, value in email.custom_args.items():
+            message[f"X-Nurture-{name.replace('_', '-').title()}"] = value
+        message.set_content(email.text)
+        message.add_alternative(email.html, subtype="html")
+        path = self.email_dir / f"{email.message_id:08d}.eml"
+        _write_atomically(path, bytes(message))
+        return SendResult(self.name, message_id.strip("<>"))
+
+    def send_sms(self, sms: OutgoingSms) -> SendResult:
+        record = {
+            "message_id": sms.message_id,
+            "to": sms.to,
+            "from": sms.from_number or sms.messaging_service_sid,
+            "body": sms.body,
+            "segments": sms.segments,
+            "status_callback": sms.status_callback,
+            "at": utcnow().isoformat(),
+        }
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self._lock, self.sms_file.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+        return SendResult(self.name, f"outbox-sms-{sms.message_id}")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)

@@ -1,0 +1,27 @@
+"""Picks the email and SMS channels named in settings."""
+
+from __future__ import annotations
+
+from nurture.settings import Settings
+from providers.base import EmailChannel, SmsChannel
+from providers.outbox import OutboxChannel
+
+
+def email_channel(settings: Settings) -> EmailChannel:
+    if settings.email.provider == "sendgrid":
+        from providers.sendgrid import SendGridChannel
+
+        return SendGridChannel(settings.secrets.sendgrid_api_key, settings.sendgrid.api_host)
+    return OutboxChannel(settings.outbox.dir)
+
+
+def sms_channel(settings: Settings) -> SmsChannel:
+    if settings.sms.provider == "twilio":
+        from providers.twilio import TwilioChannel
+
+        return TwilioChannel(
+            settings.secrets.twilio_account_sid,
+            settings.secrets.twilio_auth_token,
+            api_base_url=settings.twilio.api_base_url,
+        )
+    return OutboxChannel(settings.outbox.dir)

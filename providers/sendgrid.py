@@ -1,0 +1,102 @@
+"""SendGrid through the official SDK's Mail helper.
+
+RFC 8058 / Gmail and Yahoo bulk-sender rules: List-Unsubscribe carries the one-click HTTPS URL
+(and a mailto when configured) with List-Unsubscribe-Post. Our message id travels in custom_args
+for webhook correlation; categories never carry personal data; SendGrid's own click tracking is
+off so links are not wrapped twice.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import (
+    Category,
+    ClickTracking,
+    Content,
+    CustomArg,
+    From,
+    Header,
+    Mail,
+    ReplyTo,
+    To,
+    TrackingSettings,
+)
+
+from nurture.errors import ConfigError
+from providers.base import OutgoingEmail, ProviderRejected, ProviderUnavailable, SendResult
+from providers.loopback import require_loopback
+
+NAME = "sendgrid"
+
+
+def build_mail(email: OutgoingEmail) -> Mail:
+    """The v3 payload, built with the SDK's helpers (also used by the pooled sender)."""
+    mail = Mail(
+        from_email=From(email.from_email, email.from_name),
+        to_emails=To(email.to),
+        subject=email.subject,
+    )
+    mail.add_content(Content("text/plain", email.text))
+    mail.add_content(Content("text/html", email.html))
+    if email.reply_to:
+        mail.reply_to = ReplyTo(email.reply_to)
+    for name, value in email.headers.items():
+        mail.add_header(Header(name, value))
+    for name, value in email.custom_args.items():
+        mail.add_custom_arg(CustomArg(name, value))
+    for category in email.categories:
+        mail.add_category(Category(category))
+    tracking = TrackingSettings()
+    tracking.click_tracking = ClickTracking(enable=False, enable_text=False)
+    mail.tracking_settings = tracking
+    return mail
+
+
+def classify_http_error(status: int, body: str, retry_after: str | None = None) -> Exception:
+    """429 and 5xx are transient; any other 4xx (400 bad payload, 401, 403, 413) is permanent."""
+    reason = _error_text(body) or f"HTTP {status}"
+    if status == 429 or status >= 500:
+        delay = float(retry_after) if retry_after and retry_after.isdigit() else None
+        return ProviderUnavailable(NAME, reason, code=str(status), retry_after=delay)
+    return ProviderRejected(NAME, reason, code=str(status))
+
+
+def _error_text(body: str) -> str:
+    try:
+        errors = json.loads(body).get("errors", [])
+        return "; ".join(str(error.get("message", error)) for error in errors)
+    except (ValueError, AttributeError):
+        return body[:300]
+
+
+class SendGridChannel:
+    name = NAME
+
+    def __init__(self, api_key: str, api_host: str = "") -> None:
+        if not api_key:
+            raise ConfigError("SENDGRID_API_KEY must be set when [email] provider = 'sendgrid'")
+        self.api_key = api_key
+        self.host = require_loopback(api_host, "sendgrid.api_host") if api_host else None
+
+    def _client(self) -> SendGridAPIClient:
+        # A client per call: the SDK keeps per-call headers on the client object (shared dict).
+        if self.host:
+            return SendGridAPIClient(api_key=self.api_key, host=self.host)
+        return SendGridAPIClient(api_key=self.api_key)
+
+    def send_email(self, email: OutgoingEmail) -> SendResult:
+        try:
+            response = self._client().send(build_mail(email))
+        except HTTPError as exc:
+            body = exc.body.decode() if isinstance(exc.body, bytes) else str(exc.body)
+            raise classify_http_error(
+                exc.status_code, body, exc.headers.get("Retry-After")
+            ) from exc
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            raise ProviderUnavailable(NAME, f"network error: {exc}") from exc
+        message_id = response.headers.get("X-Message-Id") or ""
+        return SendResult(NAME, message_id, "queued")

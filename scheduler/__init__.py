@@ -1,0 +1,1 @@
+"""The engine: the APScheduler clock, the planner, the dispatcher, pacing and retries."""

@@ -1,0 +1,70 @@
+"""Claiming due messages: one statement, so any number of workers share work without a
+coordinator (PostgreSQL FOR UPDATE SKIP LOCKED; SQLite serialises writers with BEGIN IMMEDIATE).
+
+Also the recovery rules after a crash: a claimed-but-unsent message is safely planned again; a
+message left "sending" may or may not have reached the provider, so it becomes "uncertain".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from nurture.db import is_sqlite
+from nurture.models import Message, MessageState
+
+CLAIM_TIMEOUT = timedelta(minutes=2)
+
+
+def claim_due(session: Session, *, now: datetime, limit: int, worker: str) -> list[int]:
+    due = (
+        select(Message.id)
+        .where(Message.state == MessageState.PLANNED, Message.due_at <= now)
+        .order_by(Message.due_at, Message.id)
+        .limit(limit)
+    )
+    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        due = due.with_for_update(skip_locked=True)
+    ids = list(session.scalars(due))
+    if ids:
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(ids), Message.state == MessageState.PLANNED)
+            .values(state=MessageState.CLAIMED, claimed_by=worker, claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return ids
+
+
+def recover_stale(
+    session: Session, *, now: datetime, sending_timeout: timedelta
+) -> tuple[int, int]:
+    """Return (re-planned, made uncertain) after a worker died mid-batch."""
+    replanned = session.execute(
+        update(Message)
+        .where(Message.state == MessageState.CLAIMED, Message.claimed_at < now - CLAIM_TIMEOUT)
+        .values(state=MessageState.PLANNED, claimed_by=None, claimed_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    uncertain = session.execute(
+        update(Message)
+        .where(Message.state == MessageState.SENDING, Message.claimed_at < now - sending_timeout)
+        .values(
+            state=MessageState.UNCERTAIN,
+            error="worker stopped between the provider call and recording its outcome",
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return replanned, uncertain
+
+
+def release_worker(session: Session, worker: str) -> int:
+    """On a clean shutdown, hand back what this worker claimed but never started sending."""
+    return session.execute(
+        update(Message)
+        .where(Message.state == MessageState.CLAIMED, Message.claimed_by == worker)
+        .values(state=MessageState.PLANNED, claimed_by=None, claimed_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount

@@ -1,0 +1,215 @@
+"""Shared fixtures: a clean environment, SQLite and PostgreSQL databases, a frozen clock, an app
+wired with in-memory channels. PostgreSQL tests skip locally when no server answers, but fail
+under CI (CI=true), where the server must be there."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from nurture.app import NurtureApp
+from nurture.clock import FrozenClock
+from nurture.settings import REPO_ROOT, load_settings
+from providers.memory import MemoryChannel
+
+PG_ADMIN = os.environ.get("NURTURE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_TEMPLATE = "nurture_test_template"
+TEST_SECRET = "test-secret-key-0123456789abcdef"
+SHARED = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see a developer's NURTURE_* or provider variables."""
+    for name in list(os.environ):
+        if name.startswith(("NURTURE_", "SENDGRID_", "TWILIO_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NURTURE_SETTINGS_FILE", str(REPO_ROOT / "settings.toml"))
+    monkeypatch.setenv("NURTURE_SECRET_KEY", TEST_SECRET)
+
+
+def _pg_connect(dbname: str = "postgres") -> psycopg.Connection[Any]:
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + dbname
+    return psycopg.connect(url, autocommit=True, connect_timeout=3)
+
+
+def _postgres_or_skip() -> None:
+    try:
+        _pg_connect().close()
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL must answer on {PG_ADMIN} under CI: {exc}")
+        pytest.skip(f"no PostgreSQL on {PG_ADMIN}: {exc}")
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> str:
+    """A migrated template database; each test copies it (CREATE DATABASE ... TEMPLATE)."""
+    _postgres_or_skip()
+    from nurture.db import upgrade
+
+    with _pg_connect() as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {PG_TEMPLATE}")
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    upgrade(f"{base}/{PG_TEMPLATE}")
+    from sqlalchemy import create_engine
+
+    create_engine(f"{base}/{PG_TEMPLATE}").dispose()
+    return PG_TEMPLATE
+
+
+def make_pg_database(template: str) -> tuple[str, str]:
+    name = f"nurture_t_{uuid.uuid4().hex[:12]}"
+    with _pg_connect() as admin:
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    return name, f"{base}/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    with _pg_connect() as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Runs the test once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nurture.db'}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name, url = make_pg_database(template)
+    try:
+        yield url
+    finally:
+        drop_pg_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'nurture.db'}"
+
+
+@pytest.fixture
+def postgres_url(pg_template: str) -> Iterator[str]:
+    name, url = make_pg_database(pg_template)
+    try:
+        yield url
+    finally:
+        drop_pg_database(name)
+
+
+@pytest.fixture
+def frozen_clock() -> FrozenClock:
+    """Tuesday 2026-12-01 18:00 UTC = 10:00 in Los Angeles: inside every window."""
+    return FrozenClock(datetime(2026, 12, 1, 18, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def channel() -> MemoryChannel:
+    return MemoryChannel()
+
+
+def build_app(
+    url: str,
+    tmp_path: Path,
+    clock: FrozenClock,
+    channel: MemoryChannel,
+    **overrides: Any,
+) -> NurtureApp:
+    sections: dict[str, dict[str, Any]] = {
+        "database": {"url": url},
+        "outbox": {"dir": str(tmp_path / "outbox")},
+        "scheduler": {"tick_seconds": 1},
+    }
+    for section, values in overrides.items():
+        sections.setdefault(section, {}).update(values)
+    app = NurtureApp(
+        settings=load_settings(**sections),
+        clock=clock,
+        email_override=channel,
+        sms_override=channel,
+    )
+    app.migrate()
+    return app
+
+
+@pytest.fixture
+def nurture_app(
+    db_url: str, tmp_path: Path, frozen_clock: FrozenClock, channel: MemoryChannel
+) -> Iterator[NurtureApp]:
+    """A migrated app on SQLite and PostgreSQL, with a frozen clock and an in-memory channel."""
+    app = build_app(db_url, tmp_path, frozen_clock, channel)
+    yield app
+    app.dispose()
+
+
+@pytest.fixture
+def sqlite_app(
+    sqlite_url: str, tmp_path: Path, frozen_clock: FrozenClock, channel: MemoryChannel
+) -> Iterator[NurtureApp]:
+    app = build_app(sqlite_url, tmp_path, frozen_clock, channel)
+    yield app
+    app.dispose()
+
+
+@pytest.fixture
+def make_contact(nurture_app: NurtureApp) -> Any:
+    """Create an opted-in contact: make_contact(email=..., phone=..., sms=True, tags=[...])."""
+    from contacts.consent import record_consent
+    from nurture.db import transaction
+    from nurture.models import ConsentStatus, Contact
+
+    counter = iter(range(1, 10_000))
+
+    def make(
+        *,
+        email: str | None = "",
+        phone: str | None = None,
+        sms: bool = False,
+        email_consent: bool = True,
+        tags: tuple[str, ...] = (),
+        timezone: str = "America/Los_Angeles",
+        first_name: str = "Pat",
+    ) -> int:
+        n = next(counter)
+        with transaction(nurture_app.sessions) as session:
+            contact = Contact(
+                first_name=first_name,
+                last_name=f"Tester{n}",
+                email=(email if email != "" else f"pat{n}@example.com"),
+                phone=phone,
+                timezone=timezone,
+            )
+            session.add(contact)
+            session.flush()
+            contact.add_tags(list(tags))
+            if email_consent and contact.email:
+                record_consent(
+                    session,
+                    contact.id,
+                    "email",
+                    ConsentStatus.OPTED_IN,
+                    source="test",
+                    evidence="test form",
+                )
+            if sms and contact.phone:
+                record_consent(
+                    session,
+                    contact.id,
+                    "sms",
+                    ConsentStatus.OPTED_IN,
+                    source="test",
+                    evidence="signed SMS consent form",
+                )
+            return contact.id
+
+    return make
