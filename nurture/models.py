@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -45,7 +45,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
 
 
 class Channel(enum.StrEnum):
@@ -138,7 +142,7 @@ class Contact(Base):
         return [row.tag for row in self.tag_rows]
 
     def add_tags(self, tags: list[str]) -> bool:
-        """Add tags not yet present; True when anything changed. Tags are never removed by import."""
+        """Add tags not yet present; True when anything changed (an import never removes one)."""
         have = set(self.tags)
         new = [tag for tag in dict.fromkeys(tags) if tag and tag not in have]
         self.tag_rows.extend(ContactTag(tag=tag) for tag in new)
@@ -260,7 +264,7 @@ class Message(Base):
 
 
 class Event(Base):
-    """What happened after a send: deliveries, clicks, opens, unsubscribes, bookings, inbound texts."""
+    """What happened after a send: deliveries, clicks, unsubscribes, bookings, inbound texts."""
 
     __tablename__ = "events"
     __table_args__ = (

@@ -8,6 +8,8 @@ release, add a new revision with `alembic revision --autogenerate` instead.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -32,7 +34,11 @@ def main() -> None:
     text = path.read_text()
     text = text.replace("nurture.models.UTCDateTime()", "sa.DateTime()")
     text = re.sub(r"Create Date: .*\n", "", text)
-    path.write_text(text)
+    path.write_text("\n".join(line.rstrip() for line in text.splitlines()) + "\n")
+    ruff = shutil.which("ruff")
+    if ruff:  # keep the generated file as clean as hand-written code
+        subprocess.run([ruff, "format", "--quiet", str(path)], check=False)
+        subprocess.run([ruff, "check", "--fix", "--quiet", str(path)], check=False)
     print(f"wrote {path}")
 
 

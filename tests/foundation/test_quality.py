@@ -1,0 +1,65 @@
+"""The codebase's own checks, run with the tests so CI enforces them: ruff, the layering
+contract (import-linter), migrations that match the models, and our package names."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
+from nurture.db import upgrade
+from nurture.models import Base
+from nurture.settings import REPO_ROOT
+
+OUR_PACKAGES = ("nurture", "contacts", "campaigns", "templates", "scheduler", "providers", "web")
+
+
+def test_ruff_finds_nothing() -> None:
+    ruff = shutil.which("ruff")
+    assert ruff, "ruff is part of the test extra"
+    result = subprocess.run(
+        [ruff, "check", "--no-cache", "."], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_layers_point_one_way() -> None:
+    """CLI and web → scheduler → campaigns → templates/providers → contacts → storage."""
+    lint = shutil.which("lint-imports")
+    assert lint, "import-linter is part of the test extra"
+    result = subprocess.run([lint], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_migrations_match_models(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'check.db'}"
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert diff == [], "run `python -m nurture.migrations.regenerate`: " + repr(diff)
+
+
+@pytest.mark.parametrize("name", OUR_PACKAGES)
+def test_no_other_distribution_provides_our_top_level_names(name: str) -> None:
+    """PyPI has `scheduler`, `contacts`, `campaigns`, `templates`...: one installed beside us would
+    silently replace our package outside the repository folder."""
+    providers = set(importlib.metadata.packages_distributions().get(name, [])) - {"nurture"}
+    assert not providers, f"{name!r} is also provided by {providers}"
+    module = __import__(name)
+    assert Path(module.__file__).resolve().is_relative_to(REPO_ROOT)
+
+
+def test_console_script_is_installed() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nurture.cli.main", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "campaigns" in result.stdout
