@@ -219,6 +219,8 @@ class Enrollment(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id", name="uq_enrollment"),
         Index("ix_enrollment_state", "state", "campaign_id"),
+        # Staff reports: enrolled / active / completed / exit reasons per campaign, index-only.
+        Index("ix_enrollment_campaign_state", "campaign_id", "state", "exit_reason"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -239,6 +241,8 @@ class Message(Base):
         Index("ix_message_due", "state", "due_at"),
         Index("ix_message_contact_channel", "contact_id", "channel", "sent_at"),
         Index("ix_message_campaign", "campaign_id", "step_index", "state"),
+        # Staff reports: messages sent per day per campaign without scanning the table.
+        Index("ix_message_campaign_sent", "campaign_id", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -270,6 +274,8 @@ class Event(Base):
     __table_args__ = (
         Index("ix_event_campaign_kind", "campaign_id", "kind", "occurred_at"),
         Index("ix_event_contact", "contact_id", "occurred_at"),
+        # Staff reports: distinct clicks/bookings per campaign step, index-only.
+        Index("ix_event_campaign_step", "campaign_id", "kind", "step_index", "message_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
