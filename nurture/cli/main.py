@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from nurture.cli import campaigns, contacts, db, serve
+from nurture.cli import booking, campaigns, contacts, db, serve
 from nurture.cli.common import console, err_console, setup_logging
 from nurture.errors import NurtureError, ValidationFailed
 
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(contacts.app, name="contacts")
+contacts.app.command("booked")(booking.booked)
 app.add_typer(campaigns.app, name="campaigns")
 app.command()(serve.worker)
 app.command()(serve.web)

@@ -1,0 +1,27 @@
+"""`nurture contacts booked EMAIL|PHONE`: staff record a booking made by phone or at the desk."""
+
+from __future__ import annotations
+
+import typer
+
+from campaigns.booking import find_contact, mark_booked
+from nurture.cli.common import console, ready_app
+from nurture.db import transaction
+from nurture.redact import mask_address
+
+
+def booked(
+    email_or_phone: str = typer.Argument(..., help="The contact's email address or phone number."),
+) -> None:
+    """Mark a contact as booked: they leave every nurture sequence before its next step."""
+    nurture = ready_app()
+    with transaction(nurture.sessions) as session:
+        contact = find_contact(session, email_or_phone)
+        result = mark_booked(session, contact, at=nurture.clock(), source="staff (command line)")
+    who = mask_address(email_or_phone.strip())
+    if not result.first_booking:
+        console.print(f"{who} was already marked booked; recorded this booking too.")
+    else:
+        console.print(f"{who} marked booked.")
+    if result.exited_campaigns:
+        console.print("Left: " + ", ".join(result.exited_campaigns))
