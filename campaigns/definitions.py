@@ -18,6 +18,10 @@ from campaigns import CAMPAIGNS_DIR
 from nurture.errors import InputError, NotFound
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: TCPA (47 CFR 64.1200(c)(1)): no marketing text before 8:00 or after 21:00 at the recipient's
+#: location. An SMS step without its own window gets exactly these hours.
+TCPA_EARLIEST, TCPA_LATEST = time(8, 0), time(21, 0)
+DEFAULT_MAX_SEGMENTS = 2
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([wdhms])")
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -95,12 +99,22 @@ def _expand_days(text: str) -> list[str]:
 
 
 class Step(Strict):
+    """One message of a sequence. `max_segments` caps a text's billed parts (each part costs)."""
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     channel: Literal["email", "sms"]
-    template: str
+    template: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
     delay: timedelta = timedelta(0)
     window: SendWindow = SendWindow()
     max_lateness: timedelta | None = None
+    max_segments: int = Field(DEFAULT_MAX_SEGMENTS, ge=1, le=10)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _texts_default_to_tcpa_hours(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("channel") == "sms" and "window" not in data:
+            return {**data, "window": {"start": TCPA_EARLIEST, "end": TCPA_LATEST}}
+        return data
 
     @field_validator("delay", "max_lateness", mode="before")
     @classmethod
@@ -124,7 +138,7 @@ class ExitConditions(Strict):
 class Sequence(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
-    template_folder: str
+    template_folder: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
     reason: str = "you asked us to keep in touch"
     audience: Audience = Audience()
     exit: ExitConditions = ExitConditions()

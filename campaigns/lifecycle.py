@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
 from campaigns.enrollment import enroll_audience
+from campaigns.validation import ensure_valid
 from nurture.errors import InputError, NotFound
 from nurture.models import Campaign, CampaignState
+from nurture.settings import Settings, load_settings
 
 
 def get_campaign(session: Session, name: str) -> Campaign:
@@ -25,9 +27,16 @@ def get_campaign(session: Session, name: str) -> Campaign:
 
 
 def launch(
-    session: Session, sequence: Sequence, *, now: datetime, starts_at: datetime | None = None
+    session: Session,
+    sequence: Sequence,
+    *,
+    now: datetime,
+    starts_at: datetime | None = None,
+    settings: Settings | None = None,
 ) -> tuple[Campaign, int]:
-    """Create (or re-activate a draft of) the campaign, snapshot its definition, enroll."""
+    """Create (or re-activate a draft of) the campaign, snapshot its definition, enroll.
+    An invalid sequence is refused first (ValidationFailed, the same lines as `validate`)."""
+    ensure_valid(sequence, settings or load_settings())
     campaign = session.scalar(select(Campaign).where(Campaign.name == sequence.name))
     if campaign is None:
         campaign = Campaign(name=sequence.name)

@@ -1,0 +1,261 @@
+"""`nurture campaigns validate` and the check before every launch: one set of rules, one wording.
+
+A sequence is valid when every step's templates exist and parse, reach only allow-listed contact
+fields, known variables and registered link destinations, render under StrictUndefined for every
+sample contact, and the rendered messages meet the content rules (campaigns.content_rules); texts
+fit their segment limit and go out only inside 08:00-21:00 local (TCPA).
+
+Sample links are signed with a validation-only key, so nothing a validation renders is a working
+link; message and contact ids are large so link lengths (and SMS segments) are never understated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from campaigns.compose import Composer
+from campaigns.content_rules import Findings, check_email, check_sms, describe_ucs2
+from campaigns.definitions import TCPA_EARLIEST, TCPA_LATEST, Sequence, Step, load_sequence
+from nurture.errors import NurtureError, ValidationFailed
+from nurture.settings import Settings
+from templates.audit import inspect_template, looks_like_health_field
+from templates.links import LinkSigner
+from templates.renderer import (
+    CONTACT_FIELDS,
+    EMAIL_PARTS,
+    KEPT_GLOBALS,
+    SMS_PART,
+    RenderedEmail,
+    RenderedSms,
+    TemplateRenderer,
+    TemplateRenderError,
+)
+
+SAMPLE_ID = 99_999_999
+SAMPLE_KEY = "nurture-validation-only-key: links made with it never verify in production"
+#: Jinja's own names that a template may use without the context providing them.
+JINJA_NAMES = frozenset((*KEPT_GLOBALS, "loop", "self", "super", "varargs", "kwargs", "caller"))
+
+
+@dataclass(frozen=True)
+class SampleContact:
+    """A made-up contact. `must_fit`: its texts must fit the step's segment limit; a contact with
+    a name outside GSM-7 turns any text into UCS-2, which is reported as a warning only."""
+
+    label: str
+    first_name: str
+    last_name: str
+    must_fit: bool = True
+
+    def as_contact(self, custom_fields: Iterable[str]) -> dict[str, Any]:
+        filler = "Sample" if self.first_name else ""
+        return {
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "custom_fields": {name: filler for name in custom_fields},
+        }
+
+
+SAMPLE_CONTACTS = (
+    SampleContact("typical", "Maria", "Lopez"),
+    SampleContact("no name on file", "", ""),
+    SampleContact("long name", "Maximiliano-Alejandro", "Villalobos-Castaneda"),
+    SampleContact("name outside GSM-7", "Nguyễn", "Thị Minh", must_fit=False),
+)
+
+
+@dataclass
+class ValidationReport:
+    sequence: str
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, where: str, findings: Findings) -> None:
+        for text in findings.problems:
+            self._once(self.problems, f"{where}: {text}")
+        for text in findings.warnings:
+            self._once(self.warnings, f"{where}: {text}")
+
+    @staticmethod
+    def _once(bucket: list[str], text: str) -> None:
+        if text not in bucket:
+            bucket.append(text)
+
+
+def sample_composer(settings: Settings, renderer: TemplateRenderer | None = None) -> Composer:
+    signer = LinkSigner(SAMPLE_KEY, settings.web.public_base_url, settings.web.link_ttl_days)
+    return Composer(settings, renderer or TemplateRenderer(), signer)
+
+
+def template_files(step: Step) -> list[str]:
+    parts = EMAIL_PARTS if step.channel == "email" else (SMS_PART,)
+    return [f"{step.template}.{part}" for part in parts]
+
+
+def _window_findings(step: Step, settings: Settings) -> Findings:
+    out = Findings()
+    if step.channel != "sms":
+        return out
+    window = step.window
+    if window.start < TCPA_EARLIEST or window.end > TCPA_LATEST:
+        out.problems.append(
+            f"send window {window.start:%H:%M}-{window.end:%H:%M} lies outside 08:00-21:00, "
+            "the hours texts are allowed in the recipient's time zone (TCPA)"
+        )
+    quiet = settings.scheduler
+    if max(window.start, quiet.sms_quiet_hours_end) >= min(window.end, quiet.sms_quiet_hours_start):
+        out.problems.append("send window never overlaps the texting hours set in [scheduler]")
+    return out
+
+
+def _usage_findings(
+    step: Step, sequence: Sequence, composer: Composer, context_names: set[str]
+) -> Findings:
+    out = Findings()
+    allowed_fields = (*CONTACT_FIELDS, *sequence.custom_fields)
+    destinations = composer.destinations(sequence)
+    for name in template_files(step):
+        path = f"{sequence.template_folder}/{name}"
+        if not composer.renderer.exists(path):
+            out.problems.append(f"unknown template {path} (no such file under templates/)")
+            continue
+        try:
+            usage = inspect_template(composer.renderer, path)
+        except TemplateRenderError as exc:
+            out.problems.append(str(exc))
+            continue
+        for field_name in sorted(usage.contact_fields - set(allowed_fields)):
+            out.problems.append(
+                f"{path} reaches contact.{field_name}, which is not an allow-listed field "
+                f"(allowed: {', '.join(allowed_fields)})"
+            )
+        if usage.whole_contact:
+            out.problems.append(
+                f"{path} uses `contact` as a whole; name a field (contact.first_name)"
+            )
+        for private in sorted(usage.private_attributes):
+            out.problems.append(
+                f"{path} reaches {private!r}: internals are not allowed in a template"
+            )
+        for variable in sorted(usage.variables - context_names - JINJA_NAMES):
+            out.problems.append(f"{path} uses {variable!r}, which no message provides")
+        for destination in sorted(usage.destinations - set(destinations)):
+            out.problems.append(
+                f"{path} links to {destination!r}, which is not a registered destination "
+                f"(registered: {', '.join(sorted(destinations))})"
+            )
+        if usage.dynamic_destinations:
+            out.problems.append(f"{path}: write each link destination as a quoted name")
+    return out
+
+
+def _segment_findings(
+    step: Step, sample: SampleContact, rendered: RenderedSms, out: Findings
+) -> None:
+    info = rendered.info
+    if info.segments > step.max_segments:
+        text = (
+            f"for a contact with a {sample.label} the text is {info.segments} {info.encoding} "
+            f"segments ({info.units} units); the limit is {step.max_segments} (max_segments)"
+        )
+        (out.problems if sample.must_fit else out.warnings).append(text)
+    if info.ucs2_characters and sample.must_fit:
+        out.warnings.append(
+            f"the text is UCS-2 (67 characters a part, not 153) because of "
+            f"{describe_ucs2(info.ucs2_characters)}"
+        )
+
+
+def _render_findings(step: Step, sequence: Sequence, composer: Composer) -> Findings:
+    out = Findings()
+    for sample in SAMPLE_CONTACTS:
+        contact = sample.as_contact(sequence.custom_fields)
+        try:
+            rendered = composer.render(sequence, step, contact, SAMPLE_ID, SAMPLE_ID)
+        except NurtureError as exc:
+            out.problems.append(f"does not render for a contact with a {sample.label}: {exc}")
+            continue
+        context = composer.context(sequence, step, contact, SAMPLE_ID, SAMPLE_ID)
+        clinic = ClinicAsShown(**context["clinic"])
+        found = (
+            check_email(rendered, clinic, sequence.reason, composer.signer)
+            if isinstance(rendered, RenderedEmail)
+            else check_sms(rendered, clinic, composer.signer)
+        )
+        out.problems += found.problems
+        out.warnings += found.warnings
+        if isinstance(rendered, RenderedSms):
+            _segment_findings(step, sample, rendered, out)
+    return out
+
+
+@dataclass(frozen=True)
+class ClinicAsShown:
+    """The clinic details exactly as templates receive them (Composer.context's `clinic`)."""
+
+    name: str
+    phone: str
+    postal_address: str
+    website: str
+
+
+def _sequence_findings(sequence: Sequence, composer: Composer) -> Findings:
+    out = Findings()
+    for name in sequence.custom_fields:
+        if looks_like_health_field(name):
+            out.problems.append(
+                f"custom field {name!r} looks like health information; "
+                "no health details may reach a message"
+            )
+        if name in CONTACT_FIELDS:
+            out.problems.append(f"custom field {name!r} shadows the contact field of that name")
+    for key, url in sequence.link_destinations.items():
+        if not url.startswith(("https://", "http://")):
+            out.problems.append(f"link destination {key!r} is not an http(s) URL: {url!r}")
+    if not (composer.renderer.root / sequence.template_folder).is_dir():
+        out.problems.append(f"unknown template folder templates/{sequence.template_folder}/")
+    return out
+
+
+def validate_sequence(
+    sequence: Sequence, settings: Settings, renderer: TemplateRenderer | None = None
+) -> ValidationReport:
+    """Every rule, every step, every sample contact; never raises for a rule broken."""
+    composer = sample_composer(settings, renderer)
+    report = ValidationReport(sequence.name)
+    report.add(sequence.name, _sequence_findings(sequence, composer))
+    first = composer.context(sequence, sequence.steps[0], {}, SAMPLE_ID, SAMPLE_ID)
+    context_names = set(first)
+    for number, step in enumerate(sequence.steps, start=1):
+        where = f"{sequence.name} step {number} ({step.name}, {step.channel})"
+        report.add(where, _window_findings(step, settings))
+        usage = _usage_findings(step, sequence, composer, context_names)
+        report.add(where, usage)
+        if any("unknown template" in problem for problem in usage.problems):
+            continue  # rendering would only repeat the missing file
+        report.add(where, _render_findings(step, sequence, composer))
+    return report
+
+
+def validate_named(name: str | Path, settings: Settings) -> ValidationReport:
+    """Load and validate; a definition that does not load is one problem, not a crash."""
+    try:
+        sequence = load_sequence(name)
+    except NurtureError as exc:
+        return ValidationReport(str(name), problems=[str(exc)])
+    return validate_sequence(sequence, settings)
+
+
+def ensure_valid(sequence: Sequence, settings: Settings) -> ValidationReport:
+    """Raise ValidationFailed with every problem (the same lines `validate` prints)."""
+    report = validate_sequence(sequence, settings)
+    if report.problems:
+        raise ValidationFailed(report.problems)
+    return report
