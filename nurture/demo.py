@@ -15,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -203,7 +205,9 @@ def _collect(nurture: NurtureApp, campaign_id: int, finished: bool) -> DemoResul
     emails = sorted((outbox / "email").glob("*.eml"))
     link = None
     for path in emails:
-        match = LINK.search(path.read_text(encoding="utf-8", errors="replace"))
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        body = message.get_body(("plain",))
+        match = LINK.search(body.get_content() if body is not None else "")
         if match:
             link = match.group(0)
             break

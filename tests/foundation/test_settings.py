@@ -71,7 +71,9 @@ def test_missing_settings_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
         load_settings()
 
 
-@pytest.mark.parametrize("url", ["https://api.twilio.com", "http://10.0.0.5:4010", "http://example.com"])
+@pytest.mark.parametrize(
+    "url", ["https://api.twilio.com", "http://10.0.0.5:4010", "http://example.com"]
+)
 def test_provider_test_hosts_must_be_loopback(url: str) -> None:
     with pytest.raises(ConfigError, match="loopback"):
         require_loopback(url, "twilio.api_base_url")

@@ -1,11 +1,12 @@
-"""The thin path end to end: import → launch → tick → send → click → unsubscribe stops the next
-step. Runs on SQLite and PostgreSQL."""
+"""The thin path end to end on SQLite and PostgreSQL: import → launch → tick → send → click is
+recorded and redirected → an unsubscribe stops the next step."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -15,13 +16,31 @@ from contacts.importer import import_csv
 from nurture.app import NurtureApp
 from nurture.clock import FrozenClock
 from nurture.db import transaction
-from nurture.models import Event, Message, MessageState, Suppression
+from nurture.models import Enrollment, EnrollmentState, Event, Message, Suppression
 from nurture.settings import REPO_ROOT
 from providers.memory import MemoryChannel
 from web.app import create_app
 
-LINK = re.compile(r"http://[^\s\"<>]+/l/[^\s\"<>]+")
-UNSUB = re.compile(r"http://[^\s\"<>]+/u/[^\s\"<>]+")
+BASE = "http://127.0.0.1:8000"
+LINK = re.compile(re.escape(BASE) + r"(/l/[^\s\"<>]+)")
+UNSUBSCRIBE = re.compile(re.escape(BASE) + r"(/u/[^\s\"<>]+)")
+
+TWO_EMAILS = """
+name = "two-emails"
+title = "Two emails"
+template_folder = "spasm-relief"
+[audience]
+require_consent = ["email"]
+[[steps]]
+name = "first"
+channel = "email"
+template = "01-welcome"
+[[steps]]
+name = "second"
+channel = "email"
+template = "01-welcome"
+delay = "2d"
+"""
 
 
 def _tick(app: NurtureApp) -> None:
@@ -29,61 +48,105 @@ def _tick(app: NurtureApp) -> None:
     app.dispatcher.tick()
 
 
-def _states(app: NurtureApp) -> dict[tuple[int, int], str]:
-    with transaction(app.sessions) as session:
-        rows = session.execute(select(Message.contact_id, Message.step_index, Message.state))
-        return {(contact, step): state for contact, step, state in rows}
-
-
-def test_import_launch_send_click_unsubscribe(
-    nurture_app: NurtureApp, channel: MemoryChannel, frozen_clock: FrozenClock, tmp_path: Path
-) -> None:
+@pytest.fixture
+def imported(nurture_app: NurtureApp, tmp_path: Path) -> NurtureApp:
     csv = tmp_path / "contacts.csv"
     csv.write_text((REPO_ROOT / "contacts" / "sample_contacts.csv").read_text())
     summary = import_csv(nurture_app.sessions, csv, "test", default_timezone="America/Los_Angeles")
-    assert summary.inserted == 3 and summary.rejected == 0
+    assert (summary.inserted, summary.rejected) == (3, 0)
+    return nurture_app
 
-    with transaction(nurture_app.sessions) as session:
+
+def test_demo_sequence_sends_email_then_text_to_consenting_contacts(
+    imported: NurtureApp, channel: MemoryChannel, frozen_clock: FrozenClock
+) -> None:
+    with transaction(imported.sessions) as session:
         _, enrolled = lifecycle.launch(session, load_sequence("demo"), now=frozen_clock())
     assert enrolled == 3
 
-    _tick(nurture_app)
+    _tick(imported)
     assert len(channel.emails) == 3 and not channel.texts
     welcome = channel.emails[0]
     assert welcome.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert welcome.headers["List-Unsubscribe"].startswith(f"<{BASE}/u/")
     assert "1234 Wilshire Blvd" in welcome.html and "1234 Wilshire Blvd" in welcome.text
 
-    client = TestClient(create_app(nurture_app), follow_redirects=False)
-    link = LINK.search(welcome.text)
-    assert link is not None
-    response = client.get(
-        link.group(0).split("testserver", 1)[-1].replace("http://127.0.0.1:8000", "")
-    )
-    assert response.status_code == 302
-    assert response.headers["location"].startswith("https://spinaldecompressionla.com/book?")
-    assert "utm_medium=email" in response.headers["location"]
-    with transaction(nurture_app.sessions) as session:
-        clicks = session.scalar(select(func.count()).where(Event.kind == "clicked"))
-    assert clicks == 1
+    frozen_clock.advance(minutes=5)
+    _tick(imported)  # plans step 2 after step 1 settled
+    _tick(imported)
+    # Maria and Aiko gave written SMS consent; James did not, so his text is skipped.
+    assert sorted(sms.to for sms in channel.texts) == ["+12135550101", "+18185550103"]
+    assert all(sms.body.endswith("Reply STOP to opt out.") for sms in channel.texts)
+    with transaction(imported.sessions) as session:
+        skipped = session.scalars(select(Message.skip_reason).where(Message.state == "skipped"))
+        assert list(skipped) == ["no sms consent or suppressed"]
 
-    # Maria (the first contact, SMS consent) unsubscribes from texts before step 2 is due.
-    maria = next(email for email in channel.emails if email.to == "maria.lopez@example.com")
-    unsubscribe_path = UNSUB.search(maria.text).group(0).replace("http://127.0.0.1:8000", "")
-    sms_unsubscribe = unsubscribe_path  # an email unsubscribe token, for the email channel
-    assert client.get(sms_unsubscribe).status_code == 200  # GET only confirms
-    with transaction(nurture_app.sessions) as session:
+
+def test_click_is_recorded_and_redirected_with_utm(
+    imported: NurtureApp, channel: MemoryChannel, frozen_clock: FrozenClock
+) -> None:
+    with transaction(imported.sessions) as session:
+        lifecycle.launch(session, load_sequence("demo"), now=frozen_clock())
+    _tick(imported)
+    client = TestClient(create_app(imported), follow_redirects=False)
+    path = LINK.search(channel.emails[0].text).group(1)
+
+    response = client.get(path, headers={"User-Agent": "pytest-browser"})
+
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith("https://spinaldecompressionla.com/book?")
+    assert "utm_medium=email" in location and "utm_campaign=demo" in location
+    assert "utm_content=welcome" in location
+    with transaction(imported.sessions) as session:
+        click = session.scalar(select(Event).where(Event.kind == "clicked"))
+    assert click is not None and click.user_agent == "pytest-browser"
+    assert click.message_id == channel.emails[0].message_id
+
+
+def test_tampered_link_is_a_404_and_records_nothing(
+    imported: NurtureApp, channel: MemoryChannel, frozen_clock: FrozenClock
+) -> None:
+    with transaction(imported.sessions) as session:
+        lifecycle.launch(session, load_sequence("demo"), now=frozen_clock())
+    _tick(imported)
+    client = TestClient(create_app(imported), follow_redirects=False)
+    path = LINK.search(channel.emails[0].text).group(1)
+    tampered = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
+
+    response = client.get(tampered)
+
+    assert response.status_code == 404 and "location" not in response.headers
+    with transaction(imported.sessions) as session:
+        assert session.scalar(select(func.count()).where(Event.kind == "clicked")) == 0
+
+
+def test_unsubscribe_stops_the_next_step(
+    imported: NurtureApp, channel: MemoryChannel, frozen_clock: FrozenClock, tmp_path: Path
+) -> None:
+    definition = tmp_path / "two-emails.toml"
+    definition.write_text(TWO_EMAILS)
+    with transaction(imported.sessions) as session:
+        lifecycle.launch(session, load_sequence(definition), now=frozen_clock())
+    _tick(imported)
+    assert len(channel.emails) == 3
+    leaving = next(e for e in channel.emails if e.to == "james.carter@example.com")
+    client = TestClient(create_app(imported), follow_redirects=False)
+    path = UNSUBSCRIBE.search(leaving.text).group(1)
+
+    assert client.get(path).status_code == 200  # a GET (mail scanners) never unsubscribes
+    with transaction(imported.sessions) as session:
         assert session.scalar(select(func.count()).select_from(Suppression)) == 0
-    assert client.post(sms_unsubscribe).status_code == 200
-    with transaction(nurture_app.sessions) as session:
+    assert client.post(path).status_code == 200
+    with transaction(imported.sessions) as session:
         assert session.scalar(select(func.count()).select_from(Suppression)) == 1
 
-    frozen_clock.advance(seconds=20)
-    _tick(nurture_app)
-    _tick(nurture_app)
-    texted = {sms.to for sms in channel.texts}
-    # Aiko has SMS consent and gets the text; James has none; Maria left every channel she had
-    # consented to through email... she still has SMS consent, so she gets the text.
-    assert "+18185550103" in texted
-    assert "+13105550102" not in texted
-    states = _states(nurture_app)
-    assert sorted(states.values()).count(MessageState.SENT) == len(channel.sent_ids)
+    frozen_clock.advance(days=3)
+    _tick(imported)
+    _tick(imported)
+
+    second = [e.to for e in channel.emails[3:]]
+    assert sorted(second) == ["aiko.tanaka@example.com", "maria.lopez@example.com"]
+    with transaction(imported.sessions) as session:
+        james = session.scalar(select(Enrollment).where(Enrollment.state == EnrollmentState.EXITED))
+        assert james is not None and james.exit_reason == "unsubscribed"
