@@ -35,11 +35,14 @@ class Composer:
         self, sequence: Sequence, step: Step, contact: Any, message_id: int, contact_id: int
     ) -> dict[str, Any]:
         allowed = self.destinations(sequence)
+        signed: dict[str, str] = {}  # the HTML and text parts share one signature per target
 
         def link(destination: str = "booking") -> str:
             if destination not in allowed:
                 raise UnknownDestination(f"link destination {destination!r} is not registered")
-            return self.signer.click_url(message_id, destination)
+            if destination not in signed:
+                signed[destination] = self.signer.click_url(message_id, destination)
+            return signed[destination]
 
         clinic = self.settings.clinic
         return {
@@ -66,10 +69,44 @@ class Composer:
             return self.renderer.render_email(sequence.template_folder, step.template, context)
         return self.renderer.render_sms(sequence.template_folder, step.template, context)
 
+    def compose(
+        self,
+        sequence: Sequence,
+        step: Step,
+        contact: Any,
+        *,
+        message_id: int,
+        contact_id: int,
+        to: str,
+        campaign: str,
+    ) -> OutgoingEmail | OutgoingSms:
+        """Render and wrap one message; each signed URL is computed once (the dispatcher's hot
+        path: HMAC signing was half the cost of an email)."""
+        context = self.context(sequence, step, contact, message_id, contact_id)
+        if step.channel == Channel.EMAIL:
+            rendered = self.renderer.render_email(sequence.template_folder, step.template, context)
+            return self.email(
+                rendered,
+                message_id=message_id,
+                contact_id=contact_id,
+                to=to,
+                campaign=campaign,
+                one_click=context["unsubscribe_url"],
+            )
+        text = self.renderer.render_sms(sequence.template_folder, step.template, context)
+        return self.sms(text, message_id=message_id, to=to)
+
     def email(
-        self, rendered: RenderedEmail, *, message_id: int, contact_id: int, to: str, campaign: str
+        self,
+        rendered: RenderedEmail,
+        *,
+        message_id: int,
+        contact_id: int,
+        to: str,
+        campaign: str,
+        one_click: str | None = None,
     ) -> OutgoingEmail:
-        one_click = self.signer.unsubscribe_url(contact_id, Channel.EMAIL)
+        one_click = one_click or self.signer.unsubscribe_url(contact_id, Channel.EMAIL)
         targets = [f"<{one_click}>"]
         if self.settings.email.unsubscribe_mailto:
             targets.append(f"<mailto:{self.settings.email.unsubscribe_mailto}?subject=unsubscribe>")

@@ -77,13 +77,33 @@ class ProviderUnavailable(ProviderError):
         self.retry_after = retry_after
 
 
+class ProviderUncertain(ProviderError):
+    """The request may have reached the provider but no answer came back (a read timeout, a
+    connection dropped after the body was written). Neither provider takes an idempotency key,
+    so a retry could deliver twice: the message becomes "uncertain" for staff to resolve."""
+
+
 class EmailChannel(Protocol):
+    """Sends one email. A channel may also offer `async send_email_async(email)` (pooled,
+    concurrent) and `async aclose()`; the dispatcher prefers them when present."""
+
     name: str
 
     def send_email(self, email: OutgoingEmail) -> SendResult: ...
 
 
 class SmsChannel(Protocol):
+    """Sends one text; may also offer `async send_sms_async(sms)` and `async aclose()`."""
+
     name: str
 
     def send_sms(self, sms: OutgoingSms) -> SendResult: ...
+
+
+def pacing_bucket(channel: object) -> str | None:
+    """The token-bucket name a channel's sends count against, or None when it is not paced.
+
+    Real providers set `rate_bucket` (one per account or sender, shared by every worker); the
+    offline outbox and the in-memory channel have no provider limit to respect unless told to.
+    """
+    return getattr(channel, "rate_bucket", None)

@@ -19,6 +19,8 @@ class MemoryChannel:
     texts: list[OutgoingSms] = field(default_factory=list)
     #: Called before each send; an exception it returns is raised instead of sending.
     fail_with: Failure | None = None
+    #: A token-bucket name to pace this channel like a provider (None: unpaced).
+    rate_bucket: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _check(self, payload: OutgoingEmail | OutgoingSms) -> None:

@@ -11,7 +11,11 @@ def email_channel(settings: Settings) -> EmailChannel:
     if settings.email.provider == "sendgrid":
         from providers.sendgrid import SendGridChannel
 
-        return SendGridChannel(settings.secrets.sendgrid_api_key, settings.sendgrid.api_host)
+        return SendGridChannel(
+            settings.secrets.sendgrid_api_key,
+            settings.sendgrid.api_host,
+            concurrency=settings.sendgrid.concurrency,
+        )
     return OutboxChannel(settings.outbox.dir)
 
 
@@ -23,5 +27,7 @@ def sms_channel(settings: Settings) -> SmsChannel:
             settings.secrets.twilio_account_sid,
             settings.secrets.twilio_auth_token,
             api_base_url=settings.twilio.api_base_url,
+            concurrency=settings.twilio.concurrency,
+            sender=settings.sms.messaging_service_sid or settings.sms.from_number,
         )
     return OutboxChannel(settings.outbox.dir)

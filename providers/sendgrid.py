@@ -8,6 +8,7 @@ off so links are not wrapped twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import urllib.error
 
@@ -29,8 +30,11 @@ from sendgrid.helpers.mail import (
 from nurture.errors import ConfigError
 from providers.base import OutgoingEmail, ProviderRejected, ProviderUnavailable, SendResult
 from providers.loopback import require_loopback
+from providers.pooled import PooledHttp
 
 NAME = "sendgrid"
+API_HOST = "https://api.sendgrid.com"
+MAIL_SEND = "/v3/mail/send"
 
 
 def build_mail(email: OutgoingEmail) -> Mail:
@@ -65,6 +69,15 @@ def classify_http_error(status: int, body: str, retry_after: str | None = None) 
     return ProviderRejected(NAME, reason, code=str(status))
 
 
+def _retry_after(headers: object) -> str | None:
+    """The Retry-After header of a 429, from either HTTP client's header mapping."""
+    get = getattr(headers, "get", None)
+    if get is None:
+        return None
+    value = get("Retry-After")
+    return str(value) if value is not None else None
+
+
 def _error_text(body: str) -> str:
     try:
         errors = json.loads(body).get("errors", [])
@@ -74,13 +87,27 @@ def _error_text(body: str) -> str:
 
 
 class SendGridChannel:
+    """Sync `send_email` through the SDK client (one connection per call, as the SDK does);
+    `send_email_async` posts the same SDK-built JSON through a pooled keep-alive session."""
+
     name = NAME
 
-    def __init__(self, api_key: str, api_host: str = "") -> None:
+    def __init__(
+        self, api_key: str, api_host: str = "", *, concurrency: int = 16, timeout: float = 10.0
+    ) -> None:
         if not api_key:
             raise ConfigError("SENDGRID_API_KEY must be set when [email] provider = 'sendgrid'")
         self.api_key = api_key
         self.host = require_loopback(api_host, "sendgrid.api_host") if api_host else None
+        #: One bucket per SendGrid account: its rate limit is per API key (never stored itself).
+        self.rate_bucket = f"sendgrid:{hashlib.sha256(api_key.encode()).hexdigest()[:12]}"
+        self.pool = PooledHttp(
+            NAME,
+            concurrency=concurrency,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "nurture"},
+        )
+        self.url = (self.host or API_HOST) + MAIL_SEND
 
     def _client(self) -> SendGridAPIClient:
         # A client per call: the SDK keeps per-call headers on the client object (shared dict).
@@ -93,10 +120,20 @@ class SendGridChannel:
             response = self._client().send(build_mail(email))
         except HTTPError as exc:
             body = exc.body.decode() if isinstance(exc.body, bytes) else str(exc.body)
-            raise classify_http_error(
-                exc.status_code, body, exc.headers.get("Retry-After")
-            ) from exc
+            raise classify_http_error(exc.status_code, body, _retry_after(exc.headers)) from exc
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             raise ProviderUnavailable(NAME, f"network error: {exc}") from exc
         message_id = response.headers.get("X-Message-Id") or ""
         return SendResult(NAME, message_id, "queued")
+
+    async def send_email_async(self, email: OutgoingEmail) -> SendResult:
+        payload = json.dumps(build_mail(email).get(), separators=(",", ":")).encode()
+        reply = await self.pool.post(self.url, data=payload, content_type="application/json")
+        if reply.status in (200, 202):
+            return SendResult(NAME, reply.headers.get("X-Message-Id", ""), "queued")
+        raise classify_http_error(
+            reply.status, reply.body.decode(errors="replace"), _retry_after(reply.headers)
+        )
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()

@@ -1,9 +1,17 @@
-"""Twilio SMS through the official SDK, one StatusCallback per message for correlation."""
+"""Twilio SMS: the official SDK for single sends, a pooled client for the dispatcher's batches.
+
+Both carry one StatusCallback per message (our message id in its query string) for webhook
+correlation, and either the Messaging Service SID or the from number from settings. The pooled
+path posts the same form the SDK posts (`Messages.json`: To, From or MessagingServiceSid, Body,
+StatusCallback) with HTTP basic auth, through one keep-alive session.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -11,13 +19,16 @@ from twilio.rest import Client
 from nurture.errors import ConfigError
 from providers.base import OutgoingSms, ProviderRejected, ProviderUnavailable, SendResult
 from providers.loopback import require_loopback
+from providers.pooled import PooledHttp
 
 NAME = "twilio"
 TWILIO_API = "https://api.twilio.com"
 
-#: Permanent Twilio errors; 21610 also means the person replied STOP to this sender.
+#: Permanent Twilio errors: 21211 invalid To, 21614 not a mobile number, 21612 unreachable
+#: route, 21408 region not enabled; 21610 means the person replied STOP to this sender.
 INVALID_NUMBER_CODES = frozenset({21211, 21614, 21612, 21408})
 OPTED_OUT_CODE = 21610
+RATE_LIMIT_CODES = frozenset({20429, 14107})
 
 
 class LoopbackHttpClient(TwilioHttpClient):
@@ -33,14 +44,32 @@ class LoopbackHttpClient(TwilioHttpClient):
         return super().request(method, url, *args, **kwargs)
 
 
-def classify_twilio_error(exc: TwilioRestException) -> Exception:
-    code = exc.code
-    reason = exc.msg or "Twilio error"
+def classify(
+    status: int, code: int | None, reason: str, retry_after: str | None = None
+) -> Exception:
+    """21610 fails and suppresses; 429/20429 and 5xx retry; every other error is permanent."""
     if code == OPTED_OUT_CODE:
         return ProviderRejected(NAME, reason, code=str(code), suppress="stop")
-    if exc.status == 429 or code == 20429 or exc.status >= 500:
-        return ProviderUnavailable(NAME, reason, code=str(code or exc.status))
-    return ProviderRejected(NAME, reason, code=str(code or exc.status))
+    if status == 429 or status >= 500 or code in RATE_LIMIT_CODES:
+        delay = float(retry_after) if retry_after and retry_after.isdigit() else None
+        return ProviderUnavailable(NAME, reason, code=str(code or status), retry_after=delay)
+    return ProviderRejected(NAME, reason, code=str(code or status))
+
+
+def classify_twilio_error(exc: TwilioRestException) -> Exception:
+    return classify(exc.status, exc.code, exc.msg or "Twilio error")
+
+
+def form(sms: OutgoingSms) -> dict[str, str]:
+    """The Messages.json form, with the SDK's parameter names."""
+    data = {"To": sms.to, "Body": sms.body}
+    if sms.messaging_service_sid:
+        data["MessagingServiceSid"] = sms.messaging_service_sid
+    else:
+        data["From"] = sms.from_number
+    if sms.status_callback:
+        data["StatusCallback"] = sms.status_callback
+    return data
 
 
 class TwilioChannel:
@@ -53,17 +82,31 @@ class TwilioChannel:
         *,
         api_base_url: str = "",
         timeout: float = 10.0,
+        concurrency: int = 16,
+        sender: str = "",
     ) -> None:
         if not account_sid or not auth_token:
             raise ConfigError(
-                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set when [sms] provider = 'twilio'"
+                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set "
+                "when [sms] provider = 'twilio'"
             )
+        base = require_loopback(api_base_url, "twilio.api_base_url") if api_base_url else TWILIO_API
         http_client = (
             LoopbackHttpClient(api_base_url, timeout=timeout)
             if api_base_url
             else TwilioHttpClient(timeout=timeout)
         )
         self.client = Client(account_sid, auth_token, http_client=http_client)
+        #: Twilio queues per sender (long code, toll-free, short code, messaging service).
+        self.rate_bucket = f"twilio:{sender or account_sid}"
+        self.url = f"{base}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        self.pool = PooledHttp(
+            NAME,
+            concurrency=concurrency,
+            timeout=timeout,
+            auth=aiohttp.BasicAuth(account_sid, auth_token),
+            headers={"Accept": "application/json", "User-Agent": "nurture"},
+        )
 
     def send_sms(self, sms: OutgoingSms) -> SendResult:
         sender: dict[str, str] = (
@@ -80,3 +123,25 @@ class TwilioChannel:
         except (TwilioException, OSError) as exc:
             raise ProviderUnavailable(NAME, f"network error: {exc}") from exc
         return SendResult(NAME, created.sid or "", created.status or "queued")
+
+    async def send_sms_async(self, sms: OutgoingSms) -> SendResult:
+        reply = await self.pool.post(self.url, data=form(sms))
+        try:
+            body = json.loads(reply.body or b"{}")
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        if 200 <= reply.status < 300:
+            return SendResult(NAME, str(body.get("sid") or ""), str(body.get("status") or "queued"))
+        code = body.get("code")
+        reason = str(body.get("message") or f"HTTP {reply.status}")
+        raise classify(
+            reply.status,
+            int(code) if isinstance(code, int | str) and str(code).isdigit() else None,
+            reason,
+            reply.headers.get("Retry-After"),
+        )
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()

@@ -15,16 +15,18 @@ from sqlalchemy.orm import Session
 from nurture.db import is_sqlite
 from nurture.models import Message, MessageState
 
-CLAIM_TIMEOUT = timedelta(minutes=2)
 
-
-def claim_due(session: Session, *, now: datetime, limit: int, worker: str) -> list[int]:
+def claim_due(
+    session: Session, *, now: datetime, limit: int, worker: str, channel: str | None = None
+) -> list[int]:
     due = (
         select(Message.id)
         .where(Message.state == MessageState.PLANNED, Message.due_at <= now)
         .order_by(Message.due_at, Message.id)
         .limit(limit)
     )
+    if channel is not None:
+        due = due.where(Message.channel == channel)
     if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
         due = due.with_for_update(skip_locked=True)
     ids = list(session.scalars(due))
@@ -38,19 +40,21 @@ def claim_due(session: Session, *, now: datetime, limit: int, worker: str) -> li
     return ids
 
 
-def recover_stale(
-    session: Session, *, now: datetime, sending_timeout: timedelta
-) -> tuple[int, int]:
-    """Return (re-planned, made uncertain) after a worker died mid-batch."""
+def recover_stale(session: Session, *, now: datetime, timeout: timedelta) -> tuple[int, int]:
+    """Return (re-planned, made uncertain) for what a stopped worker left behind.
+
+    A live worker never holds a claim or a "sending" mark this long: its claims are sized to
+    what it may send in about one tick, and one sub-batch's calls end within the HTTP timeout.
+    """
     replanned = session.execute(
         update(Message)
-        .where(Message.state == MessageState.CLAIMED, Message.claimed_at < now - CLAIM_TIMEOUT)
+        .where(Message.state == MessageState.CLAIMED, Message.claimed_at < now - timeout)
         .values(state=MessageState.PLANNED, claimed_by=None, claimed_at=None)
         .execution_options(synchronize_session=False)
     ).rowcount
     uncertain = session.execute(
         update(Message)
-        .where(Message.state == MessageState.SENDING, Message.claimed_at < now - sending_timeout)
+        .where(Message.state == MessageState.SENDING, Message.claimed_at < now - timeout)
         .values(
             state=MessageState.UNCERTAIN,
             error="worker stopped between the provider call and recording its outcome",

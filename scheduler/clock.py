@@ -52,12 +52,15 @@ class EngineClock:
         result = self.dispatcher.tick()
         if result.claimed:
             log.info(
-                "dispatched: %d sent, %d skipped, %d failed, %d deferred, %d retried",
+                "dispatched: %d sent, %d skipped, %d failed, %d deferred, %d retried, "
+                "%d released, %d uncertain",
                 result.sent,
                 result.skipped,
                 result.failed,
                 result.deferred,
                 result.retried,
+                result.released,
+                result.uncertain,
             )
         self.ticked.set()
 
@@ -78,6 +81,7 @@ class EngineClock:
         self.scheduler.start()
 
     def stop(self) -> None:
+        self.dispatcher.stop()  # a running tick ends after its current sub-batch
         self.scheduler.shutdown(wait=True)
         released = self.dispatcher.shutdown()
         if released:

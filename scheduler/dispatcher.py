@@ -1,10 +1,15 @@
-"""The dispatcher: claim → re-check → render → mark sending → send → record.
+"""The dispatcher: claim → check → render → (per sub-batch: pace → re-check → mark sending →
+send concurrently) → record.
 
-Every rule is checked again at send time, because anything may have changed since planning: a
-suppression, consent, a booking, a paused campaign, the clock (a late tick must not text at
-23:00). A message is marked "sending" in a committed transaction before the provider call and
-"sent" with the provider's id after it, so a crash in between leaves it "sending", which recovery
-turns into "uncertain" instead of sending it again.
+Exactly once: a message is marked "sending" in a committed transaction right before its
+provider call and "sent", with the provider's id, after it. A crash in between leaves it
+"sending", which recovery turns into "uncertain" (reported, never blindly re-sent); a message
+that was only claimed goes back to "planned", because nothing was handed to a provider. Only one
+sub-batch at a time is "sending", so a crash leaves uncertain only what was really in flight.
+
+The rules are checked when a batch is claimed and again right before each sub-batch: an
+unsubscribe or a pause committed while a batch is in flight stops every message not yet handed
+to the provider. Outcomes are recorded in bulk while the next sub-batch is on the wire.
 """
 
 from __future__ import annotations
@@ -12,81 +17,47 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaigns.compose import Composer
+from campaigns.compose import Composer, UnknownDestination
 from campaigns.definitions import Sequence
-from campaigns.enrollment import exit_enrollment
-from contacts.suppressions import is_suppressed, suppress
 from nurture.clock import Clock, utcnow
 from nurture.db import transaction
-from nurture.models import (
-    Campaign,
-    CampaignState,
-    Contact,
-    Enrollment,
-    EnrollmentState,
-    Message,
-    MessageState,
-    SuppressionReason,
-)
+from nurture.models import Message, MessageState
 from nurture.settings import Settings
-from providers.base import (
-    EmailChannel,
-    OutgoingEmail,
-    OutgoingSms,
-    ProviderRejected,
-    ProviderUnavailable,
-    SendResult,
-    SmsChannel,
-)
+from providers.base import EmailChannel, SmsChannel, pacing_bucket
+from scheduler.checks import SEND, Action, Facts, Row, Verdict, load_facts, verdict
 from scheduler.claims import claim_due, recover_stale, release_worker
-from scheduler.exits import exit_reason, reachable
+from scheduler.outcomes import Tally, apply_verdicts, mark_sending, record_outcomes
+from scheduler.pacing import Pacer, Rate
 from scheduler.planner import quiet_hours
-from scheduler.retry import backoff
-from scheduler.windows import next_allowed
-from templates.renderer import RenderedEmail, TemplateRenderError
+from scheduler.sending import Outcome, Outgoing, SendLoop, send_all
+from templates.renderer import TemplateRenderError
 
 log = logging.getLogger("nurture.dispatch")
 
-IN_FLIGHT_OR_SENT = (
+#: Texts that count against the per-contact frequency cap (claimed by another worker included).
+CAPPED_STATES = (
+    MessageState.CLAIMED,
     MessageState.SENDING,
     MessageState.SENT,
     MessageState.DELIVERED,
     MessageState.UNCERTAIN,
 )
+#: Sub-batch size as a multiple of the channel's concurrency.
+CHUNK_PER_CONNECTION = 4
+
+DispatchResult = Tally
 
 
 def worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-@dataclass
-class DispatchResult:
-    claimed: int = 0
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-    deferred: int = 0
-    retried: int = 0
-    released: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-
-    def count(self, outcome: str, reason: str | None = None) -> None:
-        setattr(self, outcome, getattr(self, outcome) + 1)
-        if reason:
-            self.reasons[reason] = self.reasons.get(reason, 0) + 1
-
-
-@dataclass
-class Outgoing:
-    message_id: int
-    payload: OutgoingEmail | OutgoingSms
 
 
 class Dispatcher:
@@ -102,242 +73,218 @@ class Dispatcher:
     ) -> None:
         self.settings, self.sessions, self.composer = settings, sessions, composer
         self.email, self.sms, self.clock = email, sms, clock
+        self.channels: dict[str, object] = {"email": email, "sms": sms}
         self.worker = worker or worker_id()
         self.quiet = quiet_hours(settings)
         self.cap = timedelta(hours=settings.scheduler.sms_frequency_cap_hours)
+        self.rates = {
+            "email": Rate.of(settings.sendgrid.emails_per_second),
+            "sms": Rate.of(settings.sms.segments_per_second),
+        }
+        self.limits = {"email": settings.sendgrid.concurrency, "sms": settings.twilio.concurrency}
+        self.stopping = threading.Event()
+        self.pacer = Pacer(sessions, sleep=self.stopping.wait)
+        self.loop = SendLoop()
 
     # -- the loop -------------------------------------------------------------------------------
-    def tick(self) -> DispatchResult:
-        """Dispatch batches until nothing is due."""
-        total = DispatchResult()
-        while True:
-            result = self.dispatch_batch()
-            for name in ("claimed", "sent", "failed", "skipped", "deferred", "retried", "released"):
-                setattr(total, name, getattr(total, name) + getattr(result, name))
-            for reason, count in result.reasons.items():
-                total.reasons[reason] = total.reasons.get(reason, 0) + count
-            if result.claimed < self.settings.scheduler.batch_size:
-                return total
+    def tick(self) -> Tally:
+        """Dispatch batches until nothing is due (or the worker is stopping)."""
+        total = Tally()
+        while not self.stopping.is_set():
+            result, more = self.dispatch_batch()
+            total.add(result)
+            if not more:
+                break
+        return total
 
-    def dispatch_batch(self) -> DispatchResult:
-        result = DispatchResult()
+    def dispatch_batch(self) -> tuple[Tally, bool]:
+        """One claimed batch, sent in sub-batches; returns its tally and whether more is due."""
+        tally = Tally()
         now = self.clock()
-        with transaction(self.sessions, immediate=True) as session:
-            ids = claim_due(
-                session, now=now, limit=self.settings.scheduler.batch_size, worker=self.worker
-            )
-        result.claimed = len(ids)
-        if not ids:
-            return result
-        with transaction(self.sessions, immediate=True) as session:
-            outgoing = self._prepare(session, ids, now, result)
-        for item in outgoing:
-            self._send_one(item, result)
-        return result
+        sequences: dict[int, Sequence] = {}
+        with transaction(self.sessions) as session:
+            ids: list[int] = []
+            full = False
+            for channel, limit in self._claim_limits().items():
+                claimed = claim_due(
+                    session, now=now, limit=limit, worker=self.worker, channel=channel
+                )
+                full = full or len(claimed) == limit
+                ids.extend(claimed)
+            tally.claimed = len(ids)
+            if not ids:
+                return tally, False
+            outgoing = self._prepare(session, ids, now, sequences, tally)
+        self._send(outgoing, sequences, tally)
+        return tally, full
+
+    def _claim_limits(self) -> dict[str, int]:
+        """A paced channel claims no more than it may send in about one tick, so claimed
+        messages never wait long for tokens (and a crash strands few of them)."""
+        batch = self.settings.scheduler.batch_size
+        horizon = max(1.0, self.settings.scheduler.tick_seconds)
+        limits = {}
+        for channel, target in self.channels.items():
+            paced = pacing_bucket(target) is not None
+            budget = int(self.rates[channel].per_second * horizon) + 1
+            limits[channel] = min(batch, budget) if paced else batch
+        return limits
 
     def recover(self) -> tuple[int, int]:
         timeout = timedelta(seconds=self.settings.scheduler.sending_timeout_seconds)
-        with transaction(self.sessions, immediate=True) as session:
-            replanned, uncertain = recover_stale(session, now=self.clock(), sending_timeout=timeout)
+        with transaction(self.sessions) as session:
+            replanned, uncertain = recover_stale(session, now=self.clock(), timeout=timeout)
         if uncertain:
             log.warning(
-                "%d message(s) left in flight by a stopped worker are now uncertain", uncertain
+                "%d message(s) left in flight by a stopped worker are now uncertain; "
+                "see `nurture campaigns uncertain`",
+                uncertain,
             )
         return replanned, uncertain
 
-    def shutdown(self) -> int:
-        with transaction(self.sessions, immediate=True) as session:
-            return release_worker(session, self.worker)
+    def stop(self) -> None:
+        """Ask a running tick to finish its current sub-batch and return."""
+        self.stopping.set()
 
-    # -- checks, rendering and the "sending" mark (one transaction) ------------------------------
+    def shutdown(self) -> int:
+        """Hand back what this worker claimed but never sent, and close the provider pools."""
+        self.stopping.set()
+        with transaction(self.sessions) as session:
+            released = release_worker(session, self.worker)
+        self.loop.close(*self.channels.values())
+        return released
+
+    # -- checks and rendering, in the claiming transaction ---------------------------------------
     def _prepare(
-        self, session: Session, ids: list[int], now: datetime, result: DispatchResult
+        self,
+        session: Session,
+        ids: list[int],
+        now: datetime,
+        sequences: dict[int, Sequence],
+        tally: Tally,
     ) -> list[Outgoing]:
-        messages = list(
-            session.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id))
-        )
-        campaigns: dict[int, Campaign] = {}
-        sequences: dict[int, Sequence] = {}
-        texted: set[int] = set()
+        facts = load_facts(session, ids, sequences)
+        last_text = self._last_texts(session, facts.rows, ids)
+        verdicts: list[tuple[int, int, Verdict]] = []
         outgoing: list[Outgoing] = []
-        for message in messages:
-            if message.state != MessageState.CLAIMED or message.claimed_by != self.worker:
-                continue
-            campaign = campaigns.get(message.campaign_id) or session.get_one(
-                Campaign, message.campaign_id
-            )
-            campaigns[campaign.id] = campaign
-            if campaign.id not in sequences:
-                sequences[campaign.id] = Sequence.from_snapshot(campaign.definition)
-            item = self._check_and_render(
-                session, message, campaign, sequences[campaign.id], now, texted, result
-            )
-            if item is not None:
-                message.state = MessageState.SENDING
-                message.attempts += 1
-                message.claimed_at = now
-                outgoing.append(item)
+        for row in facts.rows:
+            decided = verdict(row, facts, now, self.quiet)
+            if decided is SEND and row.channel == "sms" and self.cap:
+                last = last_text.get(row.contact_id)
+                if last is not None and last + self.cap > now:
+                    decided = Verdict(Action.DEFER, "frequency cap", last + self.cap)
+                else:
+                    last_text[row.contact_id] = now
+            if decided is SEND:
+                try:
+                    outgoing.append(self._compose(row, facts))
+                    continue
+                except (TemplateRenderError, UnknownDestination) as exc:
+                    decided = Verdict(Action.FAIL, f"template: {exc}")
+            verdicts.append((row.id, row.enrollment_id, decided))
+        apply_verdicts(session, verdicts, now=now, worker=self.worker, tally=tally)
         return outgoing
 
-    def _check_and_render(
-        self,
-        session: Session,
-        message: Message,
-        campaign: Campaign,
-        sequence: Sequence,
-        now: datetime,
-        texted: set[int],
-        result: DispatchResult,
-    ) -> Outgoing | None:
-        if campaign.state == CampaignState.PAUSED:
-            return self._release(message, result)
-        if campaign.state == CampaignState.CANCELLED:
-            return self._skip(message, "campaign cancelled", result)
-        enrollment = session.get_one(Enrollment, message.enrollment_id)
-        contact = session.get_one(Contact, message.contact_id)
-        if enrollment.state == EnrollmentState.EXITED:
-            return self._skip(message, f"exited: {enrollment.exit_reason}", result)
-        reason = exit_reason(session, contact, sequence)
-        if reason is not None:
-            exit_enrollment(enrollment, reason, now)
-            return self._skip(message, f"exited: {reason}", result)
-        if message.not_after is not None and now > message.not_after:
-            return self._skip(message, "too late: past the step's maximum lateness", result)
-        step = sequence.steps[message.step_index]
-        address = contact.address(step.channel)
-        if not reachable(session, contact, step.channel) or address is None:
-            return self._skip(message, f"no {step.channel} consent or suppressed", result)
-        quiet = self.quiet if step.channel == "sms" else None
-        earliest = next_allowed(now, contact.timezone, step.window, quiet)
-        if step.channel == "sms":
-            earliest = self._after_frequency_cap(session, contact.id, earliest, texted)
-        if earliest is None:
-            return self._skip(message, "no allowed send time left", result)
-        if earliest > now:
-            return self._defer(message, earliest, result)
-        try:
-            rendered = self.composer.render(sequence, step, contact, message.id, contact.id)
-        except TemplateRenderError as exc:
-            return self._fail(message, f"template: {exc}", result)
-        if isinstance(rendered, RenderedEmail):
-            payload: OutgoingEmail | OutgoingSms = self.composer.email(
-                rendered,
-                message_id=message.id,
-                contact_id=contact.id,
-                to=address,
-                campaign=campaign.name,
-            )
-        else:
-            texted.add(contact.id)
-            message.segments = rendered.info.segments
-            payload = self.composer.sms(rendered, message_id=message.id, to=address)
-        return Outgoing(message.id, payload)
-
-    def _after_frequency_cap(
-        self, session: Session, contact_id: int, earliest: datetime | None, texted: set[int]
-    ) -> datetime | None:
-        """One marketing text per contact per cap window, across every campaign."""
-        if earliest is None or not self.cap:
-            return earliest
-        if contact_id in texted:
-            return earliest + self.cap
-        last = session.scalar(
-            select(func.max(Message.claimed_at)).where(
-                Message.contact_id == contact_id,
-                Message.channel == "sms",
-                Message.state.in_([str(state) for state in IN_FLIGHT_OR_SENT]),
-            )
+    def _compose(self, row: Row, facts: Facts) -> Outgoing:
+        sequence = facts.sequences[row.campaign_id]
+        step = sequence.steps[row.step_index]
+        name, _ = facts.campaigns[row.campaign_id]
+        contact = {
+            "first_name": row.first_name,
+            "last_name": row.last_name,
+            "custom_fields": row.custom_fields,
+        }
+        address = row.address(step.channel)
+        assert address is not None  # verdict() checked reachability
+        payload = self.composer.compose(
+            sequence,
+            step,
+            contact,
+            message_id=row.id,
+            contact_id=row.contact_id,
+            to=address,
+            campaign=name,
         )
-        if last is not None and last + self.cap > earliest:
-            return last + self.cap
-        return earliest
+        return Outgoing(
+            row.id, row.contact_id, row.campaign_id, step.channel, row.attempts + 1, payload
+        )
 
-    # -- outcomes ---------------------------------------------------------------------------------
-    @staticmethod
-    def _release(message: Message, result: DispatchResult) -> None:
-        message.state, message.claimed_by, message.claimed_at = MessageState.PLANNED, None, None
-        result.count("released")
-
-    @staticmethod
-    def _skip(message: Message, reason: str, result: DispatchResult) -> None:
-        message.state, message.skip_reason = MessageState.SKIPPED, reason
-        result.count("skipped", reason)
-
-    @staticmethod
-    def _fail(message: Message, reason: str, result: DispatchResult) -> None:
-        message.state, message.error = MessageState.FAILED, reason
-        result.count("failed", reason)
-
-    @staticmethod
-    def _defer(message: Message, until: datetime, result: DispatchResult) -> None:
-        message.state, message.due_at = MessageState.PLANNED, until
-        message.claimed_by = message.claimed_at = None
-        result.count("deferred")
-
-    # -- the provider call and its record -------------------------------------------------------
-    def _send_one(self, item: Outgoing, result: DispatchResult) -> None:
-        # A suppression committed while this batch was being prepared wins (unsubscribe at once).
-        with transaction(self.sessions) as session:
-            if is_suppressed(session, _channel(item.payload), item.payload.to):
-                message = session.get_one(Message, item.message_id)
-                message.state, message.skip_reason = MessageState.SKIPPED, "suppressed before send"
-                result.count("skipped", "suppressed before send")
-                return
-        try:
-            outcome: SendResult | Exception = self._call_provider(item.payload)
-        except (ProviderRejected, ProviderUnavailable) as exc:
-            outcome = exc
-        with transaction(self.sessions) as session:
-            self._record(session, session.get_one(Message, item.message_id), item, outcome, result)
-
-    def _call_provider(self, payload: OutgoingEmail | OutgoingSms) -> SendResult:
-        if isinstance(payload, OutgoingEmail):
-            return self.email.send_email(payload)
-        return self.sms.send_sms(payload)
-
-    def _record(
-        self,
-        session: Session,
-        message: Message,
-        item: Outgoing,
-        outcome: SendResult | Exception,
-        result: DispatchResult,
-    ) -> None:
-        now = self.clock()
-        if isinstance(outcome, SendResult):
-            message.state, message.sent_at = MessageState.SENT, now
-            message.provider, message.provider_message_id = (
-                outcome.provider,
-                outcome.provider_message_id,
+    def _last_texts(
+        self, session: Session, rows: list[Row], batch: list[int]
+    ) -> dict[int, datetime]:
+        """The last text per contact across every campaign (one marketing text per cap window)."""
+        contacts = {row.contact_id for row in rows if row.channel == "sms"}
+        if not contacts or not self.cap:
+            return {}
+        last = func.max(func.coalesce(Message.sent_at, Message.claimed_at))
+        query = (
+            select(Message.contact_id, last)
+            .where(
+                Message.contact_id.in_(contacts),
+                Message.channel == "sms",
+                Message.state.in_([str(state) for state in CAPPED_STATES]),
+                Message.id.not_in(batch),
             )
-            message.provider_status, message.error = outcome.status, None
-            result.count("sent")
-        elif isinstance(outcome, ProviderRejected):
-            message.state, message.provider = MessageState.FAILED, outcome.provider
-            message.error = str(outcome)
-            if outcome.suppress:
-                suppress(
-                    session,
-                    message.channel,
-                    item.payload.to,
-                    SuppressionReason.STOP,
-                    source=f"{outcome.provider} error {outcome.code}",
-                )
-            result.count("failed", outcome.reason)
-        elif isinstance(outcome, ProviderUnavailable):
-            message.error = str(outcome)
-            if message.attempts >= self.settings.scheduler.max_attempts:
-                message.state = MessageState.FAILED
-                message.error = f"gave up after {message.attempts} attempts: {outcome}"
-                result.count("failed", "provider unavailable")
-            else:
-                delay = backoff(message.attempts, self.settings.scheduler.retry_base_seconds)
-                if outcome.retry_after:
-                    delay = max(delay, timedelta(seconds=outcome.retry_after))
-                message.state, message.due_at = MessageState.PLANNED, now + delay
-                message.claimed_by = message.claimed_at = None
-                result.count("retried")
+            .group_by(Message.contact_id)
+        )
+        return {contact: when for contact, when in session.execute(query) if when is not None}
 
+    # -- sub-batches: pace, re-check, mark sending, send, record --------------------------------
+    def _chunks(self, outgoing: list[Outgoing]) -> Iterator[list[Outgoing]]:
+        for channel in ("email", "sms"):
+            items = [item for item in outgoing if item.channel == channel]
+            size = self.limits[channel] * CHUNK_PER_CONNECTION
+            if pacing_bucket(self.channels[channel]) is not None:
+                size = max(1, min(size, int(self.rates[channel].per_second)))
+            for start in range(0, len(items), size):
+                yield items[start : start + size]
 
-def _channel(payload: OutgoingEmail | OutgoingSms) -> str:
-    return "email" if isinstance(payload, OutgoingEmail) else "sms"
+    def _send(self, outgoing: list[Outgoing], sequences: dict[int, Sequence], tally: Tally) -> None:
+        previous: list[tuple[Outgoing, Outcome]] = []
+        for chunk in self._chunks(outgoing):
+            if self.stopping.is_set():
+                break  # still "claimed": released on shutdown, never sent
+            self._pace(chunk)
+            live = self._recheck_and_mark(chunk, sequences, tally)
+            calls = self.loop.submit(send_all(live, self.channels, self.limits))
+            self._record(previous, tally)  # while this sub-batch is on the wire
+            previous = list(zip(live, calls.result(), strict=True))
+        self._record(previous, tally)
+
+    def _pace(self, chunk: list[Outgoing]) -> None:
+        channel = chunk[0].channel
+        bucket = pacing_bucket(self.channels[channel])
+        if bucket is not None:
+            self.pacer.acquire(bucket, sum(item.cost for item in chunk), self.rates[channel])
+
+    def _recheck_and_mark(
+        self, chunk: list[Outgoing], sequences: dict[int, Sequence], tally: Tally
+    ) -> list[Outgoing]:
+        """Right before the provider call: the rules again, then the committed "sending" mark."""
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            facts = load_facts(session, [item.message_id for item in chunk], sequences)
+            verdicts: list[tuple[int, int, Verdict]] = []
+            go: list[int] = []
+            for row in facts.rows:
+                decided = verdict(row, facts, now, self.quiet)
+                if decided is SEND:
+                    go.append(row.id)
+                else:
+                    verdicts.append((row.id, row.enrollment_id, decided))
+            apply_verdicts(session, verdicts, now=now, worker=self.worker, tally=tally)
+            marked = mark_sending(session, go, now=now, worker=self.worker)
+        return [item for item in chunk if item.message_id in marked]
+
+    def _record(self, sent: list[tuple[Outgoing, Outcome]], tally: Tally) -> None:
+        if not sent:
+            return
+        with transaction(self.sessions) as session:
+            record_outcomes(
+                session,
+                sent,
+                now=self.clock(),
+                worker=self.worker,
+                settings=self.settings.scheduler,
+                tally=tally,
+            )

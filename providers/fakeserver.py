@@ -1,0 +1,175 @@
+"""A loopback fake of the two provider endpoints we call, for tests and the dispatch benchmark.
+
+Prism (shared/providers/mock-providers) checks payloads against the official specs but answers
+at about 1k requests/s and cannot produce the errors that matter (429, 5xx, Twilio 21610 or
+21211). This fake answers as fast as aiohttp can, records what it received (our message id,
+taken from SendGrid custom_args or the Twilio StatusCallback), and can be told to fail, stall or
+answer slowly. Like MemoryChannel, it ships beside the real channels (procrastinate does the same).
+
+    python -m providers.fakeserver --port 0 [--delay 0.05] [--count-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp import web
+
+#: (kind "email"|"sms", our message id, recipient, how many times this id was seen) -> an
+#: answer (status, JSON body) to fail with, or None to accept.
+Rule = Callable[[str, int, str, int], tuple[int, dict[str, object]] | None]
+
+
+@dataclass
+class Received:
+    kind: str
+    message_id: int
+    to: str
+
+
+@dataclass
+class FakeProviders:
+    delay: float = 0.0
+    rule: Rule | None = None
+    count_only: bool = False
+    received: list[Received] = field(default_factory=list)
+    count: int = 0
+    #: Called (in the server thread) for each request before it is answered.
+    on_request: Callable[[Received], None] | None = None
+    _seen: dict[tuple[str, int], int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v3/mail/send", self._sendgrid)
+        app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._twilio)
+        return app
+
+    def ids(self, kind: str | None = None) -> list[int]:
+        with self._lock:
+            return [item.message_id for item in self.received if kind in (None, item.kind)]
+
+    def _note(self, kind: str, message_id: int, to: str) -> tuple[int, dict[str, object]] | None:
+        item = Received(kind, message_id, to)
+        with self._lock:
+            seen = self._seen.get((kind, message_id), 0) + 1
+            self._seen[(kind, message_id)] = seen
+        if self.on_request is not None:
+            self.on_request(item)
+        answer = self.rule(kind, message_id, to, seen) if self.rule else None
+        if answer is None:
+            with self._lock:
+                self.received.append(item)
+        return answer
+
+    async def _sendgrid(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.count += 1
+        if self.count_only:
+            return web.Response(status=202, headers={"X-Message-Id": f"fake{self.count}"})
+        mail = json.loads(body)
+        to = mail["personalizations"][0]["to"][0]["email"]
+        message_id = int(mail.get("custom_args", {}).get("nurture_message_id", 0))
+        answer = await asyncio.to_thread(self._note, "email", message_id, to)
+        if answer is not None:
+            status, payload = answer
+            return web.json_response(payload, status=status)
+        return web.Response(status=202, headers={"X-Message-Id": f"sg-{message_id}"})
+
+    async def _twilio(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.count += 1
+        if self.count_only:
+            return web.json_response(
+                {"sid": f"SM{self.count:032d}", "status": "queued"}, status=201
+            )
+        callback = str(form.get("StatusCallback", ""))
+        message_id = int(parse_qs(urlsplit(callback).query).get("m", ["0"])[0])
+        to = str(form.get("To", ""))
+        answer = await asyncio.to_thread(self._note, "sms", message_id, to)
+        if answer is not None:
+            status, payload = answer
+            return web.json_response(payload, status=status)
+        return web.json_response({"sid": f"SM{message_id:032d}", "status": "queued"}, status=201)
+
+
+class RunningFake:
+    """The fake on its own thread and loop, on a free loopback port (for tests)."""
+
+    def __init__(self, fake: FakeProviders) -> None:
+        self.fake = fake
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self.thread = threading.Thread(target=self._run, name="fake-providers", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._start())
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self.fake.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> RunningFake:
+        self.thread.start()
+        self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--count-only", action="store_true", help="skip parsing (benchmarks)")
+    args = parser.parse_args()
+    fake = FakeProviders(delay=args.delay, count_only=args.count_only)
+
+    async def serve() -> None:
+        runner = web.AppRunner(fake.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", args.port)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        print(f"FAKE_PROVIDERS_URL=http://127.0.0.1:{port}", flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        import uvloop
+
+        uvloop.run(serve())
+    except ImportError:  # pragma: no cover
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""One pooled aiohttp session per provider, made inside the dispatcher's event loop.
+
+The SendGrid SDK opens a new connection per request (python_http_client uses urllib) and the
+Twilio SDK's sync client sends one request at a time; a keep-alive pool with bounded concurrency
+sends the same payloads an order of magnitude faster (see shared/providers/README.md).
+
+Transport failures are split by what they tell us about the request: if the connection was never
+made, nothing reached the provider and a retry is safe; if the body may have been written and no
+answer came back, a retry could deliver twice, so the send is "uncertain".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+
+from providers.base import ProviderUnavailable, ProviderUncertain
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class PooledHttp:
+    """A lazily opened aiohttp session with `concurrency` keep-alive connections."""
+
+    def __init__(
+        self,
+        provider: str,
+        *,
+        concurrency: int,
+        timeout: float,
+        connect_timeout: float = 5.0,
+        auth: aiohttp.BasicAuth | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.provider, self.concurrency = provider, concurrency
+        self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self.auth, self.headers = auth, dict(headers or {})
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self.timeout,
+                auth=self.auth,
+                headers=self.headers,
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def post(
+        self, url: str, *, data: bytes | Mapping[str, str], content_type: str | None = None
+    ) -> Reply:
+        headers = {"Content-Type": content_type} if content_type else None
+        try:
+            async with self._open().post(url, data=data, headers=headers) as response:
+                body = await response.read()
+                return Reply(response.status, response.headers, body)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise ProviderUnavailable(self.provider, f"cannot connect: {exc}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            reason = f"no answer after the request was sent ({type(exc).__name__})"
+            raise ProviderUncertain(self.provider, reason) from exc
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+
+@asynccontextmanager
+async def opened(http: PooledHttp) -> AsyncIterator[PooledHttp]:
+    """For scripts and tests: a pool closed on exit."""
+    try:
+        yield http
+    finally:
+        await http.aclose()
+        await asyncio.sleep(0)

@@ -1,0 +1,213 @@
+"""The send-time rules, checked in bulk: everything may have changed since planning.
+
+Checked when a batch is claimed and again right before each sub-batch's provider calls: campaign
+paused or cancelled, enrollment exited, contact booked or erased, consent withdrawn, address
+suppressed (an unsubscribe takes effect before the next send), the step's maximum lateness, and
+the send window and TCPA quiet hours at the moment of sending (a late tick must not text at
+23:00). Facts are loaded with a few set-based queries per batch, never one query per message.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns.definitions import Sequence
+from contacts.suppressions import address_hash
+from nurture.models import (
+    Campaign,
+    CampaignState,
+    ConsentStatus,
+    Contact,
+    Enrollment,
+    EnrollmentState,
+    Message,
+)
+from scheduler.windows import QuietHours, next_allowed
+
+
+class Action(enum.StrEnum):
+    SEND = "send"
+    RELEASE = "release"  # paused: back to planned, untouched
+    SKIP = "skip"
+    EXIT = "exit"  # skip, and the enrollment leaves the sequence
+    DEFER = "defer"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    reason: str = ""
+    until: datetime | None = None
+
+
+SEND = Verdict(Action.SEND)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One claimed message with the facts its rules need (a joined, column-only query)."""
+
+    id: int
+    enrollment_id: int
+    campaign_id: int
+    contact_id: int
+    step_index: int
+    channel: str
+    attempts: int
+    not_after: datetime | None
+    enrollment_state: str
+    exit_reason: str | None
+    email: str | None
+    phone: str | None
+    timezone: str
+    email_consent: str | None
+    sms_consent: str | None
+    booked_at: datetime | None
+    erased_at: datetime | None
+    first_name: str
+    last_name: str
+    custom_fields: dict[str, Any]
+
+    def address(self, channel: str) -> str | None:
+        return self.email if channel == "email" else self.phone
+
+    def consent(self, channel: str) -> str | None:
+        return self.email_consent if channel == "email" else self.sms_consent
+
+
+_COLUMNS = (
+    Message.id,
+    Message.enrollment_id,
+    Message.campaign_id,
+    Message.contact_id,
+    Message.step_index,
+    Message.channel,
+    Message.attempts,
+    Message.not_after,
+    Enrollment.state,
+    Enrollment.exit_reason,
+    Contact.email,
+    Contact.phone,
+    Contact.timezone,
+    Contact.email_consent,
+    Contact.sms_consent,
+    Contact.booked_at,
+    Contact.erased_at,
+    Contact.first_name,
+    Contact.last_name,
+    Contact.custom_fields,
+)
+
+
+@dataclass
+class Facts:
+    rows: list[Row]
+    campaigns: dict[int, tuple[str, str]]  # id -> (name, state)
+    sequences: dict[int, Sequence]
+    suppressed: set[tuple[str, str]]  # active (channel, address hash)
+
+    def reachable(self, row: Row, channel: str) -> bool:
+        """Consent given, an address on file, and no active suppression for it."""
+        address = row.address(channel)
+        return (
+            address is not None
+            and row.consent(channel) == ConsentStatus.OPTED_IN
+            and (channel, address_hash(channel, address)) not in self.suppressed
+        )
+
+
+def load_facts(
+    session: Session, ids: Iterable[int], sequences: dict[int, Sequence] | None = None
+) -> Facts:
+    """Rows, campaign states, sequences (cached by the caller) and suppressions for `ids`."""
+    ids = list(ids)
+    query = (
+        select(*_COLUMNS)
+        .join(Enrollment, Enrollment.id == Message.enrollment_id)
+        .join(Contact, Contact.id == Message.contact_id)
+        .where(Message.id.in_(ids))
+        .order_by(Message.id)
+    )
+    rows = [Row(*values) for values in session.execute(query)]
+    campaign_ids = {row.campaign_id for row in rows}
+    sequences = {} if sequences is None else sequences
+    campaigns: dict[int, tuple[str, str]] = {}
+    for campaign_id, name, state in session.execute(
+        select(Campaign.id, Campaign.name, Campaign.state).where(Campaign.id.in_(campaign_ids))
+    ):
+        campaigns[campaign_id] = (name, state)
+    missing = campaign_ids - sequences.keys()
+    for campaign_id, definition in session.execute(
+        select(Campaign.id, Campaign.definition).where(Campaign.id.in_(missing))
+    ):
+        sequences[campaign_id] = Sequence.from_snapshot(definition)
+    return Facts(rows, campaigns, sequences, suppressed_among(session, rows))
+
+
+def suppressed_among(session: Session, rows: Iterable[Row]) -> set[tuple[str, str]]:
+    from nurture.models import Suppression
+
+    wanted: dict[str, tuple[str, str]] = {}
+    for row in rows:
+        for channel in ("email", "sms"):
+            address = row.address(channel)
+            if address:
+                digest = address_hash(channel, address)
+                wanted[digest] = (channel, digest)
+    if not wanted:
+        return set()
+    found = session.execute(
+        select(Suppression.channel, Suppression.address_hash).where(
+            Suppression.address_hash.in_(list(wanted)), Suppression.lifted_at.is_(None)
+        )
+    )
+    return {(channel, digest) for channel, digest in found}
+
+
+def exit_reason(row: Row, sequence: Sequence, facts: Facts) -> str | None:
+    """Why this contact leaves the sequence now (same rules as scheduler.exits.exit_reason)."""
+    if row.erased_at is not None:
+        return "erased"
+    if sequence.exit.booked and row.booked_at is not None:
+        return "booked"
+    if sequence.exit.unsubscribed_everywhere and not any(
+        facts.reachable(row, channel) for channel in sequence.channels
+    ):
+        return "unsubscribed"
+    return None
+
+
+def verdict(row: Row, facts: Facts, now: datetime, quiet: QuietHours) -> Verdict:
+    """What to do with one claimed message right now; the order matters (pause wins)."""
+    _, campaign_state = facts.campaigns[row.campaign_id]
+    if campaign_state == CampaignState.PAUSED:
+        return Verdict(Action.RELEASE, "campaign paused")
+    if campaign_state != CampaignState.ACTIVE:
+        return Verdict(Action.SKIP, f"campaign {campaign_state}")
+    if row.enrollment_state == EnrollmentState.EXITED:
+        return Verdict(Action.SKIP, f"exited: {row.exit_reason}")
+    sequence = facts.sequences[row.campaign_id]
+    reason = exit_reason(row, sequence, facts)
+    if reason is not None:
+        return Verdict(Action.EXIT, reason)
+    if row.not_after is not None and now > row.not_after:
+        return Verdict(Action.SKIP, "too late: past the step's maximum lateness")
+    step = sequence.steps[row.step_index]
+    if not facts.reachable(row, step.channel):
+        return Verdict(Action.SKIP, f"no {step.channel} consent or suppressed")
+    earliest = next_allowed(
+        now, row.timezone, step.window, quiet if step.channel == "sms" else None
+    )
+    if earliest is None:
+        return Verdict(Action.SKIP, "no allowed send time left")
+    if earliest > now:
+        return Verdict(Action.DEFER, "outside the send window or quiet hours", earliest)
+    return SEND

@@ -1,0 +1,266 @@
+"""Writing what happened, in bulk: verdicts before the send, provider outcomes after it.
+
+Every statement is guarded by the state it expects and by the worker that holds the claim, so a
+message another worker recovered or re-claimed is never overwritten. Rows with the same kind of
+outcome are written with one executemany, which is what keeps recording off the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, or_, update
+from sqlalchemy.orm import Session
+
+from contacts.suppressions import suppress
+from nurture.models import Enrollment, EnrollmentState, Message, MessageState, SuppressionReason
+from nurture.settings import SchedulerSettings
+from providers.base import (
+    ProviderRejected,
+    ProviderUnavailable,
+    ProviderUncertain,
+    SendResult,
+)
+from scheduler.checks import Action, Verdict
+from scheduler.retry import backoff
+from scheduler.sending import Outcome, Outgoing
+
+HELD = (MessageState.CLAIMED,)
+IN_FLIGHT = (MessageState.SENDING, MessageState.UNCERTAIN)
+
+
+@dataclass
+class Tally:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    retried: int = 0
+    released: int = 0
+    uncertain: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def count(self, outcome: str, reason: str | None = None, n: int = 1) -> None:
+        setattr(self, outcome, getattr(self, outcome) + n)
+        if reason:
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+
+    def add(self, other: Tally) -> None:
+        for name in ("claimed", "sent", "failed", "skipped", "deferred", "retried", "released"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.uncertain += other.uncertain
+        for reason, n in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+
+
+def _guarded(states: Iterable[str], worker: str) -> Any:
+    return (
+        update(Message)
+        .where(
+            Message.id == bindparam("b_id"),
+            # executemany cannot expand IN lists, so the expected states are spelled out
+            or_(*(Message.state == str(state) for state in states)),
+            Message.claimed_by == worker,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _many(session: Session, statement: Any, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.connection().execute(statement, rows)
+
+
+def apply_verdicts(
+    session: Session,
+    verdicts: list[tuple[int, int, Verdict]],
+    *,
+    now: datetime,
+    worker: str,
+    tally: Tally,
+) -> None:
+    """(message id, enrollment id, verdict) for every message that will not be sent now."""
+    by: dict[Action, list[dict[str, Any]]] = {action: [] for action in Action}
+    exits: list[dict[str, Any]] = []
+    for message_id, enrollment_id, verdict in verdicts:
+        row: dict[str, Any] = {"b_id": message_id, "b_reason": verdict.reason, "b_now": now}
+        if verdict.action == Action.EXIT:
+            row["b_reason"] = f"exited: {verdict.reason}"
+            exits.append({"b_enrollment": enrollment_id, "b_why": verdict.reason, "b_now": now})
+            by[Action.SKIP].append(row)
+            tally.count("skipped", row["b_reason"])
+            continue
+        if verdict.action == Action.DEFER:
+            row["b_until"] = verdict.until
+        by[verdict.action].append(row)
+        outcome = {
+            Action.RELEASE: "released",
+            Action.SKIP: "skipped",
+            Action.DEFER: "deferred",
+            Action.FAIL: "failed",
+        }[verdict.action]
+        tally.count(outcome, verdict.reason if outcome in ("skipped", "failed") else None)
+    guarded = _guarded(HELD, worker)
+    unclaimed = {"claimed_by": None, "claimed_at": None, "updated_at": bindparam("b_now")}
+    _many(session, guarded.values(state=MessageState.PLANNED, **unclaimed), by[Action.RELEASE])
+    _many(
+        session,
+        guarded.values(state=MessageState.PLANNED, due_at=bindparam("b_until"), **unclaimed),
+        by[Action.DEFER],
+    )
+    _many(
+        session,
+        guarded.values(
+            state=MessageState.SKIPPED,
+            skip_reason=bindparam("b_reason"),
+            updated_at=bindparam("b_now"),
+        ),
+        by[Action.SKIP],
+    )
+    _many(
+        session,
+        guarded.values(
+            state=MessageState.FAILED, error=bindparam("b_reason"), updated_at=bindparam("b_now")
+        ),
+        by[Action.FAIL],
+    )
+    _many(
+        session,
+        update(Enrollment)
+        .where(
+            Enrollment.id == bindparam("b_enrollment"), Enrollment.state == EnrollmentState.ACTIVE
+        )
+        .values(
+            state=EnrollmentState.EXITED,
+            exit_reason=bindparam("b_why"),
+            exited_at=bindparam("b_now"),
+        )
+        .execution_options(synchronize_session=False),
+        exits,
+    )
+
+
+def mark_sending(session: Session, ids: list[int], *, now: datetime, worker: str) -> set[int]:
+    """The commit point before the provider call; returns the ids this worker still held."""
+    if not ids:
+        return set()
+    statement = (
+        update(Message)
+        .where(
+            Message.id.in_(ids),
+            Message.state == MessageState.CLAIMED,
+            Message.claimed_by == worker,
+        )
+        .values(
+            state=MessageState.SENDING,
+            attempts=Message.attempts + 1,
+            claimed_at=now,
+            updated_at=now,
+        )
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(session.scalars(statement))
+
+
+def record_outcomes(
+    session: Session,
+    sent: list[tuple[Outgoing, Outcome]],
+    *,
+    now: datetime,
+    worker: str,
+    settings: SchedulerSettings,
+    tally: Tally,
+) -> None:
+    ok: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    retry: list[dict[str, Any]] = []
+    unsure: list[dict[str, Any]] = []
+    for item, outcome in sent:
+        base: dict[str, Any] = {"b_id": item.message_id, "b_now": now}
+        segments = getattr(item.payload, "segments", None) if item.channel == "sms" else None
+        if isinstance(outcome, SendResult):
+            ok.append(
+                {
+                    **base,
+                    "b_provider": outcome.provider,
+                    "b_pid": outcome.provider_message_id,
+                    "b_status": outcome.status,
+                    "b_segments": segments,
+                }
+            )
+            tally.count("sent")
+        elif isinstance(outcome, ProviderRejected):
+            failed.append({**base, "b_provider": outcome.provider, "b_error": str(outcome)})
+            tally.count("failed", outcome.reason)
+            if outcome.suppress:
+                suppress(
+                    session,
+                    item.channel,
+                    item.payload.to,
+                    SuppressionReason.STOP,
+                    source=f"{outcome.provider} error {outcome.code}",
+                    at=now,
+                )
+        elif isinstance(outcome, ProviderUnavailable) and item.attempts < settings.max_attempts:
+            delay = backoff(item.attempts, settings.retry_base_seconds)
+            if outcome.retry_after:
+                delay = max(delay, timedelta(seconds=outcome.retry_after))
+            retry.append({**base, "b_error": str(outcome), "b_until": now + delay})
+            tally.count("retried")
+        elif isinstance(outcome, ProviderUnavailable):
+            error = f"gave up after {item.attempts} attempts: {outcome}"
+            failed.append({**base, "b_provider": outcome.provider, "b_error": error})
+            tally.count("failed", "provider unavailable")
+        else:
+            assert isinstance(outcome, ProviderUncertain)
+            unsure.append({**base, "b_error": str(outcome)})
+            tally.count("uncertain", "no answer from the provider")
+    guarded = _guarded(IN_FLIGHT, worker)
+    _many(
+        session,
+        guarded.values(
+            state=MessageState.SENT,
+            sent_at=bindparam("b_now"),
+            provider=bindparam("b_provider"),
+            provider_message_id=bindparam("b_pid"),
+            provider_status=bindparam("b_status"),
+            segments=bindparam("b_segments"),
+            error=None,
+            updated_at=bindparam("b_now"),
+        ),
+        ok,
+    )
+    _many(
+        session,
+        guarded.values(
+            state=MessageState.FAILED,
+            provider=bindparam("b_provider"),
+            error=bindparam("b_error"),
+            updated_at=bindparam("b_now"),
+        ),
+        failed,
+    )
+    _many(
+        session,
+        guarded.values(
+            state=MessageState.PLANNED,
+            due_at=bindparam("b_until"),
+            error=bindparam("b_error"),
+            claimed_by=None,
+            claimed_at=None,
+            updated_at=bindparam("b_now"),
+        ),
+        retry,
+    )
+    _many(
+        session,
+        guarded.values(
+            state=MessageState.UNCERTAIN, error=bindparam("b_error"), updated_at=bindparam("b_now")
+        ),
+        unsure,
+    )
