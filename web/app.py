@@ -1,8 +1,15 @@
-"""The ASGI application: one FastAPI app for recipients, providers and staff."""
+"""The ASGI application: one FastAPI app for recipients, providers and staff.
+
+Errors are mapped to status codes in one place (`_install_error_pages`): a person gets a friendly
+page, a provider a short JSON error, nobody a stack trace. The lifespan starts the group-commit
+writers (clicks, unsubscribes) and drains them on shutdown, so a clean stop loses nothing.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,10 +17,28 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from nurture import redact
 from nurture.app import NurtureApp
-from web import links, unsubscribe
+from nurture.errors import ConfigError, InputError, NotFound, NurtureError
+from web import admin, links, unsubscribe
+from web.access_log import AccessLog
+from web.hotpath import RecipientFastPath
+from web.links import LinkService
+from web.pages import not_found, page
+from web.proxy import trust_proxies
+from web.unsubscribe import UnsubscribeService
+from web.webhooks import booking, sendgrid, twilio
 
 log = logging.getLogger("nurture.web")
+
+DESCRIPTION = """Where recipients and providers reach Nurture.
+
+* **Links**: `GET /l/{token}` (tracked booking links), `GET|POST /u/{token}` (unsubscribe,
+  RFC 8058 one-click), `GET|POST /p/{token}` (preferences). Tokens are signed and name ids only.
+* **Webhooks**: Twilio (`X-Twilio-Signature`), SendGrid Signed Event Webhook (ECDSA), and the
+  booking system (`X-Nurture-Signature`, HMAC-SHA256). A request failing its signature check is
+  refused with 403 and changes nothing.
+"""
 
 
 class BodySizeLimit:
@@ -51,16 +76,39 @@ class _TooLarge(Exception):
 
 
 def create_app(nurture: NurtureApp) -> FastAPI:
+    redact.install()
+    link_service, unsubscribes = LinkService(nurture), UnsubscribeService(nurture)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        link_service.recorder.start()
+        unsubscribes.writer.start()
+        try:
+            yield
+        finally:
+            unsubscribes.writer.stop()
+            link_service.recorder.stop()
+
     api = FastAPI(
         title="Nurture",
         version="1",
-        description="Tracked links, unsubscribe and preferences, and provider webhooks.",
+        description=DESCRIPTION,
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     api.state.nurture = nurture
+    api.state.links = link_service
+    api.state.unsubscribes = unsubscribes
+    api.state.sendgrid_verifier = sendgrid.SendGridVerifier(
+        nurture.settings.secrets.sendgrid_webhook_public_key
+    )
     api.include_router(links.router)
     api.include_router(unsubscribe.router)
+    api.include_router(twilio.router)
+    api.include_router(sendgrid.router)
+    api.include_router(booking.router)
+    admin.install(api)  # the staff dashboard under /admin
 
     @api.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz() -> dict[str, str]:
@@ -70,18 +118,48 @@ def create_app(nurture: NurtureApp) -> FastAPI:
             connection.execute(text("SELECT 1"))
         return {"status": "ok"}
 
+    _install_error_pages(api)
+    api.add_middleware(AccessLog)
+    api.add_middleware(BodySizeLimit, max_bytes=nurture.settings.web.max_body_bytes)  # type: ignore[arg-type]
+    trust_proxies(api, nurture.settings.web.trusted_proxies)
+    api.add_middleware(RecipientFastPath, links=link_service, unsubscribes=unsubscribes)  # type: ignore[arg-type]
+    return api
+
+
+def _wants_html(request: Request) -> bool:
+    return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("accept", "")
+
+
+def _install_error_pages(api: FastAPI) -> None:
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        if exc.status_code == 404 and (_wants_html(request) or _recipient_path(request)):
+            return not_found(request)
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @api.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        if _recipient_path(request):
+            return not_found(request)
         return JSONResponse({"error": "invalid request"}, status_code=422)
+
+    @api.exception_handler(NurtureError)
+    async def nurture_error(request: Request, exc: NurtureError) -> Response:
+        status = 400 if isinstance(exc, InputError) else 404 if isinstance(exc, NotFound) else 500
+        if isinstance(exc, ConfigError):
+            status = 503
+        log.warning("%s on %s: %s", type(exc).__name__, request.url.path, exc)
+        if _recipient_path(request) and status == 404:
+            return not_found(request)
+        return JSONResponse({"error": type(exc).__name__}, status_code=status)
 
     @api.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        if _wants_html(request) or _recipient_path(request):
+            return page(request, "error.html", status_code=500)
         return PlainTextResponse("Something went wrong on our side.\n", status_code=500)
 
-    api.add_middleware(BodySizeLimit, max_bytes=nurture.settings.web.max_body_bytes)  # type: ignore[arg-type]
-    return api
+
+def _recipient_path(request: Request) -> bool:
+    return request.url.path.startswith(("/l/", "/u/", "/p/"))

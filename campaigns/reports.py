@@ -1,0 +1,337 @@
+"""Campaign reports: the funnel per step, a daily series, CSV export, and the list counts.
+
+Every figure is an aggregate over an index that starts with the campaign id (see the report
+indexes in nurture.models), so a page view reads the index entries of one campaign and never
+scans a table (figures for 1,000,000 contacts: bench/reports_speed.py).
+
+Vocabulary: a message is *sent* once the provider accepted it (sent, delivered or undelivered),
+*delivered* when the provider confirmed delivery, *bounced* when it came back undelivered.
+Clicks are events (distinct messages clicked). A contact who booked or unsubscribed leaves the
+sequence, so those come from the enrollments' exit reasons, which every path records, credited
+to the last step the contact had reached.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import Session
+
+from campaigns.definitions import Sequence
+from nurture.models import (
+    Campaign,
+    Enrollment,
+    EnrollmentState,
+    Event,
+    Message,
+    MessageState,
+)
+
+SENT_STATES = (MessageState.SENT, MessageState.DELIVERED, MessageState.UNDELIVERED)
+PENDING_STATES = (MessageState.PLANNED, MessageState.CLAIMED, MessageState.SENDING)
+FUNNEL_STAGES = ("enrolled", "sent", "delivered", "clicked", "booked")
+SIDE_COUNTS = ("unsubscribed", "bounced", "failed")
+
+
+@dataclass
+class StepFunnel:
+    """One step's figures (message level: one row per contact who reached the step)."""
+
+    step_index: int
+    name: str
+    channel: str
+    reached: int = 0
+    pending: int = 0
+    sent: int = 0
+    delivered: int = 0
+    clicked: int = 0
+    booked: int = 0
+    unsubscribed: int = 0
+    bounced: int = 0
+    failed: int = 0
+    skipped: int = 0
+    uncertain: int = 0
+
+
+@dataclass
+class CampaignFunnel:
+    """The campaign's funnel (enrolled contacts down to bookings) and its steps."""
+
+    campaign_id: int
+    name: str
+    state: str
+    enrolled: int = 0
+    active: int = 0
+    completed: int = 0
+    exited: int = 0
+    exit_reasons: dict[str, int] = field(default_factory=dict)
+    sent: int = 0
+    delivered: int = 0
+    clicked: int = 0
+    booked: int = 0
+    unsubscribed: int = 0
+    bounced: int = 0
+    failed: int = 0
+    skipped: int = 0
+    uncertain: int = 0
+    pending: int = 0
+    steps: list[StepFunnel] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        """Derived from the rows, never a cursor: nobody left active and nothing left to send."""
+        return self.enrolled > 0 and self.active == 0 and self.pending == 0
+
+    def stages(self) -> list[tuple[str, int]]:
+        return [(stage, getattr(self, stage)) for stage in FUNNEL_STAGES]
+
+
+def _steps_of(campaign: Campaign) -> list[StepFunnel]:
+    try:
+        sequence = Sequence.from_snapshot(campaign.definition)
+    except ValueError:
+        return []
+    return [StepFunnel(index, step.name, step.channel) for index, step in enumerate(sequence.steps)]
+
+
+def _step(steps: list[StepFunnel], index: int) -> StepFunnel:
+    while len(steps) <= index:  # a row for a step the snapshot no longer names
+        steps.append(StepFunnel(len(steps), f"step-{len(steps) + 1}", "?"))
+    return steps[index]
+
+
+def campaign_funnel(session: Session, campaign: Campaign) -> CampaignFunnel:
+    """Three grouped index reads: enrollments, messages by step and state, events by step."""
+    funnel = CampaignFunnel(campaign.id, campaign.name, campaign.state, steps=_steps_of(campaign))
+    for state, reason, count in session.execute(
+        select(Enrollment.state, Enrollment.exit_reason, func.count())
+        .where(Enrollment.campaign_id == campaign.id)
+        .group_by(Enrollment.state, Enrollment.exit_reason)
+    ):
+        funnel.enrolled += count
+        if state == EnrollmentState.ACTIVE:
+            funnel.active += count
+        elif state == EnrollmentState.COMPLETED:
+            funnel.completed += count
+        else:
+            funnel.exited += count
+            key = reason or "unknown"
+            funnel.exit_reasons[key] = funnel.exit_reasons.get(key, 0) + count
+    for index, state, count in session.execute(
+        select(Message.step_index, Message.state, func.count())
+        .where(Message.campaign_id == campaign.id)
+        .group_by(Message.step_index, Message.state)
+    ):
+        _add_message_state(_step(funnel.steps, index), state, count)
+    for index, count in session.execute(
+        select(Event.step_index, func.count(func.distinct(Event.message_id)))
+        .where(
+            Event.campaign_id == campaign.id,
+            Event.kind == "clicked",
+            Event.step_index.is_not(None),
+        )
+        .group_by(Event.step_index)
+    ):
+        _step(funnel.steps, index).clicked = count
+    # Who booked or unsubscribed, credited to the last step they had reached.
+    for index, reason, count in session.execute(
+        select(Enrollment.planned_step, Enrollment.exit_reason, func.count())
+        .where(
+            Enrollment.campaign_id == campaign.id,
+            Enrollment.state == EnrollmentState.EXITED,
+            Enrollment.exit_reason.in_(("booked", "unsubscribed")),
+            Enrollment.planned_step >= 0,
+        )
+        .group_by(Enrollment.planned_step, Enrollment.exit_reason)
+    ):
+        setattr(_step(funnel.steps, index), str(reason), count)
+    for name in ("sent", "delivered", "clicked", "bounced", "failed", "skipped", "uncertain"):
+        setattr(funnel, name, sum(getattr(step, name) for step in funnel.steps))
+    funnel.pending = sum(step.pending for step in funnel.steps)
+    # Leaving the sequence is recorded on every path (booking webhook, staff, planner, dispatcher).
+    funnel.booked = funnel.exit_reasons.get("booked", 0)
+    funnel.unsubscribed = funnel.exit_reasons.get("unsubscribed", 0)
+    return funnel
+
+
+def _add_message_state(step: StepFunnel, state: str, count: int) -> None:
+    step.reached += count
+    if state in SENT_STATES:
+        step.sent += count
+    if state in PENDING_STATES:
+        step.pending += count
+    elif state == MessageState.DELIVERED:
+        step.delivered += count
+    elif state == MessageState.UNDELIVERED:
+        step.bounced += count
+    elif state == MessageState.FAILED:
+        step.failed += count
+    elif state == MessageState.SKIPPED:
+        step.skipped += count
+    elif state == MessageState.UNCERTAIN:
+        step.uncertain += count
+
+
+# -- the campaign list -----------------------------------------------------------------------------
+@dataclass
+class CampaignCounts:
+    enrolled: int = 0
+    active: int = 0
+    completed: int = 0
+    exited: int = 0
+    sent: int = 0
+
+
+def campaign_counts(session: Session) -> dict[int, CampaignCounts]:
+    """Enrollment counts of every campaign and messages sent, grouped over the report indexes."""
+    counts: dict[int, CampaignCounts] = {}
+    for campaign_id, state, count in session.execute(
+        select(Enrollment.campaign_id, Enrollment.state, func.count()).group_by(
+            Enrollment.campaign_id, Enrollment.state
+        )
+    ):
+        row = counts.setdefault(campaign_id, CampaignCounts())
+        row.enrolled += count
+        if state in (EnrollmentState.ACTIVE, EnrollmentState.COMPLETED, EnrollmentState.EXITED):
+            setattr(row, str(state), getattr(row, str(state)) + count)
+    for campaign_id, count in session.execute(
+        select(Message.campaign_id, func.count())
+        .where(Message.sent_at.is_not(None))
+        .group_by(Message.campaign_id)
+    ):
+        counts.setdefault(campaign_id, CampaignCounts()).sent = count
+    return counts
+
+
+# -- the daily series ------------------------------------------------------------------------------
+@dataclass
+class DailyPoint:
+    day: date
+    enrolled: int = 0
+    sent: int = 0
+    delivered: int = 0
+    clicked: int = 0
+    booked: int = 0
+    unsubscribed: int = 0
+
+
+DAILY_SERIES = ("enrolled", "sent", "clicked", "booked", "unsubscribed")
+
+
+def _hour(session: Session, column: ColumnElement[datetime]) -> ColumnElement[str]:
+    """The UTC hour of a timestamp as text, so local days are cut in Python for any zone."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.strftime("%Y-%m-%d %H", column)
+    return func.to_char(column, "YYYY-MM-DD HH24")
+
+
+def daily_series(
+    session: Session, campaign_id: int, *, end: datetime, days: int = 30, zone: str = "UTC"
+) -> list[DailyPoint]:
+    """Per local day in `zone` (the clinic's), the last `days` days up to `end`."""
+    tz = ZoneInfo(zone)
+    last_day = end.astimezone(tz).date()
+    first_day = last_day - timedelta(days=days - 1)
+    start = datetime.combine(first_day, datetime.min.time(), tz)
+    points = {
+        first_day + timedelta(days=n): DailyPoint(first_day + timedelta(days=n))
+        for n in range(days)
+    }
+
+    def add(series: str, query: Select[tuple[str, int]]) -> None:
+        for hour_text, count in session.execute(query):
+            hour = datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=ZoneInfo("UTC"))
+            point = points.get(hour.astimezone(tz).date())
+            if point is not None:
+                setattr(point, series, getattr(point, series) + count)
+
+    def hourly(
+        column: ColumnElement[datetime], *where: ColumnElement[bool]
+    ) -> Select[tuple[str, int]]:
+        bucket = _hour(session, column)
+        return (
+            select(bucket, func.count())
+            .where(*where, column >= start, column <= end)
+            .group_by(bucket)
+        )
+
+    add("enrolled", hourly(Enrollment.enrolled_at, Enrollment.campaign_id == campaign_id))
+    add("sent", hourly(Message.sent_at, Message.campaign_id == campaign_id))
+    for kind in ("delivered", "clicked", "booked", "unsubscribed"):
+        add(kind, hourly(Event.occurred_at, Event.campaign_id == campaign_id, Event.kind == kind))
+    return [points[day] for day in sorted(points)]
+
+
+# -- CSV export ------------------------------------------------------------------------------------
+STEP_COLUMNS = [f.name for f in fields(StepFunnel)]
+
+
+def funnel_csv(funnel: CampaignFunnel, series: list[DailyPoint]) -> str:
+    """One file a spreadsheet opens: the totals row, one row per step, then the daily series."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["campaign", *STEP_COLUMNS])
+    totals = Counter({name: getattr(funnel, name, 0) for name in STEP_COLUMNS[3:]})
+    totals["reached"] = funnel.enrolled
+    writer.writerow([funnel.name, "", "all steps", "", *(totals[c] for c in STEP_COLUMNS[3:])])
+    for step in funnel.steps:
+        writer.writerow([funnel.name, *(_safe(getattr(step, c)) for c in STEP_COLUMNS)])
+    writer.writerow([])
+    names = [f.name for f in fields(DailyPoint)]
+    writer.writerow(names)
+    for point in series:
+        writer.writerow([getattr(point, name) for name in names])
+    return out.getvalue()
+
+
+def _safe(value: object) -> object:
+    """Spreadsheets run cells that start with = + - @ as formulas (CSV injection); quote them."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
+
+
+# -- what will be sent soon ------------------------------------------------------------------------
+@dataclass
+class UpcomingDay:
+    day: date
+    by_step: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_step.values())
+
+
+def upcoming(
+    session: Session, campaign_id: int, *, now: datetime, days: int = 7, zone: str = "UTC"
+) -> list[UpcomingDay]:
+    """Planned messages due in the next `days` days, per local day and step.
+
+    The planner writes each step's row (already moved into its window and the quiet hours) as
+    soon as the previous step settles, so the planned rows are the schedule; later steps of the
+    same contact appear once the earlier one is sent.
+    """
+    tz = ZoneInfo(zone)
+    end = now + timedelta(days=days)
+    bucket = _hour(session, Message.due_at)
+    result: dict[date, UpcomingDay] = {}
+    for step_index, hour_text, count in session.execute(
+        select(Message.step_index, bucket, func.count())
+        .where(
+            Message.campaign_id == campaign_id,
+            Message.state.in_([str(state) for state in PENDING_STATES]),
+            Message.due_at < end,
+        )
+        .group_by(Message.step_index, bucket)
+    ):
+        hour = datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=ZoneInfo("UTC"))
+        day = max(hour, now).astimezone(tz).date()  # overdue rows go out at the next tick
+        entry = result.setdefault(day, UpcomingDay(day))
+        entry.by_step[step_index] = entry.by_step.get(step_index, 0) + count
+    return [result[day] for day in sorted(result)]

@@ -1,0 +1,261 @@
+"""Campaigns: the list, one campaign's page (sequence, audience, funnel, schedule), and the
+launch / pause / resume / cancel buttons, which call campaigns.lifecycle like the CLI does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, HTTPException, Path, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns import lifecycle
+from campaigns.audience import audience_size_query
+from campaigns.definitions import WEEKDAYS, SendWindow, Sequence, list_sequences, load_sequence
+from campaigns.reports import (
+    DAILY_SERIES,
+    campaign_counts,
+    campaign_funnel,
+    daily_series,
+    funnel_csv,
+    upcoming,
+)
+from nurture.app import NurtureApp
+from nurture.db import transaction
+from nurture.errors import NurtureError
+from nurture.models import Campaign
+from web.admin.charts import daily_svg, funnel_svg
+from web.admin.render import render
+from web.admin.session import Staff, StaffEditor, StaffReader
+
+router = APIRouter()
+CampaignName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)]
+REPORT_DAYS = 30
+
+
+@dataclass
+class CampaignRow:
+    name: str
+    title: str
+    state: str  # a campaign state, or "not launched" for a definition file only
+    campaign: Campaign | None
+    sequence: Sequence | None
+    problem: str | None = None
+
+
+def _nurture(request: Request) -> NurtureApp:
+    return request.app.state.nurture  # type: ignore[no-any-return]
+
+
+def _definition(name: str) -> tuple[Sequence | None, str | None]:
+    try:
+        return load_sequence(name), None
+    except NurtureError as exc:
+        return None, str(exc)
+
+
+def find_campaign(session: Session, name: str) -> CampaignRow:
+    campaign = session.scalar(select(Campaign).where(Campaign.name == name))
+    if campaign is not None:
+        sequence = Sequence.from_snapshot(campaign.definition)
+        return CampaignRow(name, sequence.title, campaign.state, campaign, sequence)
+    if name not in list_sequences():
+        raise HTTPException(404, "no such campaign")
+    sequence, problem = _definition(name)
+    title = sequence.title if sequence else name
+    return CampaignRow(name, title, "not launched", None, sequence, problem)
+
+
+def describe_delay(delay: timedelta) -> str:
+    if not delay:
+        return "at once"
+    days, rest = divmod(int(delay.total_seconds()), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [
+        f"{days} d" if days else "",
+        f"{hours} h" if hours else "",
+        f"{minutes} min" if minutes else "",
+    ]
+    return " ".join(part for part in parts if part) or f"{int(delay.total_seconds())} s"
+
+
+def describe_window(window: SendWindow) -> str:
+    days = list(window.days)
+    if days == list(WEEKDAYS):
+        day_text = "every day"
+    elif days == list(WEEKDAYS[:5]):
+        day_text = "Mon to Fri"
+    else:
+        day_text = ", ".join(day.capitalize() for day in days)
+    return f"{day_text}, {window.start:%H:%M} to {window.end:%H:%M} local"
+
+
+@router.get("/campaigns")
+def campaign_list(request: Request, staff: StaffReader) -> Response:
+    nurture = _nurture(request)
+    with nurture.sessions() as session:
+        launched = list(session.scalars(select(Campaign).order_by(Campaign.created_at.desc())))
+        counts = campaign_counts(session)
+    rows = [
+        CampaignRow(c.name, Sequence.from_snapshot(c.definition).title, c.state, c, None)
+        for c in launched
+    ]
+    names = {row.name for row in rows}
+    for name in list_sequences():
+        if name not in names:
+            sequence, problem = _definition(name)
+            rows.append(
+                CampaignRow(
+                    name,
+                    sequence.title if sequence else name,
+                    "not launched",
+                    None,
+                    sequence,
+                    problem,
+                )
+            )
+    return render(request, "campaigns.html", staff, rows=rows, counts=counts, nav="campaigns")
+
+
+@router.get("/campaigns/{name}")
+def campaign_page(request: Request, name: CampaignName, staff: StaffReader) -> Response:
+    return _campaign_page(request, name, staff)
+
+
+def _campaign_page(
+    request: Request, name: str, staff: Staff, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    nurture = _nurture(request)
+    zone = nurture.settings.clinic.default_timezone
+    now = nurture.clock()
+    context: dict[str, object] = {}
+    with nurture.sessions() as session:
+        row = find_campaign(session, name)
+        if row.sequence is not None:
+            context["audience_size"] = session.scalar(audience_size_query(row.sequence))
+        if row.campaign is not None:
+            funnel = campaign_funnel(session, row.campaign)
+            series = daily_series(session, row.campaign.id, end=now, days=REPORT_DAYS, zone=zone)
+            context.update(
+                funnel=funnel,
+                series=series,
+                funnel_chart=funnel_svg(funnel.stages(), title=f"Funnel of {name}"),
+                daily_chart=daily_svg(
+                    series, DAILY_SERIES, title=f"{name}: the last {REPORT_DAYS} days"
+                ),
+                upcoming=upcoming(session, row.campaign.id, now=now, days=7, zone=zone),
+            )
+    default_start = now.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
+    return render(
+        request,
+        "campaign.html",
+        staff,
+        status_code=status_code,
+        row=row,
+        error=error,
+        default_start=default_start,
+        describe_delay=describe_delay,
+        describe_window=describe_window,
+        report_days=REPORT_DAYS,
+        nav="campaigns",
+        **context,
+    )
+
+
+def parse_start(text: str, zone: str, now: datetime) -> datetime:
+    """The launch form's local date and time (clinic zone) as UTC; empty means now."""
+    text = text.strip()
+    if not text:
+        return now
+    try:
+        local = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("The start must be a date and time like 2026-12-01T09:00.") from None
+    if local.tzinfo is None:
+        local = local.replace(tzinfo=ZoneInfo(zone))
+    start = local.astimezone(ZoneInfo("UTC"))
+    if start < now - timedelta(minutes=5):
+        raise ValueError("The start time is in the past. Leave it empty to start now.")
+    if start > now + timedelta(days=366):
+        raise ValueError("The start time is more than a year away.")
+    return max(start, now)
+
+
+@router.post("/campaigns/{name}/launch")
+def launch(
+    request: Request,
+    staff: StaffEditor,
+    name: CampaignName,
+    starts_at: str = Form("", max_length=40),
+) -> Response:
+    nurture = _nurture(request)
+    now = nurture.clock()
+    sequence, problem = _definition(name)
+    if sequence is None:
+        return _campaign_page(request, name, staff, error=problem, status_code=400)
+    try:
+        start = parse_start(starts_at, nurture.settings.clinic.default_timezone, now)
+        with transaction(nurture.sessions) as session:
+            lifecycle.launch(session, sequence, now=now, starts_at=start)
+    except (ValueError, NurtureError) as exc:
+        return _campaign_page(request, name, staff, error=str(exc), status_code=400)
+    return RedirectResponse(f"/admin/campaigns/{name}?done=launched", status_code=303)
+
+
+def _change(request: Request, name: str, staff: Staff, action: str) -> Response:
+    nurture = _nurture(request)
+    now = nurture.clock()
+    try:
+        with transaction(nurture.sessions) as session:
+            if action == "paused":
+                lifecycle.pause(session, name, now=now)
+            elif action == "resumed":
+                lifecycle.resume(session, name)
+            else:
+                lifecycle.cancel(session, name, now=now)
+    except NurtureError as exc:
+        return _campaign_page(request, name, staff, error=str(exc), status_code=400)
+    return RedirectResponse(f"/admin/campaigns/{name}?done={action}", status_code=303)
+
+
+@router.post("/campaigns/{name}/pause")
+def pause(request: Request, name: CampaignName, staff: StaffEditor) -> Response:
+    return _change(request, name, staff, "paused")
+
+
+@router.post("/campaigns/{name}/resume")
+def resume(request: Request, name: CampaignName, staff: StaffEditor) -> Response:
+    return _change(request, name, staff, "resumed")
+
+
+@router.post("/campaigns/{name}/cancel")
+def cancel(request: Request, name: CampaignName, staff: StaffEditor) -> Response:
+    return _change(request, name, staff, "cancelled")
+
+
+@router.get("/campaigns/{name}/report.csv")
+def report_csv(request: Request, name: CampaignName, staff: StaffReader) -> Response:
+    nurture = _nurture(request)
+    zone = nurture.settings.clinic.default_timezone
+    with nurture.sessions() as session:
+        campaign = session.scalar(select(Campaign).where(Campaign.name == name))
+        if campaign is None:
+            raise HTTPException(404, "this campaign has not been launched")
+        funnel = campaign_funnel(session, campaign)
+        series = daily_series(
+            session, campaign.id, end=nurture.clock(), days=REPORT_DAYS, zone=zone
+        )
+    stamp = nurture.clock().strftime("%Y%m%d")
+    return Response(
+        funnel_csv(funnel, series),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}-report-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -1,0 +1,120 @@
+"""Imports: upload a CSV, watch its progress, download the rejects file."""
+
+from __future__ import annotations
+
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Path, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from nurture.app import NurtureApp
+from nurture.models import ImportJob
+from web.admin import imports
+from web.admin.render import render
+from web.admin.session import Staff, StaffEditor, StaffReader
+
+router = APIRouter()
+JobId = Annotated[int, Path(ge=1)]
+CHUNK = 1 << 16
+
+
+def _job(nurture: NurtureApp, job_id: int) -> ImportJob:
+    with nurture.sessions() as session:
+        job = session.get(ImportJob, job_id)
+    if job is None:
+        raise HTTPException(404, "no such import")
+    return job
+
+
+def _status(job: ImportJob) -> dict[str, object]:
+    done = imports.progress_of(job)
+    total = job.total_rows or 0
+    return {
+        "id": job.id,
+        "status": job.status,
+        "processed": min(done, total) if total else done,
+        "total": total,
+        "percent": round(100 * min(done, total) / total) if total else 0,
+        "counts": job.counts or {},
+        "rejects": bool(job.rejects_path),
+        "error": job.error,
+    }
+
+
+def _page(
+    request: Request, staff: Staff, *, error: str | None = None, status: int = 200
+) -> Response:
+    nurture: NurtureApp = request.app.state.nurture
+    with nurture.sessions() as session:
+        jobs = list(session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(20)))
+    return render(
+        request,
+        "imports.html",
+        staff,
+        status_code=status,
+        jobs=[(job, _status(job)) for job in jobs],
+        error=error,
+        nav="imports",
+    )
+
+
+@router.get("/imports")
+def import_list(request: Request, staff: StaffReader) -> Response:
+    return _page(request, staff)
+
+
+@router.post("/imports")
+async def upload(
+    request: Request,
+    staff: StaffEditor,
+    file: Annotated[UploadFile, File()],
+    source: str = Form(..., max_length=100),
+) -> Response:
+    nurture: NurtureApp = request.app.state.nurture
+    name = (file.filename or "upload.csv").replace("\\", "/").rsplit("/", 1)[-1]
+    source = source.strip()
+    if not source:
+        return _page(request, staff, error="Say where these contacts came from.", status=400)
+    if not name.lower().endswith(".csv"):
+        return _page(request, staff, error="Upload a .csv file.", status=400)
+    chunks = []
+    while chunk := await file.read(CHUNK):
+        chunks.append(chunk)
+    if not any(chunks):
+        return _page(request, staff, error="The file is empty.", status=400)
+    path = imports.save_upload(nurture, chunks)
+    job_id = imports.create_job(nurture, path, name, source)
+    imports.start(nurture, job_id, path)
+    return RedirectResponse(f"/admin/imports/{job_id}", status_code=303)
+
+
+@router.get("/imports/{job_id}")
+def import_page(request: Request, job_id: JobId, staff: StaffReader) -> Response:
+    job = _job(request.app.state.nurture, job_id)
+    return render(request, "import_job.html", staff, job=job, status=_status(job), nav="imports")
+
+
+@router.get("/imports/{job_id}/progress.json")
+def import_progress(request: Request, job_id: JobId, staff: StaffReader) -> Response:
+    job = _job(request.app.state.nurture, job_id)
+    return JSONResponse(_status(job), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/imports/{job_id}/rejects.csv")
+def rejects(request: Request, job_id: JobId, staff: StaffReader) -> Response:
+    nurture: NurtureApp = request.app.state.nurture
+    job = _job(nurture, job_id)
+    if not job.rejects_path:
+        raise HTTPException(404, "this import rejected no rows")
+    path = FilePath(job.rejects_path).resolve()
+    if not path.is_relative_to(imports.imports_dir(nurture)) or not path.is_file():
+        raise HTTPException(404, "the rejects file is no longer there")
+    stem = job.filename.rsplit(".", 1)[0].replace('"', "")[:80] or "import"
+    return FileResponse(
+        path,
+        media_type="text/csv; charset=utf-8",
+        filename=f"{stem}.rejects.csv",
+        headers={"Cache-Control": "no-store"},
+    )

@@ -1,0 +1,142 @@
+"""Previews of every step for a sample or chosen contact, rendered by the real Composer.
+
+Links in a preview are signed for message 0 and contact 0, so clicking one records nothing and
+unsubscribes nobody. The email is served from its own route inside a sandboxed iframe, with a
+CSP that runs no script and loads no remote resource but images (marketing HTML is untrusted
+content as far as the dashboard is concerned).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from campaigns.audience import audience_query
+from campaigns.definitions import Sequence, Step
+from nurture.app import NurtureApp
+from nurture.errors import NurtureError
+from nurture.models import Contact
+from templates.renderer import RenderedEmail, RenderedSms
+from web.admin.campaign_pages import CampaignName, find_campaign
+from web.admin.render import render
+from web.admin.session import StaffReader
+
+router = APIRouter()
+
+SAMPLE = {"first_name": "Maria", "last_name": "Lopez", "custom_fields": {}}
+EMAIL_FRAME_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+    "frame-ancestors 'self'; sandbox"
+)
+ContactId = Annotated[int | None, Query(alias="contact", ge=1)]
+
+
+@dataclass
+class StepPreview:
+    index: int
+    step: Step
+    email: RenderedEmail | None = None
+    sms: RenderedSms | None = None
+    error: str | None = None
+
+
+def _sample(
+    session: Session, sequence: Sequence, contact_id: int | None
+) -> tuple[Any, str, str | None]:
+    """The chosen contact, else the first in the audience, else a made-up one."""
+    problem = None
+    if contact_id is not None:
+        contact = session.get(Contact, contact_id)
+        if contact is not None and contact.erased_at is None:
+            return (
+                contact,
+                f"contact #{contact.id} ({contact.first_name} {contact.last_name})",
+                None,
+            )
+        problem = f"There is no contact #{contact_id}; showing a sample instead."
+    first = session.scalar(audience_query(sequence).order_by(Contact.id).limit(1))
+    if first is not None:
+        contact = session.get_one(Contact, first)
+        label = f"the first contact in the audience, #{contact.id} ({contact.first_name})"
+        return contact, label, problem
+    return SAMPLE, "a made-up contact (Maria Lopez): the audience is empty", problem
+
+
+def _render(nurture: NurtureApp, sequence: Sequence, index: int, contact: Any) -> StepPreview:
+    step = sequence.steps[index]
+    preview = StepPreview(index, step)
+    try:
+        rendered = nurture.composer.render(sequence, step, contact, 0, 0)
+    except NurtureError as exc:
+        preview.error = str(exc)
+        return preview
+    if isinstance(rendered, RenderedEmail):
+        preview.email = rendered
+    else:
+        preview.sms = rendered
+    return preview
+
+
+def _sequence(session: Session, name: str) -> Sequence:
+    row = find_campaign(session, name)
+    if row.sequence is None:
+        raise HTTPException(404, row.problem or "this definition cannot be read")
+    return row.sequence
+
+
+@router.get("/campaigns/{name}/preview")
+def preview_page(
+    request: Request,
+    staff: StaffReader,
+    name: CampaignName,
+    contact_id: ContactId = None,
+) -> Response:
+    nurture: NurtureApp = request.app.state.nurture
+    with nurture.sessions() as session:
+        sequence = _sequence(session, name)
+        contact, label, problem = _sample(session, sequence, contact_id)
+        previews = [_render(nurture, sequence, i, contact) for i in range(len(sequence.steps))]
+    return render(
+        request,
+        "preview.html",
+        staff,
+        name=name,
+        sequence=sequence,
+        previews=previews,
+        sample_label=label,
+        problem=problem,
+        contact_id=contact_id,
+        nav="campaigns",
+    )
+
+
+@router.get("/campaigns/{name}/steps/{index}/email.html")
+def email_frame(
+    request: Request,
+    staff: StaffReader,
+    name: CampaignName,
+    index: Annotated[int, Path(ge=0, le=100)],
+    contact_id: ContactId = None,
+) -> Response:
+    nurture: NurtureApp = request.app.state.nurture
+    with nurture.sessions() as session:
+        sequence = _sequence(session, name)
+        if index >= len(sequence.steps) or sequence.steps[index].channel != "email":
+            raise HTTPException(404, "no email step here")
+        contact, _, _ = _sample(session, sequence, contact_id)
+        preview = _render(nurture, sequence, index, contact)
+    body = preview.email.html if preview.email else f"<p>{escape(preview.error or '')}</p>"
+    return HTMLResponse(
+        body,
+        headers={
+            "Content-Security-Policy": EMAIL_FRAME_CSP,
+            "X-Frame-Options": "SAMEORIGIN",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )

@@ -1,0 +1,80 @@
+"""Staff page rendering: Jinja2 files in web/admin/pages, autoescaped, with strict headers.
+
+The Content-Security-Policy allows only our own scripts, styles and frames (the email preview),
+and forbids framing staff pages anywhere (clickjacking on the launch and suppress buttons).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from web.admin import ADMIN_DIR
+from web.admin.session import CSRF_FIELD, Staff
+
+pages = Jinja2Templates(directory=str(ADMIN_DIR / "pages"))
+
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+    "object-src 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": PAGE_CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+#: Short notices after a redirect, by code, so no request can make a page say anything else.
+NOTICES = {
+    "launched": "Campaign launched.",
+    "paused": "Campaign paused: nothing more is sent until you resume it.",
+    "resumed": "Campaign resumed.",
+    "cancelled": "Campaign cancelled: its planned messages will not be sent.",
+    "suppressed": "Contact suppressed: nothing more is sent on that channel.",
+    "booked": "Contact marked booked: they leave every nurture sequence.",
+    "already-booked": "This contact was already marked booked; the booking was recorded again.",
+    "logged-out": "You have signed out.",
+}
+
+
+def local_time(value: datetime | None, zone: str, fmt: str = "%a %d %b %Y %H:%M") -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(ZoneInfo(zone)).strftime(fmt)
+
+
+def render(
+    request: Request,
+    template: str,
+    staff: Staff | None,
+    /,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    settings = request.app.state.nurture.settings
+    zone = settings.clinic.default_timezone
+    notice = NOTICES.get(request.query_params.get("done", ""))
+    response = pages.TemplateResponse(
+        request,
+        template,
+        {
+            "staff": staff,
+            "csrf_field": CSRF_FIELD,
+            "clinic": settings.clinic,
+            "zone": zone,
+            "notice": notice,
+            "when": lambda value, fmt="%a %d %b %Y %H:%M": local_time(value, zone, fmt),
+            **context,
+        },
+        status_code=status_code,
+    )
+    response.headers.update(SECURITY_HEADERS)
+    return response

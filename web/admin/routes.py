@@ -1,0 +1,33 @@
+"""Every staff route, under /admin, and the two static files the pages use."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from web.admin import ADMIN_DIR, campaign_pages, contact_pages, import_pages, login, previews
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+router.include_router(login.router)
+router.include_router(campaign_pages.router)
+router.include_router(previews.router)
+router.include_router(contact_pages.router)
+router.include_router(import_pages.router)
+
+STATIC = {"admin.css": "text/css", "admin.js": "text/javascript"}
+
+
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/admin/campaigns", status_code=303)
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    if name not in STATIC:
+        raise HTTPException(404, "not found")
+    return FileResponse(
+        ADMIN_DIR / "static" / name,
+        media_type=STATIC[name],
+        headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )

@@ -1,0 +1,186 @@
+"""Staff sessions in a signed cookie, CSRF tokens, and the guards every staff route uses.
+
+The cookie holds the staff id, a fingerprint of the password hash (a password change or removal
+ends every session) and the CSRF token; itsdangerous signs and timestamps it, so it cannot be
+forged or kept past its age. HttpOnly, SameSite=Lax, Secure when the public URL is https.
+Every POST carries the session's CSRF token in a hidden field (OWASP synchronizer token);
+SameSite alone does not cover older browsers or same-site subdomains.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from nurture.app import NurtureApp, resolve_secret_key
+from nurture.models import StaffUser
+from web.admin.accounts import Role, password_fingerprint
+
+COOKIE = "nurture_staff"
+MAX_AGE_SECONDS = 8 * 3600  # one working day
+CSRF_FIELD = "csrf_token"
+
+
+class LoginRequired(Exception):
+    """An anonymous visitor on a staff page: sent to the login page (see web.admin.install)."""
+
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+class StaffForbidden(Exception):
+    """A missing or wrong CSRF token, or a viewer trying to change something: 403."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Staff:
+    id: int
+    email: str
+    role: str
+    csrf: str
+
+    @property
+    def can_edit(self) -> bool:
+        return self.role == Role.EDITOR
+
+
+@lru_cache(maxsize=4)
+def _serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt="nurture-staff-session")
+
+
+def _nurture(request: Request) -> NurtureApp:
+    return request.app.state.nurture  # type: ignore[no-any-return]
+
+
+def read_session(request: Request) -> dict[str, Any]:
+    """The verified cookie payload, or {} when absent, tampered with or too old."""
+    raw = request.cookies.get(COOKIE)
+    if not raw:
+        return {}
+    serializer = _serializer(resolve_secret_key(_nurture(request).settings))
+    try:
+        data = serializer.loads(raw, max_age=MAX_AGE_SECONDS)
+    except BadSignature:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_session(request: Request, response: Response, data: dict[str, Any]) -> None:
+    nurture = _nurture(request)
+    token = _serializer(resolve_secret_key(nurture.settings)).dumps(data)
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=MAX_AGE_SECONDS,
+        path="/admin",
+        httponly=True,
+        samesite="lax",
+        secure=nurture.settings.web.public_base_url.startswith("https://"),
+    )
+
+
+def clear_session(response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/admin")
+
+
+def new_csrf() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def anonymous_csrf(request: Request) -> tuple[str, bool]:
+    """The login form's CSRF token (login CSRF) and whether the cookie must be (re)written."""
+    token = read_session(request).get("c")
+    if isinstance(token, str) and token:
+        return token, False
+    return new_csrf(), True
+
+
+def login_session(user: StaffUser) -> dict[str, Any]:
+    """A fresh token at login, so one planted before login is worthless (session fixation)."""
+    return {"u": user.id, "f": password_fingerprint(user.password_hash), "c": new_csrf()}
+
+
+def current_staff(request: Request) -> Staff | None:
+    data = read_session(request)
+    user_id, fingerprint, csrf = data.get("u"), data.get("f"), data.get("c")
+    if not isinstance(user_id, int) or not isinstance(csrf, str):
+        return None
+    with _nurture(request).sessions() as session:
+        user = session.get(StaffUser, user_id)
+        if user is None or password_fingerprint(user.password_hash) != fingerprint:
+            return None
+        return Staff(user.id, user.email, user.role, csrf)
+
+
+def safe_next(path: str | None) -> str:
+    """Only our own staff pages: never an absolute, scheme-relative or backslash URL."""
+    if (
+        not path
+        or not path.startswith("/admin")
+        or path.startswith("//")
+        or "\\" in path
+        or any(ord(char) < 32 for char in path)
+    ):
+        return "/admin/"
+    return path
+
+
+def _login_redirect_target(request: Request) -> str:
+    path = request.url.path
+    if request.url.query:
+        path += "?" + request.url.query
+    return quote(safe_next(path), safe="/?=&")
+
+
+async def _check_csrf(request: Request, staff_csrf: str) -> None:
+    form = await request.form()
+    sent = form.get(CSRF_FIELD)
+    if not isinstance(sent, str) or not hmac.compare_digest(sent, staff_csrf):
+        raise StaffForbidden("This form has expired or did not come from this site. Reload it.")
+
+
+# -- FastAPI dependencies ----------------------------------------------------------------------
+def staff_reader(request: Request) -> Staff:
+    """Any signed-in staff member (viewer or editor); anonymous visitors go to the login page."""
+    staff = current_staff(request)
+    if staff is None:
+        raise LoginRequired(_login_redirect_target(request))
+    return staff
+
+
+async def staff_poster(request: Request) -> Staff:
+    """A signed-in staff member posting a form with the session's CSRF token (e.g. logout)."""
+    staff = staff_reader(request)
+    await _check_csrf(request, staff.csrf)
+    return staff
+
+
+async def staff_editor(request: Request) -> Staff:
+    """A signed-in editor posting a form with the session's CSRF token."""
+    staff = await staff_poster(request)
+    if not staff.can_edit:
+        raise StaffForbidden("Your account can view pages but not change anything.")
+    return staff
+
+
+async def check_login_csrf(request: Request) -> None:
+    token = read_session(request).get("c")
+    if not isinstance(token, str) or not token:
+        raise StaffForbidden("Your login form expired. Reload the page and sign in again.")
+    await _check_csrf(request, token)
+
+
+StaffReader = Annotated[Staff, Depends(staff_reader)]
+StaffPoster = Annotated[Staff, Depends(staff_poster)]
+StaffEditor = Annotated[Staff, Depends(staff_editor)]

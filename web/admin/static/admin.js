@@ -1,0 +1,42 @@
+// Light progressive enhancement for the staff pages; every page works without it.
+"use strict";
+
+// Ask before buttons that change a campaign or a contact (data-confirm="question").
+document.addEventListener("submit", (event) => {
+  const button = event.submitter;
+  const question = button && button.dataset.confirm;
+  if (question && !window.confirm(question)) {
+    event.preventDefault();
+  }
+});
+
+// Import progress: poll while the job runs, then reload once to show counts and the rejects link.
+window.addEventListener("DOMContentLoaded", () => {
+  const box = document.getElementById("import-job");
+  if (!box || box.dataset.status !== "running") {
+    return;
+  }
+  const bar = document.getElementById("bar");
+  const processed = document.getElementById("import-processed");
+  const status = document.getElementById("import-status");
+  const poll = async () => {
+    try {
+      const response = await fetch(box.dataset.progressUrl, { credentials: "same-origin" });
+      if (!response.ok) {
+        return;
+      }
+      const data = await response.json();
+      bar.value = data.processed;
+      processed.textContent = data.processed;
+      status.textContent = data.status;
+      if (data.status !== "running") {
+        window.location.reload();
+        return;
+      }
+    } catch (error) {
+      // A network blip: try again on the next tick.
+    }
+    window.setTimeout(poll, 1000);
+  };
+  window.setTimeout(poll, 500);
+});
