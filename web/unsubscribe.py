@@ -1,44 +1,76 @@
 """Unsubscribe (/u/{token}) and preferences (/p/{token}).
 
-A GET never unsubscribes: mail scanners follow links. The page's button POSTs; RFC 8058 one-click
-is a POST with body `List-Unsubscribe=One-Click`, answered 200 with no redirect and no cookie.
-The suppression is committed before the response is sent.
+A GET never unsubscribes: mail scanners and link previews follow links. The page's button POSTs;
+RFC 8058 one-click is a POST with body `List-Unsubscribe=One-Click`, no cookies, answered 200
+with no redirect. Either way the suppression is committed (group commit, web.unsubscribe_writer)
+before the response is sent. A token names a contact and a channel, not a campaign (CAN-SPAM:
+an opt-out covers all our commercial messages on that channel) and needs no login.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import asyncio
+
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from sqlalchemy.orm import Session
 
 from contacts.optout import opt_in_again, opt_out
-from contacts.suppressions import is_suppressed
+from contacts.suppressions import SELF_LIFTABLE, active_suppression
 from nurture.app import NurtureApp
 from nurture.db import transaction
-from nurture.models import Channel, ConsentStatus, Contact, SuppressionReason
+from nurture.models import Channel, ConsentStatus, Contact
+from nurture.redact import mask_address
 from templates.links import ContactToken, InvalidToken
+from web.group_commit import GroupCommitter
 from web.pages import not_found, page
+from web.unsubscribe_writer import Unsubscribe, UnsubscribeWriter
 
 router = APIRouter(tags=["unsubscribe"])
 
 LABELS = {Channel.EMAIL: "emails", Channel.SMS: "text messages"}
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
+TOKEN_MAX = 200
+NOT_FOUND = {404: {"description": "Friendly page: the link is not valid"}}
 
 
-def _read(request: Request, token: str, kind: str) -> ContactToken | None:
-    app: NurtureApp = request.app.state.nurture
-    try:
-        return (
-            app.signer.read_unsubscribe(token)
-            if kind == "u"
-            else app.signer.read_preferences(token)
+class UnsubscribeService:
+    """Reads unsubscribe tokens and commits unsubscribes durably, many per transaction."""
+
+    def __init__(self, nurture: NurtureApp) -> None:
+        self.nurture = nurture
+        self.writer: GroupCommitter[Unsubscribe] = GroupCommitter(
+            "unsubscribe-writer", UnsubscribeWriter(nurture.engine)
         )
-    except InvalidToken:
-        return None
+
+    def read(self, token: str) -> ContactToken | None:
+        if len(token) > TOKEN_MAX:
+            return None
+        try:
+            parsed = self.nurture.signer.read_unsubscribe(token)
+        except InvalidToken:
+            return None
+        return parsed if parsed.channel is not None else None
+
+    async def unsubscribe(self, parsed: ContactToken, source: str) -> None:
+        """Returns once the suppression is committed (raises if it could not be)."""
+        assert parsed.channel is not None
+        item = Unsubscribe(parsed.contact_id, parsed.channel, source, self.nurture.clock())
+        await asyncio.wrap_future(self.writer.submit(item))
 
 
-@router.get("/u/{token}", response_class=HTMLResponse, summary="Unsubscribe confirmation page")
-def unsubscribe_page(token: str, request: Request) -> Response:
-    parsed = _read(request, token, "u")
+def _service(request: Request) -> UnsubscribeService:
+    return request.app.state.unsubscribes  # type: ignore[no-any-return]
+
+
+@router.get(
+    "/u/{token}",
+    response_class=HTMLResponse,
+    summary="Unsubscribe confirmation page (a GET never unsubscribes)",
+    responses=NOT_FOUND,
+)
+def unsubscribe_page(request: Request, token: str = Path(description="Signed token")) -> Response:
+    parsed = _service(request).read(token)
     if parsed is None or parsed.channel is None:
         return not_found(request)
     app: NurtureApp = request.app.state.nurture
@@ -53,28 +85,29 @@ def unsubscribe_page(token: str, request: Request) -> Response:
 
 @router.post(
     "/u/{token}",
-    summary="Unsubscribe (the page's button, or RFC 8058 one-click)",
-    responses={200: {"description": "Unsubscribed"}, 404: {"description": "Bad link"}},
+    summary="Unsubscribe: the page's button, or RFC 8058 one-click",
+    description=(
+        "Suppresses the token's channel for the contact; committed before the response. "
+        "RFC 8058 one-click: body `List-Unsubscribe=One-Click` (form-encoded or multipart), "
+        "answered 200 text/plain with no redirect and no cookie. Any other POST (the page's "
+        "button) answers the confirmation page. Idempotent."
+    ),
+    responses={
+        200: {"description": "Unsubscribed", "content": {"text/plain": {}, "text/html": {}}},
+        **NOT_FOUND,
+    },
+    response_class=Response,
 )
-async def unsubscribe(token: str, request: Request) -> Response:
-    body = await request.body()
-    parsed = _read(request, token, "u")
+async def unsubscribe(request: Request, token: str = Path(description="Signed token")) -> Response:
+    service = _service(request)
+    parsed = service.read(token)
     if parsed is None or parsed.channel is None:
         return not_found(request)
-    app: NurtureApp = request.app.state.nurture
-    one_click = body.strip() == ONE_CLICK_BODY
-    with transaction(app.sessions) as session:
-        contact = session.get(Contact, parsed.contact_id)
-        if contact is not None:
-            opt_out(
-                session,
-                contact,
-                parsed.channel,
-                reason=SuppressionReason.UNSUBSCRIBED,
-                source="one-click" if one_click else "unsubscribe page",
-            )
+    one_click = await _is_one_click(request)
+    await service.unsubscribe(parsed, "one-click" if one_click else "unsubscribe page")
     if one_click:
-        return PlainTextResponse("Unsubscribed.\n")
+        return one_click_done()
+    app: NurtureApp = request.app.state.nurture
     return page(
         request,
         "unsubscribe.html",
@@ -84,56 +117,91 @@ async def unsubscribe(token: str, request: Request) -> Response:
     )
 
 
-def _channel_rows(session, contact: Contact) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+def one_click_done() -> Response:
+    return PlainTextResponse("Unsubscribed.\n", headers={"Cache-Control": "no-store"})
+
+
+async def _is_one_click(request: Request) -> bool:
+    body = await request.body()
+    if body.strip() == ONE_CLICK_BODY:
+        return True
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        try:
+            form = await request.form(max_files=0, max_fields=10)
+        except Exception:  # a malformed multipart body is simply not a one-click request
+            return False
+        return form.get("List-Unsubscribe") == "One-Click"
+    return False
+
+
+def _channel_rows(session: Session, contact: Contact) -> list[dict[str, object]]:
     rows = []
     for channel in (Channel.EMAIL, Channel.SMS):
         address = contact.address(channel)
-        subscribed = (
-            address is not None
-            and contact.consent_for(channel) == ConsentStatus.OPTED_IN
-            and not is_suppressed(session, channel, address)
-        )
+        blocked = None if address is None else active_suppression(session, channel, address)
+        permanent = blocked is not None and blocked.reason not in SELF_LIFTABLE
+        name = "Emails" if channel == Channel.EMAIL else "Text messages"
         rows.append(
             {
                 "name": str(channel),
-                "label": "Emails"
-                if channel == Channel.EMAIL
-                else "Text messages (I agree to receive marketing texts at my number; reply STOP to end)",
-                "subscribed": subscribed,
-                "available": address is not None,
-                "why": "no address on file",
+                "label": f"{name} to {mask_address(address)}" if address else name,
+                "consent": "I agree to receive marketing texts at this number; reply STOP to end."
+                if channel == Channel.SMS
+                else "",
+                "subscribed": address is not None
+                and contact.consent_for(channel) == ConsentStatus.OPTED_IN
+                and blocked is None,
+                "available": address is not None and not permanent,
+                "why": "no address on file"
+                if address is None
+                else "messages to this address could not be delivered",
             }
         )
     return rows
 
 
-@router.get("/p/{token}", response_class=HTMLResponse, summary="Preference page")
-def preferences_page(token: str, request: Request) -> Response:
-    parsed = _read(request, token, "p")
-    if parsed is None:
-        return not_found(request)
+def _contact(request: Request, session: Session, token: str) -> Contact | None:
+    if len(token) > TOKEN_MAX:
+        return None
     app: NurtureApp = request.app.state.nurture
-    with transaction(app.sessions) as session:
-        contact = session.get(Contact, parsed.contact_id)
-        if contact is None or contact.erased_at is not None:
+    try:
+        parsed = app.signer.read_preferences(token)
+    except InvalidToken:
+        return None
+    contact = session.get(Contact, parsed.contact_id)
+    return None if contact is None or contact.erased_at is not None else contact
+
+
+@router.get(
+    "/p/{token}", response_class=HTMLResponse, summary="Preference page", responses=NOT_FOUND
+)
+def preferences_page(request: Request, token: str = Path(description="Signed token")) -> Response:
+    app: NurtureApp = request.app.state.nurture
+    with transaction(app.sessions, immediate=False) as session:
+        contact = _contact(request, session, token)
+        if contact is None:
             return not_found(request)
         rows = _channel_rows(session, contact)
     return page(request, "preferences.html", channels=rows, saved=False)
 
 
-@router.post("/p/{token}", response_class=HTMLResponse, summary="Save preferences")
-async def save_preferences(token: str, request: Request) -> Response:
-    form = await request.form()
-    parsed = _read(request, token, "p")
-    if parsed is None:
-        return not_found(request)
+@router.post(
+    "/p/{token}",
+    response_class=HTMLResponse,
+    summary="Save preferences: unchecking unsubscribes, checking re-subscribes explicitly",
+    responses=NOT_FOUND,
+)
+async def save_preferences(
+    request: Request, token: str = Path(description="Signed token")
+) -> Response:
+    form = await request.form(max_files=0, max_fields=10)
     app: NurtureApp = request.app.state.nurture
     with transaction(app.sessions) as session:
-        contact = session.get(Contact, parsed.contact_id)
-        if contact is None or contact.erased_at is not None:
+        contact = _contact(request, session, token)
+        if contact is None:
             return not_found(request)
         for row in _channel_rows(session, contact):
-            channel, wanted = Channel(row["name"]), form.get(str(row["name"])) == "yes"
+            channel, wanted = Channel(str(row["name"])), form.get(str(row["name"])) == "yes"
             if not row["available"] or wanted == row["subscribed"]:
                 continue
             if wanted:
@@ -142,9 +210,9 @@ async def save_preferences(token: str, request: Request) -> Response:
                     contact,
                     channel,
                     how="preference page",
-                    evidence=f"checked '{row['label']}' on the preference page",
+                    evidence=f"checked '{row['label']}' on the preference page. {row['consent']}",
                 )
             else:
-                opt_out(session, contact, channel, source="preference page")
+                opt_out(session, contact, channel, source="preference page", at=app.clock())
         rows = _channel_rows(session, contact)
     return page(request, "preferences.html", channels=rows, saved=True)

@@ -1,0 +1,126 @@
+"""Group commit: many requests' writes in one transaction, from one background thread.
+
+A commit (an fsync on SQLite with synchronous=FULL, a WAL flush on PostgreSQL) costs far more than
+the rows in it, so the web server hands writes to one writer thread that commits whatever has
+queued up meanwhile. A caller that must not answer before its row is durable (unsubscribe) waits
+on the future it gets back; one that need not (a click) does not wait.
+
+The thread lives from the app's lifespan startup to its shutdown, and shutdown drains the queue,
+so nothing accepted is lost on a clean stop. Outside a lifespan (a bare TestClient, a script),
+`submit` writes synchronously in the caller's thread instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger("nurture.web.writer")
+
+
+class GroupCommitter(Generic[T]):
+    def __init__(
+        self,
+        name: str,
+        write: Callable[[Sequence[T]], None],
+        *,
+        linger: float = 0.0,
+        max_batch: int = 2000,
+        retry_seconds: float = 0.5,
+    ) -> None:
+        self.name, self.write = name, write
+        self.linger, self.max_batch, self.retry_seconds = linger, max_batch, retry_seconds
+        self._queue: deque[tuple[T, Future[None]]] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.written = 0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write everything queued, then end the thread (the lifespan's shutdown calls this)."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        thread.join(timeout)
+        if self._queue:
+            log.error("%s: %d queued writes could not be committed", self.name, len(self._queue))
+
+    def submit(self, item: T) -> Future[None]:
+        """Queue one write; the future resolves when it is committed (or fails)."""
+        future: Future[None] = Future()
+        if self._thread is None:
+            self._write_each([(item, future)])
+            return future
+        self._queue.append((item, future))
+        if not self._wake.is_set():
+            self._wake.set()
+        return future
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    # -- the writer thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            if self.linger and not self._stopping:
+                time.sleep(self.linger)
+            self._wake.clear()
+            while self._queue:
+                batch = self._take()
+                if not self._commit(batch) and not self._stopping:
+                    time.sleep(self.retry_seconds)
+            if self._stopping and not self._queue:
+                return
+
+    def _take(self) -> list[tuple[T, Future[None]]]:
+        batch = []
+        while self._queue and len(batch) < self.max_batch:
+            batch.append(self._queue.popleft())
+        return batch
+
+    def _commit(self, batch: list[tuple[T, Future[None]]]) -> bool:
+        """Write the batch in one transaction; on failure, one by one so a bad row fails alone."""
+        try:
+            self.write([item for item, _ in batch])
+        except Exception:
+            log.warning("%s: batch of %d failed; writing one by one", self.name, len(batch))
+            return self._write_each(batch)
+        self.batches += 1
+        self.written += len(batch)
+        for _, future in batch:
+            future.set_result(None)
+        return True
+
+    def _write_each(self, batch: list[tuple[T, Future[None]]]) -> bool:
+        ok = True
+        for item, future in batch:
+            try:
+                self.write([item])
+            except Exception as exc:
+                log.exception("%s: write failed", self.name)
+                future.set_exception(exc)
+                ok = False
+            else:
+                self.written += 1
+                future.set_result(None)
+        return ok

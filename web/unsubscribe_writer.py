@@ -1,0 +1,155 @@
+"""Durable unsubscribes in bulk: what `contacts.optout.opt_out` does, for a whole batch at once.
+
+RFC 8058 one-click unsubscribes arrive in bursts (a mailbox provider replaying a spam-folder
+sweep, a big send's footer clicks). Each must be committed before its 200, so the web server
+group-commits them (web.group_commit) and applies a batch with a handful of set-based statements
+instead of a dozen ORM round trips per person. The rows written are the same as opt_out's (a
+test holds the two together): an active suppression keyed by the address hash, an `opted_out`
+consent-ledger entry when consent was not already withdrawn, and an `unsubscribed` event.
+
+On SQLite the writer's connection switches to synchronous=FULL, so a commit survives a power cut,
+not only a crash; one fsync then covers the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from contacts.suppressions import address_hash
+from nurture.models import (
+    Channel,
+    ConsentEvent,
+    ConsentStatus,
+    Contact,
+    Event,
+    Suppression,
+    SuppressionReason,
+)
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    contact_id: int
+    channel: Channel
+    source: str
+    at: datetime
+    reason: SuppressionReason = SuppressionReason.UNSUBSCRIBED
+
+
+class UnsubscribeWriter:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        dialect = engine.dialect.name
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self._is_sqlite = dialect == "sqlite"
+
+    def __call__(self, batch: Sequence[Unsubscribe]) -> None:
+        with self.engine.connect() as connection:
+            if self._is_sqlite:
+                # A PRAGMA through SQLAlchemy would open a transaction first; SQLite refuses
+                # to change the safety level inside one, so set it on the raw connection.
+                connection.connection.dbapi_connection.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
+                connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+            with connection.begin():
+                apply_unsubscribes(connection, batch, self._insert)
+
+
+def apply_unsubscribes(
+    connection: Connection, batch: Sequence[Unsubscribe], dialect_insert: Any
+) -> None:
+    wanted = {(item.contact_id, str(item.channel)): item for item in batch}
+    contacts = {
+        row.id: row
+        for row in connection.execute(
+            select(
+                Contact.id, Contact.email, Contact.phone, Contact.email_consent, Contact.sms_consent
+            ).where(Contact.id.in_({contact_id for contact_id, _ in wanted}))
+        )
+    }
+    suppressions, consents, consent_columns, events = [], [], [], []
+    for (contact_id, channel), item in wanted.items():
+        contact = contacts.get(contact_id)
+        address = (
+            None if contact is None else (contact.email if channel == "email" else contact.phone)
+        )
+        if contact is None or address is None:
+            continue
+        suppressions.append(
+            {
+                "channel": channel,
+                "address_hash": address_hash(channel, address),
+                "address": address,
+                "reason": str(item.reason),
+                "source": item.source,
+                "created_at": item.at,
+            }
+        )
+        current = contact.email_consent if channel == "email" else contact.sms_consent
+        if current != ConsentStatus.OPTED_OUT:
+            consents.append(
+                {
+                    "contact_id": contact_id,
+                    "channel": channel,
+                    "status": str(ConsentStatus.OPTED_OUT),
+                    "occurred_at": item.at,
+                    "source": item.source,
+                    "evidence": f"{item.reason} via {item.source}",
+                    "recorded_at": item.at,
+                }
+            )
+            consent_columns.append((channel, contact_id, item.at))
+        events.append(
+            {
+                "kind": "unsubscribed",
+                "occurred_at": item.at,
+                "contact_id": contact_id,
+                "channel": channel,
+                "data": {"reason": str(item.reason), "source": item.source},
+            }
+        )
+    if suppressions:
+        _suppress(connection, suppressions, dialect_insert)
+    if consents:
+        connection.execute(insert(ConsentEvent.__table__), consents)
+        for channel in ("email", "sms"):
+            ids = [{"cid": cid, "at": at} for ch, cid, at in consent_columns if ch == channel]
+            if ids:
+                table = Contact.__table__
+                connection.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("cid"))
+                    .values(
+                        {
+                            f"{channel}_consent": str(ConsentStatus.OPTED_OUT),
+                            "updated_at": bindparam("at"),
+                        }
+                    ),
+                    ids,
+                )
+    if events:
+        connection.execute(insert(Event.__table__), events)
+
+
+def _suppress(connection: Connection, rows: list[dict[str, Any]], dialect_insert: Any) -> None:
+    """Insert new suppressions; re-activate lifted ones; leave active ones (first reason kept)."""
+    table = Suppression.__table__
+    statement = dialect_insert(table)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.channel, table.c.address_hash],
+        set_={
+            "reason": excluded.reason,
+            "source": excluded.source,
+            "created_at": excluded.created_at,
+            "lifted_at": None,
+            "lifted_by": None,
+        },
+        where=table.c.lifted_at.is_not(None),
+    )
+    connection.execute(statement, rows)

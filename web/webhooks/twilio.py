@@ -1,0 +1,247 @@
+"""Twilio webhooks: inbound texts (STOP/START/HELP and free text) and message status callbacks.
+
+Every request is checked first with twilio's own RequestValidator (HMAC-SHA1 of the full public
+URL, query string included, plus the sorted POST parameters, keyed by the auth token); a missing or
+wrong `X-Twilio-Signature` is a 403 with no side effect. The URL is rebuilt from
+`web.public_base_url`, because behind a proxy the socket never sees what Twilio called.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from contacts.normalize import normalize_phone
+from contacts.optout import opt_in_again, opt_out
+from contacts.suppressions import lift_by_person, suppress
+from nurture.app import NurtureApp
+from nurture.db import transaction
+from nurture.errors import InputError
+from nurture.models import Channel, Contact, Event, SuppressionReason
+from nurture.redact import mask_phone
+from providers.events import DeliveryEvent, EventType, RejectReason
+from web.proxy import public_url
+from web.webhooks.delivery import apply_event, seen
+from web.webhooks.keywords import Intent, classify
+
+router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+log = logging.getLogger("nurture.web.twilio")
+
+SIGNED = {
+    403: {"description": "Missing or wrong X-Twilio-Signature (nothing was changed)"},
+    503: {"description": "TWILIO_AUTH_TOKEN is not configured"},
+}
+FORM_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+            }
+        },
+    }
+}
+STATUSES = {
+    "accepted": EventType.QUEUED,
+    "scheduled": EventType.QUEUED,
+    "queued": EventType.QUEUED,
+    "sending": EventType.QUEUED,
+    "sent": EventType.SENT,
+    "delivered": EventType.DELIVERED,
+    "read": EventType.DELIVERED,
+    "undelivered": EventType.BOUNCED,
+    "failed": EventType.FAILED,
+    "canceled": EventType.REJECTED,
+}
+
+
+async def verified_params(request: Request) -> dict[str, str]:
+    app: NurtureApp = request.app.state.nurture
+    token = app.settings.secrets.twilio_auth_token
+    if not token:
+        log.error("a Twilio webhook arrived but TWILIO_AUTH_TOKEN is not set")
+        raise HTTPException(503, "not configured")
+    signature = request.headers.get("x-twilio-signature", "")
+    form = await request.form(max_files=0, max_fields=200)
+    params = {key: value for key, value in form.items() if isinstance(value, str)}
+    url = public_url(request, app.settings.web.public_base_url)
+    if not signature or not RequestValidator(token).validate(url, params, signature):
+        log.warning("rejected a Twilio webhook with a bad signature for %s", request.url.path)
+        raise HTTPException(403, "invalid signature")
+    return params
+
+
+def twiml(text: str | None) -> Response:
+    reply = MessagingResponse()
+    if text:
+        reply.message(text)
+    return Response(str(reply), media_type="application/xml")
+
+
+@router.post(
+    "/inbound",
+    summary="Inbound text: STOP/START/HELP keywords and free-text revocations (TwiML answer)",
+    description=(
+        "Signed by Twilio (X-Twilio-Signature over web.public_base_url + path + query and the "
+        "sorted form parameters). STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT "
+        "(or OptOutType=STOP) suppress texts to the sender at once and answer one confirmation; "
+        "START, UNSTOP, YES re-subscribe; HELP, INFO answer the clinic's help text. Free text "
+        "that plainly asks to stop counts as a revocation and is flagged for staff. Idempotent "
+        "per MessageSid."
+    ),
+    responses={200: {"content": {"application/xml": {}}}, **SIGNED},
+    response_class=Response,
+    openapi_extra=FORM_BODY,
+)
+async def inbound(request: Request) -> Response:
+    params = await verified_params(request)
+    app: NurtureApp = request.app.state.nurture
+    reply = await run_in_threadpool(handle_inbound, app, params)
+    return twiml(reply)
+
+
+def handle_inbound(app: NurtureApp, params: dict[str, str]) -> str | None:
+    """Apply an inbound text in one transaction; returns the reply text, if any."""
+    sid = params.get("MessageSid") or params.get("SmsSid") or ""
+    body = params.get("Body", "")
+    intent = classify(body, params.get("OptOutType"))
+    sender = _phone(params.get("From", ""))
+    event_id = f"twilio:{sid}:received" if sid else None
+    with transaction(app.sessions) as session:
+        if event_id and seen(session, event_id):
+            return None  # a retry of a text we already answered
+        contact = session.scalar(select(Contact).where(Contact.phone == sender)) if sender else None
+        session.add(
+            Event(
+                kind="inbound_flagged" if intent == Intent.REVOKE else "inbound",
+                occurred_at=app.clock(),
+                contact_id=contact.id if contact else None,
+                channel=str(Channel.SMS),
+                provider="twilio",
+                provider_event_id=event_id,
+                data={"intent": str(intent), "body": body[:1600], "from": mask_phone(sender)},
+            )
+        )
+        if sender:
+            _act(app, session, intent, sender, contact)
+    log.info("inbound text from %s: %s", mask_phone(sender), intent)
+    return _reply(app, intent)
+
+
+def _phone(raw: str) -> str:
+    try:
+        return normalize_phone(raw)
+    except InputError:
+        return raw.strip()[:20]
+
+
+def _act(
+    app: NurtureApp, session: Session, intent: Intent, sender: str, contact: Contact | None
+) -> None:
+    now = app.clock()
+    if intent in (Intent.STOP, Intent.REVOKE):
+        source = "reply STOP" if intent == Intent.STOP else "free-text reply asking to stop"
+        if contact is not None:
+            opt_out(
+                session, contact, Channel.SMS, reason=SuppressionReason.STOP, source=source, at=now
+            )
+        else:
+            suppress(session, Channel.SMS, sender, SuppressionReason.STOP, source=source, at=now)
+    elif intent == Intent.START:
+        if contact is not None:
+            opt_in_again(
+                session,
+                contact,
+                Channel.SMS,
+                how="reply START",
+                evidence=f"texted START from {mask_phone(sender)} to resubscribe",
+            )
+        else:
+            lift_by_person(session, Channel.SMS, sender, "reply START")
+
+
+def _reply(app: NurtureApp, intent: Intent) -> str | None:
+    clinic = app.settings.clinic
+    if intent in (Intent.STOP, Intent.REVOKE):
+        return (
+            f"{clinic.name}: You are unsubscribed and will get no more texts from us. "
+            "Reply START to resubscribe."
+        )
+    if intent == Intent.START:
+        return (
+            f"{clinic.name}: You are subscribed again. Msg & data rates may apply. "
+            "Reply HELP for help, STOP to opt out."
+        )
+    if intent == Intent.HELP:
+        return clinic.sms_help_text or (
+            f"{clinic.name}: call {clinic.phone_display} for help. Msg & data rates may apply. "
+            "Reply STOP to opt out."
+        )
+    return None
+
+
+@router.post(
+    "/status",
+    summary="Message status callback: queued, sent, delivered, undelivered, failed",
+    description=(
+        "Signed by Twilio like /inbound. `m` is our message id, put in the callback URL when "
+        "the text was sent. Statuses may arrive late or twice: each MessageSid+status is "
+        "recorded once and a message never moves backwards (delivered stays delivered). "
+        "Numbers failing repeatedly as unreachable or landline (status.unreachable_codes) are "
+        "suppressed for texts after status.unreachable_threshold failures."
+    ),
+    status_code=204,
+    responses=SIGNED,
+    response_class=Response,
+    openapi_extra=FORM_BODY,
+)
+async def status(
+    request: Request, m: str | None = Query(None, description="Our message id")
+) -> Response:
+    params = await verified_params(request)
+    app: NurtureApp = request.app.state.nurture
+    event = status_event(app, params, m)
+    if event is not None:
+        await run_in_threadpool(_apply, app, event)
+    return Response(status_code=204)
+
+
+def status_event(app: NurtureApp, params: dict[str, str], m: str | None) -> DeliveryEvent | None:
+    sid = params.get("MessageSid") or params.get("SmsSid") or ""
+    word = (params.get("MessageStatus") or params.get("SmsStatus") or "").strip().lower()
+    if not sid or not word:
+        return None
+    code = (params.get("ErrorCode") or "").strip()
+    unreachable = code.isdigit() and int(code) in app.settings.status.unreachable_codes
+    return DeliveryEvent(
+        provider="twilio",
+        event_type=STATUSES.get(word, EventType.UNKNOWN),
+        event_id=f"twilio:{sid}:{word}"[:200],
+        occurred_at=app.clock(),
+        message_id=int(m) if m and m.isdigit() and len(m) < 19 else None,
+        provider_message_id=sid[:100],
+        recipient=_phone(params.get("To", "")),
+        reject_reason=RejectReason.UNREACHABLE if unreachable else None,
+        error_code=code[:20],
+        description=(params.get("ErrorMessage") or "")[:300],
+        provider_status=word[:30],
+        raw=params,
+    )
+
+
+def _apply(app: NurtureApp, event: DeliveryEvent) -> None:
+    with transaction(app.sessions) as session:
+        applied = apply_event(session, event, app.settings.status)
+    log.info(
+        "twilio status %s for message %s%s",
+        event.provider_status,
+        event.message_id,
+        "" if applied else " (duplicate)",
+    )
