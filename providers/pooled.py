@@ -38,12 +38,11 @@ class PooledHttp:
         concurrency: int,
         timeout: float,
         connect_timeout: float = 5.0,
-        auth: aiohttp.BasicAuth | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.provider, self.concurrency = provider, concurrency
         self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
-        self.auth, self.headers = auth, dict(headers or {})
+        self.headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -52,7 +51,6 @@ class PooledHttp:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self.timeout,
-                auth=self.auth,
                 headers=self.headers,
                 raise_for_status=False,
             )

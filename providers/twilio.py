@@ -8,10 +8,10 @@ StatusCallback) with HTTP basic auth, through one keep-alive session.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
-import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -104,8 +104,12 @@ class TwilioChannel:
             NAME,
             concurrency=concurrency,
             timeout=timeout,
-            auth=aiohttp.BasicAuth(account_sid, auth_token),
-            headers={"Accept": "application/json", "User-Agent": "nurture"},
+            headers={
+                "Authorization": "Basic "
+                + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode(),
+                "Accept": "application/json",
+                "User-Agent": "nurture",
+            },
         )
 
     def send_sms(self, sms: OutgoingSms) -> SendResult:

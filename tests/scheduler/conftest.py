@@ -183,3 +183,18 @@ def provider_app(
 
 
 SETTLED = {MessageState.SENT, MessageState.SKIPPED, MessageState.FAILED, MessageState.UNCERTAIN}
+
+
+class Engine:
+    """Helpers handed to tests as a fixture (importlib mode: test files cannot import conftest)."""
+
+    seed = staticmethod(seed)
+    states = staticmethod(states)
+    message_rows = staticmethod(message_rows)
+    provider_sections = staticmethod(provider_sections)
+    sequence = staticmethod(sequence)
+
+
+@pytest.fixture
+def h() -> type[Engine]:
+    return Engine

@@ -1,0 +1,230 @@
+"""The dispatcher through the real SendGrid and Twilio channels against the loopback fake, on
+SQLite and PostgreSQL: sends once, re-checks at send time, and classifies provider errors."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from campaigns import lifecycle
+from contacts.suppressions import is_suppressed, suppress
+from nurture.app import NurtureApp
+from nurture.clock import FrozenClock
+from nurture.db import transaction
+from nurture.models import Contact, Message, MessageState, SuppressionReason
+from providers.fakeserver import Received, RunningFake
+
+NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)  # 10:00 in Los Angeles
+
+
+def test_each_due_message_is_sent_once_with_its_payload(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake
+) -> None:
+    app = provider_app()
+    ids = h.seed(app, emails=30, texts=30, due=NOW)
+    result = app.dispatcher.tick()
+    assert result.sent == 60 and result.claimed == 60
+    assert sorted(fake.fake.ids()) == sorted(ids)
+    rows = h.message_rows(app)
+    assert {row.state for row in rows.values()} == {MessageState.SENT}
+    texts = [row for row in rows.values() if row.channel == "sms"]
+    assert all(row.provider == "twilio" and row.provider_message_id for row in texts)
+    assert all(row.segments and row.segments >= 1 for row in texts)
+    assert all(row.attempts == 1 for row in rows.values())
+    # A second tick has nothing left to send.
+    assert app.dispatcher.tick().claimed == 0
+    assert len(fake.fake.ids()) == 60
+
+
+def test_transient_errors_retry_until_each_message_is_sent_exactly_once(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake, frozen_clock: FrozenClock
+) -> None:
+    chance = random.Random(7)
+
+    def flaky(kind: str, message_id: int, to: str, seen: int) -> tuple[int, dict] | None:
+        roll = chance.random()
+        if roll < 0.2:
+            return 500, {"message": "internal error"}
+        if roll < 0.4:
+            return 429, {"code": 20429, "message": "Too Many Requests"}
+        return None
+
+    fake.fake.rule = flaky
+    app = provider_app(scheduler={"max_attempts": 50, "retry_base_seconds": 1})
+    ids = h.seed(app, emails=40, texts=40, due=NOW)
+    retried = 0
+    for _ in range(60):
+        result = app.dispatcher.tick()
+        retried += result.retried
+        if set(h.states(app).values()) == {MessageState.SENT}:
+            break
+        frozen_clock.advance(hours=1)  # past any backoff
+    assert retried > 0
+    assert set(h.states(app).values()) == {MessageState.SENT}
+    assert Counter(fake.fake.ids()) == Counter(ids)  # every message accepted exactly once
+
+
+def test_permanent_errors_fail_with_the_reason_and_are_never_retried(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake, frozen_clock: FrozenClock
+) -> None:
+    app = provider_app()
+    ids = h.seed(app, emails=2, texts=3, due=NOW)
+    email_bad, email_ok, opted_out, invalid, fine = ids
+    with transaction(app.sessions) as session:
+        opted_out_phone = session.scalars(
+            select(Contact.phone).join(Message).where(Message.id == opted_out)
+        ).one()
+    answers = {
+        ("email", email_bad): (400, {"errors": [{"message": "Invalid to email", "field": "to"}]}),
+        ("sms", opted_out): (400, {"code": 21610, "message": "Attempt to send to unsubscribed"}),
+        ("sms", invalid): (400, {"code": 21211, "message": "Invalid 'To' Phone Number"}),
+    }
+    fake.fake.rule = lambda kind, message_id, to, seen: answers.get((kind, message_id))
+    result = app.dispatcher.tick()
+    assert (result.sent, result.failed, result.retried) == (2, 3, 0)
+    rows = h.message_rows(app)
+    assert rows[email_bad].state == MessageState.FAILED
+    assert "Invalid to email" in (rows[email_bad].error or "")
+    assert "21610" in (rows[opted_out].error or "") and "21211" in (rows[invalid].error or "")
+    assert rows[email_ok].state == rows[fine].state == MessageState.SENT
+    with transaction(app.sessions) as session:
+        assert is_suppressed(session, "sms", opted_out_phone)  # 21610 also suppresses
+    frozen_clock.advance(days=1)
+    assert app.dispatcher.tick().claimed == 0
+    assert sorted(fake.fake.ids()) == sorted([email_ok, fine])
+
+
+def test_no_answer_after_the_request_left_is_uncertain_not_retried(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake, frozen_clock: FrozenClock
+) -> None:
+    fake.fake.delay = 2.0
+    app = provider_app(sendgrid={"concurrency": 4})
+    app.dispatcher.email.pool.timeout = __import__("aiohttp").ClientTimeout(total=0.3)
+    [message] = h.seed(app, emails=1, due=NOW)
+    result = app.dispatcher.tick()
+    assert result.uncertain == 1 and result.retried == 0
+    assert h.states(app)[message] == MessageState.UNCERTAIN
+    frozen_clock.advance(days=1)
+    assert app.dispatcher.tick().claimed == 0
+
+
+def test_unsubscribe_committed_mid_batch_stops_every_unsent_message_to_that_contact(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake
+) -> None:
+    app = provider_app(sendgrid={"concurrency": 2}, twilio={"concurrency": 2})
+    people = h.seed(app, emails=40, due=NOW)  # message ids 1..40 for contacts 1..40
+    # The same contacts also have texts due, later in the same batch.
+    with transaction(app.sessions) as session:
+        contacts = list(session.scalars(select(Contact).order_by(Contact.id)))
+    leaver = contacts[-1]
+    h.seed(app, texts=40, due=NOW, contacts=[c.id for c in contacts])
+    leaver_email, leaver_phone = leaver.email, leaver.phone
+    done: list[bool] = []
+
+    def unsubscribe_on_first_request(item: Received) -> None:
+        if not done:
+            done.append(True)
+            with transaction(app.sessions) as session:
+                suppress(session, "email", leaver_email, SuppressionReason.UNSUBSCRIBED)
+                suppress(session, "sms", leaver_phone, SuppressionReason.UNSUBSCRIBED)
+
+    fake.fake.on_request = unsubscribe_on_first_request
+    result = app.dispatcher.tick()
+    received_to = [item.to for item in fake.fake.received]
+    assert leaver_email not in received_to and leaver_phone not in received_to
+    assert result.sent == 78 and result.skipped == 2
+    assert len(people) == 40
+
+
+def test_pause_mid_batch_stops_new_sends_and_resume_never_resends(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake
+) -> None:
+    app = provider_app(sendgrid={"concurrency": 2})
+    ids = h.seed(app, emails=40, due=NOW)
+
+    paused: list[bool] = []
+
+    def pause_on_first_request(item: Received) -> None:
+        if not paused:
+            paused.append(True)
+            with transaction(app.sessions) as session:
+                lifecycle.pause(session, "engine-email", now=NOW)
+
+    fake.fake.on_request = pause_on_first_request
+    first = app.dispatcher.tick()
+    sent_before = set(fake.fake.ids())
+    assert 0 < first.sent < 40 and first.released == 40 - first.sent
+    assert app.dispatcher.tick().sent == 0  # still paused
+    fake.fake.on_request = None
+    with transaction(app.sessions) as session:
+        lifecycle.resume(session, "engine-email")
+    second = app.dispatcher.tick()
+    assert second.sent == 40 - first.sent
+    assert Counter(fake.fake.ids()) == Counter(ids)
+    assert sent_before.isdisjoint(set(fake.fake.ids()[len(sent_before) :]))
+
+
+def test_a_late_tick_does_not_text_at_night_and_defers_to_the_morning(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake, frozen_clock: FrozenClock
+) -> None:
+    late = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)  # 23:00 in Los Angeles
+    frozen_clock.now = late
+    app = provider_app()
+    [text] = h.seed(app, texts=1, due=late - timedelta(hours=2))
+    [email] = h.seed(app, emails=1, due=late - timedelta(hours=2))
+    result = app.dispatcher.tick()
+    assert result.deferred == 1 and result.sent == 1
+    rows = h.message_rows(app)
+    assert rows[text].state == MessageState.PLANNED
+    assert rows[text].due_at == datetime(2026, 12, 2, 16, 0, tzinfo=UTC)  # 08:00 local
+    assert rows[email].state == MessageState.SENT  # the email step's window is all day
+    assert fake.fake.ids("sms") == []
+
+
+def test_one_text_per_contact_per_cap_window_across_campaigns(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake, frozen_clock: FrozenClock
+) -> None:
+    app = provider_app()
+    [first] = h.seed(app, texts=1, due=NOW, campaign="engine-sms")
+    [second] = h.seed(app, texts=1, due=NOW, contacts=[1], campaign="engine-sms-2")
+    result = app.dispatcher.tick()
+    assert (result.sent, result.deferred) == (1, 1)
+    rows = h.message_rows(app)
+    assert rows[first].state == MessageState.SENT
+    assert rows[second].due_at >= NOW + timedelta(hours=24)
+    frozen_clock.advance(hours=24, minutes=1)
+    assert app.dispatcher.tick().sent == 1
+    assert sorted(fake.fake.ids("sms")) == [first, second]
+
+
+def test_too_late_messages_are_skipped_with_a_reason(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake
+) -> None:
+    app = provider_app()
+    [old] = h.seed(app, emails=1, due=NOW - timedelta(days=3))  # not_after = due + 48 h
+    assert app.dispatcher.tick().skipped == 1
+    row = h.message_rows(app)[old]
+    assert row.state == MessageState.SKIPPED and "too late" in (row.skip_reason or "")
+    assert fake.fake.ids() == []
+
+
+def test_booked_contact_exits_and_cancelled_campaign_skips(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake
+) -> None:
+    app = provider_app()
+    booked, other = h.seed(app, emails=2, due=NOW)
+    [text] = h.seed(app, texts=1, due=NOW, contacts=[2])
+    with transaction(app.sessions) as session:
+        session.get_one(Contact, 1).booked_at = NOW
+        lifecycle.cancel(session, "engine-sms", now=NOW)
+    result = app.dispatcher.tick()
+    rows = h.message_rows(app)
+    assert rows[booked].skip_reason == "exited: booked"
+    assert rows[other].state == MessageState.SENT
+    assert rows[text].skip_reason == "campaign cancelled"
+    assert result.sent == 1 and fake.fake.ids() == [other]
