@@ -67,3 +67,14 @@ def editor(client: TestClient) -> TestClient:
 def viewer(client: TestClient) -> TestClient:
     assert sign_in(client, VIEWER).status_code == 303
     return client
+
+
+@pytest.fixture
+def csrf() -> Callable[[str], str]:
+    return csrf_of
+
+
+@pytest.fixture
+def page_csrf(client: TestClient) -> Callable[[str], str]:
+    """The CSRF token a signed-in page carries (e.g. page_csrf('/admin/campaigns'))."""
+    return lambda path: csrf_of(client.get(path).text)

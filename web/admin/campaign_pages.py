@@ -26,7 +26,7 @@ from campaigns.reports import (
 )
 from nurture.app import NurtureApp
 from nurture.db import transaction
-from nurture.errors import NurtureError
+from nurture.errors import NurtureError, ValidationFailed
 from nurture.models import Campaign
 from web.admin.charts import daily_svg, funnel_svg
 from web.admin.render import render
@@ -201,7 +201,11 @@ def launch(
     try:
         start = parse_start(starts_at, nurture.settings.clinic.default_timezone, now)
         with transaction(nurture.sessions) as session:
-            lifecycle.launch(session, sequence, now=now, starts_at=start)
+            lifecycle.launch(session, sequence, now=now, starts_at=start, settings=nurture.settings)
+    except ValidationFailed as exc:
+        problems = "; ".join(exc.problems)
+        message = f"This sequence cannot be launched: {problems}"
+        return _campaign_page(request, name, staff, error=message, status_code=400)
     except (ValueError, NurtureError) as exc:
         return _campaign_page(request, name, staff, error=str(exc), status_code=400)
     return RedirectResponse(f"/admin/campaigns/{name}?done=launched", status_code=303)

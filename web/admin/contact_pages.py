@@ -153,7 +153,7 @@ def _contact_page(
         contact = session.get(Contact, contact_id)
         if contact is None:
             raise HTTPException(404, "no such contact")
-        names = dict(session.execute(select(Campaign.id, Campaign.name)).tuples())
+        names = {row.id: row.name for row in session.execute(select(Campaign.id, Campaign.name))}
         enrollments = list(
             session.scalars(
                 select(Enrollment)
