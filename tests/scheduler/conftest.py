@@ -156,16 +156,11 @@ def provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "test-token")
 
 
-@pytest.fixture
-def provider_app(
-    provider_env: None, db_url: str, tmp_path: Path, frozen_clock: FrozenClock, fake: RunningFake
-) -> Iterator[Callable[..., NurtureApp]]:
-    """Build apps whose real SendGrid and Twilio channels post to the loopback fake."""
+def _builder(url: str, tmp_path: Path, clock: Any, fake: RunningFake) -> Any:
     made: list[NurtureApp] = []
 
-    def build(clock: Any = frozen_clock, **overrides: dict[str, Any]) -> NurtureApp:
-        sections = provider_sections(db_url, tmp_path, **overrides)
-        sections["sendgrid"].setdefault("api_host", fake.url)
+    def build(clock: Any = clock, **overrides: dict[str, Any]) -> NurtureApp:
+        sections = provider_sections(url, tmp_path, **overrides)
         if not sections["sendgrid"]["api_host"]:
             sections["sendgrid"]["api_host"] = fake.url
         if not sections["twilio"]["api_base_url"]:
@@ -175,11 +170,38 @@ def provider_app(
         made.append(app)
         return app
 
+    def close() -> None:
+        for app in made:
+            if "dispatcher" in app.__dict__:
+                app.dispatcher.shutdown()
+            app.dispose()
+
+    return build, close
+
+
+@pytest.fixture
+def provider_app(
+    provider_env: None, db_url: str, tmp_path: Path, frozen_clock: FrozenClock, fake: RunningFake
+) -> Iterator[Callable[..., NurtureApp]]:
+    """Build apps (SQLite and PostgreSQL) whose real SendGrid and Twilio channels post to the
+    loopback fake."""
+    build, close = _builder(db_url, tmp_path, frozen_clock, fake)
     yield build
-    for app in made:
-        if "dispatcher" in app.__dict__:
-            app.dispatcher.shutdown()
-        app.dispose()
+    close()
+
+
+@pytest.fixture
+def pg_provider_app(
+    provider_env: None,
+    postgres_url: str,
+    tmp_path: Path,
+    frozen_clock: FrozenClock,
+    fake: RunningFake,
+) -> Iterator[Callable[..., NurtureApp]]:
+    """The same on PostgreSQL only (several workers need a real server)."""
+    build, close = _builder(postgres_url, tmp_path, frozen_clock, fake)
+    yield build
+    close()
 
 
 SETTLED = {MessageState.SENT, MessageState.SKIPPED, MessageState.FAILED, MessageState.UNCERTAIN}
