@@ -213,6 +213,8 @@ async def save_preferences(
                     evidence=f"checked '{row['label']}' on the preference page. {row['consent']}",
                 )
             else:
-                opt_out(session, contact, channel, source="preference page", at=app.clock())
+                # Same time source as opt_in_again (which takes no time), so the ledger's
+                # "latest event wins" rule sees the person's choices in the order they made them.
+                opt_out(session, contact, channel, source="preference page")
         rows = _channel_rows(session, contact)
     return page(request, "preferences.html", channels=rows, saved=True)
