@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from contacts.optout import opt_in_again, opt_out
 from contacts.suppressions import SELF_LIFTABLE, active_suppression
 from nurture.app import NurtureApp
+from nurture.clock import utcnow
 from nurture.db import transaction
 from nurture.models import Channel, ConsentStatus, Contact
 from nurture.redact import mask_address
@@ -55,7 +56,9 @@ class UnsubscribeService:
     async def unsubscribe(self, parsed: ContactToken, source: str) -> None:
         """Returns once the suppression is committed (raises if it could not be)."""
         assert parsed.channel is not None
-        item = Unsubscribe(parsed.contact_id, parsed.channel, source, self.nurture.clock())
+        # Wall-clock time, like opt_in_again, so the consent ledger keeps the person's choices
+        # in the order they made them.
+        item = Unsubscribe(parsed.contact_id, parsed.channel, source, utcnow())
         await asyncio.wrap_future(self.writer.submit(item))
 
 

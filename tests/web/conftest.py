@@ -72,6 +72,17 @@ def campaign_id(nurture_app: NurtureApp) -> int:
 
 
 @pytest.fixture
+def another_campaign(nurture_app: NurtureApp) -> int:
+    with transaction(nurture_app.sessions) as session:
+        campaign = Campaign(
+            name="web-test-2", definition=SEQUENCE.snapshot(), state=CampaignState.ACTIVE
+        )
+        session.add(campaign)
+        session.flush()
+        return campaign.id
+
+
+@pytest.fixture
 def send(nurture_app: NurtureApp, campaign_id: int) -> Callable[..., int]:
     """send(contact_id, step_index=0, state=SENT, provider_message_id=None) -> message id."""
 
@@ -81,19 +92,21 @@ def send(nurture_app: NurtureApp, campaign_id: int) -> Callable[..., int]:
         state: MessageState = MessageState.SENT,
         provider_message_id: str | None = None,
         provider: str = "memory",
+        campaign: int | None = None,
     ) -> int:
         now = nurture_app.clock()
+        in_campaign = campaign or campaign_id
         with transaction(nurture_app.sessions) as session:
             enrollment = session.query(Enrollment).filter_by(
-                campaign_id=campaign_id, contact_id=contact_id
+                campaign_id=in_campaign, contact_id=contact_id
             ).one_or_none() or Enrollment(
-                campaign_id=campaign_id, contact_id=contact_id, enrolled_at=now
+                campaign_id=in_campaign, contact_id=contact_id, enrolled_at=now
             )
             session.add(enrollment)
             session.flush()
             message = Message(
                 enrollment_id=enrollment.id,
-                campaign_id=campaign_id,
+                campaign_id=in_campaign,
                 contact_id=contact_id,
                 step_index=step_index,
                 channel=SEQUENCE.steps[step_index].channel,

@@ -145,15 +145,14 @@ def _phone(raw: str) -> str:
 def _act(
     app: NurtureApp, session: Session, intent: Intent, sender: str, contact: Contact | None
 ) -> None:
-    now = app.clock()
     if intent in (Intent.STOP, Intent.REVOKE):
         source = "reply STOP" if intent == Intent.STOP else "free-text reply asking to stop"
         if contact is not None:
-            opt_out(
-                session, contact, Channel.SMS, reason=SuppressionReason.STOP, source=source, at=now
-            )
+            # No `at`: opt_in_again (START) takes none either, and the consent ledger orders
+            # the person's own choices by time.
+            opt_out(session, contact, Channel.SMS, reason=SuppressionReason.STOP, source=source)
         else:
-            suppress(session, Channel.SMS, sender, SuppressionReason.STOP, source=source, at=now)
+            suppress(session, Channel.SMS, sender, SuppressionReason.STOP, source=source)
     elif intent == Intent.START:
         if contact is not None:
             opt_in_again(
