@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
-
-from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from nurture.errors import ConfigError
 from providers.base import OutgoingSms, ProviderRejected, ProviderUnavailable, SendResult
@@ -31,17 +28,9 @@ OPTED_OUT_CODE = 21610
 RATE_LIMIT_CODES = frozenset({20429, 14107})
 
 
-class LoopbackHttpClient(TwilioHttpClient):
-    """Rewrites api.twilio.com to a loopback mock (the SDK has no base-URL option)."""
-
-    def __init__(self, base_url: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.base_url = require_loopback(base_url, "twilio.api_base_url")
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        if url.startswith(TWILIO_API):
-            url = self.base_url + url[len(TWILIO_API) :]
-        return super().request(method, url, *args, **kwargs)
+if TYPE_CHECKING:
+    from twilio.base.exceptions import TwilioRestException
+    from twilio.rest import Client
 
 
 def classify(
@@ -91,12 +80,7 @@ class TwilioChannel:
                 "when [sms] provider = 'twilio'"
             )
         base = require_loopback(api_base_url, "twilio.api_base_url") if api_base_url else TWILIO_API
-        http_client = (
-            LoopbackHttpClient(api_base_url, timeout=timeout)
-            if api_base_url
-            else TwilioHttpClient(timeout=timeout)
-        )
-        self.client = Client(account_sid, auth_token, http_client=http_client)
+        self._credentials = (account_sid, auth_token, api_base_url, timeout)
         #: Twilio queues per sender (long code, toll-free, short code, messaging service).
         self.rate_bucket = f"twilio:{sender or account_sid}"
         self.url = f"{base}/2010-04-01/Accounts/{account_sid}/Messages.json"
@@ -112,7 +96,26 @@ class TwilioChannel:
             },
         )
 
+    @cached_property
+    def client(self) -> Client:
+        """The SDK client, built on first use: the dispatcher's pooled path does not need it,
+        and importing twilio.rest costs a worker about 13 MB."""
+        from twilio.http.http_client import TwilioHttpClient
+        from twilio.rest import Client
+
+        from providers.twilio_sdk import LoopbackHttpClient
+
+        account_sid, auth_token, api_base_url, timeout = self._credentials
+        http_client = (
+            LoopbackHttpClient(api_base_url, timeout=timeout)
+            if api_base_url
+            else TwilioHttpClient(timeout=timeout)
+        )
+        return Client(account_sid, auth_token, http_client=http_client)
+
     def send_sms(self, sms: OutgoingSms) -> SendResult:
+        from twilio.base.exceptions import TwilioException, TwilioRestException
+
         sender: dict[str, str] = (
             {"messaging_service_sid": sms.messaging_service_sid}
             if sms.messaging_service_sid

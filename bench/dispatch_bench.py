@@ -1,0 +1,319 @@
+"""Dispatch benchmark: due emails and texts end to end (claim → check → render → mark sending →
+pooled provider call → record) against a fast loopback fake provider, beside a bare baseline.
+
+The baseline is a loop posting the same payloads with the same HTTP client (the pooled aiohttp
+session the SendGrid and Twilio channels use, same concurrency), so the ratio shows what the
+engine's exactly-once bookkeeping, checks and rendering cost. Peak RSS is sampled as the campaign
+is dispatched, to show it stays flat. The fake runs in its own process (the second core).
+
+    python bench/dispatch_bench.py                  # 10,000 emails + 10,000 texts on SQLite
+    python bench/dispatch_bench.py --full           # 100,000 + 100,000
+    python bench/dispatch_bench.py --db postgres    # on PostgreSQL (127.0.0.1, trust auth)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+from sqlalchemy import insert, select
+
+from nurture.app import NurtureApp
+from nurture.clock import FrozenClock
+from nurture.db import transaction
+from nurture.models import (
+    Campaign,
+    CampaignState,
+    ConsentStatus,
+    Contact,
+    Enrollment,
+    Message,
+)
+from nurture.settings import load_settings
+from providers.base import OutgoingEmail, OutgoingSms
+from providers.registry import email_channel, sms_channel
+from scheduler.sending import SendLoop
+
+NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)  # 10:00 in Los Angeles
+SID = "AC" + "a" * 32
+CHUNK = 5_000
+
+
+def start_fake() -> tuple[subprocess.Popen[str], str]:
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "providers.fakeserver", "--count-only"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert fake.stdout is not None
+    line = fake.stdout.readline().strip()
+    return fake, line.split("=", 1)[1]
+
+
+def database(kind: str, folder: Path) -> tuple[str, str | None]:
+    if kind == "sqlite":
+        return f"sqlite:///{folder / 'bench.db'}", None
+    import psycopg
+
+    name = f"nurture_bench_{os.getpid()}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
+        db.execute(f"DROP DATABASE IF EXISTS {name}")
+        db.execute(f"CREATE DATABASE {name}")
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", name
+
+
+def seed(app: NurtureApp, channel: str, count: int) -> None:
+    """Contacts opted in to both channels, one campaign, one due message each (bulk inserts)."""
+    from campaigns.definitions import Sequence
+
+    template = "01-welcome" if channel == "email" else "02-cycle"
+    sequence = Sequence.model_validate(
+        {
+            "name": f"bench-{channel}",
+            "title": "bench",
+            "template_folder": "spasm-relief",
+            "audience": {"enroll_new_contacts": False},
+            "steps": [{"name": "only", "channel": channel, "template": template}],
+        }
+    )
+    with transaction(app.sessions) as session:
+        campaign = Campaign(
+            name=sequence.name,
+            definition=sequence.snapshot(),
+            state=CampaignState.ACTIVE,
+            starts_at=NOW,
+            launched_at=NOW,
+        )
+        session.add(campaign)
+        session.flush()
+        campaign_id = campaign.id
+        first = (session.scalar(select(Contact.id).order_by(Contact.id.desc()).limit(1)) or 0) + 1
+    for start in range(first, first + count, CHUNK):
+        ids = range(start, min(start + CHUNK, first + count))
+        with transaction(app.sessions) as session:
+            conn = session.connection()
+            conn.execute(
+                insert(Contact),
+                [
+                    {
+                        "id": n,
+                        "first_name": "Pat",
+                        "last_name": f"B{n}",
+                        "email": f"pat{n}@example.com",
+                        "phone": f"+1310{n:07d}",
+                        "timezone": "America/Los_Angeles",
+                        "email_consent": ConsentStatus.OPTED_IN,
+                        "sms_consent": ConsentStatus.OPTED_IN,
+                        "custom_fields": {},
+                        "source": "bench",
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                    }
+                    for n in ids
+                ],
+            )
+            conn.execute(
+                insert(Enrollment),
+                [
+                    {
+                        "id": n,
+                        "campaign_id": campaign_id,
+                        "contact_id": n,
+                        "state": "active",
+                        "enrolled_at": NOW,
+                        "planned_step": 0,
+                    }
+                    for n in ids
+                ],
+            )
+            conn.execute(
+                insert(Message),
+                [
+                    {
+                        "id": n,
+                        "enrollment_id": n,
+                        "campaign_id": campaign_id,
+                        "contact_id": n,
+                        "step_index": 0,
+                        "channel": channel,
+                        "state": "planned",
+                        "due_at": NOW,
+                        "not_after": NOW + timedelta(hours=48),
+                        "attempts": 0,
+                        "updated_at": NOW,
+                    }
+                    for n in ids
+                ],
+            )
+
+
+class RssSampler(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process()
+        self.peak = 0
+        self.samples: list[int] = []
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            rss = self.process.memory_info().rss
+            self.peak = max(self.peak, rss)
+            self.samples.append(rss)
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.running = False
+        self.join()
+
+
+def dispatch(app: NurtureApp, channel: str, count: int) -> tuple[float, int, list[int]]:
+    sampler = RssSampler()
+    sampler.start()
+    started = time.perf_counter()
+    result = app.dispatcher.tick()
+    elapsed = time.perf_counter() - started
+    sampler.stop()
+    assert result.sent == count, f"{channel}: sent {result.sent} of {count}: {result}"
+    return elapsed, sampler.peak, sampler.samples
+
+
+def baseline(app: NurtureApp, channel: str, count: int, concurrency: int) -> float:
+    """The same payload, built once, posted `count` times through the same pooled client
+    (PooledHttp, same concurrency): the HTTP cost alone, nothing of the engine."""
+    import json
+
+    from providers.sendgrid import build_mail
+    from providers.twilio import form
+
+    payload = getattr(app.dispatcher, f"sent_example_{channel}")
+    target = email_channel(app.settings) if channel == "email" else sms_channel(app.settings)
+    pool = target.pool  # type: ignore[attr-defined]
+    if channel == "email":
+        body: bytes | dict[str, str] = json.dumps(build_mail(payload).get()).encode()
+        kind: str | None = "application/json"
+    else:
+        body, kind = form(payload), None
+
+    async def run() -> None:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one() -> None:
+            async with gate:
+                reply = await pool.post(target.url, data=body, content_type=kind)  # type: ignore[attr-defined]
+                assert reply.status < 300
+
+        await asyncio.gather(*(one() for _ in range(count)))
+        await pool.aclose()
+
+    loop = SendLoop()
+    started = time.perf_counter()
+    loop.run(run())
+    elapsed = time.perf_counter() - started
+    loop.close()
+    return elapsed
+
+
+def example(app: NurtureApp, channel: str) -> OutgoingEmail | OutgoingSms:
+    from campaigns.definitions import Sequence
+
+    with transaction(app.sessions, immediate=False) as session:
+        definition = session.scalar(
+            select(Campaign.definition).where(Campaign.name == f"bench-{channel}")
+        )
+    sequence = Sequence.from_snapshot(definition)
+    return app.composer.compose(
+        sequence,
+        sequence.steps[0],
+        {"first_name": "Pat", "last_name": "B", "custom_fields": {}},
+        message_id=1,
+        contact_id=1,
+        to="pat1@example.com" if channel == "email" else "+13100000001",
+        campaign=sequence.name,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Dispatch benchmark")
+    parser.add_argument("--emails", type=int, default=10_000)
+    parser.add_argument("--texts", type=int, default=10_000)
+    parser.add_argument("--full", action="store_true", help="100,000 emails and 100,000 texts")
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=1_000)
+    args = parser.parse_args()
+    if args.full:
+        args.emails = args.texts = 100_000
+    os.environ.setdefault("NURTURE_SECRET_KEY", "bench-secret-key-0123456789abcdef")
+    os.environ.update(
+        {"SENDGRID_API_KEY": "SG.bench", "TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "bench"}
+    )
+    fake, url = start_fake()
+    folder = Path(tempfile.mkdtemp(prefix="nurture-bench-"))
+    db_url, pg_name = database(args.db, folder)
+    try:
+        settings = load_settings(
+            database={"url": db_url},
+            outbox={"dir": str(folder / "outbox")},
+            email={"provider": "sendgrid"},
+            sms={"provider": "twilio", "segments_per_second": 1e9},
+            sendgrid={"api_host": url, "emails_per_second": 1e9, "concurrency": args.concurrency},
+            twilio={"api_base_url": url, "concurrency": args.concurrency},
+            scheduler={"batch_size": args.batch, "sms_frequency_cap_hours": 24},
+        )
+        app = NurtureApp(settings=settings, clock=FrozenClock(NOW))
+        app.migrate()
+        print(
+            f"dispatch benchmark: {args.emails:,} emails + {args.texts:,} texts, "
+            f"{args.db}, concurrency {args.concurrency}, batch {args.batch}, "
+            f"{psutil.cpu_count()} cores"
+        )
+        rows = []
+        for channel, count in (("email", args.emails), ("sms", args.texts)):
+            if not count:
+                continue
+            started = time.perf_counter()
+            seed(app, channel, count)
+            seeded = time.perf_counter() - started
+            elapsed, peak, samples = dispatch(app, channel, count)
+            setattr(app.dispatcher, f"sent_example_{channel}", example(app, channel))
+            base = baseline(app, channel, count, args.concurrency)
+            quarter = [samples[int(len(samples) * q) - 1] for q in (0.25, 0.5, 0.75, 1.0)]
+            rows.append((channel, count, seeded, elapsed, base, peak, quarter))
+        print(
+            f"{'channel':8} {'messages':>9} {'engine msg/s':>13} {'baseline msg/s':>15} "
+            f"{'ratio':>6} {'peak RSS':>9}  RSS at 25/50/75/100% of the run"
+        )
+        for channel, count, seeded, elapsed, base, peak, quarter in rows:
+            print(
+                f"{channel:8} {count:>9,} {count / elapsed:>13,.0f} {count / base:>15,.0f} "
+                f"{base / elapsed:>6.0%} {peak / 2**20:>7.0f}MB  "
+                + " / ".join(f"{q / 2**20:.0f}" for q in quarter)
+                + f" MB   (seeded in {seeded:.1f}s)"
+            )
+        app.dispatcher.shutdown()
+        app.dispose()
+    finally:
+        fake.terminate()
+        fake.wait()
+        if pg_name:
+            import psycopg
+
+            with psycopg.connect(
+                "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
+            ) as db:
+                db.execute(f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(None)
+    main()
