@@ -221,6 +221,7 @@ class Enrollment(Base):
         Index("ix_enrollment_state", "state", "campaign_id"),
         # Staff reports: enrolled / active / completed / exit reasons per campaign, index-only.
         Index("ix_enrollment_campaign_state", "campaign_id", "state", "exit_reason"),
+        Index("ix_enrollment_campaign_enrolled", "campaign_id", "enrolled_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

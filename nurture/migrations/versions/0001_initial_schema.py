@@ -147,6 +147,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("enrollments", schema=None) as batch_op:
         batch_op.create_index(
+            "ix_enrollment_campaign_enrolled", ["campaign_id", "enrolled_at"], unique=False
+        )
+        batch_op.create_index(
             "ix_enrollment_campaign_state", ["campaign_id", "state", "exit_reason"], unique=False
         )
         batch_op.create_index("ix_enrollment_state", ["state", "campaign_id"], unique=False)
@@ -251,6 +254,7 @@ def downgrade() -> None:
     with op.batch_alter_table("enrollments", schema=None) as batch_op:
         batch_op.drop_index("ix_enrollment_state")
         batch_op.drop_index("ix_enrollment_campaign_state")
+        batch_op.drop_index("ix_enrollment_campaign_enrolled")
 
     op.drop_table("enrollments")
     with op.batch_alter_table("contact_tags", schema=None) as batch_op:
