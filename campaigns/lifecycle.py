@@ -8,15 +8,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
 from campaigns.enrollment import enroll_audience
 from campaigns.validation import ensure_valid
 from nurture.errors import InputError, NotFound
-from nurture.models import Campaign, CampaignState
+from nurture.models import (
+    Campaign,
+    CampaignState,
+    Enrollment,
+    EnrollmentState,
+    Message,
+    MessageState,
+)
 from nurture.settings import Settings, load_settings
+
+#: A message in one of these states may still be sent.
+OPEN_STATES = (MessageState.PLANNED, MessageState.CLAIMED, MessageState.SENDING)
 
 
 def get_campaign(session: Session, name: str) -> Campaign:
@@ -77,3 +87,33 @@ def cancel(session: Session, name: str, *, now: datetime) -> Campaign:
         raise InputError(f"campaign {name!r} is already cancelled")
     campaign.state, campaign.cancelled_at = CampaignState.CANCELLED, now
     return campaign
+
+
+def finished(session: Session, campaign: Campaign) -> bool:
+    """Derived from the rows, never from a cursor: launched, and no enrollment still active and
+    no message still to send."""
+    if campaign.state in (CampaignState.DRAFT, CampaignState.CANCELLED):
+        return False
+    active = session.scalar(
+        select(
+            exists().where(
+                Enrollment.campaign_id == campaign.id, Enrollment.state == EnrollmentState.ACTIVE
+            )
+        )
+    )
+    open_messages = session.scalar(
+        select(
+            exists().where(
+                Message.campaign_id == campaign.id,
+                Message.state.in_([str(state) for state in OPEN_STATES]),
+            )
+        )
+    )
+    return not active and not open_messages
+
+
+def status(session: Session, campaign: Campaign) -> str:
+    """The state staff see: "finished" replaces "active" once nothing is left to send."""
+    if campaign.state == CampaignState.ACTIVE and finished(session, campaign):
+        return "finished"
+    return str(campaign.state)

@@ -13,7 +13,10 @@ from campaigns.definitions import list_sequences, load_sequence
 from nurture.cli.common import console, ready_app
 from nurture.db import transaction
 from nurture.errors import InputError
-from nurture.models import Campaign, Message
+from nurture.models import Campaign, Contact, Message
+from nurture.redact import mask_address
+from scheduler.attention import Resolution, needing_attention, resolve
+from scheduler.simulate import simulate as project
 
 app = typer.Typer(help="Campaigns: sequences sent to an audience.", no_args_is_help=True)
 
@@ -40,9 +43,8 @@ def list_() -> None:
                 title, steps = sequence.title, str(len(sequence.steps))
             except Exception:
                 title, steps = "(definition missing)", "?"
-            table.add_row(
-                name, title, steps, campaign.state if campaign else "not launched", counts
-            )
+            state = lifecycle.status(session, campaign) if campaign else "not launched"
+            table.add_row(name, title, steps, state, counts)
     console.print(table)
 
 
@@ -101,3 +103,116 @@ def cancel(name: str) -> None:
     with transaction(nurture.sessions) as session:
         lifecycle.cancel(session, name, now=nurture.clock())
     console.print(f"Cancelled {name}")
+
+
+@app.command()
+def simulate(
+    name: str = typer.Argument(
+        ..., help="Sequence definition (or a launched campaign) to project."
+    ),
+    days: float = typer.Option(7, "--days", min=0.1, help="How many days ahead."),
+    start: str | None = typer.Option(None, help="ISO start with offset; default now."),
+    contacts: bool = typer.Option(False, "--contacts", help="One row per message, not grouped."),
+) -> None:
+    """What would be sent when, over the next days; sends nothing and changes nothing."""
+    from collections import Counter
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from scheduler.planner import quiet_hours
+
+    nurture = ready_app()
+    settings = nurture.settings
+    begin = _parse_start(start) or nurture.clock()
+    zone = ZoneInfo(settings.clinic.default_timezone)
+    with transaction(nurture.sessions, immediate=False) as session:
+        campaign = session.scalar(select(Campaign).where(Campaign.name == name))
+        if campaign is not None:
+            from campaigns.definitions import Sequence
+
+            sequence = Sequence.from_snapshot(campaign.definition)
+            running = campaign if campaign.state == "active" else None
+        else:
+            sequence, running = load_sequence(name), None
+        rows = project(
+            session,
+            sequence,
+            campaign=running,
+            start=begin,
+            days=days,
+            quiet=quiet_hours(settings),
+            sms_cap=timedelta(hours=settings.scheduler.sms_frequency_cap_hours),
+        )
+        addresses = (
+            {
+                contact_id: (email, phone)
+                for contact_id, email, phone in session.execute(
+                    select(Contact.id, Contact.email, Contact.phone).where(
+                        Contact.id.in_({row.contact_id for row in rows})
+                    )
+                )
+            }
+            if contacts
+            else {}
+        )
+    where = "from now" if running or campaign is None else f"({campaign.state}: as if resumed)"
+    title = f"{name}: the next {days:g} days {where}; times in {zone.key}; nothing is sent"
+    if contacts:
+        table = Table("when", "step", "channel", "to", "outcome", title=title)
+        for row in rows:
+            email, phone = addresses.get(row.contact_id, (None, None))
+            table.add_row(
+                f"{row.at.astimezone(zone):%a %b %d %H:%M}",
+                row.step,
+                row.channel,
+                mask_address(email if row.channel == "email" else phone),
+                row.skipped or "send",
+            )
+    else:
+        groups = Counter(
+            (row.at.astimezone(zone).strftime("%a %b %d %H:00"), row.step, row.channel, row.skipped)
+            for row in rows
+        )
+        table = Table("hour", "step", "channel", "messages", "outcome", title=title)
+        for (hour, step, channel, skipped), count in groups.items():
+            table.add_row(hour, step, channel, f"{count:,}", skipped or "send")
+    console.print(table)
+    would = sum(1 for row in rows if not row.skipped)
+    console.print(f"{would:,} would be sent, {len(rows) - would:,} skipped")
+
+
+@app.command()
+def uncertain() -> None:
+    """Messages whose outcome is unknown (a crash between the send and its record).
+
+    They are never re-sent on their own: check the provider's log, then `campaigns resolve`."""
+    nurture = ready_app()
+    with transaction(nurture.sessions, immediate=False) as session:
+        rows = needing_attention(session)
+    if not rows:
+        console.print("No message needs attention.")
+        return
+    table = Table("message", "campaign", "step", "channel", "to", "since (UTC)", "why")
+    for row in rows:
+        table.add_row(
+            str(row.message_id),
+            row.campaign,
+            str(row.step_index),
+            row.channel,
+            row.to,
+            f"{row.since:%Y-%m-%d %H:%M}",
+            row.error[:80],
+        )
+    console.print(table)
+
+
+@app.command("resolve")
+def resolve_(
+    message_id: int = typer.Argument(..., help="Id shown by `campaigns uncertain`."),
+    how: Resolution = typer.Option(..., "--as", help="sent | resend | skip"),
+) -> None:
+    """Settle an uncertain message after checking the provider's log."""
+    nurture = ready_app()
+    with transaction(nurture.sessions) as session:
+        resolve(session, message_id, how, now=nurture.clock(), by="cli")
+    console.print(f"Message {message_id} resolved as {how}")

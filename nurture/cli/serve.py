@@ -39,9 +39,8 @@ def worker() -> None:
     nurture = ready_app()
     clock = nurture.engine_clock()
     clock.start()
-    console.print(
-        f"Worker {nurture.dispatcher.worker} ticking every {nurture.settings.scheduler.tick_seconds:g}s; Ctrl-C stops"
-    )
+    tick = nurture.settings.scheduler.tick_seconds
+    console.print(f"Worker {nurture.dispatcher.worker} ticking every {tick:g}s; Ctrl-C stops")
     try:
         wait_for_signal()
     finally:

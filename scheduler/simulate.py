@@ -1,0 +1,147 @@
+"""What a campaign would send, and when, over the next days: the planner's rules, sending nothing.
+
+The same windows, TCPA quiet hours, consent, suppressions and SMS frequency cap as the engine,
+applied to the audience as it is now (a campaign not yet launched) or to each active enrollment
+from where it stands (a running campaign). Each step is assumed sent at its due time, so the
+projection is what would happen if every send succeeded on time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns.audience import audience_query
+from campaigns.definitions import Sequence
+from contacts.suppressions import address_hash
+from nurture.models import (
+    SETTLED_STATES,
+    Campaign,
+    ConsentStatus,
+    Contact,
+    Enrollment,
+    EnrollmentState,
+    Message,
+    Suppression,
+)
+from scheduler.windows import QuietHours, next_allowed
+
+
+@dataclass(frozen=True)
+class Projected:
+    at: datetime
+    step: str
+    channel: str
+    contact_id: int
+    skipped: str = ""  # why it would not be sent; empty when it would be
+
+
+@dataclass(frozen=True)
+class Start:
+    contact: Contact
+    step_index: int
+    base: datetime  # the time the step's delay counts from
+    due: datetime | None = None  # already planned: its due time
+
+
+def starting_points(
+    session: Session, sequence: Sequence, campaign: Campaign | None, start: datetime
+) -> list[Start]:
+    if campaign is None:
+        contacts = session.scalars(
+            select(Contact).where(Contact.id.in_(audience_query(sequence))).order_by(Contact.id)
+        )
+        return [Start(contact, 0, start) for contact in contacts]
+    points = []
+    rows = session.execute(
+        select(Enrollment, Contact)
+        .join(Contact, Contact.id == Enrollment.contact_id)
+        .where(Enrollment.campaign_id == campaign.id, Enrollment.state == EnrollmentState.ACTIVE)
+        .order_by(Enrollment.id)
+    )
+    for enrollment, contact in rows:
+        if enrollment.planned_step < 0:
+            base = max(enrollment.enrolled_at, campaign.starts_at or enrollment.enrolled_at)
+            points.append(Start(contact, 0, max(base, start)))
+            continue
+        message = session.scalar(
+            select(Message).where(
+                Message.enrollment_id == enrollment.id,
+                Message.step_index == enrollment.planned_step,
+            )
+        )
+        if message is None:
+            continue
+        if message.state in SETTLED_STATES:
+            base = message.sent_at or message.updated_at
+            points.append(Start(contact, enrollment.planned_step + 1, base))
+        else:
+            due = max(message.due_at, start)
+            points.append(Start(contact, enrollment.planned_step, due, due))
+    return points
+
+
+def simulate(
+    session: Session,
+    sequence: Sequence,
+    *,
+    campaign: Campaign | None,
+    start: datetime,
+    days: float,
+    quiet: QuietHours,
+    sms_cap: timedelta,
+) -> list[Projected]:
+    end = start + timedelta(days=days)
+    suppressed = set(
+        session.execute(
+            select(Suppression.channel, Suppression.address_hash).where(
+                Suppression.lifted_at.is_(None)
+            )
+        ).all()
+    )
+    projected: list[Projected] = []
+    for point in starting_points(session, sequence, campaign, start):
+        projected.extend(_one_contact(point, sequence, end, quiet, sms_cap, suppressed))
+    projected.sort(key=lambda item: (item.at, item.step, item.contact_id))
+    return projected
+
+
+def _one_contact(
+    point: Start,
+    sequence: Sequence,
+    end: datetime,
+    quiet: QuietHours,
+    sms_cap: timedelta,
+    suppressed: set[tuple[str, str]],
+) -> list[Projected]:
+    contact, base, out = point.contact, point.base, []
+    last_text: datetime | None = None
+    if sequence.exit.booked and contact.booked_at is not None:
+        return []
+    for index in range(point.step_index, len(sequence.steps)):
+        step = sequence.steps[index]
+        rules = quiet if step.channel == "sms" else None
+        due = point.due if index == point.step_index and point.due else base + step.delay
+        due = next_allowed(due, contact.timezone, step.window, rules)
+        if due is not None and step.channel == "sms" and last_text and sms_cap:
+            if due < last_text + sms_cap:
+                due = next_allowed(last_text + sms_cap, contact.timezone, step.window, rules)
+        if due is None:
+            out.append(Projected(base, step.name, step.channel, contact.id, "no send time"))
+            continue
+        if due > end:
+            break
+        address = contact.address(step.channel)
+        reason = ""
+        if address is None or contact.consent_for(step.channel) != ConsentStatus.OPTED_IN:
+            reason = f"no {step.channel} consent"
+        elif (step.channel, address_hash(step.channel, address)) in suppressed:
+            reason = "suppressed"
+        elif step.channel == "sms":
+            last_text = due
+        out.append(Projected(due, step.name, step.channel, contact.id, reason))
+        base = due
+    return out
