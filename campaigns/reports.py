@@ -18,9 +18,10 @@ import io
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
@@ -231,41 +232,50 @@ def _hour(session: Session, column: ColumnElement[datetime]) -> ColumnElement[st
     return func.to_char(column, "YYYY-MM-DD HH24")
 
 
+def day_bounds(first_day: date, days: int, zone: str) -> list[tuple[datetime, datetime]]:
+    """Local midnights in `zone` as UTC instants (23- and 25-hour days across DST included)."""
+    tz = ZoneInfo(zone)
+    midnights = [
+        datetime.combine(first_day + timedelta(days=n), datetime.min.time(), tz)
+        for n in range(days + 1)
+    ]
+    return list(pairwise(midnights))
+
+
+def _counts_per_day(
+    session: Session,
+    column: ColumnElement[datetime],
+    where: list[ColumnElement[bool]],
+    bounds: list[tuple[datetime, datetime]],
+) -> list[int]:
+    """One statement of per-day index range counts: no per-row function, no sort."""
+    per_day = [
+        select(func.count()).where(*where, column >= lo, column < hi).scalar_subquery()
+        for lo, hi in bounds
+    ]
+    return [int(value or 0) for value in session.execute(select(*per_day)).one()]
+
+
 def daily_series(
     session: Session, campaign_id: int, *, end: datetime, days: int = 30, zone: str = "UTC"
 ) -> list[DailyPoint]:
     """Per local day in `zone` (the clinic's), the last `days` days up to `end`."""
-    tz = ZoneInfo(zone)
-    last_day = end.astimezone(tz).date()
+    last_day = end.astimezone(ZoneInfo(zone)).date()
     first_day = last_day - timedelta(days=days - 1)
-    start = datetime.combine(first_day, datetime.min.time(), tz)
-    points = {
-        first_day + timedelta(days=n): DailyPoint(first_day + timedelta(days=n))
-        for n in range(days)
+    bounds = day_bounds(first_day, days, zone)
+    points = [DailyPoint(first_day + timedelta(days=n)) for n in range(days)]
+    series: dict[str, tuple[ColumnElement[datetime], list[ColumnElement[bool]]]] = {
+        "enrolled": (Enrollment.enrolled_at, [Enrollment.campaign_id == campaign_id]),
+        "sent": (Message.sent_at, [Message.campaign_id == campaign_id]),
     }
-
-    def add(series: str, query: Select[tuple[str, int]]) -> None:
-        for hour_text, count in session.execute(query):
-            hour = datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=ZoneInfo("UTC"))
-            point = points.get(hour.astimezone(tz).date())
-            if point is not None:
-                setattr(point, series, getattr(point, series) + count)
-
-    def hourly(
-        column: ColumnElement[datetime], *where: ColumnElement[bool]
-    ) -> Select[tuple[str, int]]:
-        bucket = _hour(session, column)
-        return (
-            select(bucket, func.count())
-            .where(*where, column >= start, column <= end)
-            .group_by(bucket)
-        )
-
-    add("enrolled", hourly(Enrollment.enrolled_at, Enrollment.campaign_id == campaign_id))
-    add("sent", hourly(Message.sent_at, Message.campaign_id == campaign_id))
     for kind in ("delivered", "clicked", "booked", "unsubscribed"):
-        add(kind, hourly(Event.occurred_at, Event.campaign_id == campaign_id, Event.kind == kind))
-    return [points[day] for day in sorted(points)]
+        series[kind] = (Event.occurred_at, [Event.campaign_id == campaign_id, Event.kind == kind])
+    for name, (column, where) in series.items():
+        for point, count in zip(
+            points, _counts_per_day(session, column, where, bounds), strict=True
+        ):
+            setattr(point, name, count)
+    return points
 
 
 # -- CSV export ------------------------------------------------------------------------------------

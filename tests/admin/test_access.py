@@ -154,7 +154,7 @@ def test_a_token_from_another_session_is_refused(staff_accounts: NurtureApp, log
 
 
 def test_a_viewer_reads_everything_and_changes_nothing(
-    viewer: TestClient, staff_accounts: NurtureApp, make_contact, csrf
+    viewer: TestClient, staff_accounts: NurtureApp, csrf
 ) -> None:
     page = viewer.get("/admin/campaigns/demo")
     assert page.status_code == 200

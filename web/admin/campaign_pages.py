@@ -3,6 +3,7 @@ launch / pause / resume / cancel buttons, which call campaigns.lifecycle like th
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -18,6 +19,8 @@ from campaigns.audience import audience_size_query
 from campaigns.definitions import WEEKDAYS, SendWindow, Sequence, list_sequences, load_sequence
 from campaigns.reports import (
     DAILY_SERIES,
+    CampaignFunnel,
+    UpcomingDay,
     campaign_counts,
     campaign_funnel,
     daily_series,
@@ -35,6 +38,7 @@ from web.admin.session import Staff, StaffEditor, StaffReader
 router = APIRouter()
 CampaignName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)]
 REPORT_DAYS = 30
+SCHEDULE_TTL_SECONDS = 60.0
 
 
 @dataclass
@@ -148,7 +152,7 @@ def _campaign_page(
                 daily_chart=daily_svg(
                     series, DAILY_SERIES, title=f"{name}: the last {REPORT_DAYS} days"
                 ),
-                upcoming=upcoming(session, row.campaign.id, now=now, days=7, zone=zone),
+                upcoming=_schedule(request, session, row.campaign, funnel, now, zone),
             )
     default_start = now.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
     return render(
@@ -165,6 +169,31 @@ def _campaign_page(
         nav="campaigns",
         **context,
     )
+
+
+def _schedule(
+    request: Request,
+    session: Session,
+    campaign: Campaign,
+    funnel: CampaignFunnel,
+    now: datetime,
+    zone: str,
+) -> list[UpcomingDay]:
+    """The 7-day schedule, reused while nothing was planned or sent since (key: the live funnel's
+    pending and sent counts) and for at most a minute: it reads every waiting row's due time."""
+    key = (campaign.id, campaign.state, funnel.pending, funnel.sent, funnel.exited)
+    cache: dict[tuple[object, ...], tuple[float, list[UpcomingDay]]] = getattr(
+        request.app.state, "admin_schedule_cache", {}
+    )
+    request.app.state.admin_schedule_cache = cache
+    hit = cache.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    days = upcoming(session, campaign.id, now=now, days=7, zone=zone)
+    if len(cache) > 256:
+        cache.clear()
+    cache[key] = (time.monotonic() + SCHEDULE_TTL_SECONDS, days)
+    return days
 
 
 def parse_start(text: str, zone: str, now: datetime) -> datetime:

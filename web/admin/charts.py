@@ -46,13 +46,12 @@ def funnel_svg(stages: Sequence[tuple[str, int]], *, title: str) -> Markup:
     return Markup("".join(parts))
 
 
-def _nice_ceiling(value: int) -> int:
-    """1, 2, 5 x 10^n at or above the value, so the axis reads in round numbers."""
-    if value <= 5:
-        return 5
-    magnitude = 10 ** (len(str(value)) - 1)
+def _tick_step(peak: int, ticks: int = 4) -> int:
+    """1, 2 or 5 x 10^n such that `ticks` steps reach the peak: the axis reads in round numbers."""
+    need = max(1, -(-peak // ticks))
+    magnitude = 10 ** (len(str(need)) - 1)
     for step in (1, 2, 5, 10):
-        if value <= step * magnitude:
+        if need <= step * magnitude:
             return step * magnitude
     return 10 * magnitude
 
@@ -60,16 +59,17 @@ def _nice_ceiling(value: int) -> int:
 def daily_svg(points: Sequence[DailyPoint], series: Sequence[str], *, title: str) -> Markup:
     """One line per series over the days, a y axis in round numbers, a legend below."""
     width, height = 720, 260
-    left, right, top, bottom = 48, 12, 12, 56
+    left, right, top, bottom = 56, 28, 12, 56
     plot_w, plot_h = width - left - right, height - top - bottom
-    peak = _nice_ceiling(max((getattr(p, s) for p in points for s in series), default=0))
+    step = _tick_step(max((getattr(p, s) for p in points for s in series), default=0))
+    peak = step * 4
     parts = [
         f'<svg class="chart daily" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
     ]
     for tick in range(5):
-        value = peak * tick / 4
+        value = step * tick
         y = top + plot_h - plot_h * tick / 4
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
