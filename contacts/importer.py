@@ -1,24 +1,42 @@
-"""CSV import of contacts (thin foundation version: the contacts issue deepens it)."""
+"""CSV import of contacts: check the whole file, then stream it in batches, using every core.
+
+The parent process reads records and writes batches; worker processes (spawned, so no database
+connection or scheduler thread is ever forked) check and normalise chunks of rows. At most a few
+chunks are in flight, so memory stays bounded however large the file. Results come back in file
+order, so "the first value wins" (contacts.merge) means the same thing on one core or many.
+
+Every batch commits on its own: a crash half-way leaves a consistent database, and re-running
+the same import finishes the job, since re-importing changes nothing that is already there.
+"""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
+from typing import IO
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from contacts.consent import record_consent
-from contacts.normalize import normalize_email, normalize_phone, timezone_from_phone
-from nurture.clock import utcnow
-from nurture.db import transaction
+from contacts.columns import ColumnMapping, plan_columns
+from contacts.csvsource import CsvFile, guess_encoding, inspect_csv
+from contacts.rows import CleanRow, Rejected, RowRules, clean_rows
+from contacts.writer import BatchWriter
+from nurture.clock import Clock, utcnow
 from nurture.errors import InputError
-from nurture.models import Channel, ConsentStatus, Contact
 
-TRUE_WORDS = frozenset({"yes", "y", "true", "1", "opted_in", "opt-in", "x"})
+log = logging.getLogger("nurture.contacts.import")
+
+CHUNK_ROWS = 2000
+#: Below this many rows, starting worker processes costs more than it saves.
+PARALLEL_FROM = 20_000
 
 
 @dataclass
@@ -27,12 +45,29 @@ class ImportSummary:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+    suppressions_kept: int = 0  # rows naming a suppressed address, which stayed suppressed
+    sms_without_evidence: int = 0  # rows saying "yes" to texts without written-consent evidence
+    consent_kept: int = 0  # opt-ins an earlier opt-out or a suppression outranked
+    total_rows: int = 0
     rejects_path: Path | None = None
+    custom_fields: list[str] = field(default_factory=list)
+    columns: list[tuple[str, str]] = field(default_factory=list)
 
+    @property
+    def processed(self) -> int:
+        return self.inserted + self.updated + self.unchanged + self.rejected
 
-def _consents(row: dict[str, str], channel: str) -> tuple[bool, str]:
-    given = (row.get(f"{channel}_consent") or "").strip().lower() in TRUE_WORDS
-    return given, (row.get(f"{channel}_consent_evidence") or "").strip()
+    def counts(self) -> dict[str, int]:
+        names = (
+            "inserted",
+            "updated",
+            "unchanged",
+            "rejected",
+            "suppressions_kept",
+            "sms_without_evidence",
+            "consent_kept",
+        )
+        return {name: getattr(self, name) for name in names}
 
 
 def import_csv(
@@ -42,82 +77,153 @@ def import_csv(
     *,
     default_timezone: str,
     progress: Callable[[int], None] | None = None,
+    on_start: Callable[[ImportSummary], None] | None = None,
+    mapping: ColumnMapping | None = None,
+    partial: bool = False,
+    encoding: str | None = None,
+    workers: int | None = None,
+    clock: Clock = utcnow,
 ) -> ImportSummary:
-    summary = ImportSummary()
-    rejects: list[tuple[int, str, dict[str, str]]] = []
-    with path.open(newline="", encoding="utf-8-sig") as handle, transaction(sessions) as session:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or not {"email", "phone"} & set(reader.fieldnames):
-            raise InputError(f"{path}: needs an email or phone column")
-        for line, row in enumerate(reader, start=2):
-            try:
-                outcome = _import_row(session, row, source, default_timezone)
-            except InputError as exc:
-                rejects.append((line, str(exc), row))
-                summary.rejected += 1
-                continue
-            setattr(summary, outcome, getattr(summary, outcome) + 1)
+    """Import a CSV; returns the counts. InputError (nothing written) for a whole-file problem.
+
+    `progress(n)` is called as each n rows are done; `on_start(summary)` once the file has been
+    checked (summary.total_rows and .columns are known). `workers` None picks both cores for
+    large files; 0 checks rows in this process.
+    """
+    source = source.strip()
+    if not source:
+        raise InputError("--source must name where the contacts came from (e.g. website-form)")
+    checked = inspect_csv(path, encoding)
+    if checked.first_bad_line is not None and not partial:
+        guess = guess_encoding(path)
+        hint = f"; it looks like {guess}: pass --encoding {guess}" if guess else ""
+        raise InputError(
+            f"{path.name}: line {checked.first_bad_line} is not valid {checked.encoding}{hint}, "
+            "re-save it as UTF-8, or pass --partial to import the rest and reject those lines"
+        )
+    plan = plan_columns(checked.header, mapping)
+    now = clock()
+    summary = ImportSummary(
+        total_rows=checked.total_rows,
+        custom_fields=sorted(plan.custom),
+        columns=plan.describe(),
+    )
+    if on_start:
+        on_start(summary)
+    rules = RowRules(plan, default_timezone, now, check_encoding=checked.first_bad_line is not None)
+    writer = BatchWriter(sessions, source, path.name, default_timezone, now)
+    rejects = RejectsFile(path.with_name(f"{path.stem}.rejects.csv"), checked)
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1) if checked.total_rows >= PARALLEL_FROM else 0
+    try:
+        for chunk, results in _checked_chunks(checked, rules, workers):
+            _write_chunk(writer, chunk, results, summary, rejects)
             if progress:
-                progress(1)
-    if rejects:
-        summary.rejects_path = path.with_name(path.stem + ".rejects.csv")
-        with summary.rejects_path.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(["line", "reason", *rejects[0][2].keys()])
-            for line, reason, row in rejects:
-                writer.writerow([line, reason, *row.values()])
+                progress(len(chunk))
+    finally:
+        rejects.close()
+    summary.rejects_path = rejects.path if summary.rejected else None
+    log.info(
+        "imported %s from %s: %d inserted, %d updated, %d unchanged, %d rejected, "
+        "%d suppressions kept",
+        path.name,
+        source,
+        summary.inserted,
+        summary.updated,
+        summary.unchanged,
+        summary.rejected,
+        summary.suppressions_kept,
+    )
     return summary
 
 
-def _import_row(session: Session, row: dict[str, str], source: str, default_tz: str) -> str:
-    email = normalize_email(row["email"]) if (row.get("email") or "").strip() else None
-    phone = normalize_phone(row["phone"]) if (row.get("phone") or "").strip() else None
-    if email is None and phone is None:
-        raise InputError("no email or phone")
-    contact = None
-    if email:
-        contact = session.scalar(select(Contact).where(Contact.email == email))
-    if contact is None and phone:
-        contact = session.scalar(select(Contact).where(Contact.phone == phone))
-    outcome = "unchanged"
-    if contact is None:
-        zone = (row.get("timezone") or "").strip() or (phone and timezone_from_phone(phone))
-        contact = Contact(
-            first_name=(row.get("first_name") or "").strip(),
-            last_name=(row.get("last_name") or "").strip(),
-            email=email,
-            phone=phone,
-            timezone=zone or default_tz,
-            source=source,
-        )
-        session.add(contact)
-        session.flush()
-        outcome = "inserted"
-    tags = [tag.strip() for tag in (row.get("tags") or "").replace(";", ",").split(",")]
-    if contact.add_tags([tag for tag in tags if tag]) and outcome == "unchanged":
-        outcome = "updated"
-    at = utcnow()
-    when = (row.get("consent_at") or "").strip()
-    if when:
-        try:
-            at = datetime.fromisoformat(when)
-        except ValueError:
-            raise InputError(f"consent_at: not an ISO date: {when!r}") from None
-    for channel in (Channel.EMAIL, Channel.SMS):
-        given, evidence = _consents(row, channel)
-        if not given or contact.consent_for(channel) == ConsentStatus.OPTED_IN:
-            continue
-        if channel == Channel.SMS and not evidence:
-            continue  # TCPA: no written consent evidence, no texts
-        record_consent(
-            session,
-            contact.id,
-            channel,
-            ConsentStatus.OPTED_IN,
-            source=source,
-            evidence=evidence or "imported opt-in",
-            occurred_at=at,
-        )
-        if outcome == "unchanged":
-            outcome = "updated"
-    return outcome
+Chunk = list[tuple[int, list[str]]]
+
+
+def _checked_chunks(
+    checked: CsvFile, rules: RowRules, workers: int
+) -> Iterator[tuple[Chunk, list[CleanRow | Rejected]]]:
+    records = checked.records()
+    chunks = iter(lambda: list(islice(records, CHUNK_ROWS)), [])
+    if workers == 0:
+        for chunk in chunks:
+            yield chunk, clean_rows(rules, chunk)
+        return
+    context = multiprocessing.get_context(_start_method())
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(rules,)
+    ) as pool:
+        pending: deque[tuple[Chunk, Future[list[CleanRow | Rejected]]]] = deque()
+        for chunk in chunks:
+            pending.append((chunk, pool.submit(_clean_in_worker, chunk)))
+            if len(pending) > 2 * workers:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
+def _start_method() -> str:
+    """fork where there is one: workers then share the parent's loaded code and phone metadata
+    instead of each importing the whole app (spawn costs ~80 MB and a second per worker). They
+    only run contacts.rows, never the inherited database connections, logging or threads, and
+    leave through os._exit, so nothing inherited is closed twice."""
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+_worker_rules: RowRules | None = None
+
+
+def _init_worker(rules: RowRules) -> None:
+    global _worker_rules
+    _worker_rules = rules
+
+
+def _clean_in_worker(chunk: Chunk) -> list[CleanRow | Rejected]:
+    assert _worker_rules is not None
+    return clean_rows(_worker_rules, chunk)
+
+
+def _write_chunk(
+    writer: BatchWriter,
+    chunk: Chunk,
+    results: list[CleanRow | Rejected],
+    summary: ImportSummary,
+    rejects: RejectsFile,
+) -> None:
+    raw = dict(chunk)
+    clean = [r for r in results if isinstance(r, CleanRow)]
+    for rejected in (r for r in results if isinstance(r, Rejected)):
+        rejects.add(rejected.line, rejected.reason, raw[rejected.line])
+        summary.rejected += 1
+    summary.sms_without_evidence += sum(r.sms_without_evidence for r in clean)
+    for outcome in writer.write(clean) if clean else []:
+        if outcome.outcome == "rejected":
+            rejects.add(outcome.line, outcome.reason, raw[outcome.line])
+        setattr(summary, outcome.outcome, getattr(summary, outcome.outcome) + 1)
+        summary.suppressions_kept += outcome.suppressions_kept
+        summary.consent_kept += outcome.consent_kept
+
+
+class RejectsFile:
+    """`<name>.rejects.csv` beside the input: line, reason, then the row as it was."""
+
+    def __init__(self, path: Path, checked: CsvFile) -> None:
+        self.path = path
+        self.header = checked.header
+        self._handle: IO[str] | None = None
+        self._writer: csv._writer | None = None  # type: ignore[name-defined]
+        path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
+
+    def add(self, line: int, reason: str, values: list[str]) -> None:
+        if self._writer is None:
+            self._handle = self.path.open("w", newline="", encoding="utf-8", errors="replace")
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(["line", "reason", *self.header])
+        safe = [v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for v in values]
+        self._writer.writerow([line, reason, *safe])
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()

@@ -1,0 +1,201 @@
+"""One CSV row checked and normalised into a CleanRow, or rejected with a reason staff can act on.
+
+Pure functions with no database, so worker processes can run them on both cores (the import's
+cost is almost all here: email-validator and phonenumbers).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from contacts.columns import ColumnPlan
+from contacts.normalize import (
+    DEFAULT_REGION,
+    normalize_email,
+    normalize_timezone,
+    phone_and_zone,
+)
+from contacts.suppressions import address_hash
+from nurture.errors import InputError
+from nurture.models import ConsentStatus, SuppressionReason
+
+YES_WORDS = frozenset(
+    {"yes", "y", "true", "1", "opted_in", "optedin", "opt-in", "opt in", "x", "subscribed", "on"}
+)
+NO_WORDS = frozenset({"", "no", "n", "false", "0", "none", "off", "unknown"})
+OUT_WORDS = frozenset(
+    {"opted_out", "optedout", "opt-out", "opt out", "unsubscribed", "stop", "stopped"}
+)
+SUPPRESSION_WORDS = {reason.value: reason.value for reason in SuppressionReason} | {"": ""}
+TAG_SPLIT = re.compile(r"[,;|]")
+US_DATE_FORMATS = ("%m/%d/%Y", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%y")
+MAX_NAME, MAX_TAG, MAX_EVIDENCE = 100, 64, 2000
+
+
+class Consent(NamedTuple):
+    status: str  # ConsentStatus value
+    at: datetime | None  # when given; None means "at import time"
+    evidence: str
+
+
+class CleanRow(NamedTuple):
+    line: int
+    email: str | None
+    phone: str | None
+    first_name: str
+    last_name: str
+    timezone: str | None  # as given in the file
+    phone_zone: str | None  # from the phone number, when the file gave none
+    tags: tuple[str, ...]
+    custom: dict[str, str]
+    email_consent: Consent | None
+    sms_consent: Consent | None
+    email_suppression: str | None
+    sms_suppression: str | None
+    sms_without_evidence: bool
+    email_hash: str  # suppression keys (contacts.suppressions.address_hash), made here on
+    phone_hash: str  # the workers' cores rather than in the writing process
+
+
+class Rejected(NamedTuple):
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RowRules:
+    """Everything a worker needs to check rows, picklable."""
+
+    plan: ColumnPlan
+    clinic_timezone: str
+    now: datetime
+    region: str = DEFAULT_REGION
+    check_encoding: bool = False
+
+
+def clean_rows(rules: RowRules, rows: list[tuple[int, list[str]]]) -> list[CleanRow | Rejected]:
+    out: list[CleanRow | Rejected] = []
+    for line, values in rows:
+        try:
+            out.append(clean_row(rules, line, values))
+        except InputError as exc:
+            out.append(Rejected(line, str(exc)))
+    return out
+
+
+def clean_row(rules: RowRules, line: int, values: list[str]) -> CleanRow:
+    plan = rules.plan
+    width = len(plan.header)
+    if len(values) != width:
+        if len(values) < width or any(v.strip() for v in values[width:]):
+            raise InputError(f"has {len(values)} fields, the header has {width}")
+    if rules.check_encoding:
+        try:
+            "".join(values).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError("holds bytes that are not valid text in the file's encoding") from None
+
+    given = {name: values[index].strip() for name, index in plan.fields.items()}
+
+    def get(name: str) -> str:
+        return given.get(name, "")
+
+    email = normalize_email(get("email")) if get("email") else None
+    phone, phone_zone = phone_and_zone(get("phone"), rules.region) if get("phone") else (None, None)
+    if email is None and phone is None:
+        raise InputError("has neither an email nor a phone")
+    first, last = get("first_name"), get("last_name")
+    if not first and not last and get("full_name"):
+        first, _, last = (
+            get("full_name").rpartition(" ")
+            if " " in get("full_name")
+            else (get("full_name"), "", "")
+        )
+    for what, text in (("first name", first), ("last name", last)):
+        if len(text) > MAX_NAME:
+            raise InputError(f"{what} is longer than {MAX_NAME} characters")
+    zone = normalize_timezone(get("timezone")) if get("timezone") else None
+    tags = tuple(dict.fromkeys(t.strip() for t in TAG_SPLIT.split(get("tags")) if t.strip()))
+    long_tags = [t for t in tags if len(t) > MAX_TAG]
+    if long_tags:
+        raise InputError(f"tag {long_tags[0][:20]!r}... is longer than {MAX_TAG} characters")
+    custom = {name: values[i].strip() for name, i in plan.custom.items() if values[i].strip()}
+    shared_at = _when(get("consent_at"), "consent_at", rules)
+    email_consent = _consent("email", get, shared_at, rules)
+    sms_consent = _consent("sms", get, shared_at, rules)
+    no_proof = sms_consent is not None and sms_consent.status == "" and phone is not None
+    return CleanRow(
+        line=line,
+        email=email,
+        phone=phone,
+        first_name=first,
+        last_name=last,
+        timezone=zone,
+        phone_zone=phone_zone if zone is None else None,
+        tags=tags,
+        custom=custom,
+        email_consent=email_consent if email else None,
+        sms_consent=sms_consent if phone and sms_consent and sms_consent.status else None,
+        email_suppression=_suppression(get("email_suppression"), "email_suppression"),
+        sms_suppression=_suppression(get("sms_suppression"), "sms_suppression"),
+        sms_without_evidence=no_proof,
+        email_hash=address_hash("email", email) if email else "",
+        phone_hash=address_hash("sms", phone) if phone else "",
+    )
+
+
+def _consent(channel: str, get, shared_at: datetime | None, rules: RowRules) -> Consent | None:  # type: ignore[no-untyped-def]
+    """The row's statement about a channel; an SMS "yes" without evidence has status ""."""
+    column = f"{channel}_consent"
+    said = get(column).lower()
+    evidence = get(f"{column}_evidence")
+    if len(evidence) > MAX_EVIDENCE:
+        raise InputError(f"{column}_evidence is longer than {MAX_EVIDENCE} characters")
+    at = _when(get(f"{column}_at"), f"{column}_at", rules) or shared_at
+    if said in NO_WORDS:
+        return None
+    if said in OUT_WORDS:
+        return Consent(ConsentStatus.OPTED_OUT.value, at, evidence)
+    if said not in YES_WORDS:
+        raise InputError(f"{column} {get(column)!r} is not one of yes / no / opted_out")
+    if channel == "sms" and not evidence:
+        # TCPA: marketing texts need prior express written consent; no proof, no texts.
+        return Consent("", at, "")
+    return Consent(ConsentStatus.OPTED_IN.value, at, evidence)
+
+
+def _when(text: str, column: str, rules: RowRules) -> datetime | None:
+    """An ISO or US (MM/DD/YYYY) date; a time without a zone is clinic time."""
+    if not text:
+        return None
+    parsed = None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        for fmt in US_DATE_FORMATS:
+            try:
+                parsed = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        raise InputError(f"{column} {text!r} is not a date (use 2026-03-01 or 03/01/2026)")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(rules.clinic_timezone))
+    if parsed > rules.now + timedelta(days=1):
+        raise InputError(f"{column} {text!r} is in the future")
+    return parsed
+
+
+def _suppression(text: str, column: str) -> str | None:
+    reason = SUPPRESSION_WORDS.get(text.lower())
+    if reason is None:
+        raise InputError(
+            f"{column} {text!r} is not a suppression reason "
+            f"({', '.join(r.value for r in SuppressionReason)})"
+        )
+    return reason or None

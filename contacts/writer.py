@@ -1,0 +1,313 @@
+"""Writes a batch of clean rows in one short transaction: a few lookups, then bulk inserts.
+
+Per batch: load the contacts any row's email or phone names and the active suppressions of every
+address, merge rows in file order (contacts.merge), then insert new contacts, tags and consent
+events with executemany (INSERT ... RETURNING via SQLAlchemy's insertmanyvalues). Opt-outs and
+suppressions, which are rare, go through contacts.consent / contacts.suppressions so their rules
+stay in one place. Short transactions keep SQLite's single write lock free for the dispatcher.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import JSON, Table
+from sqlalchemy.orm import Session, sessionmaker
+
+from contacts.consent import record_consent
+from contacts.merge import ContactState, MergeConflict, MergeResult, merge_row, new_contact
+from contacts.rows import CleanRow, Consent
+from contacts.suppressions import suppress
+from nurture.db import transaction
+from nurture.models import ConsentEvent, ConsentStatus, Contact, ContactTag
+
+CONTACTS = Contact.__table__
+TAGS = ContactTag.__table__
+EVENTS = ConsentEvent.__table__
+IN_CHUNK = 900  # stay far below SQLite's bound-parameter limit
+STATE_SQL = (
+    "SELECT id, email, phone, first_name, last_name, timezone, custom_fields, email_consent,"
+    " sms_consent FROM contacts WHERE "
+)
+TAGS_SQL = "SELECT contact_id, tag FROM contact_tags WHERE contact_id"
+SUPPRESSIONS_SQL = "SELECT address_hash FROM suppressions WHERE lifted_at IS NULL AND address_hash"
+
+
+def select_in(session: Session, sql: str, keys: list[Any]) -> list[Any]:
+    """Rows of `sql IN (keys)`, in chunks, as plain DB-API tuples (see executemany for why)."""
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    out: list[Any] = []
+    for start in range(0, len(keys), IN_CHUNK):
+        chunk = tuple(keys[start : start + IN_CHUNK])
+        marks = ", ".join([mark] * len(chunk))
+        out += connection.exec_driver_sql(f"{sql} IN ({marks})", chunk).all()
+    return out
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """JSON columns come back parsed from psycopg and as text from sqlite3."""
+    if isinstance(value, str):
+        return dict(json.loads(value))
+    return dict(value or {})
+
+
+def executemany(
+    session: Session, table: Table, rows: list[dict[str, Any]], key: str | None = None
+) -> None:
+    """INSERT (or UPDATE ... WHERE key) many rows straight through the DB-API's executemany.
+
+    SQLAlchemy's own executemany re-processes every parameter of every row through its compiled
+    statement machinery, which costs more than the database work here; the column types' own
+    bind processors are still applied, so values are stored exactly as SQLAlchemy stores them.
+    """
+    connection = session.connection()
+    dialect = connection.dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    names = [name for name in rows[0] if name != key] + ([key] if key else [])
+    if key is None:
+        marks = ", ".join([mark] * len(names))
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
+    else:
+        sets = ", ".join(f"{name} = {mark}" for name in names[:-1])
+        sql = f"UPDATE {table.name} SET {sets} WHERE {key} = {mark}"
+    converters = [
+        (i, _memoised(processor, not isinstance(table.c[n].type, JSON)))
+        for i, n in enumerate(names)
+        if (processor := table.c[n].type.dialect_impl(dialect).bind_processor(dialect))
+    ]
+    pick = itemgetter(*names)
+    params = [pick(row) for row in rows]
+    if converters:
+        for index, values in enumerate(params):
+            converted = list(values)
+            for i, convert in converters:
+                converted[i] = convert(converted[i])
+            params[index] = tuple(converted)
+    connection.exec_driver_sql(sql, params)
+
+
+def _memoised(processor: Any, cache: bool) -> Any:
+    """A batch repeats the same few values (now, consent dates): convert each once."""
+    if not cache:
+        return processor
+    seen: dict[Any, Any] = {}
+
+    def process(value: Any) -> Any:
+        if value not in seen:
+            seen[value] = processor(value)
+        return seen[value]
+
+    return process
+
+
+@dataclass
+class Slot:
+    """One contact touched by the batch, with what the batch did to it."""
+
+    state: ContactState
+    original: ContactState
+    fields_changed: bool = False
+    new_tags: list[str] = field(default_factory=list)
+    consents: list[tuple[str, Consent, int]] = field(default_factory=list)  # + line
+    suppressions: list[tuple[str, str]] = field(default_factory=list)
+
+    def absorb(self, result: MergeResult, line: int) -> None:
+        self.state = result.state
+        self.fields_changed |= result.fields_changed
+        self.new_tags += result.new_tags
+        self.consents += [(channel, consent, line) for channel, consent in result.consents]
+        self.suppressions += result.suppressions
+
+    @property
+    def slow_consent(self) -> bool:
+        """Opt-outs take the careful path (record_consent orders them against the ledger)."""
+        return any(c.status == ConsentStatus.OPTED_OUT for _, c, _ in self.consents)
+
+
+@dataclass
+class RowOutcome:
+    line: int
+    outcome: str  # inserted | updated | unchanged | rejected
+    reason: str = ""
+    suppressions_kept: bool = False
+    consent_kept: bool = False
+
+
+@dataclass
+class BatchWriter:
+    sessions: sessionmaker[Session]
+    source: str
+    filename: str
+    default_timezone: str
+    now: datetime
+
+    def write(self, rows: list[CleanRow]) -> list[RowOutcome]:
+        with transaction(self.sessions) as session:
+            return self._write(session, rows)
+
+    def _write(self, session: Session, rows: list[CleanRow]) -> list[RowOutcome]:
+        by_email, by_phone = self._load(session, rows)
+        suppressed = self._suppressed(session, rows)
+        slots: list[Slot] = []
+        slot_of: dict[int, Slot] = {}
+        outcomes: list[RowOutcome] = []
+        for row in rows:
+            match = (by_email.get(row.email) if row.email else None) or (
+                by_phone.get(row.phone) if row.phone else None
+            )
+            other = by_phone.get(row.phone) if row.phone else None
+            if match is not None and other is not None and other is not match:
+                outcomes.append(
+                    RowOutcome(
+                        row.line,
+                        "rejected",
+                        "conflict: its email and its phone belong to two different contacts",
+                    )
+                )
+                continue
+            is_new = match is None
+            state = match or new_contact(row, self.default_timezone)
+            state.suppressed |= {
+                ch
+                for ch, addr in (("email", row.email), ("sms", row.phone))
+                if addr and (ch, addr) in suppressed
+            }
+            try:
+                result = merge_row(state, row)
+            except MergeConflict as exc:
+                outcomes.append(RowOutcome(row.line, "rejected", f"conflict: {exc}"))
+                continue
+            slot = slot_of.get(id(state))
+            if slot is None:
+                slot = Slot(state=state, original=state)
+                slots.append(slot)
+            slot.absorb(result, row.line)
+            slot_of.pop(id(state), None)
+            slot_of[id(result.state)] = slot
+            for index, key in ((by_email, result.state.email), (by_phone, result.state.phone)):
+                if key:
+                    index[key] = result.state
+            outcome = "inserted" if is_new else result.outcome
+            outcomes.append(
+                RowOutcome(
+                    row.line,
+                    outcome,
+                    suppressions_kept=result.suppressions_kept,
+                    consent_kept=result.consent_kept,
+                )
+            )
+        self._save(session, slots)
+        return outcomes
+
+    def _load(
+        self, session: Session, rows: list[CleanRow]
+    ) -> tuple[dict[str, ContactState], dict[str, ContactState]]:
+        emails = sorted({r.email for r in rows if r.email})
+        phones = sorted({r.phone for r in rows if r.phone})
+        states: dict[int, ContactState] = {}
+        for column, values in (("email", emails), ("phone", phones)):
+            for row in select_in(session, STATE_SQL + column, values):
+                if row[0] not in states:
+                    states[row[0]] = ContactState(
+                        row[0], row[1], row[2], row[3], row[4], row[5],
+                        set(), _json(row[6]), row[7], row[8],
+                    )  # fmt: skip
+        for contact_id, tag in select_in(session, TAGS_SQL, sorted(states)):
+            states[contact_id].tags.add(tag)
+        by_email = {s.email: s for s in states.values() if s.email}
+        by_phone = {s.phone: s for s in states.values() if s.phone}
+        return by_email, by_phone
+
+    def _suppressed(self, session: Session, rows: list[CleanRow]) -> set[tuple[str, str]]:
+        wanted = {r.email_hash: ("email", r.email) for r in rows if r.email}
+        wanted |= {r.phone_hash: ("sms", r.phone) for r in rows if r.phone}
+        found = select_in(session, SUPPRESSIONS_SQL, sorted(wanted))
+        return {wanted[digest] for (digest,) in found}
+
+    def _save(self, session: Session, slots: list[Slot]) -> None:
+        fresh = [s for s in slots if s.original.id is None]
+        if fresh:
+            rows = [self._values(slot) | {"timezone": slot.state.timezone} for slot in fresh]
+            for row in rows:
+                row.update(source=self.source, created_at=self.now)
+            executemany(session, CONTACTS, rows)
+            self._fetch_ids(session, fresh)
+        changed = [
+            s
+            for s in slots
+            if s.original.id is not None
+            and (s.fields_changed or (s.consents and not s.slow_consent))
+        ]
+        if changed:
+            executemany(
+                session, CONTACTS, [self._values(s) | {"id": s.state.id} for s in changed], key="id"
+            )
+        tags = [{"contact_id": s.state.id, "tag": t} for s in slots for t in s.new_tags]
+        if tags:
+            executemany(session, TAGS, tags)
+        events = [self._event(s, *c) for s in slots if not s.slow_consent for c in s.consents]
+        if events:
+            executemany(session, EVENTS, events)
+        for slot in slots:
+            self._save_slow(session, slot)
+
+    def _fetch_ids(self, session: Session, fresh: list[Slot]) -> None:
+        by_email = {s.state.email: s for s in fresh if s.state.email}
+        by_phone = {s.state.phone: s for s in fresh if not s.state.email}
+        for column, index in (("email", by_email), ("phone", by_phone)):
+            sql = f"SELECT {column}, id FROM contacts WHERE {column}"
+            for key, contact_id in select_in(session, sql, sorted(index)):
+                index[key].state.id = contact_id
+
+    def _values(self, slot: Slot) -> dict[str, Any]:
+        state, consent_from = slot.state, (slot.original if slot.slow_consent else slot.state)
+        return {
+            "email": state.email,
+            "phone": state.phone,
+            "first_name": state.first_name,
+            "last_name": state.last_name,
+            "custom_fields": state.custom,
+            "email_consent": consent_from.email_consent,
+            "sms_consent": consent_from.sms_consent,
+            "updated_at": self.now,
+        }
+
+    def _event(self, slot: Slot, channel: str, consent: Consent, line: int) -> dict[str, object]:
+        return {
+            "contact_id": slot.state.id,
+            "channel": channel,
+            "status": consent.status,
+            "occurred_at": consent.at or self.now,
+            "source": self.source,
+            "evidence": consent.evidence or self._default_evidence(line),
+            "recorded_at": self.now,
+        }
+
+    def _default_evidence(self, line: int) -> str:
+        return f"marked opted in by the {self.source!r} import of {self.filename}, line {line}"
+
+    def _save_slow(self, session: Session, slot: Slot) -> None:
+        contact_id = slot.state.id
+        assert contact_id is not None
+        if slot.slow_consent:
+            for channel, consent, line in slot.consents:
+                record_consent(
+                    session,
+                    contact_id,
+                    channel,
+                    consent.status,
+                    source=self.source,
+                    evidence=consent.evidence or self._default_evidence(line),
+                    occurred_at=consent.at or self.now,
+                )
+        for channel, reason in slot.suppressions:
+            address = slot.state.address(channel)
+            if address:
+                suppress(
+                    session, channel, address, reason, source=f"import:{self.source}", at=self.now
+                )
