@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from nurture.cli import booking, campaigns, contacts, db, serve, users
+from nurture.cli import booking, campaigns, contacts, content, db, serve, users
 from nurture.cli.common import console, err_console, setup_logging
 from nurture.errors import NurtureError, ValidationFailed
 
@@ -21,6 +21,9 @@ app.add_typer(db.app, name="db")
 app.add_typer(contacts.app, name="contacts")
 contacts.app.command("booked")(booking.booked)
 app.add_typer(campaigns.app, name="campaigns")
+campaigns.app.command("validate")(content.validate)
+campaigns.app.command("preview")(content.preview)
+app.command("sms-info")(content.sms_info)
 app.add_typer(users.app, name="users")
 app.command()(serve.worker)
 app.command()(serve.web)
