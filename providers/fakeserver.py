@@ -77,7 +77,8 @@ class FakeProviders:
             return web.Response(status=202, headers={"X-Message-Id": f"fake{self.count}"})
         mail = json.loads(body)
         to = mail["personalizations"][0]["to"][0]["email"]
-        message_id = int(mail.get("custom_args", {}).get("nurture_message_id", 0))
+        args = {**mail.get("custom_args", {}), **mail["personalizations"][0].get("custom_args", {})}
+        message_id = int(args.get("nurture_message_id", 0))
         answer = await asyncio.to_thread(self._note, "email", message_id, to)
         if answer is not None:
             status, payload = answer

@@ -55,7 +55,9 @@ def build_mail(email: OutgoingEmail) -> Mail:
     for name, value in email.headers.items():
         mail.add_header(Header(name, value))
     for name, value in email.custom_args.items():
-        mail.add_custom_arg(CustomArg(name, value))
+        # On the personalization (p=0): the v3 spec types a top-level custom_args as a string,
+        # and SendGrid echoes either kind in event webhooks.
+        mail.add_custom_arg(CustomArg(name, value, p=0))
     for category in email.categories:
         mail.add_category(Category(category))
     tracking = TrackingSettings()
@@ -135,9 +137,10 @@ class SendGridChannel:
         reply = await self.pool.post(self.url, data=payload, content_type="application/json")
         if reply.status in (200, 202):
             return SendResult(NAME, reply.headers.get("X-Message-Id", ""), "queued")
-        raise classify_http_error(
-            reply.status, reply.body.decode(errors="replace"), _retry_after(reply.headers)
-        )
+        body = reply.body.decode(errors="replace")
+        if "sl-violations" in reply.headers:  # the spec mocks put their reasons here
+            body = f"{_error_text(body)}: {reply.headers['sl-violations']}"
+        raise classify_http_error(reply.status, body, _retry_after(reply.headers))
 
     async def aclose(self) -> None:
         await self.pool.aclose()
