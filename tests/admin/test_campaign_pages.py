@@ -194,3 +194,33 @@ def test_messages_waiting_are_listed_per_day(
         planned = session.query(Message).filter_by(state=MessageState.PLANNED).count()
     page = editor.get("/admin/campaigns/demo").text
     assert planned == 3 and "Tue 01 Dec" in page
+
+
+def test_projection_before_launch_follows_the_planner_rules(
+    viewer: TestClient, demo_contacts: list[int]
+) -> None:
+    page = viewer.get("/admin/campaigns/demo/projection").text
+    assert "if you launched it now" in page
+    # Three welcome emails at once; one text (only Maria has SMS consent), two skipped.
+    assert "<strong>4</strong> messages would be sent to 3 contacts; 2 would be skipped" in page
+    assert "2 of cycle-text: no sms consent" in page
+
+
+def test_projection_of_a_running_campaign_and_its_limits(
+    editor: TestClient,
+    staff_accounts: NurtureApp,
+    demo_contacts: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from web.admin import projection
+
+    _post(editor, "/admin/campaigns/demo", "/admin/campaigns/demo/launch", starts_at="")
+    staff_accounts.planner.tick()
+    staff_accounts.dispatcher.tick()
+    page = editor.get("/admin/campaigns/demo/projection").text
+    assert "<strong>1</strong> messages would be sent" in page  # only the text is left
+    monkeypatch.setattr(projection, "PROJECTION_LIMIT", 2)
+    assert "too many to project" in editor.get("/admin/campaigns/demo/projection").text
+    assert editor.get("/admin/campaigns/demo/projection?days=90").status_code == 422
+    _post(editor, "/admin/campaigns/demo", "/admin/campaigns/demo/cancel")
+    assert "will send nothing" in editor.get("/admin/campaigns/demo/projection").text

@@ -5,12 +5,21 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from web.admin import ADMIN_DIR, campaign_pages, contact_pages, import_pages, login, previews
+from web.admin import (
+    ADMIN_DIR,
+    campaign_pages,
+    contact_pages,
+    import_pages,
+    login,
+    previews,
+    projection,
+)
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 router.include_router(login.router)
 router.include_router(campaign_pages.router)
 router.include_router(previews.router)
+router.include_router(projection.router)
 router.include_router(contact_pages.router)
 router.include_router(import_pages.router)
 
