@@ -116,13 +116,3 @@ def normalize_timezone(raw: str) -> str:
             f"unknown time zone {raw.strip()!r} (use an IANA name like America/Los_Angeles)"
         )
     return zone
-
-
-def mask(address: str | None) -> str:
-    """An address shortened for logs and messages: ma***@example.com, +1******0102."""
-    if not address:
-        return "-"
-    if "@" in address:
-        local, _, domain = address.partition("@")
-        return f"{local[:2]}***@{domain}"
-    return address[:2] + "*" * max(len(address) - 6, 0) + address[-4:]
