@@ -155,6 +155,8 @@ def show(ref: str = typer.Argument(..., help="Contact id, email or phone.")) -> 
             state = (
                 f"[red]suppressed[/red] ({row.reason}, {row.created_at:%Y-%m-%d})" if row else "no"
             )
+            if contact.erased_at and not address:
+                state = "address erased; its suppression is kept as a hash"
             rows.append((f"{channel} suppressed", state))
         rows += [(f"custom.{k}", str(v)) for k, v in sorted((contact.custom_fields or {}).items())]
         for label, value in rows:
