@@ -1,0 +1,115 @@
+"""Control: simulate (sends nothing), the uncertain list and its resolution, the CLI, and the
+window arithmetic every send time goes through (property tests across daylight-saving days)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from campaigns.definitions import SendWindow, load_sequence
+from nurture.app import NurtureApp
+from nurture.db import transaction
+from nurture.errors import InputError
+from nurture.models import Message, MessageState
+from scheduler.attention import Resolution, needing_attention, resolve
+from scheduler.planner import quiet_hours
+from scheduler.simulate import simulate
+from scheduler.windows import QuietHours, next_allowed
+
+NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+ZONES = ["America/Los_Angeles", "America/New_York", "Pacific/Honolulu", "Europe/London"]
+
+
+@given(
+    at=st.datetimes(
+        min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+    ),
+    zone=st.sampled_from(ZONES),
+    start=st.integers(8, 14),
+    hours=st.integers(1, 7),
+    days=st.sets(st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]), min_size=1),
+)
+@settings(max_examples=300, deadline=None)
+def test_next_allowed_lands_inside_the_window_and_quiet_hours(
+    at: datetime, zone: str, start: int, hours: int, days: set[str]
+) -> None:
+    window = SendWindow(days=tuple(days), start=time(start), end=time(start + hours))
+    found = next_allowed(at, zone, window, QuietHours())
+    assert found is not None and found >= at
+    local = found.astimezone(ZoneInfo(zone))
+    assert local.strftime("%a").lower() in days
+    assert time(max(start, 8)) <= local.time() < time(min(start + hours, 21))
+    assert found - at < timedelta(days=8)
+
+
+def test_simulate_projects_every_step_and_sends_nothing(
+    nurture_app: NurtureApp, make_contact: Any
+) -> None:
+    for n, zone in enumerate(ZONES):
+        make_contact(phone=f"+1310555{n:04d}", sms=n != 0, timezone=zone)
+    sequence = load_sequence("spasm-relief")
+    with transaction(nurture_app.sessions, immediate=False) as session:
+        rows = simulate(
+            session,
+            sequence,
+            campaign=None,
+            start=NOW,
+            days=30,
+            quiet=quiet_hours(nurture_app.settings),
+            sms_cap=timedelta(hours=24),
+        )
+        assert session.scalar(select(func.count()).select_from(Message)) == 0
+    assert len(rows) == len(ZONES) * len(sequence.steps)
+    texts = [row for row in rows if row.channel == "sms"]
+    assert sum(1 for row in texts if row.skipped == "no sms consent") == 2  # two text steps
+    for row in rows:
+        step = next(step for step in sequence.steps if step.name == row.step)
+        zone = next(z for n, z in enumerate(ZONES) if n + 1 == row.contact_id)
+        local = row.at.astimezone(ZoneInfo(zone))
+        assert step.window.start <= local.time() <= step.window.end
+        if row.channel == "sms":
+            assert time(8) <= local.time() < time(21)
+
+
+def test_uncertain_messages_are_listed_masked_and_resolved_by_staff(
+    h: Any, nurture_app: NurtureApp
+) -> None:
+    first, second = h.seed(nurture_app, emails=2, due=NOW)
+    with transaction(nurture_app.sessions) as session:
+        for message_id in (first, second):
+            message = session.get_one(Message, message_id)
+            message.state, message.error = MessageState.UNCERTAIN, "worker stopped"
+    with transaction(nurture_app.sessions) as session:
+        listed = needing_attention(session)
+    assert [row.message_id for row in listed] == [first, second]
+    assert all("@" in row.to and "***" in row.to for row in listed)
+    with transaction(nurture_app.sessions) as session:
+        resolve(session, first, Resolution.RESEND, now=NOW, by="test")
+        resolve(session, second, Resolution.SENT, now=NOW, by="test")
+    rows = h.message_rows(nurture_app)
+    assert rows[first].state == MessageState.PLANNED and rows[first].due_at == NOW
+    assert rows[second].state == MessageState.SENT
+    with pytest.raises(InputError), transaction(nurture_app.sessions) as session:
+        resolve(session, second, Resolution.RESEND, now=NOW, by="test")
+    assert nurture_app.dispatcher.tick().sent == 1  # only the one staff chose to re-send
+
+
+def test_cli_simulate_and_uncertain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nurture.cli.main import app
+
+    monkeypatch.setenv("NURTURE_DATABASE__URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("COLUMNS", "160")
+    runner = CliRunner()
+    result = runner.invoke(app, ["campaigns", "simulate", "spasm-relief", "--days", "7"])
+    assert result.exit_code == 0, result.output
+    assert "nothing is sent" in result.output and "0 would be sent" in result.output
+    result = runner.invoke(app, ["campaigns", "uncertain"])
+    assert result.exit_code == 0 and "No message needs attention" in result.output
