@@ -28,6 +28,7 @@ CURE_WORDING = re.compile(
     r"miracle|100\s?%|never\s+hurt\s+again)\b",
     re.IGNORECASE,
 )
+HEADER_REACH = 300  # visible characters (a hidden preheader comes first) where the header sits
 SUBJECT_WARN_LENGTH = 78  # RFC 5322 suggests lines within 78; phones show ~40-60 characters
 
 
@@ -142,8 +143,8 @@ def check_email(rendered: RenderedEmail, clinic: Any, reason: str, signer: LinkS
         if clinic.phone not in visible:
             out.problems.append(f"the {part} does not give the clinic's number {clinic.phone}")
         _cta(kinds, f"the {part}", out)
-    if clinic.name not in html_text:
-        out.problems.append("the HTML part has no clinic header (the clinic's name)")
+    if clinic.name not in html_text[:HEADER_REACH]:
+        out.problems.append("the HTML part has no clinic header (the clinic's name at the top)")
     _wording(f"{rendered.subject}\n{html_text}\n{text}", "the email", out)
     return out
 
