@@ -141,6 +141,14 @@ def test_editor_launches_watches_the_funnel_and_pauses(
     with sqlite_app.sessions() as session:
         assert session.query(Campaign).one().state == CampaignState.PAUSED
 
+    page.get_by_role("link", name="Full projection").click()
+    assert "would be sent" in page.content()
+    _shot(page, "08-projection")
+    page.set_viewport_size({"width": 768, "height": 1024})  # a tablet held upright
+    page.goto("/admin/campaigns/demo")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    _shot(page, "09-campaign-tablet")
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Campaigns").click()
     _shot(page, "02-campaigns")
     page.goto("/admin/campaigns/demo/preview")
@@ -202,7 +210,7 @@ def test_import_upload_progress_and_rejects(browser_page, tmp_path: Path) -> Non
     page.get_by_role("button", name="Import").click()
     page.wait_for_url("**/admin/imports/*")
     page.locator("#rejects-link:not([hidden])").wait_for()
-    assert page.locator("#import-status").inner_text() == "done"
+    assert page.locator("#import-status").inner_text() == "finished"
     _shot(page, "07-import")
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the rejected rows").click()

@@ -203,7 +203,7 @@ def test_projection_before_launch_follows_the_planner_rules(
     assert "if you launched it now" in page
     # Three welcome emails at once; one text (only Maria has SMS consent), two skipped.
     assert "<strong>4</strong> messages would be sent to 3 contacts; 2 would be skipped" in page
-    assert "2 of cycle-text: no sms consent" in page
+    assert "cycle-text: no sms consent (2)" in page
 
 
 def test_projection_of_a_running_campaign_and_its_limits(

@@ -141,7 +141,7 @@ def test_upload_watch_and_download_rejects(editor: TestClient, staff_accounts: N
     assert response.status_code == 303
     job = response.headers["location"]
     status = _wait(editor, job)
-    assert status["status"] == "done" and status["total"] == 3
+    assert status["status"] == "finished" and status["total"] == 3
     assert status["counts"]["inserted"] == 2 and status["counts"]["rejected"] == 1
     page = editor.get(job).text
     assert "fair.csv" in page and "Download the rejected rows" in page
@@ -198,7 +198,7 @@ def test_rejects_outside_the_imports_folder_are_never_served(
     secret = tmp_path / "elsewhere.csv"
     secret.write_text("private\n")
     with transaction(staff_accounts.sessions) as session:
-        job = ImportJob(filename="x.csv", source="x", status="done", rejects_path=str(secret))
+        job = ImportJob(filename="x.csv", source="x", status="finished", rejects_path=str(secret))
         session.add(job)
         session.flush()
         job_id = job.id

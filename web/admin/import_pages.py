@@ -29,7 +29,7 @@ def _job(nurture: NurtureApp, job_id: int) -> ImportJob:
 
 
 def _status(job: ImportJob) -> dict[str, object]:
-    done = imports.progress_of(job)
+    done = job.processed_rows or 0
     total = job.total_rows or 0
     return {
         "id": job.id,
@@ -84,9 +84,9 @@ async def upload(
         chunks.append(chunk)
     if not any(chunks):
         return _page(request, staff, error="The file is empty.", status=400)
-    path = imports.save_upload(nurture, chunks)
+    path = imports.save_upload(nurture, name, chunks)
     job_id = imports.create_job(nurture, path, name, source)
-    imports.start(nurture, job_id, path)
+    imports.start(nurture, job_id, path, source)
     return RedirectResponse(f"/admin/imports/{job_id}", status_code=303)
 
 
