@@ -4,8 +4,9 @@ send concurrently) → record.
 Exactly once: a message is marked "sending" in a committed transaction right before its
 provider call and "sent", with the provider's id, after it. A crash in between leaves it
 "sending", which recovery turns into "uncertain" (reported, never blindly re-sent); a message
-that was only claimed goes back to "planned", because nothing was handed to a provider. Only one
-sub-batch at a time is "sending", so a crash leaves uncertain only what was really in flight.
+that was only claimed goes back to "planned", because nothing was handed to a provider. At most
+two sub-batches are "sending" at once (one on the wire, the one before it answered but not yet
+recorded), so a crash leaves uncertain only what was in flight.
 
 The rules are checked when a batch is claimed and again right before each sub-batch: an
 unsubscribe or a pause committed while a batch is in flight stops every message not yet handed
@@ -245,6 +246,8 @@ class Dispatcher:
             if self.stopping.is_set():
                 break  # still "claimed": released on shutdown, never sent
             self._pace(chunk)
+            if self.stopping.is_set():
+                break  # woken from a pacing wait by shutdown
             live = self._recheck_and_mark(chunk, sequences, tally)
             calls = self.loop.submit(send_all(live, self.channels, self.limits))
             self._record(previous, tally)  # while this sub-batch is on the wire

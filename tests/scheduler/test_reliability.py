@@ -76,7 +76,8 @@ def test_kill_9_mid_batch_then_restart_loses_nothing_and_sends_nothing_twice(
     assert worker.returncode == -signal.SIGKILL, output
     before = h.states(app)
     in_flight = {m for m, state in before.items() if state == MessageState.SENDING}
-    assert 0 < len(in_flight) <= CHUNK
+    # One sub-batch on the wire and, at most, the one before it answered but not yet recorded.
+    assert 0 < len(in_flight) <= 2 * CHUNK
     assert MessageState.PLANNED in before.values() or MessageState.CLAIMED in before.values()
 
     # Restart: recovery after the timeout, then a new worker finishes the campaign.
