@@ -6,12 +6,12 @@ else becomes a custom field (usable by audiences and templates) unless a mapping
 
 A mapping file is TOML::
 
-    [columns]            # our field = their header
+    ignore = ["Internal Notes"]   # columns to leave out (before any [section])
+    [columns]                     # our field = their header
     email = "E-mail Address"
     phone = "Cell"
-    [custom]             # custom field name = their header
+    [custom]                      # custom field name = their header
     insurance = "Insurance Provider"
-    ignore = ["Internal Notes"]
 """
 
 from __future__ import annotations
@@ -99,10 +99,17 @@ class ColumnMapping:
             raise InputError(
                 f"{path}: unknown sections {sorted(unknown)} (use columns, custom, ignore)"
             )
+        for section in ("columns", "custom"):
+            values = data.get(section, {})
+            if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+                raise InputError(f'{path}: [{section}] holds name = "Their Header" lines only')
+        ignore = data.get("ignore", [])
+        if not isinstance(ignore, list):
+            raise InputError(f"{path}: ignore must be a list of headers, before any [section]")
         mapping = cls(
-            fields={str(k): str(v) for k, v in data.get("columns", {}).items()},
-            custom={str(k): str(v) for k, v in data.get("custom", {}).items()},
-            ignore=tuple(str(v) for v in data.get("ignore", [])),
+            fields=dict(data.get("columns", {})),
+            custom={custom_key(k): v for k, v in data.get("custom", {}).items()},
+            ignore=tuple(str(v) for v in ignore),
         )
         mapping.check()
         return mapping
