@@ -225,13 +225,6 @@ class DailyPoint:
 DAILY_SERIES = ("enrolled", "sent", "clicked", "booked", "unsubscribed")
 
 
-def _hour(session: Session, column: ColumnElement[datetime]) -> ColumnElement[str]:
-    """The UTC hour of a timestamp as text, so local days are cut in Python for any zone."""
-    if session.get_bind().dialect.name == "sqlite":
-        return func.strftime("%Y-%m-%d %H", column)
-    return func.to_char(column, "YYYY-MM-DD HH24")
-
-
 def day_bounds(first_day: date, days: int, zone: str) -> list[tuple[datetime, datetime]]:
     """Local midnights in `zone` as UTC instants (23- and 25-hour days across DST included)."""
     tz = ZoneInfo(zone)
@@ -321,27 +314,44 @@ class UpcomingDay:
 def upcoming(
     session: Session, campaign_id: int, *, now: datetime, days: int = 7, zone: str = "UTC"
 ) -> list[UpcomingDay]:
-    """Planned messages due in the next `days` days, per local day and step.
+    """Messages waiting to go out in the next `days` local days, per day and step.
 
     The planner writes each step's row (already moved into its window and the quiet hours) as
-    soon as the previous step settles, so the planned rows are the schedule; later steps of the
-    same contact appear once the earlier one is sent.
+    soon as the previous step settles, so the waiting rows are the schedule; a contact's later
+    steps appear once the earlier one is sent (scheduler.simulate projects those too).
+    Rows due later than now are read index-only (unsent: sent_at NULL; a row that failed or was
+    skipped was due when it was handled, so it is never in the future). Overdue rows still
+    waiting go out at the next tick and count for today; there are few, found by state.
     """
-    tz = ZoneInfo(zone)
-    end = now + timedelta(days=days)
-    bucket = _hour(session, Message.due_at)
-    result: dict[date, UpcomingDay] = {}
-    for step_index, hour_text, count in session.execute(
-        select(Message.step_index, bucket, func.count())
+    today = now.astimezone(ZoneInfo(zone)).date()
+    bounds = day_bounds(today, days, zone)
+    bounds[0] = (now, bounds[0][1])
+    result: list[UpcomingDay] = []
+    for day_number, (lo, hi) in enumerate(bounds):
+        entry = UpcomingDay(today + timedelta(days=day_number))
+        for step_index, count in session.execute(
+            select(Message.step_index, func.count())
+            .where(
+                Message.campaign_id == campaign_id,
+                Message.sent_at.is_(None),
+                Message.due_at > lo,
+                Message.due_at <= hi,
+            )
+            .group_by(Message.step_index)
+        ):
+            entry.by_step[step_index] = count
+        result.append(entry)
+    for step_index, count in session.execute(
+        select(Message.step_index, func.count())
         .where(
-            Message.campaign_id == campaign_id,
             Message.state.in_([str(state) for state in PENDING_STATES]),
-            Message.due_at < end,
+            Message.due_at <= now,
+            # "+ 0" keeps the planners off the campaign index (SQLite's documented way to
+            # disqualify a term), which would walk every row of the campaign: the state and
+            # due-time index finds the few overdue rows directly.
+            Message.campaign_id + 0 == campaign_id,
         )
-        .group_by(Message.step_index, bucket)
+        .group_by(Message.step_index)
     ):
-        hour = datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=ZoneInfo("UTC"))
-        day = max(hour, now).astimezone(tz).date()  # overdue rows go out at the next tick
-        entry = result.setdefault(day, UpcomingDay(day))
-        entry.by_step[step_index] = entry.by_step.get(step_index, 0) + count
-    return [result[day] for day in sorted(result)]
+        result[0].by_step[step_index] = result[0].by_step.get(step_index, 0) + count
+    return [entry for entry in result if entry.total]

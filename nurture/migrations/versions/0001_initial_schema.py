@@ -189,7 +189,11 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_message_campaign", ["campaign_id", "step_index", "state"], unique=False
         )
-        batch_op.create_index("ix_message_campaign_sent", ["campaign_id", "sent_at"], unique=False)
+        batch_op.create_index(
+            "ix_message_campaign_sent",
+            ["campaign_id", "sent_at", "due_at", "step_index"],
+            unique=False,
+        )
         batch_op.create_index(
             "ix_message_contact_channel", ["contact_id", "channel", "sent_at"], unique=False
         )
