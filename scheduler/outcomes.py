@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, or_, update
@@ -73,6 +73,34 @@ def _guarded(states: Iterable[str], worker: str) -> Any:
 def _many(session: Session, statement: Any, rows: list[dict[str, Any]]) -> None:
     if rows:
         session.connection().execute(statement, rows)
+
+
+#: The hot path, one row per accepted message: plain DB-API executemany, because SQLAlchemy's
+#: per-row parameter processing cost about 100 µs a row against SQLite's 30 µs of real work.
+#: Guarded like every other write: the state it expects and the worker holding the claim.
+RECORD_SENT = (
+    "UPDATE messages SET state = 'sent', sent_at = {p}, provider = {p}, "
+    "provider_message_id = {p}, provider_status = {p}, segments = {p}, error = NULL, "
+    "updated_at = {p} WHERE id = {p} AND state IN ('sending', 'uncertain') AND claimed_by = {p}"
+)
+
+
+def _record_sent(session: Session, rows: list[tuple[Any, ...]], now: datetime) -> None:
+    if not rows:
+        return
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    # Stored as naive UTC, exactly as nurture.models.UTCDateTime and SQLite's DATETIME write it.
+    naive = now.astimezone(UTC).replace(tzinfo=None)
+    stamp: Any = naive.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else naive
+    sql = RECORD_SENT.format(p="?" if sqlite else "%s")
+    connection.exec_driver_sql(
+        sql,
+        [
+            (stamp, provider, pid, status, segments, stamp, mid, worker)
+            for (mid, provider, pid, status, segments, worker) in rows
+        ],
+    )
 
 
 def apply_verdicts(
@@ -176,7 +204,7 @@ def record_outcomes(
     settings: SchedulerSettings,
     tally: Tally,
 ) -> None:
-    ok: list[dict[str, Any]] = []
+    ok: list[tuple[Any, ...]] = []
     failed: list[dict[str, Any]] = []
     retry: list[dict[str, Any]] = []
     unsure: list[dict[str, Any]] = []
@@ -185,13 +213,14 @@ def record_outcomes(
         segments = getattr(item.payload, "segments", None) if item.channel == "sms" else None
         if isinstance(outcome, SendResult):
             ok.append(
-                {
-                    **base,
-                    "b_provider": outcome.provider,
-                    "b_pid": outcome.provider_message_id,
-                    "b_status": outcome.status,
-                    "b_segments": segments,
-                }
+                (
+                    item.message_id,
+                    outcome.provider,
+                    outcome.provider_message_id,
+                    outcome.status,
+                    segments,
+                    worker,
+                )
             )
             tally.count("sent")
         elif isinstance(outcome, ProviderRejected):
@@ -220,21 +249,8 @@ def record_outcomes(
             assert isinstance(outcome, ProviderUncertain)
             unsure.append({**base, "b_error": str(outcome)})
             tally.count("uncertain", "no answer from the provider")
+    _record_sent(session, ok, now)
     guarded = _guarded(IN_FLIGHT, worker)
-    _many(
-        session,
-        guarded.values(
-            state=MessageState.SENT,
-            sent_at=bindparam("b_now"),
-            provider=bindparam("b_provider"),
-            provider_message_id=bindparam("b_pid"),
-            provider_status=bindparam("b_status"),
-            segments=bindparam("b_segments"),
-            error=None,
-            updated_at=bindparam("b_now"),
-        ),
-        ok,
-    )
     _many(
         session,
         guarded.values(

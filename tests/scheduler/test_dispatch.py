@@ -36,6 +36,7 @@ def test_each_due_message_is_sent_once_with_its_payload(
     assert all(row.provider == "twilio" and row.provider_message_id for row in texts)
     assert all(row.segments and row.segments >= 1 for row in texts)
     assert all(row.attempts == 1 for row in rows.values())
+    assert {row.sent_at for row in rows.values()} == {NOW}  # stored and read back as aware UTC
     # A second tick has nothing left to send.
     assert app.dispatcher.tick().claimed == 0
     assert len(fake.fake.ids()) == 60
