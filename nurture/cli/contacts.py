@@ -29,7 +29,7 @@ from contacts.suppressions import active_suppression
 from contacts.suppressions import suppress as add_suppression
 from nurture.cli.common import console, ready_app
 from nurture.db import transaction
-from nurture.errors import InputError
+from nurture.errors import InputError, NotFound
 from nurture.models import (
     Campaign,
     Channel,
@@ -44,10 +44,10 @@ app = typer.Typer(help="Contacts, consent and suppressions.", no_args_is_help=Tr
 
 @app.command("import")
 def import_(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV file to import."),
+    file: Path = typer.Argument(..., help="CSV file to import."),
     source: str = typer.Option(..., "--source", help="Where these contacts came from."),
     mapping: Path | None = typer.Option(
-        None, "--mapping", exists=True, dir_okay=False, help="TOML file: our field = their column."
+        None, "--mapping", help="TOML file: our field = their column."
     ),
     column: list[str] = typer.Option(
         [], "--column", help="our_field=Their Header (repeatable; custom.NAME for custom fields)."
@@ -58,6 +58,9 @@ def import_(
     encoding: str | None = typer.Option(None, help="File encoding if not UTF-8, e.g. cp1252."),
 ) -> None:
     """Import contacts from a CSV; rejected rows go to NAME.rejects.csv beside the file."""
+    for given in (file, mapping):
+        if given is not None and not given.is_file():
+            raise NotFound(f"no file {given}")
     base = ColumnMapping.from_file(mapping) if mapping else None
     columns = ColumnMapping.from_options(column, base) if column or base else None
     nurture = ready_app()
