@@ -12,16 +12,17 @@ so nothing accepted is lost on a clean stop. Outside a lifespan (a bare TestClie
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger("nurture.web.writer")
+_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"] | None
 
 
 class GroupCommitter(Generic[T]):
@@ -36,7 +37,7 @@ class GroupCommitter(Generic[T]):
     ) -> None:
         self.name, self.write = name, write
         self.linger, self.max_batch, self.retry_seconds = linger, max_batch, retry_seconds
-        self._queue: deque[tuple[T, Future[None]]] = deque()
+        self._queue: deque[tuple[T, _Waiter]] = deque()
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -64,16 +65,26 @@ class GroupCommitter(Generic[T]):
         if self._queue:
             log.error("%s: %d queued writes could not be committed", self.name, len(self._queue))
 
-    def submit(self, item: T) -> Future[None]:
-        """Queue one write; the future resolves when it is committed (or fails)."""
-        future: Future[None] = Future()
+    def add(self, item: T) -> None:
+        """Queue a write nobody waits for (a click): committed within `linger`, or at shutdown."""
         if self._thread is None:
-            self._write_each([(item, future)])
-            return future
-        self._queue.append((item, future))
+            self.write([item])
+            return
+        self._queue.append((item, None))
         if not self._wake.is_set():
             self._wake.set()
-        return future
+
+    async def commit(self, item: T) -> None:
+        """Queue a write and return once it is committed; raises if it could not be."""
+        if self._thread is None:
+            self.write([item])
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.append((item, (loop, future)))
+        if not self._wake.is_set():
+            self._wake.set()
+        await future
 
     def pending(self) -> int:
         return len(self._queue)
@@ -92,13 +103,13 @@ class GroupCommitter(Generic[T]):
             if self._stopping and not self._queue:
                 return
 
-    def _take(self) -> list[tuple[T, Future[None]]]:
+    def _take(self) -> list[tuple[T, _Waiter]]:
         batch = []
         while self._queue and len(batch) < self.max_batch:
             batch.append(self._queue.popleft())
         return batch
 
-    def _commit(self, batch: list[tuple[T, Future[None]]]) -> bool:
+    def _commit(self, batch: list[tuple[T, _Waiter]]) -> bool:
         """Write the batch in one transaction; on failure, one by one so a bad row fails alone."""
         try:
             self.write([item for item, _ in batch])
@@ -107,20 +118,42 @@ class GroupCommitter(Generic[T]):
             return self._write_each(batch)
         self.batches += 1
         self.written += len(batch)
-        for _, future in batch:
-            future.set_result(None)
+        _settle([waiter for _, waiter in batch], None)
         return True
 
-    def _write_each(self, batch: list[tuple[T, Future[None]]]) -> bool:
+    def _write_each(self, batch: list[tuple[T, _Waiter]]) -> bool:
         ok = True
-        for item, future in batch:
+        for item, waiter in batch:
             try:
                 self.write([item])
             except Exception as exc:
                 log.exception("%s: write failed", self.name)
-                future.set_exception(exc)
+                _settle([waiter], exc)
                 ok = False
             else:
                 self.written += 1
-                future.set_result(None)
+                _settle([waiter], None)
         return ok
+
+
+def _settle(waiters: list[_Waiter], error: Exception | None) -> None:
+    """Wake the waiting requests: one call into each event loop per batch, not one per row."""
+    by_loop: defaultdict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = defaultdict(list)
+    for waiter in waiters:
+        if waiter is not None:
+            by_loop[waiter[0]].append(waiter[1])
+    for loop, futures in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, futures, error)
+        except RuntimeError:  # the loop has closed: nobody is waiting any more
+            pass
+
+
+def _resolve(futures: list[asyncio.Future[None]], error: Exception | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence as Rows
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Path, Request
@@ -23,6 +23,7 @@ from campaigns.definitions import Sequence
 from nurture.app import NurtureApp
 from nurture.models import Campaign, Event, Message
 from templates.links import InvalidToken
+from web import sqlite_rows
 from web.group_commit import GroupCommitter
 from web.pages import not_found
 
@@ -46,8 +47,7 @@ def with_utm(url: str, *, medium: str, campaign: str, content: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-@dataclass(frozen=True)
-class Click:
+class Click(NamedTuple):
     message_id: int
     contact_id: int
     campaign_id: int
@@ -58,8 +58,7 @@ class Click:
     at: datetime
 
 
-@dataclass(frozen=True)
-class _MessageFacts:
+class _MessageFacts(NamedTuple):
     contact_id: int
     campaign_id: int
     step_index: int
@@ -95,7 +94,7 @@ class LinkService:
         location = self._location(facts, click.destination)
         if location is None:
             return None
-        self.recorder.submit(
+        self.recorder.add(
             Click(
                 click.message_id,
                 facts.contact_id,
@@ -147,24 +146,42 @@ class LinkService:
         return with_utm(target, medium=facts.channel, campaign=campaign.name, content=step.name)
 
     def _write_clicks(self, clicks: Rows[Click]) -> None:
-        rows = [
-            {
-                "kind": "clicked",
-                "occurred_at": click.at,
-                "message_id": click.message_id,
-                "contact_id": click.contact_id,
-                "campaign_id": click.campaign_id,
-                "step_index": click.step_index,
-                "channel": click.channel,
-                "user_agent": click.user_agent,
-                "data": {"destination": click.destination},
-            }
-            for click in clicks
-        ]
         engine: Engine = self.nurture.engine
         with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
             with connection.begin():
-                connection.execute(insert(Event.__table__), rows)
+                if engine.dialect.name == "sqlite":
+                    sqlite_rows.insert_clicks(
+                        connection,
+                        (
+                            (
+                                c.at,
+                                c.message_id,
+                                c.contact_id,
+                                c.campaign_id,
+                                c.step_index,
+                                c.channel,
+                                c.user_agent,
+                                {"destination": c.destination},
+                            )
+                            for c in clicks
+                        ),
+                    )
+                    return
+                connection.execute(insert(Event.__table__), [_row(click) for click in clicks])
+
+
+def _row(click: Click) -> dict[str, object]:
+    return {
+        "kind": "clicked",
+        "occurred_at": click.at,
+        "message_id": click.message_id,
+        "contact_id": click.contact_id,
+        "campaign_id": click.campaign_id,
+        "step_index": click.step_index,
+        "channel": click.channel,
+        "user_agent": click.user_agent,
+        "data": {"destination": click.destination},
+    }
 
 
 def link_service(request: Request) -> LinkService:

@@ -9,8 +9,6 @@ an opt-out covers all our commercial messages on that channel) and needs no logi
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session
@@ -59,7 +57,7 @@ class UnsubscribeService:
         # Wall-clock time, like opt_in_again, so the consent ledger keeps the person's choices
         # in the order they made them.
         item = Unsubscribe(parsed.contact_id, parsed.channel, source, utcnow())
-        await asyncio.wrap_future(self.writer.submit(item))
+        await self.writer.commit(item)
 
 
 def _service(request: Request) -> UnsubscribeService:

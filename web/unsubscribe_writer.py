@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +31,7 @@ from nurture.models import (
     Suppression,
     SuppressionReason,
 )
+from web import sqlite_rows
 
 
 @dataclass(frozen=True)
@@ -54,24 +55,32 @@ class UnsubscribeWriter:
             if self._is_sqlite:
                 # A PRAGMA through SQLAlchemy would open a transaction first; SQLite refuses
                 # to change the safety level inside one, so set it on the raw connection.
-                connection.connection.dbapi_connection.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
+                sqlite_rows.driver(connection).execute("PRAGMA synchronous=FULL")
                 connection = connection.execution_options(sqlite_begin="IMMEDIATE")
             with connection.begin():
-                apply_unsubscribes(connection, batch, self._insert)
+                apply_unsubscribes(connection, batch, self._insert, raw=self._is_sqlite)
 
 
 def apply_unsubscribes(
-    connection: Connection, batch: Sequence[Unsubscribe], dialect_insert: Any
+    connection: Connection, batch: Sequence[Unsubscribe], dialect_insert: Any, *, raw: bool
 ) -> None:
     wanted = {(item.contact_id, str(item.channel)): item for item in batch}
-    contacts = {
-        row.id: row
-        for row in connection.execute(
-            select(
-                Contact.id, Contact.email, Contact.phone, Contact.email_consent, Contact.sms_consent
-            ).where(Contact.id.in_({contact_id for contact_id, _ in wanted}))
+    ids = sorted({contact_id for contact_id, _ in wanted})
+    if raw:
+        found: list[Any] = sqlite_rows.contact_rows(connection, ids)
+    else:
+        found = list(
+            connection.execute(
+                select(
+                    Contact.id,
+                    Contact.email,
+                    Contact.phone,
+                    Contact.email_consent,
+                    Contact.sms_consent,
+                ).where(Contact.id.in_(ids))
+            )
         )
-    }
+    contacts = {row[0]: _ContactRow(*row) for row in found}
     suppressions, consents, consent_columns, events = [], [], [], []
     for (contact_id, channel), item in wanted.items():
         contact = contacts.get(contact_id)
@@ -113,14 +122,17 @@ def apply_unsubscribes(
                 "data": {"reason": str(item.reason), "source": item.source},
             }
         )
+    if raw:
+        sqlite_rows.write_unsubscribes(connection, suppressions, consents, consent_columns, events)
+        return
     if suppressions:
         _suppress(connection, suppressions, dialect_insert)
     if consents:
         connection.execute(insert(ConsentEvent.__table__), consents)
+        table = Contact.__table__
         for channel in ("email", "sms"):
-            ids = [{"cid": cid, "at": at} for ch, cid, at in consent_columns if ch == channel]
-            if ids:
-                table = Contact.__table__
+            ids_at = [{"cid": cid, "at": at} for ch, cid, at in consent_columns if ch == channel]
+            if ids_at:
                 connection.execute(
                     update(table)
                     .where(table.c.id == bindparam("cid"))
@@ -130,10 +142,18 @@ def apply_unsubscribes(
                             "updated_at": bindparam("at"),
                         }
                     ),
-                    ids,
+                    ids_at,
                 )
     if events:
         connection.execute(insert(Event.__table__), events)
+
+
+class _ContactRow(NamedTuple):
+    id: int
+    email: str | None
+    phone: str | None
+    email_consent: str | None
+    sms_consent: str | None
 
 
 def _suppress(connection: Connection, rows: list[dict[str, Any]], dialect_insert: Any) -> None:
