@@ -203,3 +203,19 @@ def test_rejects_outside_the_imports_folder_are_never_served(
         session.flush()
         job_id = job.id
     assert editor.get(f"/admin/imports/{job_id}/rejects.csv").status_code == 404
+
+
+def test_an_upload_over_the_request_limit_is_refused_and_the_form_says_so(
+    editor: TestClient, staff_accounts: NurtureApp
+) -> None:
+    page = editor.get("/admin/imports").text
+    assert 'data-max-bytes="1048576"' in page and "Up to 1.0 MB per upload" in page
+    big = b"email\n" + b"someone@example.com\n" * 60_000
+    response = editor.post(
+        "/admin/imports",
+        data={"csrf_token": _token(editor, "/admin/imports"), "source": "fair"},
+        files={"file": ("big.csv", big, "text/csv")},
+    )
+    assert response.status_code == 413
+    with staff_accounts.sessions() as session:
+        assert session.query(ImportJob).count() == 0

@@ -49,12 +49,17 @@ def _page(
     nurture: NurtureApp = request.app.state.nurture
     with nurture.sessions() as session:
         jobs = list(session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(20)))
+    limit = nurture.settings.web.max_body_bytes
     return render(
         request,
         "imports.html",
         staff,
         status_code=status,
         jobs=[(job, _status(job)) for job in jobs],
+        max_upload_bytes=limit,
+        max_upload_label=f"{limit / 1_048_576:.1f} MB"
+        if limit >= 1_048_576
+        else f"{limit // 1024} KB",
         error=error,
         nav="imports",
     )

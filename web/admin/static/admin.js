@@ -40,3 +40,17 @@ window.addEventListener("DOMContentLoaded", () => {
   };
   window.setTimeout(poll, 500);
 });
+
+// Uploads over the server's request limit would be refused after the whole upload: say so now.
+document.addEventListener("change", (event) => {
+  const input = event.target;
+  if (!(input instanceof HTMLInputElement) || !input.dataset.maxBytes || !input.files) {
+    return;
+  }
+  const limit = Number(input.dataset.maxBytes);
+  const file = input.files[0];
+  input.setCustomValidity(
+    file && file.size > limit ? "This file is larger than the upload limit shown below." : "",
+  );
+  input.reportValidity();
+});
