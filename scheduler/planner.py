@@ -28,7 +28,7 @@ from nurture.models import (
     MessageState,
 )
 from nurture.settings import Settings
-from scheduler.exits import exit_reason
+from scheduler.exits import active_suppressions, exit_reason
 from scheduler.windows import QuietHours, next_allowed
 
 
@@ -102,40 +102,57 @@ class Planner:
         return [(row[0], row[1]) for row in session.execute(query)]
 
     def _plan_batch(self, session: Session, now: datetime, result: PlanResult) -> int:
+        """One batch of ready enrollments, with their contacts, suppressions and previous
+        messages loaded in bulk (one query each, not one per enrollment)."""
         ready = self._ready_enrollments(session)
-        sequences: dict[int, Sequence] = {}
-        for enrollment, campaign in ready:
-            sequence = sequences.setdefault(
-                campaign.id, Sequence.from_snapshot(campaign.definition)
+        if not ready:
+            return 0
+        contacts = {
+            contact.id: contact
+            for contact in session.scalars(
+                select(Contact).where(Contact.id.in_({e.contact_id for e, _ in ready}))
             )
-            contact = session.get_one(Contact, enrollment.contact_id)
-            reason = exit_reason(session, contact, sequence)
-            if reason is not None:
-                exit_enrollment(enrollment, reason, now)
-                result.exited[reason] = result.exited.get(reason, 0) + 1
-                continue
-            next_index = enrollment.planned_step + 1
-            if next_index >= len(sequence.steps):
-                enrollment.state = EnrollmentState.COMPLETED
-                result.completed += 1
-                continue
-            self._plan_step(session, enrollment, campaign, sequence, contact, next_index, now)
-            result.planned += 1
+        }
+        suppressed = active_suppressions(session, contacts.values())
+        previous = self._previous_times(session, [e for e, _ in ready if e.planned_step >= 0])
+        sequences: dict[int, Sequence] = {}
+        messages: list[Message] = []
+        with session.no_autoflush:
+            for enrollment, campaign in ready:
+                sequence = sequences.setdefault(
+                    campaign.id, Sequence.from_snapshot(campaign.definition)
+                )
+                contact = contacts[enrollment.contact_id]
+                reason = exit_reason(contact, sequence, suppressed)
+                if reason is not None:
+                    exit_enrollment(enrollment, reason, now)
+                    result.exited[reason] = result.exited.get(reason, 0) + 1
+                    continue
+                next_index = enrollment.planned_step + 1
+                if next_index >= len(sequence.steps):
+                    enrollment.state = EnrollmentState.COMPLETED
+                    result.completed += 1
+                    continue
+                base = previous.get(enrollment.id) or self._first_base(enrollment, campaign)
+                messages.append(
+                    self._plan_step(enrollment, campaign, sequence, contact, next_index, base, now)
+                )
+                result.planned += 1
+        session.add_all(messages)
         session.flush()
         return len(ready)
 
     def _plan_step(
         self,
-        session: Session,
         enrollment: Enrollment,
         campaign: Campaign,
         sequence: Sequence,
         contact: Contact,
         index: int,
+        base: datetime,
         now: datetime,
-    ) -> None:
+    ) -> Message:
         step = sequence.steps[index]
-        base = self._base_time(session, enrollment, campaign)
         quiet = self.quiet if step.channel == "sms" else None
         due = next_allowed(base + step.delay, contact.timezone, step.window, quiet)
         message = Message(
@@ -151,17 +168,26 @@ class Planner:
             message.skip_reason = "no allowed send time in the step's window"
         else:
             message.not_after = due + (step.max_lateness or self.default_lateness)
-        session.add(message)
         enrollment.planned_step = index
+        return message
 
-    def _base_time(self, session: Session, enrollment: Enrollment, campaign: Campaign) -> datetime:
-        if enrollment.planned_step < 0:
-            return max(enrollment.enrolled_at, campaign.starts_at or enrollment.enrolled_at)
-        previous = session.scalar(
-            select(Message).where(
-                Message.enrollment_id == enrollment.id,
-                Message.step_index == enrollment.planned_step,
-            )
+    @staticmethod
+    def _first_base(enrollment: Enrollment, campaign: Campaign) -> datetime:
+        return max(enrollment.enrolled_at, campaign.starts_at or enrollment.enrolled_at)
+
+    @staticmethod
+    def _previous_times(session: Session, enrollments: list[Enrollment]) -> dict[int, datetime]:
+        """When each enrollment's previous step settled: the next delay counts from it."""
+        if not enrollments:
+            return {}
+        wanted = {enrollment.id: enrollment.planned_step for enrollment in enrollments}
+        rows = session.execute(
+            select(
+                Message.enrollment_id, Message.step_index, Message.sent_at, Message.updated_at
+            ).where(Message.enrollment_id.in_(wanted))
         )
-        assert previous is not None  # the ready query joined it
-        return previous.sent_at or previous.updated_at
+        return {
+            enrollment_id: sent_at or updated_at
+            for enrollment_id, step_index, sent_at, updated_at in rows
+            if wanted[enrollment_id] == step_index
+        }
