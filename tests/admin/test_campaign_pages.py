@@ -135,7 +135,9 @@ def test_launching_twice_is_refused(
 
 
 def test_unknown_and_malformed_campaign_names(editor: TestClient) -> None:
-    assert editor.get("/admin/campaigns/no-such-thing").status_code == 404
+    missing = editor.get("/admin/campaigns/no-such-thing")
+    assert missing.status_code == 404 and "No such campaign." in missing.text
+    assert missing.headers["content-type"].startswith("text/html")
     assert editor.get("/admin/campaigns/Bad..Name").status_code == 422
 
 

@@ -18,13 +18,19 @@ def install(api: FastAPI) -> None:
 
     from web.admin.render import render
     from web.admin.routes import router
-    from web.admin.session import LoginRequired, StaffForbidden, current_staff
+    from web.admin.session import LoginRequired, StaffForbidden, StaffNotFound, current_staff
 
     api.include_router(router)
 
     @api.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse(f"/admin/login?next={exc.next_path}", status_code=303)
+
+    @api.exception_handler(StaffNotFound)
+    async def not_found(request: Request, exc: StaffNotFound) -> Response:
+        detail = str(exc.detail).capitalize() + "."
+        staff = current_staff(request)
+        return render(request, "not_found.html", staff, status_code=404, reason=detail)
 
     @api.exception_handler(StaffForbidden)
     async def forbidden(request: Request, exc: StaffForbidden) -> Response:

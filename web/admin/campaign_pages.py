@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, HTTPException, Path, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,7 +33,7 @@ from nurture.errors import NurtureError, ValidationFailed
 from nurture.models import Campaign
 from web.admin.charts import daily_svg, funnel_svg
 from web.admin.render import render
-from web.admin.session import Staff, StaffEditor, StaffReader
+from web.admin.session import Staff, StaffEditor, StaffNotFound, StaffReader
 
 router = APIRouter()
 CampaignName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)]
@@ -68,7 +68,7 @@ def find_campaign(session: Session, name: str) -> CampaignRow:
         sequence = Sequence.from_snapshot(campaign.definition)
         return CampaignRow(name, sequence.title, campaign.state, campaign, sequence)
     if name not in list_sequences():
-        raise HTTPException(404, "no such campaign")
+        raise StaffNotFound("no such campaign")
     sequence, problem = _definition(name)
     title = sequence.title if sequence else name
     return CampaignRow(name, title, "not launched", None, sequence, problem)
@@ -278,7 +278,7 @@ def report_csv(request: Request, name: CampaignName, staff: StaffReader) -> Resp
     with nurture.sessions() as session:
         campaign = session.scalar(select(Campaign).where(Campaign.name == name))
         if campaign is None:
-            raise HTTPException(404, "this campaign has not been launched")
+            raise StaffNotFound("this campaign has not been launched")
         funnel = campaign_funnel(session, campaign)
         series = daily_series(
             session, campaign.id, end=nurture.clock(), days=REPORT_DAYS, zone=zone

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
@@ -32,7 +32,7 @@ from nurture.models import (
     SuppressionReason,
 )
 from web.admin.render import render
-from web.admin.session import Staff, StaffEditor, StaffReader
+from web.admin.session import Staff, StaffEditor, StaffNotFound, StaffReader
 
 router = APIRouter()
 ContactId = Annotated[int, Path(ge=1)]
@@ -152,7 +152,7 @@ def _contact_page(
     with nurture.sessions() as session:
         contact = session.get(Contact, contact_id)
         if contact is None:
-            raise HTTPException(404, "no such contact")
+            raise StaffNotFound("no such contact")
         names = {row.id: row.name for row in session.execute(select(Campaign.id, Campaign.name))}
         enrollments = list(
             session.scalars(
@@ -199,7 +199,7 @@ def suppress_contact(
     with transaction(nurture.sessions) as session:
         contact = session.get(Contact, contact_id)
         if contact is None:
-            raise HTTPException(404, "no such contact")
+            raise StaffNotFound("no such contact")
         if not any(contact.address(one) for one in channels):
             error = f"This contact has no {' or '.join(channels)} address to suppress."
             session.rollback()
@@ -222,7 +222,7 @@ def mark_contact_booked(request: Request, contact_id: ContactId, staff: StaffEdi
     with transaction(nurture.sessions) as session:
         contact = session.get(Contact, contact_id)
         if contact is None or contact.erased_at is not None:
-            raise HTTPException(404, "no such contact")
+            raise StaffNotFound("no such contact")
         result = mark_booked(
             session, contact, at=nurture.clock(), source=f"staff #{staff.id} (dashboard)"
         )

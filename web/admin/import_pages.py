@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 
@@ -13,7 +13,7 @@ from nurture.app import NurtureApp
 from nurture.models import ImportJob
 from web.admin import imports
 from web.admin.render import render
-from web.admin.session import Staff, StaffEditor, StaffReader
+from web.admin.session import Staff, StaffEditor, StaffNotFound, StaffReader
 
 router = APIRouter()
 JobId = Annotated[int, Path(ge=1)]
@@ -24,7 +24,7 @@ def _job(nurture: NurtureApp, job_id: int) -> ImportJob:
     with nurture.sessions() as session:
         job = session.get(ImportJob, job_id)
     if job is None:
-        raise HTTPException(404, "no such import")
+        raise StaffNotFound("no such import")
     return job
 
 
@@ -112,10 +112,10 @@ def rejects(request: Request, job_id: JobId, staff: StaffReader) -> Response:
     nurture: NurtureApp = request.app.state.nurture
     job = _job(nurture, job_id)
     if not job.rejects_path:
-        raise HTTPException(404, "this import rejected no rows")
+        raise StaffNotFound("this import rejected no rows")
     path = FilePath(job.rejects_path).resolve()
     if not path.is_relative_to(imports.imports_dir(nurture)) or not path.is_file():
-        raise HTTPException(404, "the rejects file is no longer there")
+        raise StaffNotFound("the rejects file is no longer there")
     stem = job.filename.rsplit(".", 1)[0].replace('"', "")[:80] or "import"
     return FileResponse(
         path,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
@@ -24,7 +24,7 @@ from nurture.models import Contact
 from templates.renderer import RenderedEmail, RenderedSms
 from web.admin.campaign_pages import CampaignName, find_campaign
 from web.admin.render import render
-from web.admin.session import StaffReader
+from web.admin.session import StaffNotFound, StaffReader
 
 router = APIRouter()
 
@@ -85,7 +85,7 @@ def _render(nurture: NurtureApp, sequence: Sequence, index: int, contact: Any) -
 def _sequence(session: Session, name: str) -> Sequence:
     row = find_campaign(session, name)
     if row.sequence is None:
-        raise HTTPException(404, row.problem or "this definition cannot be read")
+        raise StaffNotFound(row.problem or "this definition cannot be read")
     return row.sequence
 
 
@@ -127,7 +127,7 @@ def email_frame(
     with nurture.sessions() as session:
         sequence = _sequence(session, name)
         if index >= len(sequence.steps) or sequence.steps[index].channel != "email":
-            raise HTTPException(404, "no email step here")
+            raise StaffNotFound("no email step here")
         contact, _, _ = _sample(session, sequence, contact_id)
         preview = _render(nurture, sequence, index, contact)
     body = preview.email.html if preview.email else f"<p>{escape(preview.error or '')}</p>"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from web.admin import (
@@ -14,6 +14,7 @@ from web.admin import (
     previews,
     projection,
 )
+from web.admin.session import StaffNotFound
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 router.include_router(login.router)
@@ -34,7 +35,7 @@ def home() -> Response:
 @router.get("/static/{name}")
 def static(name: str) -> Response:
     if name not in STATIC:
-        raise HTTPException(404, "not found")
+        raise StaffNotFound("not found")
     return FileResponse(
         ADMIN_DIR / "static" / name,
         media_type=STATIC[name],

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, HTTPException, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from nurture.app import NurtureApp, resolve_secret_key
@@ -33,6 +33,13 @@ class LoginRequired(Exception):
 
     def __init__(self, next_path: str) -> None:
         self.next_path = next_path
+
+
+class StaffNotFound(HTTPException):
+    """A staff page for something that does not exist: an HTML 404 (see web.admin.install)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(404, what)
 
 
 class StaffForbidden(Exception):
