@@ -15,6 +15,7 @@ from typing import Any
 
 from jinja2 import Environment
 
+from campaigns.content_rules import describe_ucs2
 from campaigns.definitions import Sequence, Step
 from campaigns.validation import (
     SAMPLE_CONTACTS,
@@ -115,6 +116,11 @@ def build_preview(
         else:
             key = "email" if isinstance(rendered, RenderedEmail) else "sms"
             fields[key] = rendered
+            if isinstance(rendered, RenderedSms) and rendered.info.segments > current.max_segments:
+                fields["problems"] += (
+                    f"for {contact_label} this text is {rendered.info.segments} segments; "
+                    f"the step allows {current.max_segments}",
+                )
         preview.steps.append(StepPreview(index + 1, current, offsets[index], **fields))
     return preview
 
@@ -158,6 +164,8 @@ preview-only key and do not work.</p>
    segment{{ "s" if item.sms.info.segments != 1 }} · {{ item.sms.info.units }}
    {{ "septets" if item.sms.info.encoding == "GSM-7" else "UTF-16 units" }}
    · limit {{ item.step.max_segments }}</p>
+  {% if item.sms.info.ucs2_characters %}<p class="warning">UCS-2 because of
+   {{ describe_ucs2(item.sms.info.ucs2_characters) }}</p>{% endif %}
  {% endif %}
 </section>
 {% endfor %}
@@ -182,6 +190,7 @@ def write_html(preview: Preview, folder: Path = PREVIEW_DIR) -> Path:
             contact_label=preview.contact_label,
             steps=preview.steps,
             describe_delay=describe_delay,
+            describe_ucs2=describe_ucs2,
         ),
         encoding="utf-8",
     )

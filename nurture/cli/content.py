@@ -14,6 +14,7 @@ import typer
 from rich.panel import Panel
 from rich.text import Text
 
+from campaigns.content_rules import describe_ucs2
 from campaigns.definitions import list_sequences, load_sequence
 from campaigns.preview import PREVIEW_DIR, Preview, StepPreview, build_preview, describe_delay
 from campaigns.preview import write_html as write_preview
@@ -78,6 +79,8 @@ def _step_panel(item: StepPreview) -> Panel:
             f"limit {step.max_segments}",
             style="bold",
         )
+        if info.ucs2_characters:
+            body.append(f"\nUCS-2 because of {describe_ucs2(info.ucs2_characters)}", style="yellow")
     border = "red" if item.problems or item.error else "green"
     return Panel(body, title=title, title_align="left", border_style=border)
 

@@ -91,3 +91,16 @@ def test_preview_links_do_not_work_in_production(
     token = re.search(r"/u/([^\s]+)", email.text).group(1)  # type: ignore[union-attr]
     with pytest.raises(InvalidToken):
         sqlite_app.signer.read_unsubscribe(token)
+
+
+def test_a_contact_whose_text_overflows_is_flagged(settings: Settings) -> None:
+    preview = build_preview(
+        load_sequence("demo"),
+        settings,
+        step="2",
+        contact={"first_name": "Zo\u00eb"},  # ë is outside GSM-7: the whole text turns UCS-2
+        contact_label="contact 7",
+    )
+    item = preview.steps[0]
+    assert item.sms is not None and item.sms.info.ucs2_characters == ("\u00eb",)
+    assert any(p.startswith("for contact 7 this text is 4 segments") for p in item.problems)
