@@ -3,7 +3,6 @@ launch / pause / resume / cancel buttons, which call campaigns.lifecycle like th
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -19,7 +18,9 @@ from campaigns.audience import audience_size_query
 from campaigns.definitions import WEEKDAYS, SendWindow, Sequence, list_sequences, load_sequence
 from campaigns.reports import (
     DAILY_SERIES,
+    CampaignCounts,
     CampaignFunnel,
+    DailyPoint,
     UpcomingDay,
     campaign_counts,
     campaign_funnel,
@@ -33,12 +34,12 @@ from nurture.errors import NurtureError, ValidationFailed
 from nurture.models import Campaign
 from web.admin.charts import daily_svg, funnel_svg
 from web.admin.render import render
+from web.admin.report_cache import report_cache
 from web.admin.session import Staff, StaffEditor, StaffNotFound, StaffReader
 
 router = APIRouter()
 CampaignName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)]
 REPORT_DAYS = 30
-SCHEDULE_TTL_SECONDS = 60.0
 
 
 @dataclass
@@ -99,12 +100,27 @@ def describe_window(window: SendWindow) -> str:
     return f"{day_text}, {window.start:%H:%M} to {window.end:%H:%M} local"
 
 
+def _list_counts(session: Session) -> tuple[dict[int, CampaignCounts], int]:
+    counts = campaign_counts(session)
+    return counts, sum(row.enrolled for row in counts.values())
+
+
 @router.get("/campaigns")
 def campaign_list(request: Request, staff: StaffReader) -> Response:
     nurture = _nurture(request)
     with nurture.sessions() as session:
         launched = list(session.scalars(select(Campaign).order_by(Campaign.created_at.desc())))
-        counts = campaign_counts(session)
+        counts = (
+            report_cache(request)
+            .get(
+                ("list",),
+                lambda: (lambda c: (c, sum(row.enrolled for row in c.values())))(
+                    campaign_counts(session)
+                ),
+                now=_nurture(request).clock(),
+            )
+            .value
+        )
     rows = [
         CampaignRow(c.name, Sequence.from_snapshot(c.definition).title, c.state, c, None)
         for c in launched
@@ -131,28 +147,56 @@ def campaign_page(request: Request, name: CampaignName, staff: StaffReader) -> R
     return _campaign_page(request, name, staff)
 
 
+@dataclass(frozen=True)
+class CampaignReport:
+    funnel: CampaignFunnel
+    series: list[DailyPoint]
+    upcoming: list[UpcomingDay]
+
+
+def _report(
+    session: Session, campaign: Campaign, now: datetime, zone: str
+) -> tuple[CampaignReport, int]:
+    funnel = campaign_funnel(session, campaign)
+    report = CampaignReport(
+        funnel,
+        daily_series(session, campaign.id, end=now, days=REPORT_DAYS, zone=zone),
+        upcoming(session, campaign.id, now=now, days=7, zone=zone),
+    )
+    return report, funnel.enrolled
+
+
 def _campaign_page(
     request: Request, name: str, staff: Staff, *, error: str | None = None, status_code: int = 200
 ) -> Response:
     nurture = _nurture(request)
     zone = nurture.settings.clinic.default_timezone
     now = nurture.clock()
+    fresh = request.query_params.get("fresh") == "1"
     context: dict[str, object] = {}
     with nurture.sessions() as session:
         row = find_campaign(session, name)
-        if row.sequence is not None:
+        campaign = row.campaign
+        if row.sequence is not None and (campaign is None or campaign.state == "draft"):
+            # Before launch only: afterwards the enrollments are the audience (no contacts scan).
             context["audience_size"] = session.scalar(audience_size_query(row.sequence))
-        if row.campaign is not None:
-            funnel = campaign_funnel(session, row.campaign)
-            series = daily_series(session, row.campaign.id, end=now, days=REPORT_DAYS, zone=zone)
+        if campaign is not None:
+            figures = report_cache(request).get(
+                ("campaign", campaign.id, campaign.state),
+                lambda: _report(session, campaign, now, zone),
+                now=now,
+                fresh=fresh,
+            )
+            report: CampaignReport = figures.value
             context.update(
-                funnel=funnel,
-                series=series,
-                funnel_chart=funnel_svg(funnel.stages(), title=f"Funnel of {name}"),
+                figures=figures,
+                funnel=report.funnel,
+                series=report.series,
+                upcoming=report.upcoming,
+                funnel_chart=funnel_svg(report.funnel.stages(), title=f"Funnel of {name}"),
                 daily_chart=daily_svg(
-                    series, DAILY_SERIES, title=f"{name}: the last {REPORT_DAYS} days"
+                    report.series, DAILY_SERIES, title=f"{name}: the last {REPORT_DAYS} days"
                 ),
-                upcoming=_schedule(request, session, row.campaign, funnel, now, zone),
             )
     default_start = now.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
     return render(
@@ -169,31 +213,6 @@ def _campaign_page(
         nav="campaigns",
         **context,
     )
-
-
-def _schedule(
-    request: Request,
-    session: Session,
-    campaign: Campaign,
-    funnel: CampaignFunnel,
-    now: datetime,
-    zone: str,
-) -> list[UpcomingDay]:
-    """The 7-day schedule, reused while nothing was planned or sent since (key: the live funnel's
-    pending and sent counts) and for at most a minute: it reads every waiting row's due time."""
-    key = (campaign.id, campaign.state, funnel.pending, funnel.sent, funnel.exited)
-    cache: dict[tuple[object, ...], tuple[float, list[UpcomingDay]]] = getattr(
-        request.app.state, "admin_schedule_cache", {}
-    )
-    request.app.state.admin_schedule_cache = cache
-    hit = cache.get(key)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
-    days = upcoming(session, campaign.id, now=now, days=7, zone=zone)
-    if len(cache) > 256:
-        cache.clear()
-    cache[key] = (time.monotonic() + SCHEDULE_TTL_SECONDS, days)
-    return days
 
 
 def parse_start(text: str, zone: str, now: datetime) -> datetime:
