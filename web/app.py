@@ -88,6 +88,7 @@ def create_app(nurture: NurtureApp) -> FastAPI:
         finally:
             unsubscribes.writer.stop()
             link_service.recorder.stop()
+            link_service.close()
 
     api = FastAPI(
         title="Nurture",

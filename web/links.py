@@ -20,10 +20,11 @@ from fastapi.responses import Response
 from sqlalchemy import Engine, bindparam, insert, select
 
 from campaigns.definitions import Sequence
-from nurture.app import NurtureApp
+from nurture.app import NurtureApp, resolve_secret_key
 from nurture.models import Campaign, Event, Message
-from templates.links import InvalidToken
+from templates.links import ClickToken, InvalidToken
 from web import sqlite_rows
+from web.fast_tokens import FastTokenReader
 from web.group_commit import GroupCommitter
 from web.pages import not_found
 
@@ -76,6 +77,12 @@ class LinkService:
         self._messages: dict[int, tuple[float, _MessageFacts | None]] = {}
         self._locations: dict[tuple[int, int, str, str], tuple[float, str | None]] = {}
         self._message_query = _MESSAGE.where(Message.id == bindparam("id"))
+        signer = nurture.signer
+        self._fast = FastTokenReader(resolve_secret_key(nurture.settings), "click", signer.max_age)
+        self._fast.check_against(signer.click_url(1, "booking").rsplit("/", 1)[1], "1~booking")
+        url = nurture.engine.url
+        file_db = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        self._reader = sqlite_rows.MessageReader(url.database) if file_db else None
         self.recorder: GroupCommitter[Click] = GroupCommitter(
             "click-writer", self._write_clicks, linger=0.005
         )
@@ -84,9 +91,8 @@ class LinkService:
         """The redirect location for a valid click token (the click is queued), else None."""
         if len(token) > TOKEN_MAX:
             return None
-        try:
-            click = self.nurture.signer.read_click(token)
-        except InvalidToken:
+        click = self._read(token)
+        if click is None:
             return None
         facts = self._message(click.message_id)
         if facts is None:
@@ -108,18 +114,36 @@ class LinkService:
         )
         return location
 
+    def _read(self, token: str) -> ClickToken | None:
+        value = self._fast.payload(token)
+        if value is not None:
+            message_id, _, destination = value.partition("~")
+            if message_id.isdigit() and destination:
+                return ClickToken(int(message_id), destination)
+        try:
+            return self.nurture.signer.read_click(token)
+        except InvalidToken:
+            return None
+
     def _message(self, message_id: int) -> _MessageFacts | None:
         now = time.monotonic()
         cached = self._messages.get(message_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        with self.nurture.engine.connect() as connection:
-            row = connection.execute(self._message_query, {"id": message_id}).first()
+        if self._reader is not None:
+            row = self._reader.get(message_id)
+        else:
+            with self.nurture.engine.connect() as connection:
+                row = connection.execute(self._message_query, {"id": message_id}).first()
         facts = _MessageFacts(*row) if row is not None else None
         if len(self._messages) >= CACHE_ENTRIES:
             self._messages.clear()
         self._messages[message_id] = (now + CACHE_SECONDS, facts)
         return facts
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
 
     def _location(self, facts: _MessageFacts, destination: str) -> str | None:
         key = (facts.campaign_id, facts.step_index, facts.channel, destination)

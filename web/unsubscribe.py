@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from contacts.optout import opt_in_again, opt_out
 from contacts.suppressions import SELF_LIFTABLE, active_suppression
-from nurture.app import NurtureApp
-from nurture.clock import utcnow
+from nurture.app import NurtureApp, resolve_secret_key
 from nurture.db import transaction
 from nurture.models import Channel, ConsentStatus, Contact
 from nurture.redact import mask_address
 from templates.links import ContactToken, InvalidToken
+from web.fast_tokens import FastTokenReader
 from web.group_commit import GroupCommitter
 from web.pages import not_found, page
 from web.unsubscribe_writer import Unsubscribe, UnsubscribeWriter
@@ -29,6 +29,7 @@ router = APIRouter(tags=["unsubscribe"])
 
 LABELS = {Channel.EMAIL: "emails", Channel.SMS: "text messages"}
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
+CHANNEL_CODES = {"e": Channel.EMAIL, "s": Channel.SMS}  # as templates.links writes them
 TOKEN_MAX = 200
 NOT_FOUND = {404: {"description": "Friendly page: the link is not valid"}}
 
@@ -38,6 +39,11 @@ class UnsubscribeService:
 
     def __init__(self, nurture: NurtureApp) -> None:
         self.nurture = nurture
+        signer = nurture.signer
+        self._fast = FastTokenReader(
+            resolve_secret_key(nurture.settings), "unsubscribe", signer.max_age
+        )
+        self._fast.check_against(signer.unsubscribe_url(1, "sms").rsplit("/", 1)[1], "1~s")
         self.writer: GroupCommitter[Unsubscribe] = GroupCommitter(
             "unsubscribe-writer", UnsubscribeWriter(nurture.engine)
         )
@@ -45,6 +51,11 @@ class UnsubscribeService:
     def read(self, token: str) -> ContactToken | None:
         if len(token) > TOKEN_MAX:
             return None
+        value = self._fast.payload(token)
+        if value is not None:
+            contact_id, _, code = value.partition("~")
+            if contact_id.isdigit() and code in CHANNEL_CODES:
+                return ContactToken(int(contact_id), CHANNEL_CODES[code])
         try:
             parsed = self.nurture.signer.read_unsubscribe(token)
         except InvalidToken:
@@ -54,9 +65,9 @@ class UnsubscribeService:
     async def unsubscribe(self, parsed: ContactToken, source: str) -> None:
         """Returns once the suppression is committed (raises if it could not be)."""
         assert parsed.channel is not None
-        # Wall-clock time, like opt_in_again, so the consent ledger keeps the person's choices
-        # in the order they made them.
-        item = Unsubscribe(parsed.contact_id, parsed.channel, source, utcnow())
+        # Stamped with the wall clock at commit (like opt_in_again), so the consent ledger keeps
+        # the person's choices in the order they made them.
+        item = Unsubscribe(parsed.contact_id, parsed.channel, source)
         await self.writer.commit(item)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contacts.suppressions import address_hash
+from nurture.clock import utcnow
 from nurture.models import (
     Channel,
     ConsentEvent,
@@ -39,7 +40,7 @@ class Unsubscribe:
     contact_id: int
     channel: Channel
     source: str
-    at: datetime
+    at: datetime | None = None  # None: the commit's time, one instant for the whole batch
     reason: SuppressionReason = SuppressionReason.UNSUBSCRIBED
 
 
@@ -64,6 +65,7 @@ class UnsubscribeWriter:
 def apply_unsubscribes(
     connection: Connection, batch: Sequence[Unsubscribe], dialect_insert: Any, *, raw: bool
 ) -> None:
+    now = utcnow()
     wanted = {(item.contact_id, str(item.channel)): item for item in batch}
     ids = sorted({contact_id for contact_id, _ in wanted})
     if raw:
@@ -89,6 +91,7 @@ def apply_unsubscribes(
         )
         if contact is None or address is None:
             continue
+        at = item.at or now
         suppressions.append(
             {
                 "channel": channel,
@@ -96,7 +99,7 @@ def apply_unsubscribes(
                 "address": address,
                 "reason": str(item.reason),
                 "source": item.source,
-                "created_at": item.at,
+                "created_at": at,
             }
         )
         current = contact.email_consent if channel == "email" else contact.sms_consent
@@ -106,17 +109,17 @@ def apply_unsubscribes(
                     "contact_id": contact_id,
                     "channel": channel,
                     "status": str(ConsentStatus.OPTED_OUT),
-                    "occurred_at": item.at,
+                    "occurred_at": at,
                     "source": item.source,
                     "evidence": f"{item.reason} via {item.source}",
-                    "recorded_at": item.at,
+                    "recorded_at": at,
                 }
             )
-            consent_columns.append((channel, contact_id, item.at))
+            consent_columns.append((channel, contact_id, at))
         events.append(
             {
                 "kind": "unsubscribed",
-                "occurred_at": item.at,
+                "occurred_at": at,
                 "contact_id": contact_id,
                 "channel": channel,
                 "data": {"reason": str(item.reason), "source": item.source},
