@@ -147,7 +147,7 @@ def _login_redirect_target(request: Request) -> str:
     path = request.url.path
     if request.url.query:
         path += "?" + request.url.query
-    return quote(safe_next(path), safe="/?=&")
+    return quote(safe_next(path), safe="/")
 
 
 async def _check_csrf(request: Request, staff_csrf: str) -> None:
