@@ -8,6 +8,8 @@ and is never split either. One character outside GSM-7 makes the whole message U
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 GSM7_BASIC = frozenset(
@@ -15,6 +17,7 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
@@ -32,41 +35,68 @@ class SmsInfo:
         return {"encoding": self.encoding, "segments": self.segments}
 
 
-def _gsm_width(char: str) -> int:
-    return 2 if char in GSM7_EXTENSION else 1
+ESCAPE = "\x1b"  # GSM 03.38 escape to the extension table; never itself in a text we send
+_AS_SEPTETS = str.maketrans({char: ESCAPE + char for char in GSM7_EXTENSION})
 
 
-def _ucs2_width(char: str) -> int:
-    return 2 if ord(char) > 0xFFFF else 1
+_OUTSIDE_GSM7 = re.compile("[^" + re.escape("".join(sorted(GSM7_ALL))) + "]")
+_EXTENSION = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION))) + "]")
+
+
+_ASCII_OUTSIDE_GSM7 = re.compile(
+    "[" + re.escape("".join(chr(i) for i in range(128) if chr(i) not in GSM7_ALL)) + "]"
+)
 
 
 def non_gsm_characters(text: str) -> tuple[str, ...]:
     """The distinct characters that force UCS-2, in order of first appearance."""
-    seen: dict[str, None] = {}
-    for char in text:
-        if char not in GSM7_BASIC and char not in GSM7_EXTENSION:
-            seen.setdefault(char)
-    return tuple(seen)
+    if text.isascii():  # most texts: a small character class, searched in C
+        if not _ASCII_OUTSIDE_GSM7.search(text):
+            return ()
+        return tuple(dict.fromkeys(_ASCII_OUTSIDE_GSM7.findall(text)))
+    return tuple(dict.fromkeys(_OUTSIDE_GSM7.findall(text)))
 
 
-def _pack(widths: list[int], single: int, multi: int) -> int:
-    """Parts needed when no character may straddle a part boundary."""
-    if sum(widths) <= single:
+def _parts(units: int, single: int, multi: int, splits_a_pair: Callable[[int], bool]) -> int:
+    """Parts needed when no two-unit character may straddle a boundary: a part that would end
+    between the halves of a pair ends one unit early (carriers never split an escape sequence or
+    a surrogate pair). Walks part by part, not character by character."""
+    if units <= single:
         return 1
-    parts, used = 1, 0
-    for width in widths:
-        if used + width > multi:
-            parts, used = parts + 1, 0
-        used += width
+    parts, start = 0, 0
+    while start < units:
+        end = start + multi
+        if end < units and splits_a_pair(end):
+            end -= 1
+        parts, start = parts + 1, end
     return parts
 
 
+def _gsm7(text: str) -> SmsInfo:
+    single, multi = LIMITS[GSM7]
+    if not _EXTENSION.search(text):  # one septet per character: plain arithmetic
+        return SmsInfo(GSM7, _parts(len(text), single, multi, lambda end: False), len(text))
+    septets = text.translate(_AS_SEPTETS)
+    # a part ending at `end` splits a pair when its last septet is an escape
+    segments = _parts(len(septets), single, multi, lambda end: septets[end - 1] == ESCAPE)
+    return SmsInfo(GSM7, segments, len(septets))
+
+
+def _ucs2(text: str, forcing: tuple[str, ...]) -> SmsInfo:
+    # surrogatepass: a lone surrogate (possible in JSON input) still counts as one unit
+    raw = text.encode("utf-16-le", errors="surrogatepass")
+    units = len(raw) // 2
+    single, multi = LIMITS[UCS2]
+
+    def splits_a_pair(end: int) -> bool:  # the part's last unit is a high surrogate
+        return 0xD8 <= raw[2 * end - 1] <= 0xDB
+
+    return SmsInfo(UCS2, _parts(units, single, multi, splits_a_pair), units, forcing)
+
+
 def sms_info(text: str) -> SmsInfo:
+    """Encoding and billed parts of a text, as the carrier counts them."""
     if not text:
         return SmsInfo(GSM7, 1, 0)  # an empty text still travels as one part
     forcing = non_gsm_characters(text)
-    encoding = UCS2 if forcing else GSM7
-    width = _ucs2_width if forcing else _gsm_width
-    widths = [width(char) for char in text]
-    single, multi = LIMITS[encoding]
-    return SmsInfo(encoding, _pack(widths, single, multi), sum(widths), forcing)
+    return _ucs2(text, forcing) if forcing else _gsm7(text)

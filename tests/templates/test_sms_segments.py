@@ -116,3 +116,30 @@ def test_appending_never_needs_fewer_parts_in_the_same_encoding(text: str, more:
     before, after = sms_info(text), sms_info(text + more)
     if before.encoding == after.encoding:
         assert after.segments >= before.segments
+
+
+def _reference(text: str) -> int:
+    """Plain greedy packing over every character: the definition the fast paths must match."""
+    ucs2 = any(c not in GSM7_BASIC and c not in GSM7_EXTENSION for c in text)
+    widths = [
+        (2 if ord(c) > 0xFFFF else 1) if ucs2 else (2 if c in GSM7_EXTENSION else 1) for c in text
+    ]
+    single, multi = (70, 67) if ucs2 else (160, 153)
+    if sum(widths) <= single:
+        return 1
+    parts, used = 1, 0
+    for width in widths:
+        if used + width > multi:
+            parts, used = parts + 1, 0
+        used += width
+    return parts
+
+
+@given(
+    st.lists(
+        st.sampled_from(["a", "€", "[", "é", "á", "😀", "你", " ", "\n", "\u2019"]),
+        max_size=450,
+    ).map("".join)
+)
+def test_fast_paths_agree_with_plain_greedy_packing(text: str) -> None:
+    assert sms_info(text).segments == _reference(text)

@@ -1,0 +1,90 @@
+"""How fast content checks run: exact SMS segment counting (what `nurture sms-info --ndjson` does
+per line) and whole-sequence validation (what every launch pays).
+
+Each figure is printed beside a baseline measured in the same run:
+- sms_info against a naive count (len / 153 with no encoding detection: wrong, but the floor);
+- validating spasm-relief against rendering its steps once for one contact (no checks).
+
+    python bench/content_bench.py            # ~10 s
+    python bench/content_bench.py --texts 1000000 --rounds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+from collections.abc import Callable
+
+from campaigns.definitions import load_sequence
+from campaigns.validation import SAMPLE_ID, sample_composer, validate_sequence
+from nurture.settings import load_settings
+from templates.sms_segments import sms_info
+
+ALPHABETS = (
+    "abcdefghij KLMNOP.,!?",  # plain GSM-7
+    "abc €[]{}~^|\\",  # GSM-7 with escape pairs
+    "abcdé àñ ü 😀\u2019\u2014",  # UCS-2 with surrogate pairs
+    "áéíóú ç ł ő 你好",  # UCS-2, BMP only
+)
+
+
+def sample_texts(count: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        alphabet = rng.choice(ALPHABETS)
+        texts.append("".join(rng.choices(alphabet, k=rng.randint(20, 400))))
+    return texts
+
+
+def naive(text: str) -> int:
+    return 1 if len(text) <= 160 else math.ceil(len(text) / 153)
+
+
+def rate(function: Callable[[str], object], texts: list[str]) -> float:
+    started = time.perf_counter()
+    for text in texts:
+        function(text)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def timed(function: Callable[[], object], rounds: int) -> float:
+    started = time.perf_counter()
+    for _ in range(rounds):
+        function()
+    return (time.perf_counter() - started) / rounds * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    texts = sample_texts(args.texts)
+    characters = sum(map(len, texts))
+    exact, floor = rate(sms_info, texts), rate(naive, texts)
+    print(f"SMS segments, {args.texts} texts ({characters / args.texts:.0f} chars on average):")
+    print(f"  sms_info (exact)      {exact:12,.0f} texts/s")
+    print(f"  baseline: len/153     {floor:12,.0f} texts/s   (ratio {floor / exact:.1f}x)")
+
+    settings = load_settings()
+    sequence = load_sequence("spasm-relief")
+    composer = sample_composer(settings)
+    contact = {"first_name": "Maria", "last_name": "Lopez"}
+
+    def render_once() -> None:
+        for step in sequence.steps:
+            composer.render(sequence, step, contact, SAMPLE_ID, SAMPLE_ID)
+
+    full = timed(lambda: validate_sequence(sequence, settings), args.rounds)
+    render = timed(render_once, args.rounds * 4)
+    print(f"Validation of spasm-relief ({len(sequence.steps)} steps), mean of {args.rounds}:")
+    print(f"  validate_sequence     {full:9.1f} ms  (fresh renderer: templates recompiled)")
+    print(f"  baseline: render once {render:9.1f} ms  (cached templates, one contact)")
+
+
+if __name__ == "__main__":
+    main()
