@@ -15,6 +15,8 @@ view would cost without the indexes.
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import statistics
 import tempfile
 import time
@@ -144,6 +146,14 @@ def build(app: NurtureApp, contacts: int) -> None:
             )
     small = min(contacts, 10_000)
     with app.engine.begin() as conn:
+        if app.engine.dialect.name == "postgresql":  # explicit ids do not move the sequences
+            for table in ("campaigns", "contacts", "enrollments", "messages"):
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                        f" (SELECT max(id) FROM {table}))"
+                    )
+                )
         conn.execute(
             text(
                 "INSERT INTO enrollments"
@@ -232,6 +242,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=200_000)
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
+    os.environ.setdefault("NURTURE_SECRET_KEY", secrets.token_urlsafe(32))  # this run only
     folder = Path(tempfile.mkdtemp(prefix="nurture-reports-"))
     if args.db == "sqlite":
         url = f"sqlite:///{folder / 'bench.db'}"
