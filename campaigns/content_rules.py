@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any
 
 from templates.links import InvalidToken, LinkSigner
 from templates.renderer import RenderedEmail, RenderedSms
@@ -30,6 +29,16 @@ CURE_WORDING = re.compile(
 )
 HEADER_REACH = 300  # visible characters (a hidden preheader comes first) where the header sits
 SUBJECT_WARN_LENGTH = 78  # RFC 5322 suggests lines within 78; phones show ~40-60 characters
+
+
+@dataclass(frozen=True)
+class ClinicAsShown:
+    """The clinic details exactly as templates receive them (Composer.context's `clinic`)."""
+
+    name: str
+    phone: str
+    postal_address: str
+    website: str
 
 
 @dataclass
@@ -114,7 +123,9 @@ def _wording(text: str, where: str, out: Findings) -> None:
         out.warnings.append(f"{where}: {match!r} may read as a promise of a cure")
 
 
-def check_email(rendered: RenderedEmail, clinic: Any, reason: str, signer: LinkSigner) -> Findings:
+def check_email(
+    rendered: RenderedEmail, clinic: ClinicAsShown, reason: str, signer: LinkSigner
+) -> Findings:
     out = Findings()
     reader = _HtmlReader()
     reader.feed(rendered.html)
@@ -149,7 +160,7 @@ def check_email(rendered: RenderedEmail, clinic: Any, reason: str, signer: LinkS
     return out
 
 
-def check_sms(rendered: RenderedSms, clinic: Any, signer: LinkSigner) -> Findings:
+def check_sms(rendered: RenderedSms, clinic: ClinicAsShown, signer: LinkSigner) -> Findings:
     out = Findings()
     body = rendered.body
     if clinic.name.lower() not in body.lower():

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from campaigns.compose import Composer
-from campaigns.content_rules import Findings, check_email, check_sms, describe_ucs2
+from campaigns.content_rules import (
+    ClinicAsShown,
+    Findings,
+    check_email,
+    check_sms,
+    describe_ucs2,
+)
 from campaigns.definitions import TCPA_EARLIEST, TCPA_LATEST, Sequence, Step, load_sequence
 from nurture.errors import NurtureError, ValidationFailed
 from nurture.settings import Settings
@@ -175,6 +181,8 @@ def _segment_findings(
 
 def _render_findings(step: Step, sequence: Sequence, composer: Composer) -> Findings:
     out = Findings()
+    shown = composer.context(sequence, step, {}, SAMPLE_ID, SAMPLE_ID)["clinic"]
+    clinic = ClinicAsShown(**shown)
     for sample in SAMPLE_CONTACTS:
         contact = sample.as_contact(sequence.custom_fields)
         try:
@@ -182,8 +190,6 @@ def _render_findings(step: Step, sequence: Sequence, composer: Composer) -> Find
         except NurtureError as exc:
             out.problems.append(f"does not render for a contact with a {sample.label}: {exc}")
             continue
-        context = composer.context(sequence, step, contact, SAMPLE_ID, SAMPLE_ID)
-        clinic = ClinicAsShown(**context["clinic"])
         found = (
             check_email(rendered, clinic, sequence.reason, composer.signer)
             if isinstance(rendered, RenderedEmail)
@@ -194,16 +200,6 @@ def _render_findings(step: Step, sequence: Sequence, composer: Composer) -> Find
         if isinstance(rendered, RenderedSms):
             _segment_findings(step, sample, rendered, out)
     return out
-
-
-@dataclass(frozen=True)
-class ClinicAsShown:
-    """The clinic details exactly as templates receive them (Composer.context's `clinic`)."""
-
-    name: str
-    phone: str
-    postal_address: str
-    website: str
 
 
 def _sequence_findings(sequence: Sequence, composer: Composer) -> Findings:

@@ -105,3 +105,24 @@ def test_sms_whitespace_is_collapsed_and_counted(
     renderer = scratch(**{"seq/x.sms.txt": "Hi\n  {{ contact.first_name }}!\n"})
     sms = renderer.render_sms("seq", "x", context)
     assert sms.body == "Hi Maria!" and sms.info.segments == 1
+
+
+def test_contact_view_exposes_only_the_allow_list() -> None:
+    from types import SimpleNamespace
+
+    from templates.renderer import contact_view
+
+    contact = SimpleNamespace(
+        first_name="Aiko",
+        last_name=None,
+        email="aiko@example.com",
+        phone="+18185550103",
+        custom_fields={"diagnosis": "sciatica", "referral_source": "event"},
+    )
+    assert contact_view(contact) == {"first_name": "Aiko", "last_name": ""}
+    assert contact_view(contact, ("referral_source", "city")) == {
+        "first_name": "Aiko",
+        "last_name": "",
+        "referral_source": "event",
+        "city": "",
+    }
