@@ -66,10 +66,10 @@ class SampleContact:
 
 
 SAMPLE_CONTACTS = (
-    SampleContact("typical", "Maria", "Lopez"),
+    SampleContact("a typical name", "Maria", "Lopez"),
     SampleContact("no name on file", "", ""),
-    SampleContact("long name", "Maximiliano-Alejandro", "Villalobos-Castaneda"),
-    SampleContact("name outside GSM-7", "Nguyễn", "Thị Minh", must_fit=False),
+    SampleContact("a long name", "Maximiliano-Alejandro", "Villalobos-Castaneda"),
+    SampleContact("a name outside GSM-7", "Nguyễn", "Thị Minh", must_fit=False),
 )
 
 
@@ -168,7 +168,7 @@ def _segment_findings(
     info = rendered.info
     if info.segments > step.max_segments:
         text = (
-            f"for a contact with a {sample.label} the text is {info.segments} {info.encoding} "
+            f"for a contact with {sample.label} the text is {info.segments} {info.encoding} "
             f"segments ({info.units} units); the limit is {step.max_segments} (max_segments)"
         )
         (out.problems if sample.must_fit else out.warnings).append(text)
@@ -188,7 +188,7 @@ def _render_findings(step: Step, sequence: Sequence, composer: Composer) -> Find
         try:
             rendered = composer.render(sequence, step, contact, SAMPLE_ID, SAMPLE_ID)
         except NurtureError as exc:
-            out.problems.append(f"does not render for a contact with a {sample.label}: {exc}")
+            out.problems.append(f"does not render for a contact with {sample.label}: {exc}")
             continue
         found = (
             check_email(rendered, clinic, sequence.reason, composer.signer)
