@@ -1,0 +1,434 @@
+"""Load test of the recipient hot paths with wrk, against one `nurture web` process.
+
+    python bench/web_bench.py          # 1,000,000 contacts (built once, cached in var/bench/)
+    python bench/web_bench.py --contacts 100000 --duration 5
+
+Measures, on a database of N contacts each with one sent email:
+  * click redirect: GET /l/{token}, a different message per request (tokens rotate in a Lua script);
+  * durable one-click unsubscribe: POST /u/{token} `List-Unsubscribe=One-Click`, a different
+    contact per request, each committed (SQLite synchronous=FULL) before its 200.
+Beside each, the same wrk command against a plain Starlette route under uvicorn (no database,
+no signature) in the same run: the ceiling for one Python process on this machine.
+After the runs the server is stopped with SIGTERM and the rows are counted: every click answered
+must be in `events` (drained on shutdown), every unsubscribe answered in `suppressions`.
+Targets (2 cores): clicks >= 15,000 req/s with p99 <= 10 ms;
+unsubscribes >= 7,000 req/s with p99 <= 25 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SECRET = "bench-secret-key-0123456789abcdef"
+CAMPAIGN = "bench"
+
+
+# -- the database ---------------------------------------------------------------------------------
+def cache_path(contacts: int) -> Path:
+    """Keyed by the schema, so a changed migration builds a fresh database."""
+    schema = (ROOT / "nurture/migrations/versions/0001_initial_schema.py").read_bytes()
+    key = hashlib.sha256(schema).hexdigest()[:10]
+    return ROOT / "var/bench" / f"web-{contacts}-{key}.db"
+
+
+def build_database(path: Path, contacts: int) -> None:
+    """Schema by Alembic, then rows by plain executemany in one transaction per table."""
+    from campaigns.definitions import Sequence
+    from nurture.db import make_engine, upgrade
+    from nurture.models import Base
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    upgrade(f"sqlite:///{partial}")
+    make_engine(f"sqlite:///{partial}").dispose()
+    now = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+    sequence = Sequence(
+        name=CAMPAIGN,
+        title="Benchmark",
+        template_folder="spasm-relief",
+        steps=[{"name": "welcome", "channel": "email", "template": "01-welcome"}],
+    )
+    db = sqlite3.connect(partial)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")
+    tables = Base.metadata.tables
+    started = time.perf_counter()
+    _bulk(
+        db,
+        tables["campaigns"],
+        [
+            {
+                "id": 1,
+                "name": CAMPAIGN,
+                "definition": sequence.snapshot(),
+                "state": "active",
+                "created_at": now,
+                "launched_at": now,
+            }
+        ],
+    )
+    _bulk(
+        db,
+        tables["contacts"],
+        (
+            {
+                "id": i,
+                "first_name": "Pat",
+                "last_name": f"Bench{i}",
+                "email": f"pat{i}@example.com",
+                "phone": f"+1310{i:07d}",
+                "timezone": "America/Los_Angeles",
+                "email_consent": "opted_in",
+                "sms_consent": "opted_in",
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(1, contacts + 1)
+        ),
+        vary=("id", "last_name", "email", "phone"),
+    )
+    _bulk(
+        db,
+        tables["enrollments"],
+        (
+            {
+                "id": i,
+                "campaign_id": 1,
+                "contact_id": i,
+                "state": "active",
+                "enrolled_at": now,
+                "planned_step": 0,
+            }
+            for i in range(1, contacts + 1)
+        ),
+        vary=("id", "contact_id"),
+    )
+    _bulk(
+        db,
+        tables["messages"],
+        (
+            {
+                "id": i,
+                "enrollment_id": i,
+                "campaign_id": 1,
+                "contact_id": i,
+                "step_index": 0,
+                "channel": "email",
+                "state": "sent",
+                "due_at": now,
+                "sent_at": now,
+                "provider": "outbox",
+                "provider_message_id": f"bench-{i}",
+                "attempts": 1,
+                "updated_at": now,
+            }
+            for i in range(1, contacts + 1)
+        ),
+        vary=("id", "enrollment_id", "contact_id", "provider_message_id"),
+    )
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    partial.rename(path)
+    print(f"built {path.name}: {contacts:,} contacts in {time.perf_counter() - started:.1f} s")
+
+
+def _bulk(db: sqlite3.Connection, table: Any, rows: Any, vary: tuple[str, ...] = ()) -> None:
+    """Insert rows fast: values (and column defaults) are converted once, from the first row,
+    by SQLAlchemy's own bind processors; only the `vary` columns change from row to row."""
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    dialect = sqlite_dialect.dialect()
+    rows = iter(rows)
+    first = next(rows)
+    template: dict[str, Any] = {}
+    for column in table.columns:
+        value = first.get(column.name)
+        if value is None and column.default is not None and not column.nullable:
+            default = column.default.arg
+            value = default(None) if callable(default) else default
+        if value is None:
+            continue
+        processor = column.type.bind_processor(dialect)
+        template[column.name] = processor(value) if processor else value
+    names = list(template)
+    positions = [names.index(name) for name in vary]
+    base = [template[name] for name in names]
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+    def values() -> Any:
+        for row in (first, *rows):
+            out = list(base)
+            for name, position in zip(vary, positions, strict=True):
+                out[position] = row[name]
+            yield out
+
+    db.executemany(sql, values())
+
+
+# -- load generation ------------------------------------------------------------------------------
+def lua_script(path: Path, paths: list[str], method: str, body: str | None) -> Path:
+    lines = ["local paths = {"]
+    lines += [f'"{p}",' for p in paths]
+    lines += ["}", "local i = 0", f'wrk.method = "{method}"']
+    if body is not None:
+        lines += [
+            f'wrk.body = "{body}"',
+            'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"',
+        ]
+    lines += [
+        "request = function()",
+        "  i = i + 1",
+        "  return wrk.format(nil, paths[(i % #paths) + 1])",
+        "end",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_wrk(url: str, script: Path, args: argparse.Namespace, duration: float) -> dict[str, Any]:
+    command = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{duration:g}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return {"command": " ".join(command), **parse_wrk(output)}
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    def ms(text: str) -> float:
+        number, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: (.*)", output)
+    return {
+        "rps": rps,
+        "p50": p50,
+        "p99": p99,
+        "requests": total,
+        "non_2xx_3xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(1) if errors else "",
+    }
+
+
+# -- servers ------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+            return process
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"server exited with {process.returncode}") from None
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("server did not start")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(60)
+
+
+def serve_baseline(port: int) -> None:
+    """A plain Starlette app under uvicorn: the same routes with no work behind them."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, RedirectResponse, Response
+    from starlette.routing import Route
+
+    async def click(request: Request) -> Response:
+        return RedirectResponse("https://spinaldecompressionla.com/book?utm_source=x", 302)
+
+    async def unsubscribe(request: Request) -> Response:
+        await request.body()
+        return PlainTextResponse("Unsubscribed.\n")
+
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    app = Starlette(
+        routes=[
+            Route("/l/{token}", click),
+            Route("/u/{token}", unsubscribe, methods=["POST"]),
+            Route("/healthz", health),
+        ]
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# -- the run -------------------------------------------------------------------------------------
+def count(db_path: Path, sql: str) -> int:
+    with sqlite3.connect(db_path) as db:
+        return int(db.execute(sql).fetchone()[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--tokens", type=int, default=200_000, help="distinct URLs per test")
+    parser.add_argument("--serve-baseline", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_baseline:
+        serve_baseline(args.serve_baseline)
+        return
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+
+    from templates.links import LinkSigner
+
+    cached = cache_path(args.contacts)
+    if not cached.exists():
+        for stale in cached.parent.glob(f"web-{args.contacts}-*.db"):
+            stale.unlink()  # built for an older schema
+        build_database(cached, args.contacts)
+    work = ROOT / "var/bench/web-run.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{work}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(cached, work)
+
+    port, base_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    signer = LinkSigner(SECRET, base, 400)
+    rng = random.Random(7)
+    n = min(args.tokens, args.contacts)
+    click_ids = rng.sample(range(1, args.contacts + 1), n)
+    unsub_ids = rng.sample(range(1, args.contacts + 1), n)
+    scripts = ROOT / "var/bench"
+    clicks_lua = lua_script(
+        scripts / "clicks.lua",
+        [signer.click_url(i, "booking")[len(base) :] for i in click_ids],
+        "GET",
+        None,
+    )
+    unsub_lua = lua_script(
+        scripts / "unsubscribes.lua",
+        [signer.unsubscribe_url(i, "email")[len(base) :] for i in unsub_ids],
+        "POST",
+        "List-Unsubscribe=One-Click",
+    )
+
+    env = {
+        **os.environ,
+        "NURTURE_DATABASE__URL": f"sqlite:///{work}",
+        "NURTURE_SECRET_KEY": SECRET,
+        "NURTURE_WEB__PUBLIC_BASE_URL": base,
+        "NURTURE_LOG_LEVEL": "WARNING",
+    }
+    results: dict[str, dict[str, Any]] = {}
+    baseline = start([sys.executable, __file__, "--serve-baseline", str(base_port)], env, base_port)
+    try:
+        for name, script in (("click", clicks_lua), ("unsubscribe", unsub_lua)):
+            run_wrk(f"http://127.0.0.1:{base_port}", script, args, args.warmup)
+            results[f"baseline {name}"] = run_wrk(
+                f"http://127.0.0.1:{base_port}", script, args, args.duration
+            )
+    finally:
+        stop(baseline)
+
+    server = start(
+        [
+            sys.executable,
+            "-m",
+            "nurture.cli.main",
+            "web",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env,
+        port,
+    )
+    try:
+        warm = run_wrk(base, clicks_lua, args, args.warmup)
+        results["nurture click"] = run_wrk(base, clicks_lua, args, args.duration)
+        results["nurture unsubscribe"] = run_wrk(base, unsub_lua, args, args.duration)
+    finally:
+        stop(server)
+
+    clicks = count(work, "SELECT count(*) FROM events WHERE kind = 'clicked'")
+    suppressed = count(work, "SELECT count(*) FROM suppressions")
+    report(args, results, clicks - warm["requests"], suppressed)
+
+
+def report(
+    args: argparse.Namespace, results: dict[str, dict[str, Any]], clicks: int, suppressed: int
+) -> None:
+    print(
+        f"\nweb benchmark: {args.contacts:,} contacts, one server process, "
+        f"{os.cpu_count()} CPUs, {args.duration:g} s per run, loopback"
+    )
+    print(f"{'':24}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx/3xx':>13}")
+    for name, row in results.items():
+        print(
+            f"{name:24}{row['rps']:>10,.0f}{row['p50']:>9.2f}{row['p99']:>9.2f}"
+            f"{row['non_2xx_3xx']:>13}"
+        )
+    print("targets: click >= 15,000 req/s, p99 <= 10 ms; unsubscribe >= 7,000 req/s, p99 <= 25 ms")
+    print(
+        f"clicks answered: {results['nurture click']['requests']:,}; click rows written "
+        f"(after SIGTERM, warm-up excluded): {clicks:,}"
+    )
+    print(
+        f"unsubscribes answered: {results['nurture unsubscribe']['requests']:,}; "
+        f"suppression rows: {suppressed:,}"
+    )
+    print("load command:", results["nurture click"]["command"])
+    print("load command:", results["nurture unsubscribe"]["command"])
+    print(
+        json.dumps(
+            {
+                name: {k: v for k, v in row.items() if k != "command"}
+                for name, row in results.items()
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
