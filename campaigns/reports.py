@@ -17,7 +17,7 @@ import csv
 import io
 from collections import Counter
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -229,7 +229,7 @@ def day_bounds(first_day: date, days: int, zone: str) -> list[tuple[datetime, da
     """Local midnights in `zone` as UTC instants (23- and 25-hour days across DST included)."""
     tz = ZoneInfo(zone)
     midnights = [
-        datetime.combine(first_day + timedelta(days=n), datetime.min.time(), tz)
+        datetime.combine(first_day + timedelta(days=n), datetime.min.time(), tz).astimezone(UTC)
         for n in range(days + 1)
     ]
     return list(pairwise(midnights))
