@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
@@ -86,6 +86,13 @@ def cancel(session: Session, name: str, *, now: datetime) -> Campaign:
     if campaign.state == CampaignState.CANCELLED:
         raise InputError(f"campaign {name!r} is already cancelled")
     campaign.state, campaign.cancelled_at = CampaignState.CANCELLED, now
+    # Every message not yet claimed is skipped now; one a worker holds is skipped by its re-check.
+    session.execute(
+        update(Message)
+        .where(Message.campaign_id == campaign.id, Message.state == MessageState.PLANNED)
+        .values(state=MessageState.SKIPPED, skip_reason="campaign cancelled", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
     return campaign
 
 

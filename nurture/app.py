@@ -97,5 +97,7 @@ class NurtureApp:
         return EngineClock(self.planner, self.dispatcher, self.settings.scheduler.tick_seconds)
 
     def dispose(self) -> None:
+        if "dispatcher" in self.__dict__:
+            self.dispatcher.close()  # its send loop thread and provider connection pools
         if "engine" in self.__dict__:
             self.engine.dispose()

@@ -147,6 +147,10 @@ class Dispatcher:
         """Ask a running tick to finish its current sub-batch and return."""
         self.stopping.set()
 
+    def close(self) -> None:
+        """Close the provider pools and the send loop (claims are left to recovery)."""
+        self.loop.close(*self.channels.values())
+
     def shutdown(self) -> int:
         """Hand back what this worker claimed but never sent, and close the provider pools."""
         self.stopping.set()

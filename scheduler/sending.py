@@ -83,7 +83,8 @@ class SendLoop:
         """Close the channels' pools on the loop, then stop the loop and its thread."""
         if self._loop is None:
             return
-        closers = [getattr(channel, "aclose", None) for channel in dict.fromkeys(channels)]
+        unique = {id(channel): channel for channel in channels}.values()  # email may be sms
+        closers = [getattr(channel, "aclose", None) for channel in unique]
         for close in closers:
             if close is not None:
                 try:
