@@ -51,7 +51,9 @@ def build_mail(email: OutgoingEmail) -> Mail:
     mail.add_content(Content("text/plain", email.text))
     mail.add_content(Content("text/html", email.html))
     if email.reply_to:
-        mail.reply_to = ReplyTo(email.reply_to)
+        reply_to = ReplyTo()
+        reply_to.email = email.reply_to  # set, not parsed (see above)
+        mail.reply_to = reply_to
     for name, value in email.headers.items():
         mail.add_header(Header(name, value))
     for name, value in email.custom_args.items():
