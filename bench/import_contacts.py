@@ -36,7 +36,11 @@ from nurture.db import ensure_schema, make_engine, session_factory
 
 
 class PeakMemory:
-    """Highest RSS of this process, and of it plus its children, sampled in a thread."""
+    """Peak memory, sampled in a thread: this process's RSS, and the PSS of it plus its workers.
+
+    Workers are forked, so their RSS counts the pages they share with the parent again; PSS
+    (proportional set size) splits shared pages between the processes and adds up honestly.
+    """
 
     def __init__(self) -> None:
         self.me = psutil.Process()
@@ -48,12 +52,13 @@ class PeakMemory:
         while not self._stop.is_set():
             try:
                 own = self.me.memory_info().rss
-                kids = sum(c.memory_info().rss for c in self.me.children(recursive=True))
+                procs = [self.me, *self.me.children(recursive=True)]
+                total = sum(p.memory_full_info().pss for p in procs)
             except psutil.Error:
                 continue
             self.peak_self = max(self.peak_self, own)
-            self.peak_total = max(self.peak_total, own + kids)
-            self._stop.wait(0.05)
+            self.peak_total = max(self.peak_total, total)
+            self._stop.wait(0.1)
 
     def __enter__(self) -> PeakMemory:
         self._thread.start()
@@ -155,8 +160,8 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f} (other work on the machine slows the wall-clock figures)"
     )
     print(
-        f"peak RSS: importing process {memory.peak_self / 1e6:.0f} MB "
-        f"(getrusage {maxrss_mb:.0f} MB), with workers {memory.peak_total / 1e6:.0f} MB"
+        f"peak memory: importing process RSS {memory.peak_self / 1e6:.0f} MB "
+        f"(getrusage {maxrss_mb:.0f} MB); with its workers, PSS {memory.peak_total / 1e6:.0f} MB"
     )
     print("counts:", ", ".join(f"{k} {v:,}" for k, v in summary.counts().items()))
 

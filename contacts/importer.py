@@ -12,6 +12,7 @@ the same import finishes the job, since re-importing changes nothing that is alr
 from __future__ import annotations
 
 import csv
+import gc
 import logging
 import multiprocessing
 import os
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from contacts.columns import ColumnMapping, plan_columns
 from contacts.csvsource import CsvFile, guess_encoding, inspect_csv
-from contacts.rows import CleanRow, Rejected, RowRules, clean_rows
+from contacts.rows import CleanRow, Rejected, RowRules, clean_rows, warm_up
 from contacts.writer import BatchWriter
 from nurture.clock import Clock, utcnow
 from nurture.errors import InputError
@@ -149,19 +150,29 @@ def _checked_chunks(
         for chunk in chunks:
             yield chunk, clean_rows(rules, chunk)
         return
-    context = multiprocessing.get_context(_start_method())
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(rules,)
-    ) as pool:
-        pending: deque[tuple[Chunk, Future[list[CleanRow | Rejected]]]] = deque()
-        for chunk in chunks:
-            pending.append((chunk, pool.submit(_clean_in_worker, chunk)))
-            if len(pending) > 2 * workers:
+    method = _start_method()
+    if method == "fork":
+        # Load what validation needs (phone metadata, IDNA tables) before forking, and move
+        # every object out of the collector's reach, so workers share these pages instead of
+        # each copying them (gc.freeze: https://docs.python.org/3/library/gc.html#gc.freeze).
+        warm_up()
+        gc.freeze()
+    context = multiprocessing.get_context(method)
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(rules,)
+        ) as pool:
+            pending: deque[tuple[Chunk, Future[list[CleanRow | Rejected]]]] = deque()
+            for chunk in chunks:
+                pending.append((chunk, pool.submit(_clean_in_worker, chunk)))
+                if len(pending) > workers + 1:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
                 done, future = pending.popleft()
                 yield done, future.result()
-        while pending:
-            done, future = pending.popleft()
-            yield done, future.result()
+    finally:
+        gc.unfreeze()  # a long-running caller (the web dashboard) collects its garbage again
 
 
 def _start_method() -> str:

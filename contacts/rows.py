@@ -7,8 +7,9 @@ cost is almost all here: email-validator and phonenumbers).
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -77,6 +78,18 @@ class RowRules:
     check_encoding: bool = False
 
 
+def warm_up() -> None:
+    """Load the validators' lazily built tables: every NANP region's phone metadata (an
+    unassigned area code makes phonenumbers try them all), time zone names, IDNA data."""
+    normalize_email("warm.up@example.com")
+    normalize_timezone("UTC")
+    for number in ("+1 310 555 0101", "+1 999 555 0101"):
+        try:
+            phone_and_zone(number)
+        except InputError:
+            pass
+
+
 def clean_rows(rules: RowRules, rows: list[tuple[int, list[str]]]) -> list[CleanRow | Rejected]:
     out: list[CleanRow | Rejected] = []
     for line, values in rows:
@@ -119,11 +132,13 @@ def clean_row(rules: RowRules, line: int, values: list[str]) -> CleanRow:
         if len(text) > MAX_NAME:
             raise InputError(f"{what} is longer than {MAX_NAME} characters")
     zone = normalize_timezone(get("timezone")) if get("timezone") else None
-    tags = tuple(dict.fromkeys(t.strip() for t in TAG_SPLIT.split(get("tags")) if t.strip()))
+    tags = tuple(
+        dict.fromkeys(sys.intern(t.strip()) for t in TAG_SPLIT.split(get("tags")) if t.strip())
+    )
     long_tags = [t for t in tags if len(t) > MAX_TAG]
     if long_tags:
         raise InputError(f"tag {long_tags[0][:20]!r}... is longer than {MAX_TAG} characters")
-    custom = {name: values[i].strip() for name, i in plan.custom.items() if values[i].strip()}
+    custom = {n: sys.intern(values[i].strip()) for n, i in plan.custom.items() if values[i].strip()}
     shared_at = _when(get("consent_at"), "consent_at", rules)
     email_consent = _consent("email", get, shared_at, rules)
     sms_consent = _consent("sms", get, shared_at, rules)
@@ -152,7 +167,7 @@ def _consent(channel: str, get, shared_at: datetime | None, rules: RowRules) -> 
     """The row's statement about a channel; an SMS "yes" without evidence has status ""."""
     column = f"{channel}_consent"
     said = get(column).lower()
-    evidence = get(f"{column}_evidence")
+    evidence = sys.intern(get(f"{column}_evidence"))
     if len(evidence) > MAX_EVIDENCE:
         raise InputError(f"{column}_evidence is longer than {MAX_EVIDENCE} characters")
     at = _when(get(f"{column}_at"), f"{column}_at", rules) or shared_at
@@ -169,9 +184,22 @@ def _consent(channel: str, get, shared_at: datetime | None, rules: RowRules) -> 
 
 
 def _when(text: str, column: str, rules: RowRules) -> datetime | None:
-    """An ISO or US (MM/DD/YYYY) date; a time without a zone is clinic time."""
+    """An ISO or US (MM/DD/YYYY) date; a time without a zone is clinic time. Returned in UTC."""
     if not text:
         return None
+    key = (text, rules.clinic_timezone, rules.now)
+    if key not in _WHEN_CACHE:
+        if len(_WHEN_CACHE) > 10_000:
+            _WHEN_CACHE.clear()
+        _WHEN_CACHE[key] = _parse_when(text, column, rules)
+    return _WHEN_CACHE[key]
+
+
+#: Files repeat the same few dates; one object per date also lets pickle send it once per chunk.
+_WHEN_CACHE: dict[tuple[str, str, datetime], datetime] = {}
+
+
+def _parse_when(text: str, column: str, rules: RowRules) -> datetime:
     parsed = None
     try:
         parsed = datetime.fromisoformat(text)
@@ -188,7 +216,7 @@ def _when(text: str, column: str, rules: RowRules) -> datetime | None:
         parsed = parsed.replace(tzinfo=ZoneInfo(rules.clinic_timezone))
     if parsed > rules.now + timedelta(days=1):
         raise InputError(f"{column} {text!r} is in the future")
-    return parsed
+    return parsed.astimezone(UTC)
 
 
 def _suppression(text: str, column: str) -> str | None:

@@ -1,24 +1,24 @@
 """Writes a batch of clean rows in one short transaction: a few lookups, then bulk inserts.
 
 Per batch: load the contacts any row's email or phone names and the active suppressions of every
-address, merge rows in file order (contacts.merge), then insert new contacts, tags and consent
-events with executemany (INSERT ... RETURNING via SQLAlchemy's insertmanyvalues). Opt-outs and
+address; rows that are simply new people go through contacts.fresh; the others merge in file
+order (contacts.merge). New contacts, tags and consent events are written with executemany
+(contacts.bulk). Opt-outs and
 suppressions, which are rare, go through contacts.consent / contacts.suppressions so their rules
 stay in one place. Short transactions keep SQLite's single write lock free for the dispatcher.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from contacts.bulk import executemany, json_dict, select_in
 from contacts.consent import record_consent
+from contacts.fresh import FreshRows, default_evidence, split_fresh
 from contacts.merge import ContactState, MergeConflict, MergeResult, merge_row, new_contact
 from contacts.rows import CleanRow, Consent
 from contacts.suppressions import suppress
@@ -28,81 +28,13 @@ from nurture.models import ConsentEvent, ConsentStatus, Contact, ContactTag
 CONTACTS = Contact.__table__
 TAGS = ContactTag.__table__
 EVENTS = ConsentEvent.__table__
-IN_CHUNK = 900  # stay far below SQLite's bound-parameter limit
 STATE_SQL = (
     "SELECT id, email, phone, first_name, last_name, timezone, custom_fields, email_consent,"
     " sms_consent FROM contacts WHERE "
 )
+SQLITE_CACHE_KIB = 16 * 1024
 TAGS_SQL = "SELECT contact_id, tag FROM contact_tags WHERE contact_id"
 SUPPRESSIONS_SQL = "SELECT address_hash FROM suppressions WHERE lifted_at IS NULL AND address_hash"
-
-
-def select_in(session: Session, sql: str, keys: list[Any]) -> list[Any]:
-    """Rows of `sql IN (keys)`, in chunks, as plain DB-API tuples (see executemany for why)."""
-    connection = session.connection()
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    out: list[Any] = []
-    for start in range(0, len(keys), IN_CHUNK):
-        chunk = tuple(keys[start : start + IN_CHUNK])
-        marks = ", ".join([mark] * len(chunk))
-        out += connection.exec_driver_sql(f"{sql} IN ({marks})", chunk).all()
-    return out
-
-
-def _json(value: Any) -> dict[str, Any]:
-    """JSON columns come back parsed from psycopg and as text from sqlite3."""
-    if isinstance(value, str):
-        return dict(json.loads(value))
-    return dict(value or {})
-
-
-def executemany(
-    session: Session, table: Table, rows: list[dict[str, Any]], key: str | None = None
-) -> None:
-    """INSERT (or UPDATE ... WHERE key) many rows straight through the DB-API's executemany.
-
-    SQLAlchemy's own executemany re-processes every parameter of every row through its compiled
-    statement machinery, which costs more than the database work here; the column types' own
-    bind processors are still applied, so values are stored exactly as SQLAlchemy stores them.
-    """
-    connection = session.connection()
-    dialect = connection.dialect
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    names = [name for name in rows[0] if name != key] + ([key] if key else [])
-    if key is None:
-        marks = ", ".join([mark] * len(names))
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
-    else:
-        sets = ", ".join(f"{name} = {mark}" for name in names[:-1])
-        sql = f"UPDATE {table.name} SET {sets} WHERE {key} = {mark}"
-    converters = [
-        (i, _memoised(processor, not isinstance(table.c[n].type, JSON)))
-        for i, n in enumerate(names)
-        if (processor := table.c[n].type.dialect_impl(dialect).bind_processor(dialect))
-    ]
-    pick = itemgetter(*names)
-    params = [pick(row) for row in rows]
-    if converters:
-        for index, values in enumerate(params):
-            converted = list(values)
-            for i, convert in converters:
-                converted[i] = convert(converted[i])
-            params[index] = tuple(converted)
-    connection.exec_driver_sql(sql, params)
-
-
-def _memoised(processor: Any, cache: bool) -> Any:
-    """A batch repeats the same few values (now, consent dates): convert each once."""
-    if not cache:
-        return processor
-    seen: dict[Any, Any] = {}
-
-    def process(value: Any) -> Any:
-        if value not in seen:
-            seen[value] = processor(value)
-        return seen[value]
-
-    return process
 
 
 @dataclass
@@ -121,12 +53,15 @@ class Slot:
         self.fields_changed |= result.fields_changed
         self.new_tags += result.new_tags
         self.consents += [(channel, consent, line) for channel, consent in result.consents]
+        self.has_opt_out |= any(c.status == ConsentStatus.OPTED_OUT for _, c in result.consents)
         self.suppressions += result.suppressions
 
     @property
     def slow_consent(self) -> bool:
         """Opt-outs take the careful path (record_consent orders them against the ledger)."""
-        return any(c.status == ConsentStatus.OPTED_OUT for _, c, _ in self.consents)
+        return self.has_opt_out
+
+    has_opt_out: bool = False
 
 
 @dataclass
@@ -148,14 +83,22 @@ class BatchWriter:
 
     def write(self, rows: list[CleanRow]) -> list[RowOutcome]:
         with transaction(self.sessions) as session:
+            if session.get_bind().dialect.name == "sqlite":
+                # Index pages for a million contacts do not fit SQLite's default 2 MB cache;
+                # inserts at random places in the email/phone indexes would re-read them.
+                session.connection().exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
             return self._write(session, rows)
 
     def _write(self, session: Session, rows: list[CleanRow]) -> list[RowOutcome]:
         by_email, by_phone = self._load(session, rows)
         suppressed = self._suppressed(session, rows)
+        fresh, rows = split_fresh(rows, by_email.keys() | by_phone.keys(), suppressed)
+        FreshRows(self.source, self.filename, self.default_timezone, self.now).insert(
+            session, fresh
+        )
+        outcomes = [RowOutcome(row.line, "inserted") for row in fresh]
         slots: list[Slot] = []
         slot_of: dict[int, Slot] = {}
-        outcomes: list[RowOutcome] = []
         for row in rows:
             match = (by_email.get(row.email) if row.email else None) or (
                 by_phone.get(row.phone) if row.phone else None
@@ -215,7 +158,7 @@ class BatchWriter:
                 if row[0] not in states:
                     states[row[0]] = ContactState(
                         row[0], row[1], row[2], row[3], row[4], row[5],
-                        set(), _json(row[6]), row[7], row[8],
+                        set(), json_dict(row[6]), row[7], row[8],
                     )  # fmt: skip
         for contact_id, tag in select_in(session, TAGS_SQL, sorted(states)):
             states[contact_id].tags.add(tag)
@@ -284,12 +227,9 @@ class BatchWriter:
             "status": consent.status,
             "occurred_at": consent.at or self.now,
             "source": self.source,
-            "evidence": consent.evidence or self._default_evidence(line),
+            "evidence": consent.evidence or default_evidence(self.source, self.filename, line),
             "recorded_at": self.now,
         }
-
-    def _default_evidence(self, line: int) -> str:
-        return f"marked opted in by the {self.source!r} import of {self.filename}, line {line}"
 
     def _save_slow(self, session: Session, slot: Slot) -> None:
         contact_id = slot.state.id
@@ -302,7 +242,7 @@ class BatchWriter:
                     channel,
                     consent.status,
                     source=self.source,
-                    evidence=consent.evidence or self._default_evidence(line),
+                    evidence=consent.evidence or default_evidence(self.source, self.filename, line),
                     occurred_at=consent.at or self.now,
                 )
         for channel, reason in slot.suppressions:
