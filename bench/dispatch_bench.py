@@ -177,6 +177,7 @@ class RssSampler(threading.Thread):
 
 
 def dispatch(app: NurtureApp, channel: str, count: int) -> tuple[float, int, list[int]]:
+    app.dispatcher.loop.run(asyncio.sleep(0))  # start the send loop before the first sample
     sampler = RssSampler()
     sampler.start()
     started = time.perf_counter()
@@ -249,7 +250,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="100,000 emails and 100,000 texts")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--batch", type=int, default=500, help="scheduler.batch_size")
     args = parser.parse_args()
     if args.full:
         args.emails = args.texts = 100_000
@@ -287,11 +288,13 @@ def main() -> None:
             elapsed, peak, samples = dispatch(app, channel, count)
             setattr(app.dispatcher, f"sent_example_{channel}", example(app, channel))
             base = baseline(app, channel, count, args.concurrency)
-            quarter = [samples[int(len(samples) * q) - 1] for q in (0.25, 0.5, 0.75, 1.0)]
+            quarter = [
+                samples[max(0, int(len(samples) * q) - 1)] for q in (0, 0.25, 0.5, 0.75, 1.0)
+            ]
             rows.append((channel, count, seeded, elapsed, base, peak, quarter))
         print(
             f"{'channel':8} {'messages':>9} {'engine msg/s':>13} {'baseline msg/s':>15} "
-            f"{'ratio':>6} {'peak RSS':>9}  RSS at 25/50/75/100% of the run"
+            f"{'ratio':>6} {'peak RSS':>9}  RSS at 0/25/50/75/100% of the run"
         )
         for channel, count, seeded, elapsed, base, peak, quarter in rows:
             print(
