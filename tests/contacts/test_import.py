@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from nurture.db import transaction
 from nurture.models import ConsentEvent, Contact, Suppression
 
 Rows = list[dict[str, str]]
+NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
 SMS_PROOF = 'Web form: "I agree to receive marketing texts" (checked)'
 
 
@@ -260,3 +262,46 @@ def test_worker_processes_give_the_same_result_as_one_process(
     serial = run_import(path, workers=0)
     assert (serial.unchanged, serial.rejected) == (100, 1)
     assert snapshot() == before
+
+
+def test_the_fast_path_for_new_people_stores_what_the_merge_would(
+    tmp_path: Path, write_csv: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contacts import fresh, writer
+    from contacts.importer import import_csv
+    from nurture.db import ensure_schema, make_engine, session_factory
+
+    path = write_csv(PEOPLE, header=[*PEOPLE[0].keys(), "insurance"])
+
+    def stored(name: str) -> list[Any]:
+        engine = make_engine(f"sqlite:///{tmp_path / name}")
+        ensure_schema(engine)
+        sessions = session_factory(engine)
+        import_csv(sessions, path, "web", default_timezone="America/Denver", clock=lambda: NOW)
+        with transaction(sessions, immediate=False) as session:
+            contacts = [
+                (c.email, c.phone, c.first_name, c.last_name, c.timezone, c.custom_fields,
+                 c.email_consent, c.sms_consent, c.source, c.tags)
+                for c in session.scalars(select(Contact).order_by(Contact.email))
+            ]  # fmt: skip
+            events = session.execute(
+                select(Contact.email, ConsentEvent.channel, ConsentEvent.status,
+                       ConsentEvent.occurred_at, ConsentEvent.source, ConsentEvent.evidence)
+                .join(Contact).order_by(Contact.email, ConsentEvent.channel)
+            ).all()  # fmt: skip
+        engine.dispose()
+        return [contacts, [tuple(e) for e in events]]
+
+    taken: list[int] = []
+
+    def spy(*args: Any) -> Any:
+        fast_rows, rest = fresh.split_fresh(*args)
+        taken.append(len(fast_rows))
+        return fast_rows, rest
+
+    monkeypatch.setattr(writer, "split_fresh", spy)
+    fast = stored("fast.db")
+    assert taken == [4]  # every row took the fast path
+    monkeypatch.setattr(writer, "split_fresh", lambda rows, known, suppressed: ([], rows))
+    slow = stored("slow.db")
+    assert fast == slow and len(fast[0]) == 4
