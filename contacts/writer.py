@@ -33,6 +33,7 @@ STATE_SQL = (
     " sms_consent FROM contacts WHERE "
 )
 SQLITE_CACHE_KIB = 16 * 1024
+IMPORT_LOCK = "SELECT pg_advisory_xact_lock(hashtext('nurture.contacts.import'))"
 TAGS_SQL = "SELECT contact_id, tag FROM contact_tags WHERE contact_id"
 SUPPRESSIONS_SQL = "SELECT address_hash FROM suppressions WHERE lifted_at IS NULL AND address_hash"
 
@@ -83,6 +84,11 @@ class BatchWriter:
 
     def write(self, rows: list[CleanRow]) -> list[RowOutcome]:
         with transaction(self.sessions) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # Batches of concurrent imports take turns (SQLite's BEGIN IMMEDIATE does the
+                # same), so each sees the people the other just added instead of inserting
+                # them twice and failing on the unique email/phone.
+                session.connection().exec_driver_sql(IMPORT_LOCK)
             if session.get_bind().dialect.name == "sqlite":
                 # Index pages for a million contacts do not fit SQLite's default 2 MB cache;
                 # inserts at random places in the email/phone indexes would re-read them.

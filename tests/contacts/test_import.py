@@ -305,3 +305,27 @@ def test_the_fast_path_for_new_people_stores_what_the_merge_would(
     monkeypatch.setattr(writer, "split_fresh", lambda rows, known, suppressed: ([], rows))
     slow = stored("slow.db")
     assert fast == slow and len(fast[0]) == 4
+
+
+def test_two_imports_at_once_add_each_person_once(
+    nurture_app: NurtureApp,
+    write_csv: Callable[..., Path],
+    run_import: Callable[..., Any],
+    count_contacts: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 25)  # many small batches that interleave
+
+    def people(start: int, stop: int) -> Rows:
+        return [{"email": f"p{n}@example.com", "tags": f"from{start}"} for n in range(start, stop)]
+
+    first = write_csv(people(0, 300), name="first.csv")
+    second = write_csv([row | {"tags": "again"} for row in people(0, 300)], name="second.csv")
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda path: run_import(path, workers=0), [first, second]))
+    assert sum(r.inserted for r in results) == 300 and sum(r.rejected for r in results) == 0
+    assert sum(r.updated for r in results) == 300
+    assert count_contacts() == 300
+    assert contact(nurture_app, email="p150@example.com").tags == ["again", "from0"]
