@@ -162,7 +162,12 @@ def build(app: NurtureApp, contacts: int) -> None:
             ),
             {"t": start, "n": small},
         )
-        conn.execute(text("ANALYZE"))
+        if app.engine.dialect.name == "sqlite":
+            conn.execute(text("ANALYZE"))
+    if app.engine.dialect.name == "postgresql":
+        # Autovacuum's steady state: index-only scans need the visibility map a bulk load lacks.
+        with app.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
 
 
 def timed(fn: Callable[[], object], runs: int = 5) -> float:
