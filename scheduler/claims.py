@@ -13,15 +13,22 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from nurture.db import is_sqlite
-from nurture.models import Message, MessageState
+from nurture.models import Campaign, CampaignState, Message, MessageState
 
 
 def claim_due(
     session: Session, *, now: datetime, limit: int, worker: str, channel: str | None = None
 ) -> list[int]:
+    # A paused campaign's messages are not even claimed (a claim would only release them);
+    # a cancelled one's are, to be skipped with a reason.
+    running = select(Campaign.id).where(Campaign.state != CampaignState.PAUSED)
     due = (
         select(Message.id)
-        .where(Message.state == MessageState.PLANNED, Message.due_at <= now)
+        .where(
+            Message.state == MessageState.PLANNED,
+            Message.due_at <= now,
+            Message.campaign_id.in_(running),
+        )
         .order_by(Message.due_at, Message.id)
         .limit(limit)
     )

@@ -94,8 +94,8 @@ class Dispatcher:
         while not self.stopping.is_set():
             result, more = self.dispatch_batch()
             total.add(result)
-            if not more:
-                break
+            if not more or result.released == result.claimed:
+                break  # nothing more due, or only released (paused mid-batch): next tick
         return total
 
     def dispatch_batch(self) -> tuple[Tally, bool]:

@@ -229,3 +229,16 @@ def test_booked_contact_exits_and_cancelled_campaign_skips(
     assert rows[other].state == MessageState.SENT
     assert rows[text].skip_reason == "campaign cancelled"
     assert result.sent == 1 and fake.fake.ids() == [other]
+
+
+def test_a_paused_campaign_is_not_claimed_at_all(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake
+) -> None:
+    app = provider_app(scheduler={"batch_size": 10})
+    h.seed(app, emails=25, due=NOW)
+    with transaction(app.sessions) as session:
+        lifecycle.pause(session, "engine-email", now=NOW)
+    result = app.dispatcher.tick()  # returns: nothing is claimed, nothing churns
+    assert (result.claimed, result.sent) == (0, 0)
+    assert set(h.states(app).values()) == {MessageState.PLANNED}
+    assert fake.fake.ids() == []
