@@ -4,6 +4,10 @@ APScheduler's FAQ warns that schedulers must not share a job store, so each proc
 in-memory store and only ticks; every message's state lives in our tables. Each job has an id and
 explicit coalesce / max_instances / misfire_grace_time, so a slow tick is never run twice at once
 and missed ticks collapse into one.
+
+Jobs: "plan" (the planner), "dispatch" (the dispatcher; a retryable failure is re-planned with
+its backoff as due_at, so retries need no job of their own) and "recover" (housekeeping: claims
+and "sending" marks left by a stopped worker).
 """
 
 from __future__ import annotations
