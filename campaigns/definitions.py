@@ -139,7 +139,8 @@ class Sequence(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
     template_folder: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-    reason: str = "you asked us to keep in touch"
+    # Completes the email footer's "You are receiving this email because ..." (CAN-SPAM context).
+    reason: str = Field("you asked us to keep in touch", min_length=8)
     audience: Audience = Audience()
     exit: ExitConditions = ExitConditions()
     link_destinations: dict[str, str] = Field(default_factory=dict)
