@@ -40,7 +40,13 @@ _TARGET = {
     EventType.FAILED: MessageState.FAILED,
     EventType.REJECTED: MessageState.FAILED,
 }
-_KIND = {EventType.CLICKED: "provider_clicked", EventType.UNSUBSCRIBED: "provider_unsubscribed"}
+# Provider-reported clicks and (un)subscribes get their own kinds: our own /l clicks and the
+# person's own opt-outs and opt-ins are "clicked", "unsubscribed" and "resubscribed".
+_KIND = {
+    EventType.CLICKED: "provider_clicked",
+    EventType.UNSUBSCRIBED: "provider_unsubscribed",
+    EventType.RESUBSCRIBED: "provider_resubscribed",
+}
 
 
 def advances(current: str, target: MessageState) -> bool:
