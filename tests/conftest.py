@@ -20,7 +20,8 @@ from nurture.settings import REPO_ROOT, load_settings
 from providers.memory import MemoryChannel
 
 PG_ADMIN = os.environ.get("NURTURE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_TEMPLATE = "nurture_test_template"
+# One template per pytest process, so parallel runs on one server never clobber each other.
+PG_TEMPLATE = f"nurture_test_template_{os.getpid()}"
 TEST_SECRET = "test-secret-key-0123456789abcdef"
 SHARED = REPO_ROOT.parent / "shared"
 
@@ -50,7 +51,7 @@ def _postgres_or_skip() -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> str:
+def pg_template() -> Iterator[str]:
     """A migrated template database; each test copies it (CREATE DATABASE ... TEMPLATE)."""
     _postgres_or_skip()
     from nurture.db import upgrade
@@ -63,7 +64,8 @@ def pg_template() -> str:
     from sqlalchemy import create_engine
 
     create_engine(f"{base}/{PG_TEMPLATE}").dispose()
-    return PG_TEMPLATE
+    yield PG_TEMPLATE
+    drop_pg_database(PG_TEMPLATE)
 
 
 def make_pg_database(template: str) -> tuple[str, str]:
