@@ -125,7 +125,9 @@ def run_demo(
     console.print(f"Imported {summary.inserted} sample contacts (time zone {zone}, daytime now)")
     sequence = load_sequence("demo")
     with transaction(nurture.sessions) as session:
-        campaign, enrolled = lifecycle.launch(session, sequence, now=nurture.clock())
+        campaign, enrolled = lifecycle.launch(
+            session, sequence, now=nurture.clock(), settings=nurture.settings
+        )
         campaign_id = campaign.id
     console.print(
         f"Launched campaign [bold]{sequence.name}[/bold]: {enrolled} enrolled, "
