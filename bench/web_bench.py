@@ -206,11 +206,13 @@ def lua_script(path: Path, paths: list[str], method: str, body: str | None) -> P
     return path
 
 
-def run_wrk(url: str, script: Path, args: argparse.Namespace, duration: float) -> dict[str, Any]:
+def run_wrk(
+    url: str, script: Path, args: argparse.Namespace, duration: float, connections: int
+) -> dict[str, Any]:
     command = [
         "wrk",
         f"-t{args.threads}",
-        f"-c{args.connections}",
+        f"-c{connections}",
         f"-d{duration:g}s",
         "--latency",
         "-s",
@@ -250,7 +252,9 @@ def free_port() -> int:
 
 
 def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    log = (ROOT / "var/bench" / f"server-{port}.log").open("wb")
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=log, stdout=log)
+    process.log_path = log.name  # type: ignore[attr-defined]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -264,9 +268,14 @@ def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
     raise SystemExit("server did not start")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes]) -> str:
+    """SIGTERM (a clean shutdown: the writers drain), then the server's log."""
     process.send_signal(signal.SIGTERM)
     process.wait(60)
+    log_path = Path(process.log_path)  # type: ignore[attr-defined]
+    text = log_path.read_text(errors="replace")
+    log_path.unlink()
+    return text
 
 
 def serve_baseline(port: int) -> None:
@@ -309,6 +318,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--unsubscribe-connections",
+        type=int,
+        default=50,
+        help="wrk connections for the unsubscribe runs (more in flight = bigger group commits)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--tokens", type=int, default=200_000, help="distinct URLs per test")
     parser.add_argument("--serve-baseline", type=int, help=argparse.SUPPRESS)
@@ -357,16 +372,18 @@ def main() -> None:
         "NURTURE_DATABASE__URL": f"sqlite:///{work}",
         "NURTURE_SECRET_KEY": SECRET,
         "NURTURE_WEB__PUBLIC_BASE_URL": base,
-        "NURTURE_LOG_LEVEL": "WARNING",
+        "NURTURE_LOG_LEVEL": "INFO",
     }
     results: dict[str, dict[str, Any]] = {}
     baseline = start([sys.executable, __file__, "--serve-baseline", str(base_port)], env, base_port)
     try:
-        for name, script in (("click", clicks_lua), ("unsubscribe", unsub_lua)):
-            run_wrk(f"http://127.0.0.1:{base_port}", script, args, args.warmup)
-            results[f"baseline {name}"] = run_wrk(
-                f"http://127.0.0.1:{base_port}", script, args, args.duration
-            )
+        for name, script, conns in (
+            ("click", clicks_lua, args.connections),
+            ("unsubscribe", unsub_lua, args.unsubscribe_connections),
+        ):
+            url = f"http://127.0.0.1:{base_port}"
+            run_wrk(url, script, args, args.warmup, conns)
+            results[f"baseline {name}"] = run_wrk(url, script, args, args.duration, conns)
     finally:
         stop(baseline)
 
@@ -385,11 +402,16 @@ def main() -> None:
         port,
     )
     try:
-        warm = run_wrk(base, clicks_lua, args, args.warmup)
-        results["nurture click"] = run_wrk(base, clicks_lua, args, args.duration)
-        results["nurture unsubscribe"] = run_wrk(base, unsub_lua, args, args.duration)
+        warm = run_wrk(base, clicks_lua, args, args.warmup, args.connections)
+        results["nurture click"] = run_wrk(base, clicks_lua, args, args.duration, args.connections)
+        results["nurture unsubscribe"] = run_wrk(
+            base, unsub_lua, args, args.duration, args.unsubscribe_connections
+        )
     finally:
-        stop(server)
+        server_log = stop(server)
+    for line in server_log.splitlines():
+        if "-writer:" in line:
+            print("server:", " ".join(line.split()))
 
     clicks = count(work, "SELECT count(*) FROM events WHERE kind = 'clicked'")
     suppressed = count(work, "SELECT count(*) FROM suppressions")

@@ -62,6 +62,13 @@ class GroupCommitter(Generic[T]):
         self._stopping = True
         self._wake.set()
         thread.join(timeout)
+        log.info(
+            "%s: %d rows in %d batches (%.1f per commit)",
+            self.name,
+            self.written,
+            self.batches,
+            self.written / max(self.batches, 1),
+        )
         if self._queue:
             log.error("%s: %d queued writes could not be committed", self.name, len(self._queue))
 
