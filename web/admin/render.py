@@ -41,6 +41,7 @@ NOTICES = {
     "booked": "Contact marked booked: they leave every nurture sequence.",
     "already-booked": "This contact was already marked booked; the booking was recorded again.",
     "logged-out": "You have signed out.",
+    "resolved": "Settled. The message's record now says what happened.",
 }
 
 

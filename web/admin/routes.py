@@ -7,6 +7,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from web.admin import (
     ADMIN_DIR,
+    attention_pages,
     campaign_pages,
     contact_pages,
     import_pages,
@@ -23,6 +24,7 @@ router.include_router(previews.router)
 router.include_router(projection.router)
 router.include_router(contact_pages.router)
 router.include_router(import_pages.router)
+router.include_router(attention_pages.router)
 
 STATIC = {"admin.css": "text/css", "admin.js": "text/javascript"}
 
