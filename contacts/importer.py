@@ -92,8 +92,9 @@ def import_csv(
     large files; 0 checks rows in this process.
     """
     source = source.strip()
-    if not source:
-        raise InputError("--source must name where the contacts came from (e.g. website-form)")
+    if not source or len(source) > 80:
+        raise InputError("--source must name where the contacts came from in at most 80 "
+                         "characters (e.g. website-form)")  # fmt: skip
     checked = inspect_csv(path, encoding)
     if checked.first_bad_line is not None and not partial:
         guess = guess_encoding(path)
@@ -115,7 +116,7 @@ def import_csv(
     writer = BatchWriter(sessions, source, path.name, default_timezone, now)
     rejects = RejectsFile(path.with_name(f"{path.stem}.rejects.csv"), checked)
     if workers is None:
-        workers = min(2, os.cpu_count() or 1) if checked.total_rows >= PARALLEL_FROM else 0
+        workers = min(os.cpu_count() or 1, 4) if checked.total_rows >= PARALLEL_FROM else 0
     try:
         for chunk, results in _checked_chunks(checked, rules, workers):
             _write_chunk(writer, chunk, results, summary, rejects)
