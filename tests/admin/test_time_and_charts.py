@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from campaigns.reports import DailyPoint, day_bounds
-from web.admin.campaign_pages import parse_start
 from web.admin.charts import _tick_step, daily_svg, funnel_svg
+from web.admin.formatting import parse_start
 
 ZONES = st.sampled_from(
     ["America/Los_Angeles", "America/New_York", "Europe/London", "Australia/Sydney", "UTC"]

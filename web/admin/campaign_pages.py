@@ -4,7 +4,7 @@ launch / pause / resume / cancel buttons, which call campaigns.lifecycle like th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from campaigns import lifecycle
 from campaigns.audience import audience_size_query
-from campaigns.definitions import WEEKDAYS, SendWindow, Sequence, list_sequences, load_sequence
+from campaigns.definitions import Sequence, list_sequences, load_sequence
 from campaigns.reports import (
     DAILY_SERIES,
     CampaignCounts,
@@ -33,6 +33,7 @@ from nurture.db import transaction
 from nurture.errors import NurtureError, ValidationFailed
 from nurture.models import Campaign
 from web.admin.charts import daily_svg, funnel_svg
+from web.admin.formatting import describe_delay, describe_window, parse_start
 from web.admin.render import render
 from web.admin.report_cache import report_cache
 from web.admin.session import Staff, StaffEditor, StaffNotFound, StaffReader
@@ -73,31 +74,6 @@ def find_campaign(session: Session, name: str) -> CampaignRow:
     sequence, problem = _definition(name)
     title = sequence.title if sequence else name
     return CampaignRow(name, title, "not launched", None, sequence, problem)
-
-
-def describe_delay(delay: timedelta) -> str:
-    if not delay:
-        return "at once"
-    days, rest = divmod(int(delay.total_seconds()), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    parts = [
-        f"{days} d" if days else "",
-        f"{hours} h" if hours else "",
-        f"{minutes} min" if minutes else "",
-    ]
-    return " ".join(part for part in parts if part) or f"{int(delay.total_seconds())} s"
-
-
-def describe_window(window: SendWindow) -> str:
-    days = list(window.days)
-    if days == list(WEEKDAYS):
-        day_text = "every day"
-    elif days == list(WEEKDAYS[:5]):
-        day_text = "Mon to Fri"
-    else:
-        day_text = ", ".join(day.capitalize() for day in days)
-    return f"{day_text}, {window.start:%H:%M} to {window.end:%H:%M} local"
 
 
 def _list_counts(session: Session) -> tuple[dict[int, CampaignCounts], int]:
@@ -213,25 +189,6 @@ def _campaign_page(
         nav="campaigns",
         **context,
     )
-
-
-def parse_start(text: str, zone: str, now: datetime) -> datetime:
-    """The launch form's local date and time (clinic zone) as UTC; empty means now."""
-    text = text.strip()
-    if not text:
-        return now
-    try:
-        local = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError("The start must be a date and time like 2026-12-01T09:00.") from None
-    if local.tzinfo is None:
-        local = local.replace(tzinfo=ZoneInfo(zone))
-    start = local.astimezone(ZoneInfo("UTC"))
-    if start < now - timedelta(minutes=5):
-        raise ValueError("The start time is in the past. Leave it empty to start now.")
-    if start > now + timedelta(days=366):
-        raise ValueError("The start time is more than a year away.")
-    return max(start, now)
 
 
 @router.post("/campaigns/{name}/launch")
