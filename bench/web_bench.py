@@ -373,6 +373,7 @@ def main() -> None:
         "NURTURE_SECRET_KEY": SECRET,
         "NURTURE_WEB__PUBLIC_BASE_URL": base,
         "NURTURE_LOG_LEVEL": "INFO",
+        "COLUMNS": "250",  # the server logs through rich; keep each line on one line
     }
     results: dict[str, dict[str, Any]] = {}
     baseline = start([sys.executable, __file__, "--serve-baseline", str(base_port)], env, base_port)
