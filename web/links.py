@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence as Rows
 from datetime import datetime
 from typing import NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
@@ -167,7 +167,9 @@ class LinkService:
         if target is None or facts.step_index >= len(sequence.steps):
             return None
         step = sequence.steps[facts.step_index]
-        return with_utm(target, medium=facts.channel, campaign=campaign.name, content=step.name)
+        location = with_utm(target, medium=facts.channel, campaign=campaign.name, content=step.name)
+        # A Location header is ASCII: escape anything else a configured URL may contain.
+        return quote(location, safe=":/?#[]@!$&'()*+,;=%~")
 
     def _write_clicks(self, clicks: Rows[Click]) -> None:
         engine: Engine = self.nurture.engine

@@ -21,6 +21,7 @@ def _inbound(body: str, sid: str = "SM1", sender: str = PHONE, **extra: str) -> 
     return {
         "MessageSid": sid,
         "AccountSid": "AC" + "a" * 32,
+        "MessagingServiceSid": "",  # Twilio signs blank parameters too
         "From": sender,
         "To": "+13105550100",
         "Body": body,
