@@ -20,12 +20,14 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from campaigns.booking import booking_recorded, find_contact, mark_booked
 from nurture.app import NurtureApp
 from nurture.db import transaction
 from nurture.errors import InputError, NotFound
+from nurture.models import Contact
 from nurture.redact import mask_address
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -134,7 +136,7 @@ def record_booking(app: NurtureApp, notice: BookingNotice) -> str:
     return "booked"
 
 
-def _find(session, notice: BookingNotice):  # type: ignore[no-untyped-def]
+def _find(session: Session, notice: BookingNotice) -> Contact:
     for value in (notice.email, notice.phone):
         if value:
             try:
