@@ -53,13 +53,20 @@ class UnsubscribeWriter:
 
     def __call__(self, batch: Sequence[Unsubscribe]) -> None:
         with self.engine.connect() as connection:
-            if self._is_sqlite:
-                # A PRAGMA through SQLAlchemy would open a transaction first; SQLite refuses
-                # to change the safety level inside one, so set it on the raw connection.
-                sqlite_rows.driver(connection).execute("PRAGMA synchronous=FULL")
-                connection = connection.execution_options(sqlite_begin="IMMEDIATE")
-            with connection.begin():
-                apply_unsubscribes(connection, batch, self._insert, raw=self._is_sqlite)
+            if not self._is_sqlite:
+                with connection.begin():
+                    apply_unsubscribes(connection, batch, self._insert, raw=False)
+                return
+            # A PRAGMA through SQLAlchemy would open a transaction first; SQLite refuses to
+            # change the safety level inside one, so set it on the raw connection, and put it
+            # back before the pooled connection serves anyone else.
+            raw = sqlite_rows.driver(connection)
+            raw.execute("PRAGMA synchronous=FULL")
+            try:
+                with connection.execution_options(sqlite_begin="IMMEDIATE").begin():
+                    apply_unsubscribes(connection, batch, self._insert, raw=True)
+            finally:
+                raw.execute("PRAGMA synchronous=NORMAL")
 
 
 def apply_unsubscribes(
