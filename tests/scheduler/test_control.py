@@ -113,3 +113,15 @@ def test_cli_simulate_and_uncertain(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "nothing is sent" in result.output and "0 would be sent" in result.output
     result = runner.invoke(app, ["campaigns", "uncertain"])
     assert result.exit_code == 0 and "No message needs attention" in result.output
+
+
+def test_a_clean_shutdown_hands_back_claims_it_never_sent(h: Any, nurture_app: NurtureApp) -> None:
+    from scheduler.claims import claim_due
+
+    ids = h.seed(nurture_app, emails=3, due=NOW)
+    worker = nurture_app.dispatcher.worker
+    with transaction(nurture_app.sessions) as session:
+        assert sorted(claim_due(session, now=NOW, limit=10, worker=worker)) == sorted(ids)
+    assert set(h.states(nurture_app).values()) == {MessageState.CLAIMED}
+    assert nurture_app.dispatcher.shutdown() == 3
+    assert set(h.states(nurture_app).values()) == {MessageState.PLANNED}
