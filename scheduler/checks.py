@@ -28,6 +28,7 @@ from nurture.models import (
     Enrollment,
     EnrollmentState,
     Message,
+    Suppression,
 )
 from scheduler.windows import QuietHours, next_allowed
 
@@ -113,15 +114,15 @@ class Facts:
     campaigns: dict[int, tuple[str, str]]  # id -> (name, state)
     sequences: dict[int, Sequence]
     suppressed: set[tuple[str, str]]  # active (channel, address hash)
+    hashes: dict[tuple[str, str], str]  # (channel, address) -> hash, computed once per batch
 
     def reachable(self, row: Row, channel: str) -> bool:
         """Consent given, an address on file, and no active suppression for it."""
         address = row.address(channel)
-        return (
-            address is not None
-            and row.consent(channel) == ConsentStatus.OPTED_IN
-            and (channel, address_hash(channel, address)) not in self.suppressed
-        )
+        if address is None or row.consent(channel) != ConsentStatus.OPTED_IN:
+            return False
+        digest = self.hashes.get((channel, address)) or address_hash(channel, address)
+        return (channel, digest) not in self.suppressed
 
 
 def load_facts(
@@ -149,24 +150,23 @@ def load_facts(
         select(Campaign.id, Campaign.definition).where(Campaign.id.in_(missing))
     ):
         sequences[campaign_id] = Sequence.from_snapshot(definition)
-    return Facts(rows, campaigns, sequences, suppressed_among(session, rows))
+    hashes = {
+        (channel, address): address_hash(channel, address)
+        for row in rows
+        for channel in ("email", "sms")
+        if (address := row.address(channel))
+    }
+    return Facts(rows, campaigns, sequences, suppressed_among(session, hashes.values()), hashes)
 
 
-def suppressed_among(session: Session, rows: Iterable[Row]) -> set[tuple[str, str]]:
-    from nurture.models import Suppression
-
-    wanted: dict[str, tuple[str, str]] = {}
-    for row in rows:
-        for channel in ("email", "sms"):
-            address = row.address(channel)
-            if address:
-                digest = address_hash(channel, address)
-                wanted[digest] = (channel, digest)
+def suppressed_among(session: Session, digests: Iterable[str]) -> set[tuple[str, str]]:
+    """The active suppressions among these address hashes, as (channel, hash)."""
+    wanted = list(set(digests))
     if not wanted:
         return set()
     found = session.execute(
         select(Suppression.channel, Suppression.address_hash).where(
-            Suppression.address_hash.in_(list(wanted)), Suppression.lifted_at.is_(None)
+            Suppression.address_hash.in_(wanted), Suppression.lifted_at.is_(None)
         )
     )
     return {(channel, digest) for channel, digest in found}
