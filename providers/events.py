@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from nurture.models import MessageState
+
 
 class EventType(enum.StrEnum):
     QUEUED = "queued"  # the provider has it and will try (SendGrid processed, Twilio queued)
@@ -52,3 +54,27 @@ class DeliveryEvent:
     description: str = ""
     provider_status: str = ""  # the provider's own word for it (bounce, undelivered, ...)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+# How far along a message is. Providers report out of order (a late "sent" after "delivered"),
+# and a status callback can even beat the dispatcher's own "sent" record, so every writer of
+# Message.state moves it only forward; the first final outcome wins.
+_RANK = {
+    MessageState.PLANNED: 0,
+    MessageState.CLAIMED: 0,
+    MessageState.SENDING: 1,
+    MessageState.UNCERTAIN: 1,
+    MessageState.SENT: 2,
+    MessageState.DELIVERED: 3,
+    MessageState.UNDELIVERED: 3,
+    MessageState.FAILED: 3,
+}
+
+
+def advances(current: str, target: MessageState) -> bool:
+    """True when `target` is strictly later than `current` (skipped messages never move)."""
+    try:
+        rank = _RANK.get(MessageState(current))
+    except ValueError:
+        return False
+    return rank is not None and _RANK[target] > rank

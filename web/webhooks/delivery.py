@@ -18,20 +18,10 @@ from contacts.suppressions import suppress
 from nurture.models import Channel, Contact, Event, Message, MessageState, SuppressionReason
 from nurture.redact import mask_address
 from nurture.settings import StatusSettings
-from providers.events import DeliveryEvent, EventType, RejectReason
+from providers.events import DeliveryEvent, EventType, RejectReason, advances
 
 log = logging.getLogger("nurture.web.delivery")
 
-_RANK = {
-    MessageState.PLANNED: 0,
-    MessageState.CLAIMED: 0,
-    MessageState.SENDING: 1,
-    MessageState.UNCERTAIN: 1,
-    MessageState.SENT: 2,
-    MessageState.DELIVERED: 3,
-    MessageState.UNDELIVERED: 3,
-    MessageState.FAILED: 3,
-}
 _TARGET = {
     EventType.QUEUED: MessageState.SENT,  # the provider has it: it was accepted
     EventType.SENT: MessageState.SENT,
@@ -47,15 +37,6 @@ _KIND = {
     EventType.UNSUBSCRIBED: "provider_unsubscribed",
     EventType.RESUBSCRIBED: "provider_resubscribed",
 }
-
-
-def advances(current: str, target: MessageState) -> bool:
-    """True when `target` is strictly later than `current` (skipped messages never move)."""
-    try:
-        rank = _RANK.get(MessageState(current))
-    except ValueError:
-        return False
-    return rank is not None and _RANK[target] > rank
 
 
 def seen(session: Session, event_id: str) -> bool:
