@@ -26,6 +26,7 @@ from web.hotpath import RecipientFastPath
 from web.links import LinkService
 from web.pages import not_found, page
 from web.proxy import trust_proxies
+from web.sqlite_rows import Checkpointer
 from web.unsubscribe import UnsubscribeService
 from web.webhooks import booking, sendgrid, twilio
 
@@ -95,8 +96,13 @@ def create_app(nurture: NurtureApp) -> FastAPI:
     redact.install()
     link_service, unsubscribes = LinkService(nurture), UnsubscribeService(nurture)
 
+    checkpointer = _checkpointer(nurture)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if checkpointer is not None:
+            checkpointer.start()
+            link_service.quiet_checkpoints = unsubscribes.writer_sql.quiet_checkpoints = True
         link_service.recorder.start()
         unsubscribes.writer.start()
         try:
@@ -105,6 +111,9 @@ def create_app(nurture: NurtureApp) -> FastAPI:
             unsubscribes.writer.stop()
             link_service.recorder.stop()
             link_service.close()
+            link_service.quiet_checkpoints = unsubscribes.writer_sql.quiet_checkpoints = False
+            if checkpointer is not None:
+                checkpointer.stop()
 
     api = NurtureAPI(
         title="Nurture",
@@ -141,6 +150,14 @@ def create_app(nurture: NurtureApp) -> FastAPI:
     trust_proxies(api, nurture.settings.web.trusted_proxies)
     api.fast_path = RecipientFastPath(api.full_stack, link_service, unsubscribes)
     return api
+
+
+def _checkpointer(nurture: NurtureApp) -> Checkpointer | None:
+    """On a SQLite file, WAL checkpoints run in their own thread while the server is up."""
+    url = nurture.engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Checkpointer(url.database)
 
 
 def _wants_html(request: Request) -> bool:

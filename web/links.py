@@ -85,6 +85,7 @@ class LinkService:
         url = nurture.engine.url
         file_db = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
         self._reader = sqlite_rows.MessageReader(url.database) if file_db else None
+        self.quiet_checkpoints = False  # set while a sqlite_rows.Checkpointer runs
         self.recorder: GroupCommitter[Click] = GroupCommitter(
             "click-writer", self._write_clicks, linger=0.005
         )
@@ -175,27 +176,34 @@ class LinkService:
 
     def _write_clicks(self, clicks: Rows[Click]) -> None:
         engine: Engine = self.nurture.engine
-        with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
-            with connection.begin():
-                if engine.dialect.name == "sqlite":
-                    sqlite_rows.insert_clicks(
-                        connection,
-                        (
-                            (
-                                c.at,
-                                c.message_id,
-                                c.contact_id,
-                                c.campaign_id,
-                                c.step_index,
-                                c.channel,
-                                c.user_agent,
-                                {"destination": c.destination},
-                            )
-                            for c in clicks
-                        ),
-                    )
-                    return
+        if engine.dialect.name != "sqlite":
+            with engine.begin() as connection:
                 connection.execute(insert(Event.__table__), [_row(click) for click in clicks])
+            return
+        rows = (
+            (
+                c.at,
+                c.message_id,
+                c.contact_id,
+                c.campaign_id,
+                c.step_index,
+                c.channel,
+                c.user_agent,
+                {"destination": c.destination},
+            )
+            for c in clicks
+        )
+        quiet = self.quiet_checkpoints
+        with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+            raw = sqlite_rows.driver(connection)
+            if quiet:
+                sqlite_rows.quiet_autocheckpoint(raw, True)
+            try:
+                with connection.begin():
+                    sqlite_rows.insert_clicks(connection, rows)
+            finally:
+                if quiet:
+                    sqlite_rows.quiet_autocheckpoint(raw, False)
 
 
 def _row(click: Click) -> dict[str, object]:

@@ -156,3 +156,44 @@ class MessageReader:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+class Checkpointer:
+    """Copies the WAL back into the database from its own thread, off the writers' commits.
+
+    SQLite's automatic checkpoint runs inside whichever commit crosses 1000 WAL pages, so one
+    unlucky unsubscribe in a flood waited for a whole checkpoint. The group-commit writers turn
+    theirs off (`quiet_autocheckpoint`) and this thread runs PASSIVE checkpoints, which never
+    block readers or writers, a few times a second (the sqlite3 module releases the GIL).
+    """
+
+    def __init__(self, database: str, interval: float = 0.25) -> None:
+        self.database, self.interval = database, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            thread.join(30)
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self.database, isolation_level=None, timeout=30)
+        try:
+            while not self._stop.wait(self.interval):
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            connection.close()
+
+
+def quiet_autocheckpoint(raw: Any, on: bool) -> None:
+    """Writers switch SQLite's in-commit checkpoint off while the Checkpointer runs."""
+    raw.execute(f"PRAGMA wal_autocheckpoint={0 if on else 1000}")

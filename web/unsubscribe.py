@@ -44,8 +44,9 @@ class UnsubscribeService:
             resolve_secret_key(nurture.settings), "unsubscribe", signer.max_age
         )
         self._fast.check_against(signer.unsubscribe_url(1, "sms").rsplit("/", 1)[1], "1~s")
+        self.writer_sql = UnsubscribeWriter(nurture.engine)
         self.writer: GroupCommitter[Unsubscribe] = GroupCommitter(
-            "unsubscribe-writer", UnsubscribeWriter(nurture.engine)
+            "unsubscribe-writer", self.writer_sql
         )
 
     def read(self, token: str) -> ContactToken | None:

@@ -50,6 +50,7 @@ class UnsubscribeWriter:
         dialect = engine.dialect.name
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self._is_sqlite = dialect == "sqlite"
+        self.quiet_checkpoints = False  # set while a sqlite_rows.Checkpointer runs
 
     def __call__(self, batch: Sequence[Unsubscribe]) -> None:
         with self.engine.connect() as connection:
@@ -62,11 +63,16 @@ class UnsubscribeWriter:
             # back before the pooled connection serves anyone else.
             raw = sqlite_rows.driver(connection)
             raw.execute("PRAGMA synchronous=FULL")
+            quiet = self.quiet_checkpoints
+            if quiet:
+                sqlite_rows.quiet_autocheckpoint(raw, True)
             try:
                 with connection.execution_options(sqlite_begin="IMMEDIATE").begin():
                     apply_unsubscribes(connection, batch, self._insert, raw=True)
             finally:
                 raw.execute("PRAGMA synchronous=NORMAL")
+                if quiet:
+                    sqlite_rows.quiet_autocheckpoint(raw, False)
 
 
 def apply_unsubscribes(

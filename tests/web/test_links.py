@@ -109,3 +109,16 @@ def test_clicks_are_group_committed_and_drained_on_shutdown(
     assert not api.state.links.recorder.running
     with transaction(nurture_app.sessions) as session:
         assert session.scalar(select(func.count()).where(Event.kind == "clicked")) == 50
+
+
+def test_sqlite_checkpoints_run_off_the_commit_path(sqlite_app, tmp_path):
+    """While the server is up, the writers leave WAL checkpoints to their own thread."""
+    import threading
+
+    api = create_app(sqlite_app)
+    with TestClient(api):
+        names = {thread.name for thread in threading.enumerate()}
+        assert "wal-checkpoint" in names
+        assert api.state.links.quiet_checkpoints
+    assert "wal-checkpoint" not in {thread.name for thread in threading.enumerate()}
+    assert not api.state.links.quiet_checkpoints
