@@ -77,11 +77,19 @@ def _many(session: Session, statement: Any, rows: list[dict[str, Any]]) -> None:
 
 #: The hot path, one row per accepted message: plain DB-API executemany, because SQLAlchemy's
 #: per-row parameter processing cost about 100 µs a row against SQLite's 30 µs of real work.
-#: Guarded like every other write: the state it expects and the worker holding the claim.
+#: Guarded like every other write: the worker holding the claim. A status callback can beat this
+#: record (providers/events.py: states only move forward), so a message already delivered,
+#: undelivered or failed keeps that state and gains only the send's own facts.
 RECORD_SENT = (
-    "UPDATE messages SET state = 'sent', sent_at = {p}, provider = {p}, "
-    "provider_message_id = {p}, provider_status = {p}, segments = {p}, error = NULL, "
-    "updated_at = {p} WHERE id = {p} AND state IN ('sending', 'uncertain') AND claimed_by = {p}"
+    "UPDATE messages SET "
+    "state = CASE WHEN state IN ('sending', 'uncertain') THEN 'sent' ELSE state END, "
+    "sent_at = COALESCE(sent_at, {p}), provider = {p}, provider_message_id = {p}, "
+    "provider_status = CASE WHEN state IN ('sending', 'uncertain') THEN {p} "
+    "ELSE provider_status END, segments = {p}, "
+    "error = CASE WHEN state IN ('sending', 'uncertain') THEN NULL ELSE error END, "
+    "updated_at = {p} "
+    "WHERE id = {p} AND claimed_by = {p} "
+    "AND state IN ('sending', 'uncertain', 'delivered', 'undelivered', 'failed')"
 )
 
 

@@ -243,3 +243,23 @@ def test_a_paused_campaign_is_not_claimed_at_all(
     assert (result.claimed, result.sent) == (0, 0)
     assert set(h.states(app).values()) == {MessageState.PLANNED}
     assert fake.fake.ids() == []
+
+
+def test_a_status_callback_that_beats_the_record_keeps_its_state(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake
+) -> None:
+    """Twilio may report "delivered" before the dispatcher records "sent": states only move
+    forward, and the record still adds the provider's id and the send time."""
+    app = provider_app()
+    [text] = h.seed(app, texts=1, due=NOW)
+
+    def deliver_first(item: Received) -> None:
+        with transaction(app.sessions) as session:
+            message = session.get_one(Message, item.message_id)
+            message.state, message.provider_status = MessageState.DELIVERED, "delivered"
+
+    fake.fake.on_request = deliver_first
+    assert app.dispatcher.tick().claimed == 1
+    row = h.message_rows(app)[text]
+    assert row.state == MessageState.DELIVERED and row.provider_status == "delivered"
+    assert row.provider_message_id and row.sent_at == NOW
