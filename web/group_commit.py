@@ -98,16 +98,18 @@ class GroupCommitter(Generic[T]):
 
     # -- the writer thread ------------------------------------------------------------------
     def _run(self) -> None:
+        """Wait for work, let more gather for `linger`, commit one batch, go round again."""
         while True:
             self._wake.wait()
             if self.linger and not self._stopping:
                 time.sleep(self.linger)
             self._wake.clear()
-            while self._queue:
-                batch = self._take()
-                if not self._commit(batch) and not self._stopping:
-                    time.sleep(self.retry_seconds)
-            if self._stopping and not self._queue:
+            batch = self._take()
+            if batch and not self._commit(batch) and not self._stopping:
+                time.sleep(self.retry_seconds)
+            if self._queue:
+                self._wake.set()
+            elif self._stopping:
                 return
 
     def _take(self) -> list[tuple[T, _Waiter]]:
