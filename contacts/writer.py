@@ -89,6 +89,12 @@ class BatchWriter:
                 # same), so each sees the people the other just added instead of inserting
                 # them twice and failing on the unique email/phone.
                 session.connection().exec_driver_sql(IMPORT_LOCK)
+                # psycopg prepares statements it sees repeatedly and PostgreSQL then keeps a
+                # generic plan made while the table was empty (a sequential scan): at ~100k
+                # contacts every IN lookup would scan the table. Plan each lookup afresh.
+                session.connection().exec_driver_sql(
+                    "SET LOCAL plan_cache_mode = force_custom_plan"
+                )
             if session.get_bind().dialect.name == "sqlite":
                 # Index pages for a million contacts do not fit SQLite's default 2 MB cache;
                 # inserts at random places in the email/phone indexes would re-read them.
