@@ -79,6 +79,7 @@ class WebSettings(Section):
     port: int = Field(8000, ge=1, le=65535)
     trusted_proxies: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_upload_bytes: int = Field(104_857_600, ge=1024)
     link_ttl_days: int = Field(400, ge=30)
 
     @field_validator("public_base_url")

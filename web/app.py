@@ -22,6 +22,7 @@ from nurture.app import NurtureApp
 from nurture.errors import ConfigError, InputError, NotFound, NurtureError
 from web import admin, links, unsubscribe
 from web.access_log import AccessLog
+from web.admin.session import COOKIE as STAFF_COOKIE
 from web.hotpath import RecipientFastPath
 from web.links import LinkService
 from web.pages import not_found, page
@@ -43,17 +44,35 @@ DESCRIPTION = """Where recipients and providers reach Nurture.
 
 
 class BodySizeLimit:
-    """Refuse request bodies over the limit before reading them (413), declared or streamed."""
+    """Refuse request bodies over the limit before reading them (413), declared or streamed.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    Staff CSV uploads get their own, larger limit, and only with a staff session cookie present
+    (the route itself then checks the session): an anonymous client cannot send big bodies.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, upload_path: str = "", max_upload_bytes: int = 0
+    ) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.upload_path, self.max_upload_bytes = upload_path, max_upload_bytes
+
+    def _limit(self, scope: Scope, headers: dict[bytes, bytes]) -> int:
+        if (
+            self.upload_path
+            and scope.get("path") == self.upload_path
+            and f"{STAFF_COOKIE}=".encode() in headers.get(b"cookie", b"")
+        ):
+            return max(self.max_bytes, self.max_upload_bytes)
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        headers = dict(scope.get("headers") or [])
+        limit = self._limit(scope, headers)
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             await PlainTextResponse("Request too large\n", status_code=413)(scope, receive, send)
             return
         seen = 0
@@ -62,7 +81,7 @@ class BodySizeLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
+            if seen > limit:
                 raise _TooLarge
             return message
 
@@ -146,7 +165,12 @@ def create_app(nurture: NurtureApp) -> FastAPI:
 
     _install_error_pages(api)
     api.add_middleware(AccessLog)
-    api.add_middleware(BodySizeLimit, max_bytes=nurture.settings.web.max_body_bytes)  # type: ignore[arg-type]
+    api.add_middleware(
+        BodySizeLimit,  # type: ignore[arg-type]
+        max_bytes=nurture.settings.web.max_body_bytes,
+        upload_path="/admin/imports",
+        max_upload_bytes=nurture.settings.web.max_upload_bytes,
+    )
     trust_proxies(api, nurture.settings.web.trusted_proxies)
     api.fast_path = RecipientFastPath(api.full_stack, link_service, unsubscribes)
     return api

@@ -70,7 +70,11 @@ def launch(
     sequence = load_sequence(name)
     with transaction(nurture.sessions) as session:
         campaign, enrolled = lifecycle.launch(
-            session, sequence, now=nurture.clock(), starts_at=_parse_start(start)
+            session,
+            sequence,
+            now=nurture.clock(),
+            starts_at=_parse_start(start),
+            settings=nurture.settings,
         )
         console.print(
             f"[green]Launched {campaign.name}[/green]: {enrolled} contacts enrolled, "

@@ -8,6 +8,7 @@ import os
 from rich.console import Console
 from rich.logging import RichHandler
 
+from nurture import redact
 from nurture.app import NurtureApp
 from nurture.settings import load_settings
 
@@ -25,6 +26,7 @@ def setup_logging(verbose: bool = False) -> None:
         handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=False)],
         force=True,
     )
+    redact.install()  # no full email address or phone number in any log line
     for noisy in ("alembic", "apscheduler", "uvicorn.access", "twilio.http_client", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -51,8 +51,12 @@ def demo(
 
 
 def main() -> None:
+    """Run the CLI; our errors become one line and an exit code, usage errors click's message.
+
+    Typer (standalone mode) prints usage errors itself and exits 2; only NurtureError reaches us.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except NurtureError as exc:
         if isinstance(exc, ValidationFailed):
             for problem in exc.problems:
@@ -62,17 +66,6 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # typer/click usage errors already printed themselves
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
 
 
 if __name__ == "__main__":

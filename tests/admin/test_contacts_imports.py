@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx2 import Response
 
 from contacts.suppressions import is_suppressed
 from nurture.app import NurtureApp
 from nurture.models import Contact, Event, ImportJob
+from tests.admin.conftest import EDITOR, sign_in
+from web.app import create_app
 
 
 def _token(client: TestClient, path: str) -> str:
@@ -205,17 +209,46 @@ def test_rejects_outside_the_imports_folder_are_never_served(
     assert editor.get(f"/admin/imports/{job_id}/rejects.csv").status_code == 404
 
 
-def test_an_upload_over_the_request_limit_is_refused_and_the_form_says_so(
-    editor: TestClient, staff_accounts: NurtureApp
-) -> None:
-    page = editor.get("/admin/imports").text
-    assert 'data-max-bytes="1048576"' in page and "Up to 1.0 MB per upload" in page
-    big = b"email\n" + b"someone@example.com\n" * 60_000
-    response = editor.post(
+@pytest.fixture
+def two_mb_uploads(staff_accounts: NurtureApp) -> Iterator[TestClient]:
+    """A signed-in editor on a server whose staff upload limit is 2 MB (requests: 1 MB)."""
+    settings = staff_accounts.settings
+    web = settings.web.model_copy(update={"max_upload_bytes": 2_097_152})
+    staff_accounts.settings = settings.model_copy(update={"web": web})
+    with TestClient(create_app(staff_accounts), follow_redirects=False) as client:
+        assert sign_in(client, EDITOR).status_code == 303
+        yield client
+
+
+def _upload(client: TestClient, rows: int, token: str = "") -> Response:
+    body = b"email\n" + b"someone@example.com\n" * rows
+    return client.post(
         "/admin/imports",
-        data={"csrf_token": _token(editor, "/admin/imports"), "source": "fair"},
-        files={"file": ("big.csv", big, "text/csv")},
+        data={"csrf_token": token or _token(client, "/admin/imports"), "source": "fair"},
+        files={"file": ("big.csv", body, "text/csv")},
     )
-    assert response.status_code == 413
+
+
+def test_staff_uploads_may_exceed_the_request_limit_up_to_their_own(
+    two_mb_uploads: TestClient, staff_accounts: NurtureApp
+) -> None:
+    page = two_mb_uploads.get("/admin/imports").text
+    assert 'data-max-bytes="2097152"' in page and "Up to 2.0 MB per upload" in page
+    accepted = _upload(two_mb_uploads, 60_000)  # 1.2 MB: over the 1 MB request limit
+    assert accepted.status_code == 303
+    assert _wait(two_mb_uploads, accepted.headers["location"])["status"] == "finished"
+    refused = _upload(two_mb_uploads, 120_000)  # 2.4 MB
+    assert refused.status_code == 413
+    with staff_accounts.sessions() as session:
+        assert session.query(ImportJob).count() == 1
+
+
+def test_without_a_staff_session_the_upload_route_keeps_the_request_limit(
+    two_mb_uploads: TestClient, staff_accounts: NurtureApp
+) -> None:
+    token = _token(two_mb_uploads, "/admin/imports")
+    two_mb_uploads.cookies.clear()
+    assert _upload(two_mb_uploads, 60_000, token).status_code == 413
+    assert _upload(two_mb_uploads, 10, token).status_code in (303, 401, 403)
     with staff_accounts.sessions() as session:
         assert session.query(ImportJob).count() == 0

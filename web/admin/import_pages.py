@@ -49,7 +49,7 @@ def _page(
     nurture: NurtureApp = request.app.state.nurture
     with nurture.sessions() as session:
         jobs = list(session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(20)))
-    limit = nurture.settings.web.max_body_bytes
+    limit = nurture.settings.web.max_upload_bytes
     return render(
         request,
         "imports.html",
