@@ -38,7 +38,8 @@ class OutboxChannel:
         for name, value in email.headers.items():
             message[name] = value
         for name, value in email.custom_args.items():
-            message[f"X-Nurture-{name.replace('_', '-').title()}"] = value
+            header = name.removeprefix("nurture_").replace("_", "-").title()
+            message[f"X-Nurture-{header}"] = value  # nurture_message_id -> X-Nurture-Message-Id
         message.set_content(email.text)
         message.add_alternative(email.html, subtype="html")
         path = self.email_dir / f"{email.message_id:08d}.eml"

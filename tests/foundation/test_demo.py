@@ -54,6 +54,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     message = BytesParser(policy=policy.default).parsebytes(emails[0].read_bytes())
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["List-Unsubscribe"].strip().startswith(f"<http://127.0.0.1:{port}/u/")
+    assert message["X-Nurture-Message-Id"].isdigit()  # custom_args, as SendGrid would carry them
     assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
 
     texts = [
