@@ -2,33 +2,67 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from campaigns.audience import audience_query
 from campaigns.definitions import Sequence
 from nurture.models import Campaign, Contact, Enrollment, EnrollmentState
 
+ENROLL_CHUNK = 50_000  # contact ids per INSERT ... SELECT: a progress step, bounded statements
+
 
 def enroll_audience(
-    session: Session, campaign: Campaign, *, at: datetime, limit: int | None = None
+    session: Session,
+    campaign: Campaign,
+    *,
+    at: datetime,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Enroll every audience contact not yet enrolled; returns how many were added."""
-    sequence = Sequence.from_snapshot(campaign.definition)
-    candidates = audience_query(sequence).where(
+    """Enroll every audience contact not yet enrolled; returns how many were added.
+
+    Set-based (INSERT ... SELECT in windows of contact ids), so a million-contact audience needs
+    neither a million ORM objects in memory nor a million round trips; `progress(done, total)`
+    follows the windows. Enrolling twice adds no one (the NOT EXISTS, and a unique pair).
+    """
+    candidates = audience_query(Sequence.from_snapshot(campaign.definition)).where(
         ~exists().where(Enrollment.campaign_id == campaign.id, Enrollment.contact_id == Contact.id)
     )
     if limit is not None:
-        candidates = candidates.limit(limit)
-    contact_ids = list(session.scalars(candidates))
-    session.add_all(
-        Enrollment(campaign_id=campaign.id, contact_id=contact_id, enrolled_at=at)
-        for contact_id in contact_ids
+        return _insert(session, campaign, candidates.order_by(Contact.id).limit(limit), at)
+    first, last = session.execute(select(func.min(Contact.id), func.max(Contact.id))).one()
+    if first is None:
+        return 0
+    added, total = 0, last - first + 1
+    for low in range(first, last + 1, ENROLL_CHUNK):
+        window = candidates.where(Contact.id >= low, Contact.id < low + ENROLL_CHUNK)
+        added += _insert(session, campaign, window, at)
+        if progress:
+            progress(min(low + ENROLL_CHUNK - first, total), total)
+    return added
+
+
+def _insert(
+    session: Session, campaign: Campaign, candidates: Select[tuple[int]], at: datetime
+) -> int:
+    ids = candidates.subquery()
+    rows = select(
+        literal(campaign.id),
+        ids.c.id,
+        literal(at, Enrollment.enrolled_at.type),
+        literal(EnrollmentState.ACTIVE.value, Enrollment.state.type),
+        literal(-1),
     )
-    session.flush()
-    return len(contact_ids)
+    statement = insert(Enrollment).from_select(
+        ["campaign_id", "contact_id", "enrolled_at", "state", "planned_step"], rows
+    )
+    # INSERT ... SELECT keeps the driver's row count only when asked to.
+    result = session.execute(statement.execution_options(preserve_rowcount=True))
+    return result.rowcount
 
 
 def exit_enrollment(enrollment: Enrollment, reason: str, at: datetime) -> None:

@@ -6,6 +6,7 @@ resume can never re-send what was sent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import exists, select, update
@@ -43,9 +44,11 @@ def launch(
     now: datetime,
     starts_at: datetime | None = None,
     settings: Settings | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Campaign, int]:
     """Create (or re-activate a draft of) the campaign, snapshot its definition, enroll.
-    An invalid sequence is refused first (ValidationFailed, the same lines as `validate`)."""
+    An invalid sequence is refused first (ValidationFailed, the same lines as `validate`);
+    `progress(done, total)` follows the enrollment of a large audience."""
     ensure_valid(sequence, settings or load_settings())
     campaign = session.scalar(select(Campaign).where(Campaign.name == sequence.name))
     if campaign is None:
@@ -61,7 +64,7 @@ def launch(
     campaign.launched_at = now
     campaign.starts_at = starts_at or now
     session.flush()
-    enrolled = enroll_audience(session, campaign, at=campaign.starts_at)
+    enrolled = enroll_audience(session, campaign, at=campaign.starts_at, progress=progress)
     return campaign, enrolled
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, select
 
@@ -68,18 +71,34 @@ def launch(
     """Launch a campaign: snapshot its definition and enroll its audience."""
     nurture = ready_app()
     sequence = load_sequence(name)
-    with transaction(nurture.sessions) as session:
+    with transaction(nurture.sessions) as session, _enrolling() as progress:
         campaign, enrolled = lifecycle.launch(
             session,
             sequence,
             now=nurture.clock(),
             starts_at=_parse_start(start),
             settings=nurture.settings,
+            progress=progress,
         )
         console.print(
             f"[green]Launched {campaign.name}[/green]: {enrolled} contacts enrolled, "
             f"starting {campaign.starts_at:%Y-%m-%d %H:%M} UTC"
         )
+
+
+@contextmanager
+def _enrolling() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar over the audience's contact ids while a launch enrolls them."""
+    with Progress(
+        TextColumn("Enrolling the audience"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("enroll", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @app.command()
