@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Row, and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.definitions import Sequence
-from campaigns.enrollment import enroll_audience, exit_enrollment
+from campaigns.enrollment import enroll_audience
 from nurture.clock import Clock, utcnow
 from nurture.db import is_sqlite, transaction
 from nurture.models import (
@@ -68,16 +69,25 @@ class Planner:
                     result.enrolled += enroll_audience(
                         session, campaign, at=at, limit=self.settings.scheduler.batch_size
                     )
+        after_id = 0  # keyset: each tick walks the enrollments once, never rescans a batch
         while True:
             with transaction(self.sessions, immediate=True) as session:
-                batch = self._plan_batch(session, now, result)
+                batch, after_id = self._plan_batch(session, now, result, after_id)
             if batch < self.settings.scheduler.batch_size:
                 return result
 
-    def _ready_enrollments(self, session: Session) -> list[tuple[Enrollment, Campaign]]:
+    def _ready_enrollments(self, session: Session, after_id: int) -> list[Row[Any]]:
+        """Active enrollments whose next step may be planned, as plain rows (locked on PostgreSQL
+        so two workers never plan the same enrollment)."""
         previous = Message.__table__.alias("previous")
         query = (
-            select(Enrollment, Campaign)
+            select(
+                Enrollment.id,
+                Enrollment.campaign_id,
+                Enrollment.contact_id,
+                Enrollment.planned_step,
+                Enrollment.enrolled_at,
+            )
             .join(Campaign, Campaign.id == Enrollment.campaign_id)
             .outerjoin(
                 previous,
@@ -87,6 +97,7 @@ class Planner:
                 ),
             )
             .where(
+                Enrollment.id > after_id,
                 Enrollment.state == EnrollmentState.ACTIVE,
                 Campaign.state == CampaignState.ACTIVE,
                 or_(
@@ -99,84 +110,97 @@ class Planner:
         )
         if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
             query = query.with_for_update(of=Enrollment, skip_locked=True)
-        return [(row[0], row[1]) for row in session.execute(query)]
+        return list(session.execute(query))
 
-    def _plan_batch(self, session: Session, now: datetime, result: PlanResult) -> int:
-        """One batch of ready enrollments, with their contacts, suppressions and previous
-        messages loaded in bulk (one query each, not one per enrollment)."""
-        ready = self._ready_enrollments(session)
+    def _plan_batch(
+        self, session: Session, now: datetime, result: PlanResult, after_id: int
+    ) -> tuple[int, int]:
+        """One batch of ready enrollments after `after_id`, set-based: campaigns, contacts,
+        suppressions and previous messages loaded once per batch; new messages inserted and
+        enrollments updated in one statement each (no ORM object per enrollment)."""
+        ready = self._ready_enrollments(session, after_id)
         if not ready:
-            return 0
+            return 0, after_id
+        campaigns = {
+            campaign.id: (campaign, Sequence.from_snapshot(campaign.definition))
+            for campaign in session.scalars(
+                select(Campaign).where(Campaign.id.in_({row.campaign_id for row in ready}))
+            )
+        }
         contacts = {
             contact.id: contact
             for contact in session.scalars(
-                select(Contact).where(Contact.id.in_({e.contact_id for e, _ in ready}))
+                select(Contact).where(Contact.id.in_({row.contact_id for row in ready}))
             )
         }
         suppressed = active_suppressions(session, contacts.values())
-        previous = self._previous_times(session, [e for e, _ in ready if e.planned_step >= 0])
-        sequences: dict[int, Sequence] = {}
-        messages: list[Message] = []
-        with session.no_autoflush:
-            for enrollment, campaign in ready:
-                sequence = sequences.setdefault(
-                    campaign.id, Sequence.from_snapshot(campaign.definition)
-                )
-                contact = contacts[enrollment.contact_id]
-                reason = exit_reason(contact, sequence, suppressed)
-                if reason is not None:
-                    exit_enrollment(enrollment, reason, now)
-                    result.exited[reason] = result.exited.get(reason, 0) + 1
-                    continue
-                next_index = enrollment.planned_step + 1
-                if next_index >= len(sequence.steps):
-                    enrollment.state = EnrollmentState.COMPLETED
-                    result.completed += 1
-                    continue
-                base = previous.get(enrollment.id) or self._first_base(enrollment, campaign)
-                messages.append(
-                    self._plan_step(enrollment, campaign, sequence, contact, next_index, base, now)
-                )
-                result.planned += 1
-        session.add_all(messages)
-        session.flush()
-        return len(ready)
+        previous = self._previous_times(session, [row for row in ready if row.planned_step >= 0])
+        messages: list[dict[str, Any]] = []
+        planned: list[dict[str, Any]] = []
+        ended: list[dict[str, Any]] = []
+        for row in ready:
+            campaign, sequence = campaigns[row.campaign_id]
+            contact = contacts[row.contact_id]
+            reason = exit_reason(contact, sequence, suppressed)
+            if reason is not None:
+                ended.append(
+                    {"id": row.id, "state": EnrollmentState.EXITED, "exit_reason": reason,
+                     "exited_at": now}
+                )  # fmt: skip
+                result.exited[reason] = result.exited.get(reason, 0) + 1
+                continue
+            next_index = row.planned_step + 1
+            if next_index >= len(sequence.steps):
+                ended.append(
+                    {"id": row.id, "state": EnrollmentState.COMPLETED, "exit_reason": None,
+                     "exited_at": None}
+                )  # fmt: skip
+                result.completed += 1
+                continue
+            base = previous.get(row.id) or self._first_base(row.enrolled_at, campaign)
+            messages.append(self._plan_step(row, sequence, contact, next_index, base, now))
+            planned.append({"id": row.id, "planned_step": next_index})
+            result.planned += 1
+        if messages:
+            session.execute(insert(Message), messages)
+            session.execute(update(Enrollment), planned)
+        if ended:
+            session.execute(update(Enrollment), ended)
+        return len(ready), ready[-1].id
 
     def _plan_step(
         self,
-        enrollment: Enrollment,
-        campaign: Campaign,
+        enrollment: Row[Any],
         sequence: Sequence,
         contact: Contact,
         index: int,
         base: datetime,
         now: datetime,
-    ) -> Message:
+    ) -> dict[str, Any]:
+        """The message row for one step (skipped, with its reason, if its window never opens)."""
         step = sequence.steps[index]
         quiet = self.quiet if step.channel == "sms" else None
         due = next_allowed(base + step.delay, contact.timezone, step.window, quiet)
-        message = Message(
-            enrollment_id=enrollment.id,
-            campaign_id=campaign.id,
-            contact_id=contact.id,
-            step_index=index,
-            channel=step.channel,
-            due_at=due or now,
-        )
-        if due is None:
-            message.state = MessageState.SKIPPED
-            message.skip_reason = "no allowed send time in the step's window"
-        else:
-            message.not_after = due + (step.max_lateness or self.default_lateness)
-        enrollment.planned_step = index
-        return message
+        return {
+            "enrollment_id": enrollment.id,
+            "campaign_id": enrollment.campaign_id,
+            "contact_id": contact.id,
+            "step_index": index,
+            "channel": step.channel,
+            "due_at": due or now,
+            "state": MessageState.PLANNED if due is not None else MessageState.SKIPPED,
+            "skip_reason": None if due is not None else "no allowed send time in the step's window",
+            "not_after": None
+            if due is None
+            else due + (step.max_lateness or self.default_lateness),
+        }
 
     @staticmethod
-    def _first_base(enrollment: Enrollment, campaign: Campaign) -> datetime:
-        return max(enrollment.enrolled_at, campaign.starts_at or enrollment.enrolled_at)
+    def _first_base(enrolled_at: datetime, campaign: Campaign) -> datetime:
+        return max(enrolled_at, campaign.starts_at or enrolled_at)
 
     @staticmethod
-    def _previous_times(session: Session, enrollments: list[Enrollment]) -> dict[int, datetime]:
+    def _previous_times(session: Session, enrollments: list[Row[Any]]) -> dict[int, datetime]:
         """When each enrollment's previous step settled: the next delay counts from it."""
         if not enrollments:
             return {}
