@@ -345,6 +345,8 @@ def main() -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{work}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(cached, work)
+    with work.open("rb") as copied:  # not the server's first fsync's job: it would stall a run
+        os.fsync(copied.fileno())
 
     port, base_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"

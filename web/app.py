@@ -7,6 +7,7 @@ writers (clicks, unsubscribes) and drains them on shutdown, so a clean stop lose
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -122,8 +123,14 @@ def create_app(nurture: NurtureApp) -> FastAPI:
         if checkpointer is not None:
             checkpointer.start()
             link_service.quiet_checkpoints = unsubscribes.writer_sql.quiet_checkpoints = True
+            link_service.recorder.after_batch = checkpointer.after_commit
+            unsubscribes.writer.after_batch = checkpointer.after_commit
         link_service.recorder.start()
         unsubscribes.writer.start()
+        # Everything imported and built so far lives as long as the process; moved out of the
+        # collector's reach, a full collection under load takes a few ms instead of ~80 ms
+        # (it walked every FastAPI, pydantic and SQLAlchemy object: the click path's p99).
+        gc.freeze()
         try:
             yield
         finally:
@@ -131,6 +138,7 @@ def create_app(nurture: NurtureApp) -> FastAPI:
             link_service.recorder.stop()
             link_service.close()
             link_service.quiet_checkpoints = unsubscribes.writer_sql.quiet_checkpoints = False
+            link_service.recorder.after_batch = unsubscribes.writer.after_batch = None
             if checkpointer is not None:
                 checkpointer.stop()
 

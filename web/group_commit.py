@@ -34,8 +34,11 @@ class GroupCommitter(Generic[T]):
         linger: float = 0.0,
         max_batch: int = 2000,
         retry_seconds: float = 0.5,
+        after_batch: Callable[[], None] | None = None,
     ) -> None:
         self.name, self.write = name, write
+        # Runs in the writer thread once a batch's waiters have been answered (a WAL checkpoint).
+        self.after_batch = after_batch
         self.linger, self.max_batch, self.retry_seconds = linger, max_batch, retry_seconds
         self._queue: deque[tuple[T, _Waiter]] = deque()
         self._wake = threading.Event()
@@ -105,12 +108,21 @@ class GroupCommitter(Generic[T]):
                 time.sleep(self.linger)
             self._wake.clear()
             batch = self._take()
-            if batch and not self._commit(batch) and not self._stopping:
-                time.sleep(self.retry_seconds)
+            if batch:
+                if not self._commit(batch) and not self._stopping:
+                    time.sleep(self.retry_seconds)
+                elif self.after_batch is not None:
+                    self._after_batch()
             if self._queue:
                 self._wake.set()
             elif self._stopping:
                 return
+
+    def _after_batch(self) -> None:
+        try:
+            self.after_batch()  # type: ignore[misc]
+        except Exception:
+            log.exception("%s: after-batch step failed", self.name)
 
     def _take(self) -> list[tuple[T, _Waiter]]:
         batch = []
