@@ -137,6 +137,7 @@ def create_app(nurture: NurtureApp) -> FastAPI:
             unsubscribes.writer.stop()
             link_service.recorder.stop()
             link_service.close()
+            unsubscribes.writer_sql.close()
             link_service.quiet_checkpoints = unsubscribes.writer_sql.quiet_checkpoints = False
             link_service.recorder.after_batch = unsubscribes.writer.after_batch = None
             if checkpointer is not None:

@@ -94,7 +94,9 @@ class LinkService:
         url = nurture.engine.url
         file_db = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
         self._reader = sqlite_rows.MessageReader(url.database) if file_db else None
-        self.quiet_checkpoints = False  # set while a sqlite_rows.Checkpointer runs
+        self._writer = (
+            sqlite_rows.WriterConnection(url.database, synchronous="NORMAL") if file_db else None
+        )
         self.recorder: GroupCommitter[tuple[object, ...]] = GroupCommitter(
             "click-writer", self._write_clicks, linger=CLICK_LINGER
         )
@@ -153,9 +155,21 @@ class LinkService:
         self._messages[message_id] = (now + CACHE_SECONDS, row)
         return None if row is None else _MessageFacts(*row)
 
+    @property
+    def quiet_checkpoints(self) -> bool:
+        """True while a sqlite_rows.Checkpointer runs: the writer's commits leave them to it."""
+        return self._writer is not None and self._writer.quiet_checkpoints
+
+    @quiet_checkpoints.setter
+    def quiet_checkpoints(self, quiet: bool) -> None:
+        if self._writer is not None:
+            self._writer.quiet_checkpoints = quiet
+
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
+        if self._writer is not None:
+            self._writer.close()
 
     def _location(self, facts: _MessageFacts, destination: str) -> str | None:
         key = (facts.campaign_id, facts.step_index, facts.channel, destination)
@@ -184,24 +198,15 @@ class LinkService:
         return quote(location, safe=":/?#[]@!$&'()*+,;=%~")
 
     def _write_clicks(self, clicks: Rows[tuple[object, ...]]) -> None:
-        engine: Engine = self.nurture.engine
-        if engine.dialect.name != "sqlite":
+        if self._writer is None:
+            engine: Engine = self.nurture.engine
             with engine.begin() as connection:
                 connection.execute(
                     insert(Event.__table__), [_row(Click._make(click)) for click in clicks]
                 )
             return
-        quiet = self.quiet_checkpoints
-        with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
-            raw = sqlite_rows.driver(connection)
-            if quiet:
-                sqlite_rows.quiet_autocheckpoint(raw, True)
-            try:
-                with connection.begin():
-                    sqlite_rows.insert_clicks(connection, clicks)
-            finally:
-                if quiet:
-                    sqlite_rows.quiet_autocheckpoint(raw, False)
+        with self._writer.transaction() as raw:
+            sqlite_rows.insert_clicks(raw, clicks)
 
 
 def _row(click: Click) -> dict[str, object]:

@@ -7,12 +7,13 @@ instead of a dozen ORM round trips per person. The rows written are the same as 
 test holds the two together): an active suppression keyed by the address hash, an `opted_out`
 consent-ledger entry when consent was not already withdrawn, and an `unsubscribed` event.
 
-On SQLite the writer's connection switches to synchronous=FULL, so a commit survives a power cut,
-not only a crash; one fsync then covers the whole batch.
+On SQLite the writer has its own connection (sqlite_rows.WriterConnection) with synchronous=FULL,
+so a commit survives a power cut, not only a crash; one fsync then covers the whole batch.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,41 +50,50 @@ class UnsubscribeWriter:
         self.engine = engine
         dialect = engine.dialect.name
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        self._is_sqlite = dialect == "sqlite"
-        self.quiet_checkpoints = False  # set while a sqlite_rows.Checkpointer runs
+        url = engine.url
+        file_db = dialect == "sqlite" and url.database not in (None, "", ":memory:")
+        self._writer = (
+            sqlite_rows.WriterConnection(url.database, synchronous="FULL") if file_db else None
+        )
+
+    @property
+    def quiet_checkpoints(self) -> bool:
+        """True while a sqlite_rows.Checkpointer runs: the writer's commits leave them to it."""
+        return self._writer is not None and self._writer.quiet_checkpoints
+
+    @quiet_checkpoints.setter
+    def quiet_checkpoints(self, quiet: bool) -> None:
+        if self._writer is not None:
+            self._writer.quiet_checkpoints = quiet
 
     def __call__(self, batch: Sequence[Unsubscribe]) -> None:
-        with self.engine.connect() as connection:
-            if not self._is_sqlite:
-                with connection.begin():
-                    apply_unsubscribes(connection, batch, self._insert, raw=False)
-                return
-            # A PRAGMA through SQLAlchemy would open a transaction first; SQLite refuses to
-            # change the safety level inside one, so set it on the raw connection, and put it
-            # back before the pooled connection serves anyone else.
-            raw = sqlite_rows.driver(connection)
-            raw.execute("PRAGMA synchronous=FULL")
-            quiet = self.quiet_checkpoints
-            if quiet:
-                sqlite_rows.quiet_autocheckpoint(raw, True)
-            try:
-                with connection.execution_options(sqlite_begin="IMMEDIATE").begin():
-                    apply_unsubscribes(connection, batch, self._insert, raw=True)
-            finally:
-                raw.execute("PRAGMA synchronous=NORMAL")
-                if quiet:
-                    sqlite_rows.quiet_autocheckpoint(raw, False)
+        if self._writer is None:
+            with self.engine.connect() as connection, connection.begin():
+                apply_unsubscribes(connection, batch, self._insert, raw=None)
+            return
+        with self._writer.transaction() as raw:
+            apply_unsubscribes(None, batch, self._insert, raw=raw)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
 
 
 def apply_unsubscribes(
-    connection: Connection, batch: Sequence[Unsubscribe], dialect_insert: Any, *, raw: bool
+    connection: Connection | None,
+    batch: Sequence[Unsubscribe],
+    dialect_insert: Any,
+    *,
+    raw: sqlite3.Connection | None,
 ) -> None:
+    """Through SQLAlchemy `connection`, or on SQLite through the driver connection `raw`."""
     now = utcnow()
     wanted = {(item.contact_id, str(item.channel)): item for item in batch}
     ids = sorted({contact_id for contact_id, _ in wanted})
-    if raw:
-        found: list[Any] = sqlite_rows.contact_rows(connection, ids)
+    if raw is not None:
+        found: list[Any] = sqlite_rows.contact_rows(raw, ids)
     else:
+        assert connection is not None
         found = list(
             connection.execute(
                 select(
@@ -138,9 +148,10 @@ def apply_unsubscribes(
                 "data": {"reason": str(item.reason), "source": item.source},
             }
         )
-    if raw:
-        sqlite_rows.write_unsubscribes(connection, suppressions, consents, consent_columns, events)
+    if raw is not None:
+        sqlite_rows.write_unsubscribes(raw, suppressions, consents, consent_columns, events)
         return
+    assert connection is not None
     if suppressions:
         _suppress(connection, suppressions, dialect_insert)
     if consents:

@@ -14,9 +14,12 @@ from nurture.cli.common import console, ready_app
 
 def serve_web(nurture: NurtureApp, host: str, port: int) -> uvicorn.Server:
     from web.app import create_app
+    from web.recipient_protocol import server_options
 
+    app = create_app(nurture)
     config = uvicorn.Config(
-        create_app(nurture),
+        app,
+        **server_options(app),
         host=host,
         port=port,
         log_level="warning",
