@@ -104,7 +104,9 @@ class GroupCommitter(Generic[T]):
         """Wait for work, let more gather for `linger`, commit one batch, go round again."""
         while True:
             self._wake.wait()
-            if self.linger and not self._stopping:
+            # Linger only while a batch is still filling: a backlog is written back to back,
+            # or a writer slower than its arrivals would fall further behind with every batch.
+            if self.linger and not self._stopping and len(self._queue) < self.max_batch:
                 time.sleep(self.linger)
             self._wake.clear()
             batch = self._take()
