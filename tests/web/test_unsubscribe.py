@@ -57,6 +57,21 @@ def test_one_click_is_durable_before_the_response(nurture_app, make_contact, sig
         assert not _suppressed(nurture_app, contact, "email")
 
 
+def test_sqlite_unsubscribe_commits_survive_a_power_cut(sqlite_app):
+    """The writer's own SQLite connection fsyncs every commit (synchronous=FULL); the click
+    writer's, whose rows nobody waits for, does not (NORMAL)."""
+    api = create_app(sqlite_app)
+    unsubscribes = api.state.unsubscribes.writer_sql
+    unsubscribes([Unsubscribe(1, Channel.EMAIL, "one-click")])  # no such contact: no rows
+    with unsubscribes._writer.transaction() as raw:
+        assert raw.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert raw.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    with api.state.links._writer.transaction() as raw:
+        assert raw.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    unsubscribes.close()
+    api.state.links.close()
+
+
 def test_one_click_multipart(nurture_app, make_contact, client, signing):
     contact = make_contact()
     path = signing.path_of(nurture_app.signer.unsubscribe_url(contact, "email"))
