@@ -6,6 +6,8 @@ injection, validation) costs several times the work itself, so the *successful* 
 `GET /l/{token}` and of a one-click `POST /u/{token}` is answered here, through the same
 LinkService and UnsubscribeService the FastAPI routes use. Anything else (a bad token, a form
 POST, a HEAD) falls through to the FastAPI routes, which own the pages and the error answers.
+Under `nurture web`, a good click is answered one level lower still, in uvicorn's protocol
+(web.recipient_protocol); this path answers clicks under any other server or test client.
 """
 
 from __future__ import annotations
