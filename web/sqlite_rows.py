@@ -26,7 +26,9 @@ CLICK_INSERT = (
     " channel, user_agent, data) VALUES "
 )
 CLICK_ROW = "('clicked', ?, ?, ?, ?, ?, ?, ?, ?)"
-ROWS_PER_STATEMENT = 200  # 8 values a row, well under SQLite's 32766 variables
+# Clicks a statement: few enough that building one chunk's parameters holds the GIL ~0.1 ms
+# (200 measured ~1,000 clicks/s slower: the request loop waited for the GIL after its reads).
+ROWS_PER_STATEMENT = 50
 SUPPRESS_SQL = (
     "INSERT INTO suppressions (channel, address_hash, address, reason, source, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (channel, address_hash) DO UPDATE SET"
