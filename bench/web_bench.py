@@ -219,8 +219,10 @@ def run_wrk(
         str(script),
         url,
     ]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return {"command": " ".join(command), **parse_wrk(output)}
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if "Requests/sec" not in done.stdout:
+        raise SystemExit(f"wrk failed against {url}:\n{done.stdout}{done.stderr}")
+    return {"command": " ".join(command), **parse_wrk(done.stdout)}
 
 
 def parse_wrk(output: str) -> dict[str, Any]:
@@ -259,6 +261,9 @@ def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+            time.sleep(0.5)
+            if process.poll() is not None:  # something else answered on that port
+                raise SystemExit(f"server exited with {process.returncode}") from None
             return process
         except OSError:
             if process.poll() is not None:
@@ -348,8 +353,7 @@ def main() -> None:
     with work.open("rb") as copied:  # not the server's first fsync's job: it would stall a run
         os.fsync(copied.fileno())
 
-    port, base_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{port}"
+    base = "http://bench.invalid"  # the paths are what the Lua scripts need
     signer = LinkSigner(SECRET, base, 400)
     rng = random.Random(7)
     n = min(args.tokens, args.contacts)
@@ -373,11 +377,11 @@ def main() -> None:
         **os.environ,
         "NURTURE_DATABASE__URL": f"sqlite:///{work}",
         "NURTURE_SECRET_KEY": SECRET,
-        "NURTURE_WEB__PUBLIC_BASE_URL": base,
         "NURTURE_LOG_LEVEL": "INFO",
         "COLUMNS": "250",  # the server logs through rich; keep each line on one line
     }
     results: dict[str, dict[str, Any]] = {}
+    base_port = free_port()
     baseline = start([sys.executable, __file__, "--serve-baseline", str(base_port)], env, base_port)
     try:
         for name, script, conns in (
@@ -390,6 +394,10 @@ def main() -> None:
     finally:
         stop(baseline)
 
+    # Chosen only now: a port picked before the baseline's runs could be taken by then.
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env["NURTURE_WEB__PUBLIC_BASE_URL"] = base
     server = start(
         [
             sys.executable,
@@ -410,8 +418,10 @@ def main() -> None:
         results["nurture unsubscribe"] = run_wrk(
             base, unsub_lua, args, args.duration, args.unsubscribe_connections
         )
-    finally:
-        server_log = stop(server)
+    except BaseException:
+        print("server log (tail):\n" + stop(server)[-4000:], file=sys.stderr)
+        raise
+    server_log = stop(server)
     for line in server_log.splitlines():
         if "-writer:" in line:
             print("server:", " ".join(line.split()))
