@@ -36,6 +36,9 @@ from nurture.errors import InputError
 log = logging.getLogger("nurture.contacts.import")
 
 CHUNK_ROWS = 2000
+#: Rows written per transaction: fewer commits (each may run a WAL checkpoint) and fewer
+#: statements, while a batch's rows stay a few megabytes.
+WRITE_ROWS = 10_000
 #: Below this many rows, starting worker processes costs more than it saves.
 PARALLEL_FROM = 20_000
 
@@ -118,7 +121,7 @@ def import_csv(
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if checked.total_rows >= PARALLEL_FROM else 0
     try:
-        for chunk, results in _checked_chunks(checked, rules, workers):
+        for chunk, results in _write_batches(_checked_chunks(checked, rules, workers)):
             _write_chunk(writer, chunk, results, summary, rejects)
             if progress:
                 progress(len(chunk))
@@ -140,6 +143,22 @@ def import_csv(
 
 
 Chunk = list[tuple[int, list[str]]]
+
+
+def _write_batches(
+    checked: Iterator[tuple[Chunk, list[CleanRow | Rejected]]],
+) -> Iterator[tuple[Chunk, list[CleanRow | Rejected]]]:
+    """Consecutive checked chunks joined into batches of about WRITE_ROWS, in file order."""
+    rows: Chunk = []
+    results: list[CleanRow | Rejected] = []
+    for chunk, checked_rows in checked:
+        rows += chunk
+        results += checked_rows
+        if len(rows) >= WRITE_ROWS:
+            yield rows, results
+            rows, results = [], []
+    if rows:
+        yield rows, results
 
 
 def _checked_chunks(
@@ -166,7 +185,8 @@ def _checked_chunks(
             pending: deque[tuple[Chunk, Future[list[CleanRow | Rejected]]]] = deque()
             for chunk in chunks:
                 pending.append((chunk, pool.submit(_clean_in_worker, chunk)))
-                if len(pending) > workers + 1:
+                # Enough in flight that workers keep checking while a whole batch is written.
+                if len(pending) > workers + 2:
                     done, future = pending.popleft()
                     yield done, future.result()
             while pending:
