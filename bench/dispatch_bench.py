@@ -180,10 +180,14 @@ def dispatch(app: NurtureApp, channel: str, count: int) -> tuple[float, int, lis
     app.dispatcher.loop.run(asyncio.sleep(0))  # start the send loop before the first sample
     sampler = RssSampler()
     sampler.start()
+    cpu = psutil.Process().cpu_times()
     started = time.perf_counter()
     result = app.dispatcher.tick()
     elapsed = time.perf_counter() - started
+    after = psutil.Process().cpu_times()
     sampler.stop()
+    busy = (after.user + after.system - cpu.user - cpu.system) / elapsed
+    print(f"  {channel}: engine process busy {busy:.0%} of one core while dispatching")
     assert result.sent == count, f"{channel}: sent {result.sent} of {count}: {result}"
     return elapsed, sampler.peak, sampler.samples
 
@@ -194,16 +198,16 @@ def baseline(app: NurtureApp, channel: str, count: int, concurrency: int) -> flo
     import json
 
     from providers.sendgrid import build_mail
-    from providers.twilio import form
+    from providers.twilio import FORM, form_body
 
     payload = getattr(app.dispatcher, f"sent_example_{channel}")
     target = email_channel(app.settings) if channel == "email" else sms_channel(app.settings)
     pool = target.pool  # type: ignore[attr-defined]
     if channel == "email":
-        body: bytes | dict[str, str] = json.dumps(build_mail(payload).get()).encode()
-        kind: str | None = "application/json"
+        body = json.dumps(build_mail(payload).get()).encode()
+        kind = "application/json"
     else:
-        body, kind = form(payload), None
+        body, kind = form_body(payload), FORM
 
     async def run() -> None:
         gate = asyncio.Semaphore(concurrency)

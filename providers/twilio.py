@@ -12,6 +12,7 @@ import base64
 import json
 from functools import cached_property
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from nurture.errors import ConfigError
 from providers.base import OutgoingSms, ProviderRejected, ProviderUnavailable, SendResult
@@ -59,6 +60,15 @@ def form(sms: OutgoingSms) -> dict[str, str]:
     if sms.status_callback:
         data["StatusCallback"] = sms.status_callback
     return data
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def form_body(sms: OutgoingSms) -> bytes:
+    """The form, encoded as aiohttp's FormData would encode it, without FormData's per-request
+    machinery (a few percent of a text's cost in the dispatcher)."""
+    return urlencode(form(sms)).encode()
 
 
 class TwilioChannel:
@@ -132,7 +142,7 @@ class TwilioChannel:
         return SendResult(NAME, created.sid or "", created.status or "queued")
 
     async def send_sms_async(self, sms: OutgoingSms) -> SendResult:
-        reply = await self.pool.post(self.url, data=form(sms))
+        reply = await self.pool.post(self.url, data=form_body(sms), content_type=FORM)
         try:
             body = json.loads(reply.body or b"{}")
         except ValueError:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -52,9 +52,9 @@ class Verdict:
 SEND = Verdict(Action.SEND)
 
 
-@dataclass(frozen=True)
-class Row:
-    """One claimed message with the facts its rules need (a joined, column-only query)."""
+class Row(NamedTuple):
+    """One claimed message with the facts its rules need (a joined, column-only query; a tuple,
+    because a frozen dataclass's __init__ cost more than the query per row)."""
 
     id: int
     enrollment_id: int
@@ -115,6 +115,8 @@ class Facts:
     sequences: dict[int, Sequence]
     suppressed: set[tuple[str, str]]  # active (channel, address hash)
     hashes: dict[tuple[str, str], str]  # (channel, address) -> hash, computed once per batch
+    #: next_allowed per (instant, zone, campaign, step, quiet hours): a batch shares a handful
+    windows: dict[tuple[Any, ...], datetime | None] = field(default_factory=dict)
 
     def reachable(self, row: Row, channel: str) -> bool:
         """Consent given, an address on file, and no active suppression for it."""
@@ -137,7 +139,7 @@ def load_facts(
         .where(Message.id.in_(ids))
         .order_by(Message.id)
     )
-    rows = [Row(*values) for values in session.execute(query)]
+    rows = [Row._make(values) for values in session.execute(query)]
     campaign_ids = {row.campaign_id for row in rows}
     sequences = {} if sequences is None else sequences
     campaigns: dict[int, tuple[str, str]] = {}
@@ -203,9 +205,14 @@ def verdict(row: Row, facts: Facts, now: datetime, quiet: QuietHours) -> Verdict
     step = sequence.steps[row.step_index]
     if not facts.reachable(row, step.channel):
         return Verdict(Action.SKIP, f"no {step.channel} consent or suppressed")
-    earliest = next_allowed(
-        now, row.timezone, step.window, quiet if step.channel == "sms" else None
-    )
+    key = (now, row.timezone, row.campaign_id, row.step_index, quiet)
+    if key in facts.windows:
+        earliest = facts.windows[key]
+    else:
+        earliest = next_allowed(
+            now, row.timezone, step.window, quiet if step.channel == "sms" else None
+        )
+        facts.windows[key] = earliest
     if earliest is None:
         return Verdict(Action.SKIP, "no allowed send time left")
     if earliest > now:

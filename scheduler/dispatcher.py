@@ -102,7 +102,6 @@ class Dispatcher:
         """One claimed batch, sent in sub-batches; returns its tally and whether more is due."""
         tally = Tally()
         now = self.clock()
-        sequences: dict[int, Sequence] = {}
         with transaction(self.sessions) as session:
             ids: list[int] = []
             full = False
@@ -115,8 +114,11 @@ class Dispatcher:
             tally.claimed = len(ids)
             if not ids:
                 return tally, False
-            outgoing = self._prepare(session, ids, now, sequences, tally)
-        self._send(outgoing, sequences, tally)
+            rows, facts = self._check(session, ids, now, tally)
+        # Rendered after the claim commits: rendering a batch takes a while, and on SQLite the
+        # claiming transaction holds the write lock that the web server's unsubscribes need.
+        outgoing = self._compose_all(rows, facts, now, tally)
+        self._send(outgoing, facts.sequences, tally)
         return tally, full
 
     def _claim_limits(self) -> dict[str, int]:
@@ -159,19 +161,15 @@ class Dispatcher:
         self.loop.close(*self.channels.values())
         return released
 
-    # -- checks and rendering, in the claiming transaction ---------------------------------------
-    def _prepare(
-        self,
-        session: Session,
-        ids: list[int],
-        now: datetime,
-        sequences: dict[int, Sequence],
-        tally: Tally,
-    ) -> list[Outgoing]:
-        facts = load_facts(session, ids, sequences)
+    # -- checks in the claiming transaction, then rendering ---------------------------------------
+    def _check(
+        self, session: Session, ids: list[int], now: datetime, tally: Tally
+    ) -> tuple[list[Row], Facts]:
+        """The rules for a claimed batch: what may go now, and the rest written back at once."""
+        facts = load_facts(session, ids)
         last_text = self._last_texts(session, facts.rows, ids)
         verdicts: list[tuple[int, int, Verdict]] = []
-        outgoing: list[Outgoing] = []
+        go: list[Row] = []
         for row in facts.rows:
             decided = verdict(row, facts, now, self.quiet)
             if decided is SEND and row.channel == "sms" and self.cap:
@@ -181,13 +179,26 @@ class Dispatcher:
                 else:
                     last_text[row.contact_id] = now
             if decided is SEND:
-                try:
-                    outgoing.append(self._compose(row, facts))
-                    continue
-                except (TemplateRenderError, UnknownDestination) as exc:
-                    decided = Verdict(Action.FAIL, f"template: {exc}")
-            verdicts.append((row.id, row.enrollment_id, decided))
+                go.append(row)
+            else:
+                verdicts.append((row.id, row.enrollment_id, decided))
         apply_verdicts(session, verdicts, now=now, worker=self.worker, tally=tally)
+        return go, facts
+
+    def _compose_all(
+        self, rows: list[Row], facts: Facts, now: datetime, tally: Tally
+    ) -> list[Outgoing]:
+        """Render each message; one that cannot render fails with the template's reason."""
+        outgoing: list[Outgoing] = []
+        failed: list[tuple[int, int, Verdict]] = []
+        for row in rows:
+            try:
+                outgoing.append(self._compose(row, facts))
+            except (TemplateRenderError, UnknownDestination) as exc:
+                failed.append((row.id, row.enrollment_id, Verdict(Action.FAIL, f"template: {exc}")))
+        if failed:
+            with transaction(self.sessions) as session:
+                apply_verdicts(session, failed, now=now, worker=self.worker, tally=tally)
         return outgoing
 
     def _compose(self, row: Row, facts: Facts) -> Outgoing:

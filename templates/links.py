@@ -7,9 +7,11 @@ way). Signing uses itsdangerous with one salt per purpose, so a click token is n
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from itsdangerous.encoding import base64_encode, want_bytes
 
 from nurture.errors import ConfigError
 from nurture.models import Channel
@@ -34,12 +36,33 @@ class ContactToken:
     channel: Channel | None
 
 
+class KeyedSigner(TimestampSigner):
+    """itsdangerous's TimestampSigner, keyed once: the stock signer derives its key and starts a
+    new HMAC on every call, which was most of the cost of the three links in each message. The
+    tokens are byte-for-byte the stock signer's, so links already sent keep working."""
+
+    def __init__(self, secret_key: str, salt: str) -> None:
+        super().__init__(secret_key, salt=salt)
+        derive = super().derive_key
+        self._keys = {key: derive(key) for key in self.secret_keys}
+        self._mac = hmac.new(self._keys[self.secret_keys[-1]], digestmod=self.digest_method)
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        key = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        return self._keys.get(key) or super().derive_key(key)
+
+    def get_signature(self, value: str | bytes) -> bytes:
+        mac = self._mac.copy()
+        mac.update(want_bytes(value))
+        return base64_encode(mac.digest())
+
+
 class LinkSigner:
     def __init__(self, secret_key: str, public_base_url: str, ttl_days: int) -> None:
         if len(secret_key) < 16:
             raise ConfigError("NURTURE_SECRET_KEY must be set to at least 16 characters")
         self._signers = {
-            purpose: TimestampSigner(secret_key, salt=f"nurture.{purpose}")
+            purpose: KeyedSigner(secret_key, salt=f"nurture.{purpose}")
             for purpose in (CLICK, UNSUBSCRIBE, PREFERENCES)
         }
         self.base = public_base_url.rstrip("/")

@@ -263,3 +263,45 @@ def test_a_status_callback_that_beats_the_record_keeps_its_state(
     row = h.message_rows(app)[text]
     assert row.state == MessageState.DELIVERED and row.provider_status == "delivered"
     assert row.provider_message_id and row.sent_at == NOW
+
+
+def test_a_message_that_cannot_render_fails_with_the_reason_and_the_rest_go_out(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake
+) -> None:
+    """Rendering happens after the claim commits: on SQLite the write lock is free meanwhile
+    (the web server's unsubscribes must not wait for a batch to render)."""
+    import sqlite3
+
+    from templates.renderer import TemplateRenderError
+
+    app = provider_app()
+    ids = h.seed(app, emails=3, texts=2, due=NOW)
+    broken = ids[1]
+    real = app.dispatcher.composer
+    database = app.engine.url.database if app.engine.dialect.name == "sqlite" else None
+    lock_free: list[bool] = []
+
+    class Breaking:
+        def compose(self, *args: Any, **kwargs: Any) -> Any:
+            if database:
+                other = sqlite3.connect(database, timeout=0, isolation_level=None)
+                try:
+                    other.execute("BEGIN IMMEDIATE")
+                    other.execute("ROLLBACK")
+                    lock_free.append(True)
+                except sqlite3.OperationalError:
+                    lock_free.append(False)
+                finally:
+                    other.close()
+            if kwargs["message_id"] == broken:
+                raise TemplateRenderError("01-welcome.html: missing variable: 'offer'")
+            return real.compose(*args, **kwargs)
+
+    app.dispatcher.composer = Breaking()  # type: ignore[assignment]
+    result = app.dispatcher.tick()
+    assert result.sent == 4 and result.failed == 1
+    rows = h.message_rows(app)
+    assert rows[broken].state == MessageState.FAILED
+    assert "missing variable: 'offer'" in (rows[broken].error or "")
+    assert sorted(fake.fake.ids()) == sorted(set(ids) - {broken})
+    assert not database or lock_free == [True] * 5
