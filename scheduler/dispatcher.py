@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.compose import Composer, UnknownDestination
@@ -50,6 +50,12 @@ CAPPED_STATES = (
     MessageState.SENT,
     MessageState.DELIVERED,
     MessageState.UNCERTAIN,
+)
+#: PostgreSQL: one transaction-scoped advisory lock per texted contact (namespace, contact id),
+#: taken in id order so that two workers cannot deadlock on them.
+SMS_CAP_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(hashtext('nurture.sms_cap'), id) "
+    "FROM (SELECT unnest(CAST(:ids AS integer[])) AS id ORDER BY 1) AS contacts"
 )
 #: Sub-batch size as a multiple of the channel's concurrency.
 CHUNK_PER_CONNECTION = 4
@@ -228,10 +234,18 @@ class Dispatcher:
     def _last_texts(
         self, session: Session, rows: list[Row], batch: list[int]
     ) -> dict[int, datetime]:
-        """The last text per contact across every campaign (one marketing text per cap window)."""
+        """The last text per contact across every campaign (one marketing text per cap window).
+
+        Two workers may claim texts to one contact from two campaigns at the same moment; each
+        would miss the other's uncommitted claim and both would send. On PostgreSQL each contact's
+        check is serialised (a lock held until the claim commits), so the second worker sees the
+        first one's claim. SQLite has one writer, which serialises the claims already.
+        """
         contacts = {row.contact_id for row in rows if row.channel == "sms"}
         if not contacts or not self.cap:
             return {}
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(SMS_CAP_LOCKS, {"ids": sorted(contacts)})
         last = func.max(func.coalesce(Message.sent_at, Message.claimed_at))
         query = (
             select(Message.contact_id, last)

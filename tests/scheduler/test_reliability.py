@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -126,3 +127,43 @@ def test_two_workers_on_postgres_share_the_work_and_never_send_the_same_message(
     assert results["first"].sent + results["second"].sent == len(ids)
     assert Counter(fake.fake.ids()) == Counter(ids)
     assert set(h.states(first).values()) == {MessageState.SENT}
+
+
+def test_two_workers_texting_one_contact_from_two_campaigns_send_one_text(
+    h: Any, pg_provider_app: Callable[..., NurtureApp], fake: RunningFake
+) -> None:
+    """The per-contact SMS cap holds across workers: the second worker's check waits for the
+    first one's claim to commit, sees it, and defers its own text."""
+    overrides = {"scheduler": {"batch_size": 1, "sms_frequency_cap_hours": 24}}
+    first, second = pg_provider_app(**overrides), pg_provider_app(**overrides)
+    [one] = h.seed(first, texts=1, due=NOW, campaign="cap-a")
+    contact = h.message_rows(first)[one].contact_id
+    [two] = h.seed(first, texts=1, due=NOW, campaign="cap-b", contacts=[contact])
+    first_checked, second_checking = threading.Event(), threading.Event()
+    original_first, original_second = first.dispatcher._last_texts, second.dispatcher._last_texts
+
+    def first_checks(*args: Any) -> Any:
+        found = original_first(*args)
+        first_checked.set()
+        # Hold the claiming transaction open until the second worker is checking too.
+        second_checking.wait(10)
+        time.sleep(0.3)
+        return found
+
+    def second_checks(*args: Any) -> Any:
+        second_checking.set()
+        return original_second(*args)
+
+    first.dispatcher._last_texts = first_checks  # type: ignore[method-assign]
+    second.dispatcher._last_texts = second_checks  # type: ignore[method-assign]
+    results: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: results.update(first=first.dispatcher.tick()))
+    worker.start()
+    assert first_checked.wait(10)
+    results["second"] = second.dispatcher.tick()
+    worker.join(30)
+    assert results["first"].sent == 1 and results["second"].sent == 0
+    assert results["second"].deferred == 1
+    assert fake.fake.ids() == [one]
+    states = h.states(first)
+    assert states[one] == MessageState.SENT and states[two] == MessageState.PLANNED
