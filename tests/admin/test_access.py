@@ -6,11 +6,12 @@ import logging
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from nurture.app import NurtureApp
 from nurture.clock import FrozenClock
 from nurture.db import transaction
-from nurture.models import Campaign, StaffUser
+from nurture.models import Campaign, StaffSession, StaffUser
 from web.admin import accounts
 from web.admin.session import COOKIE
 
@@ -188,6 +189,22 @@ def test_sign_out_needs_the_token_and_ends_the_session(editor: TestClient, csrf)
     response = editor.post("/admin/logout", data={"csrf_token": token})
     assert response.status_code == 303 and "logged-out" in response.headers["location"]
     assert editor.get("/admin/campaigns").status_code == 303
+
+
+def test_a_cookie_copied_before_sign_out_is_worthless_after_it(
+    editor: TestClient, staff_accounts, csrf
+) -> None:
+    copied = editor.cookies.get(COOKIE)
+    assert editor.get("/admin/campaigns").status_code == 200
+    token = csrf(editor.get("/admin/campaigns").text)
+    assert editor.post("/admin/logout", data={"csrf_token": token}).status_code == 303
+    editor.cookies.clear()
+    editor.cookies.set(COOKIE, copied, path="/admin")
+    response = editor.get("/admin/campaigns")
+    assert response.status_code == 303 and "/admin/login" in response.headers["location"]
+    with staff_accounts.sessions() as session:
+        [ended] = session.scalars(select(StaffSession)).all()
+        assert ended.ended_at is not None
 
 
 def test_a_tampered_cookie_is_ignored(editor: TestClient) -> None:

@@ -15,6 +15,7 @@ from web.admin.session import (
     check_login_csrf,
     clear_session,
     current_staff,
+    end_session,
     login_session,
     safe_next,
     write_session,
@@ -58,7 +59,11 @@ def login(
     nurture: NurtureApp = request.app.state.nurture
     with transaction(nurture.sessions) as session:
         outcome = authenticate(session, email, password, now=nurture.clock())
-        new_session = login_session(outcome.user) if outcome.user is not None else None
+        new_session = (
+            login_session(session, outcome.user, nurture.clock())
+            if outcome.user is not None
+            else None
+        )
     if new_session is None:
         minutes = int(LOCKOUT.total_seconds() // 60)
         error = (
@@ -73,7 +78,10 @@ def login(
 
 
 @router.post("/logout")
-def logout(staff: StaffPoster) -> Response:
+def logout(request: Request, staff: StaffPoster) -> Response:
+    nurture: NurtureApp = request.app.state.nurture
+    with transaction(nurture.sessions) as session:
+        end_session(session, staff, nurture.clock())
     response = RedirectResponse("/admin/login?done=logged-out", status_code=303)
     clear_session(response)
     return response

@@ -1,26 +1,31 @@
 """Staff sessions in a signed cookie, CSRF tokens, and the guards every staff route uses.
 
-The cookie holds the staff id, a fingerprint of the password hash (a password change or removal
-ends every session) and the CSRF token; itsdangerous signs and timestamps it, so it cannot be
-forged or kept past its age. HttpOnly, SameSite=Lax, Secure when the public URL is https.
-Every POST carries the session's CSRF token in a hidden field (OWASP synchronizer token);
-SameSite alone does not cover older browsers or same-site subdomains.
+The cookie holds the staff id, a random session key (its hash is a row in staff_sessions, which
+signing out ends: a copied cookie is worthless after logout), a fingerprint of the password hash
+(a password change or removal ends every session) and the CSRF token; itsdangerous signs and
+timestamps it, so it cannot be forged or kept past its age. HttpOnly, SameSite=Lax, Secure
+when the public URL is https. Every POST carries the session's CSRF token in a hidden field
+(OWASP synchronizer token); SameSite alone does not cover older browsers or same-site subdomains.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
 
 from nurture.app import NurtureApp, resolve_secret_key
-from nurture.models import StaffUser
+from nurture.models import StaffSession, StaffUser
 from web.admin.accounts import Role, password_fingerprint
 
 COOKIE = "nurture_staff"
@@ -55,6 +60,7 @@ class Staff:
     email: str
     role: str
     csrf: str
+    session_id: str
 
     @property
     def can_edit(self) -> bool:
@@ -113,21 +119,59 @@ def anonymous_csrf(request: Request) -> tuple[str, bool]:
     return new_csrf(), True
 
 
-def login_session(user: StaffUser) -> dict[str, Any]:
-    """A fresh token at login, so one planted before login is worthless (session fixation)."""
-    return {"u": user.id, "f": password_fingerprint(user.password_hash), "c": new_csrf()}
+def _session_id(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def login_session(session: Session, user: StaffUser, now: datetime) -> dict[str, Any]:
+    """A fresh session key and CSRF token at login, so one planted before login is worthless
+    (session fixation). Sessions ended or past their age are cleared out on the way."""
+    session.execute(
+        delete(StaffSession).where(
+            or_(
+                StaffSession.ended_at.is_not(None),
+                StaffSession.created_at < now - timedelta(seconds=MAX_AGE_SECONDS),
+            )
+        )
+    )
+    key = secrets.token_urlsafe(32)
+    session.add(StaffSession(id=_session_id(key), user_id=user.id, created_at=now))
+    return {
+        "u": user.id,
+        "s": key,
+        "f": password_fingerprint(user.password_hash),
+        "c": new_csrf(),
+    }
+
+
+def end_session(session: Session, staff: Staff, now: datetime) -> None:
+    session.execute(
+        update(StaffSession)
+        .where(StaffSession.id == staff.session_id, StaffSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
 
 
 def current_staff(request: Request) -> Staff | None:
     data = read_session(request)
-    user_id, fingerprint, csrf = data.get("u"), data.get("f"), data.get("c")
-    if not isinstance(user_id, int) or not isinstance(csrf, str):
+    user_id, key = data.get("u"), data.get("s")
+    fingerprint, csrf = data.get("f"), data.get("c")
+    if not isinstance(user_id, int) or not isinstance(key, str) or not isinstance(csrf, str):
         return None
+    session_id = _session_id(key)
     with _nurture(request).sessions() as session:
-        user = session.get(StaffUser, user_id)
-        if user is None or password_fingerprint(user.password_hash) != fingerprint:
+        found = session.execute(
+            select(StaffUser)
+            .join(StaffSession, StaffSession.user_id == StaffUser.id)
+            .where(
+                StaffSession.id == session_id,
+                StaffSession.user_id == user_id,
+                StaffSession.ended_at.is_(None),
+            )
+        ).scalar_one_or_none()
+        if found is None or password_fingerprint(found.password_hash) != fingerprint:
             return None
-        return Staff(user.id, user.email, user.role, csrf)
+        return Staff(found.id, found.email, found.role, csrf, session_id)
 
 
 def safe_next(path: str | None) -> str:
