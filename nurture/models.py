@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -240,6 +241,16 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_index", name="uq_message_step"),
         Index("ix_message_due", "state", "due_at"),
+        # The dispatcher's claims, per channel: only planned rows, so a row leaves it once
+        # claimed and later state changes never touch it; one channel's backlog is not walked
+        # to find the other's due rows.
+        Index(
+            "ix_message_planned_channel_due",
+            "channel",
+            "due_at",
+            sqlite_where=text("state = 'planned'"),
+            postgresql_where=text("state = 'planned'"),
+        ),
         Index("ix_message_contact_channel", "contact_id", "channel", "sent_at"),
         Index("ix_message_campaign", "campaign_id", "step_index", "state"),
         # Staff reports, index-only: sent per day (sent_at), and the unsent rows' schedule per

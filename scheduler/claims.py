@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import literal, select, update
 from sqlalchemy.orm import Session
 
 from nurture.db import is_sqlite
@@ -25,7 +25,9 @@ def claim_due(
     due = (
         select(Message.id)
         .where(
-            Message.state == MessageState.PLANNED,
+            # Inlined, not bound: SQLite's planner may use a partial index only when the query
+            # spells out the index's own condition (sqlite.org/partialindex.html, 3.2).
+            Message.state == literal(str(MessageState.PLANNED), literal_execute=True),
             Message.due_at <= now,
             Message.campaign_id.in_(running),
         )

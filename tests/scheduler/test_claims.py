@@ -1,0 +1,42 @@
+"""Claims find one channel's due messages without walking the other channel's backlog."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event
+
+from nurture.app import NurtureApp
+from nurture.db import transaction
+from nurture.models import MessageState
+from scheduler.claims import claim_due
+
+NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+
+
+def test_a_channel_claim_reads_the_planned_index_and_takes_only_that_channel(
+    h: Any, sqlite_app: NurtureApp
+) -> None:
+    emails = h.seed(sqlite_app, emails=30, due=NOW)
+    texts = h.seed(sqlite_app, texts=5, due=NOW)
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT messages.id"):
+            seen.append((statement, params))
+
+    event.listen(sqlite_app.engine, "before_cursor_execute", capture)
+    try:
+        with transaction(sqlite_app.sessions) as session:
+            claimed = claim_due(session, now=NOW, limit=100, worker="w1", channel="sms")
+            statement, params = seen[-1]
+            plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+            details = " ".join(str(row[-1]) for row in plan)
+    finally:
+        event.remove(sqlite_app.engine, "before_cursor_execute", capture)
+    assert sorted(claimed) == sorted(texts)
+    assert "ix_message_planned_channel_due" in details
+    states = h.states(sqlite_app)
+    assert {states[i] for i in texts} == {MessageState.CLAIMED}
+    assert {states[i] for i in emails} == {MessageState.PLANNED}
