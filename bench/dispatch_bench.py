@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from sqlalchemy import insert, select
 
 from nurture.app import NurtureApp
 from nurture.clock import FrozenClock
-from nurture.db import transaction
+from nurture.db import transaction, upgrade
 from nurture.models import (
     Campaign,
     CampaignState,
@@ -195,8 +196,6 @@ def dispatch(app: NurtureApp, channel: str, count: int) -> tuple[float, int, lis
 def baseline(app: NurtureApp, channel: str, count: int, concurrency: int) -> float:
     """The same payload, built once, posted `count` times through the same pooled client
     (PooledHttp, same concurrency): the HTTP cost alone, nothing of the engine."""
-    import json
-
     from providers.sendgrid import build_mail
     from providers.twilio import FORM, form_body
 
@@ -247,6 +246,36 @@ def example(app: NurtureApp, channel: str) -> OutgoingEmail | OutgoingSms:
     )
 
 
+def run_channel(args: argparse.Namespace) -> None:
+    """One channel in a fresh process on an upgraded database, as a `nurture worker` starts:
+    the peak RSS is that of a worker sending this campaign, nothing left over from another."""
+    os.environ.update(
+        {"SENDGRID_API_KEY": "SG.bench", "TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "bench"}
+    )
+    url, channel, count = args.fake_url, args.channel, args.count
+    settings = load_settings(
+        database={"url": args.db_url},
+        outbox={"dir": str(Path(args.folder) / "outbox")},
+        email={"provider": "sendgrid"},
+        sms={"provider": "twilio", "segments_per_second": 1e9},
+        sendgrid={"api_host": url, "emails_per_second": 1e9, "concurrency": args.concurrency},
+        twilio={"api_base_url": url, "concurrency": args.concurrency},
+        scheduler={"batch_size": args.batch, "sms_frequency_cap_hours": 24},
+    )
+    app = NurtureApp(settings=settings, clock=FrozenClock(NOW))
+    app.migrate()  # already at head: a no-op that imports nothing more
+    started = time.perf_counter()
+    seed(app, channel, count)
+    seeded = time.perf_counter() - started
+    elapsed, peak, samples = dispatch(app, channel, count)
+    setattr(app.dispatcher, f"sent_example_{channel}", example(app, channel))
+    base = baseline(app, channel, count, args.concurrency)
+    quarter = [samples[max(0, int(len(samples) * q) - 1)] for q in (0, 0.25, 0.5, 0.75, 1.0)]
+    app.dispatcher.shutdown()
+    app.dispose()
+    print(json.dumps([channel, count, seeded, elapsed, base, peak, quarter]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Dispatch benchmark")
     parser.add_argument("--emails", type=int, default=10_000)
@@ -255,47 +284,42 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--batch", type=int, default=500, help="scheduler.batch_size")
+    for internal in ("--channel", "--count", "--db-url", "--fake-url", "--folder"):
+        parser.add_argument(internal, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    os.environ.setdefault("NURTURE_SECRET_KEY", "bench-secret-key-0123456789abcdef")
+    if args.channel:
+        args.count = int(args.count)
+        run_channel(args)
+        return
     if args.full:
         args.emails = args.texts = 100_000
-    os.environ.setdefault("NURTURE_SECRET_KEY", "bench-secret-key-0123456789abcdef")
-    os.environ.update(
-        {"SENDGRID_API_KEY": "SG.bench", "TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "bench"}
-    )
     fake, url = start_fake()
     folder = Path(tempfile.mkdtemp(prefix="nurture-bench-"))
     db_url, pg_name = database(args.db, folder)
     try:
-        settings = load_settings(
-            database={"url": db_url},
-            outbox={"dir": str(folder / "outbox")},
-            email={"provider": "sendgrid"},
-            sms={"provider": "twilio", "segments_per_second": 1e9},
-            sendgrid={"api_host": url, "emails_per_second": 1e9, "concurrency": args.concurrency},
-            twilio={"api_base_url": url, "concurrency": args.concurrency},
-            scheduler={"batch_size": args.batch, "sms_frequency_cap_hours": 24},
-        )
-        app = NurtureApp(settings=settings, clock=FrozenClock(NOW))
-        app.migrate()
+        upgrade(db_url)
         print(
             f"dispatch benchmark: {args.emails:,} emails + {args.texts:,} texts, "
             f"{args.db}, concurrency {args.concurrency}, batch {args.batch}, "
-            f"{psutil.cpu_count()} cores"
+            f"{psutil.cpu_count()} cores; each channel in a fresh worker process"
         )
         rows = []
         for channel, count in (("email", args.emails), ("sms", args.texts)):
             if not count:
                 continue
-            started = time.perf_counter()
-            seed(app, channel, count)
-            seeded = time.perf_counter() - started
-            elapsed, peak, samples = dispatch(app, channel, count)
-            setattr(app.dispatcher, f"sent_example_{channel}", example(app, channel))
-            base = baseline(app, channel, count, args.concurrency)
-            quarter = [
-                samples[max(0, int(len(samples) * q) - 1)] for q in (0, 0.25, 0.5, 0.75, 1.0)
-            ]
-            rows.append((channel, count, seeded, elapsed, base, peak, quarter))
+            command = [sys.executable, __file__, "--channel", channel, "--count", str(count)]
+            command += ["--db-url", db_url, "--fake-url", url, "--folder", str(folder)]
+            command += ["--concurrency", str(args.concurrency), "--batch", str(args.batch)]
+            child = subprocess.run(
+                command,
+                stdout=subprocess.PIPE,
+                text=True,
+                check=True,
+            )
+            lines = child.stdout.strip().splitlines()
+            print("\n".join(lines[:-1]))
+            rows.append(json.loads(lines[-1]))
         print(
             f"{'channel':8} {'messages':>9} {'engine msg/s':>13} {'baseline msg/s':>15} "
             f"{'ratio':>6} {'peak RSS':>9}  RSS at 0/25/50/75/100% of the run"
@@ -307,8 +331,6 @@ def main() -> None:
                 + " / ".join(f"{q / 2**20:.0f}" for q in quarter)
                 + f" MB   (seeded in {seeded:.1f}s)"
             )
-        app.dispatcher.shutdown()
-        app.dispose()
     finally:
         fake.terminate()
         fake.wait()

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.errors import ConfigError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -89,6 +91,8 @@ def transaction(factory: sessionmaker[Session], *, immediate: bool = True) -> It
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config  # imported on use: alembic and mako cost a process 10 MB
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
@@ -96,11 +100,43 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
+
+
+_REVISION = re.compile(r'^revision: str = "(\w+)"', re.MULTILINE)
+_DOWN_REVISION = re.compile(r'^down_revision: str \| None = "(\w+)"', re.MULTILINE)
+
+
+def head_revision() -> str:
+    """The newest migration's id, read from the migration files themselves: a worker or web
+    process whose database is current then never imports alembic (tests hold it to alembic's
+    own answer)."""
+    revisions, parents = set(), set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        revisions.update(_REVISION.findall(source))
+        parents.update(_DOWN_REVISION.findall(source))
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise ConfigError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
+
+
+def current_revision(engine: Engine) -> str | None:
+    if not has_schema(engine):
+        return None
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def ensure_schema(engine: Engine) -> None:
     """Upgrade the database to the newest migration (first run of the embedded default)."""
+    if current_revision(engine) == head_revision():
+        return
+    from alembic import command
+
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         config.attributes["connection"] = connection

@@ -45,7 +45,32 @@ def test_migrations_match_models(tmp_path: Path) -> None:
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     engine.dispose()
-    assert diff == [], "run `python -m nurture.migrations.regenerate`: " + repr(diff)
+    assert diff == [], "add a revision under nurture/migrations/versions: " + repr(diff)
+
+
+def test_head_revision_read_from_the_files_is_alembics_own_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from nurture.db import alembic_config, head_revision
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert head_revision() == script.get_current_head()
+
+
+def test_a_worker_on_a_current_database_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'current.db'}"
+    upgrade(url)
+    probe = (
+        "import sys\n"
+        "from nurture.db import ensure_schema, make_engine\n"
+        f"ensure_schema(make_engine({url!r}))\n"
+        "import scheduler.dispatcher, nurture.app\n"
+        "print(any(name.split('.')[0] in ('alembic', 'mako') for name in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("name", OUR_PACKAGES)
@@ -63,3 +88,18 @@ def test_console_script_is_installed() -> None:
         [sys.executable, "-m", "nurture.cli.main", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "campaigns" in result.stdout
+
+
+def test_ensure_schema_upgrades_a_database_made_by_an_older_release(tmp_path: Path) -> None:
+    from sqlalchemy import inspect
+
+    from nurture.db import current_revision, ensure_schema, head_revision, make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0001")
+    engine = make_engine(url)
+    assert current_revision(engine) == "0001"
+    ensure_schema(engine)
+    assert current_revision(engine) == head_revision()
+    assert "staff_sessions" in inspect(engine).get_table_names()
+    engine.dispose()
