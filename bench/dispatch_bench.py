@@ -197,23 +197,22 @@ def baseline(app: NurtureApp, channel: str, count: int, concurrency: int) -> flo
     """The same payload, built once, posted `count` times through the same pooled client
     (PooledHttp, same concurrency): the HTTP cost alone, nothing of the engine."""
     from providers.sendgrid import build_mail
-    from providers.twilio import FORM, form_body
+    from providers.twilio import form_body
 
     payload = getattr(app.dispatcher, f"sent_example_{channel}")
     target = email_channel(app.settings) if channel == "email" else sms_channel(app.settings)
     pool = target.pool  # type: ignore[attr-defined]
     if channel == "email":
         body = json.dumps(build_mail(payload).get()).encode()
-        kind = "application/json"
     else:
-        body, kind = form_body(payload), FORM
+        body = form_body(payload)
 
     async def run() -> None:
         gate = asyncio.Semaphore(concurrency)
 
         async def one() -> None:
             async with gate:
-                reply = await pool.post(target.url, data=body, content_type=kind)  # type: ignore[attr-defined]
+                reply = await pool.post(target.url, data=body)  # type: ignore[attr-defined]
                 assert reply.status < 300
 
         await asyncio.gather(*(one() for _ in range(count)))

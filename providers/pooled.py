@@ -59,6 +59,8 @@ class PooledHttp:
     async def post(
         self, url: str, *, data: bytes | Mapping[str, str], content_type: str | None = None
     ) -> Reply:
+        """POST `data`; a pool whose headers name the Content-Type needs no `content_type`
+        (no per-request header merge on the hot path)."""
         headers = {"Content-Type": content_type} if content_type else None
         try:
             async with self._open().post(url, data=data, headers=headers) as response:

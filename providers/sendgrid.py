@@ -114,7 +114,11 @@ class SendGridChannel:
             NAME,
             concurrency=concurrency,
             timeout=timeout,
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "nurture"},
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": "nurture",
+                "Content-Type": "application/json",
+            },
         )
         self.url = (self.host or API_HOST) + MAIL_SEND
 
@@ -137,7 +141,7 @@ class SendGridChannel:
 
     async def send_email_async(self, email: OutgoingEmail) -> SendResult:
         payload = orjson.dumps(build_mail(email).get())  # 4x faster than json on 10 kB of HTML
-        reply = await self.pool.post(self.url, data=payload, content_type="application/json")
+        reply = await self.pool.post(self.url, data=payload)
         if reply.status in (200, 202):
             return SendResult(NAME, reply.headers.get("X-Message-Id", ""), "queued")
         body = reply.body.decode(errors="replace")

@@ -103,6 +103,7 @@ class TwilioChannel:
                 + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode(),
                 "Accept": "application/json",
                 "User-Agent": "nurture",
+                "Content-Type": FORM,
             },
         )
 
@@ -142,7 +143,7 @@ class TwilioChannel:
         return SendResult(NAME, created.sid or "", created.status or "queued")
 
     async def send_sms_async(self, sms: OutgoingSms) -> SendResult:
-        reply = await self.pool.post(self.url, data=form_body(sms), content_type=FORM)
+        reply = await self.pool.post(self.url, data=form_body(sms))
         try:
             body = json.loads(reply.body or b"{}")
         except ValueError:
