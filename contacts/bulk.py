@@ -12,7 +12,7 @@ import json
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, Column, Table
 from sqlalchemy.orm import Session
 
 IN_CHUNK = 900  # stay far below SQLite's bound-parameter limit
@@ -84,3 +84,22 @@ def _memoised(processor: Any, cache: bool) -> Any:
         return seen[value]
 
     return process
+
+
+def stored_form(session: Session, column: Column[Any], value: Any) -> Any:
+    """`value` as the column's bind processor hands it to the driver (a DateTime as SQLite's
+    text, for instance), for building DB-API parameters by hand."""
+    dialect = session.connection().dialect
+    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return processor(value) if processor else value
+
+
+def insert_tuples(
+    session: Session, table: Table, names: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """INSERT rows that are already DB-API parameters in `names` order (see stored_form)."""
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    marks = ", ".join([mark] * len(names))
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
+    connection.exec_driver_sql(sql, rows)

@@ -1,8 +1,9 @@
 """CSV import of contacts: check the whole file, then stream it in batches, using every core.
 
-The parent process reads records and writes batches; worker processes (spawned, so no database
-connection or scheduler thread is ever forked) check and normalise chunks of rows. At most a few
-chunks are in flight, so memory stays bounded however large the file. Results come back in file
+The parent process writes batches; worker processes read, check and normalise spans of the file
+(contacts.csvsource.Span: byte ranges of whole records, found by the whole-file check), so the
+rows never pass through the parent, whose one core is the import's bottleneck. At most a few
+spans are in flight, so memory stays bounded however large the file. Results come back in file
 order, so "the first value wins" (contacts.merge) means the same thing on one core or many.
 
 Every batch commits on its own: a crash half-way leaves a consistent database, and re-running
@@ -27,10 +28,11 @@ from typing import IO
 from sqlalchemy.orm import Session, sessionmaker
 
 from contacts.columns import ColumnMapping, plan_columns
-from contacts.csvsource import CsvFile, guess_encoding, inspect_csv
+from contacts.csvsource import CsvFile, Span, guess_encoding, inspect_csv
 from contacts.rows import CleanRow, Rejected, RowRules, clean_rows, warm_up
-from contacts.writer import BatchWriter
+from contacts.writer import ANY_SUPPRESSION_SQL, BatchWriter
 from nurture.clock import Clock, utcnow
+from nurture.db import transaction
 from nurture.errors import InputError
 
 log = logging.getLogger("nurture.contacts.import")
@@ -98,7 +100,7 @@ def import_csv(
     if not source or len(source) > 80:
         raise InputError("--source must name where the contacts came from in at most 80 "
                          "characters (e.g. website-form)")  # fmt: skip
-    checked = inspect_csv(path, encoding)
+    checked = inspect_csv(path, encoding, span_rows=CHUNK_ROWS)
     if checked.first_bad_line is not None and not partial:
         guess = guess_encoding(path)
         hint = f"; it looks like {guess}: pass --encoding {guess}" if guess else ""
@@ -115,16 +117,22 @@ def import_csv(
     )
     if on_start:
         on_start(summary)
-    rules = RowRules(plan, default_timezone, now, check_encoding=checked.first_bad_line is not None)
+    rules = RowRules(
+        plan,
+        default_timezone,
+        now,
+        check_encoding=checked.first_bad_line is not None,
+        hash_addresses=_any_suppression(sessions),
+    )
     writer = BatchWriter(sessions, source, path.name, default_timezone, now)
     rejects = RejectsFile(path.with_name(f"{path.stem}.rejects.csv"), checked)
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if checked.total_rows >= PARALLEL_FROM else 0
     try:
-        for chunk, results in _write_batches(_checked_chunks(checked, rules, workers)):
-            _write_chunk(writer, chunk, results, summary, rejects)
+        for batch in _write_batches(_checked_chunks(checked, rules, workers)):
+            _write_batch(writer, checked, batch, summary, rejects)
             if progress:
-                progress(len(chunk))
+                progress(sum(len(part.results) for part in batch))
     finally:
         rejects.close()
     summary.rejects_path = rejects.path if summary.rejected else None
@@ -142,33 +150,42 @@ def import_csv(
     return summary
 
 
+def _any_suppression(sessions: sessionmaker[Session]) -> bool:
+    with transaction(sessions, immediate=False) as session:
+        return session.connection().exec_driver_sql(ANY_SUPPRESSION_SQL).first() is not None
+
+
 Chunk = list[tuple[int, list[str]]]
+Results = list[CleanRow | Rejected]
 
 
-def _write_batches(
-    checked: Iterator[tuple[Chunk, list[CleanRow | Rejected]]],
-) -> Iterator[tuple[Chunk, list[CleanRow | Rejected]]]:
+@dataclass
+class Checked:
+    """A chunk's results, and where its rows came from (to copy a row into the rejects file)."""
+
+    results: Results
+    rows: Chunk | Span
+
+
+def _write_batches(checked: Iterator[Checked]) -> Iterator[list[Checked]]:
     """Consecutive checked chunks joined into batches of about WRITE_ROWS, in file order."""
-    rows: Chunk = []
-    results: list[CleanRow | Rejected] = []
-    for chunk, checked_rows in checked:
-        rows += chunk
-        results += checked_rows
-        if len(rows) >= WRITE_ROWS:
-            yield rows, results
-            rows, results = [], []
-    if rows:
-        yield rows, results
+    batch: list[Checked] = []
+    size = 0
+    for part in checked:
+        batch.append(part)
+        size += len(part.results)
+        if size >= WRITE_ROWS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
-def _checked_chunks(
-    checked: CsvFile, rules: RowRules, workers: int
-) -> Iterator[tuple[Chunk, list[CleanRow | Rejected]]]:
-    records = checked.records()
-    chunks = iter(lambda: list(islice(records, CHUNK_ROWS)), [])
+def _checked_chunks(checked: CsvFile, rules: RowRules, workers: int) -> Iterator[Checked]:
     if workers == 0:
-        for chunk in chunks:
-            yield chunk, clean_rows(rules, chunk)
+        records = checked.records()
+        for chunk in iter(lambda: list(islice(records, CHUNK_ROWS)), []):
+            yield Checked(clean_rows(rules, chunk), chunk)
         return
     method = _start_method()
     if method == "fork":
@@ -180,20 +197,31 @@ def _checked_chunks(
     context = multiprocessing.get_context(method)
     try:
         with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(rules,)
+            workers, mp_context=context, initializer=_init_worker, initargs=(rules, checked)
         ) as pool:
-            pending: deque[tuple[Chunk, Future[list[CleanRow | Rejected]]]] = deque()
-            for chunk in chunks:
-                pending.append((chunk, pool.submit(_clean_in_worker, chunk)))
+            pending: deque[tuple[Chunk | Span, Future[Results]]] = deque()
+            for rows in _work(checked):
+                task = _check_span if isinstance(rows, Span) else _check_chunk
+                pending.append((rows, pool.submit(task, rows)))
                 # Enough in flight that workers keep checking while a whole batch is written.
                 if len(pending) > workers + 2:
                     done, future = pending.popleft()
-                    yield done, future.result()
+                    yield Checked(future.result(), done)
             while pending:
                 done, future = pending.popleft()
-                yield done, future.result()
+                yield Checked(future.result(), done)
     finally:
         gc.unfreeze()  # a long-running caller (the web dashboard) collects its garbage again
+
+
+def _work(checked: CsvFile) -> Iterator[Chunk | Span]:
+    """Spans for the workers to read themselves, or (a file that cannot be cut by bytes) the
+    rows, read here."""
+    if checked.spans is not None:
+        yield from checked.spans
+        return
+    records = checked.records()
+    yield from iter(lambda: list(islice(records, CHUNK_ROWS)), [])
 
 
 def _start_method() -> str:
@@ -205,33 +233,48 @@ def _start_method() -> str:
 
 
 _worker_rules: RowRules | None = None
+_worker_file: CsvFile | None = None
 
 
-def _init_worker(rules: RowRules) -> None:
-    global _worker_rules
-    _worker_rules = rules
+def _init_worker(rules: RowRules, checked: CsvFile) -> None:
+    global _worker_rules, _worker_file
+    _worker_rules, _worker_file = rules, checked
 
 
-def _clean_in_worker(chunk: Chunk) -> list[CleanRow | Rejected]:
+def _check_chunk(chunk: Chunk) -> Results:
     assert _worker_rules is not None
     return clean_rows(_worker_rules, chunk)
 
 
-def _write_chunk(
+def _check_span(span: Span) -> Results:
+    assert _worker_rules is not None and _worker_file is not None
+    return clean_rows(_worker_rules, list(_worker_file.read_span(span)))
+
+
+def _write_batch(
     writer: BatchWriter,
-    chunk: Chunk,
-    results: list[CleanRow | Rejected],
+    checked: CsvFile,
+    batch: list[Checked],
     summary: ImportSummary,
     rejects: RejectsFile,
 ) -> None:
-    raw = dict(chunk)
-    clean = [r for r in results if isinstance(r, CleanRow)]
-    for rejected in (r for r in results if isinstance(r, Rejected)):
-        rejects.add(rejected.line, rejected.reason, raw[rejected.line])
-        summary.rejected += 1
+    clean: list[CleanRow] = []
+    for part in batch:
+        for result in part.results:
+            if isinstance(result, CleanRow):
+                clean.append(result)
+            else:
+                rejects.add(result.line, result.reason, result.values)
+                summary.rejected += 1
     summary.sms_without_evidence += sum(r.sms_without_evidence for r in clean)
+    raw: dict[int, list[str]] | None = None
     for outcome in writer.write(clean) if clean else []:
         if outcome.outcome == "rejected":
+            if raw is None:  # rare (a row naming two contacts): read the batch's rows again
+                raw = {}
+                for part in batch:
+                    rows = part.rows
+                    raw.update(checked.read_span(rows) if isinstance(rows, Span) else rows)
             rejects.add(outcome.line, outcome.reason, raw[outcome.line])
         setattr(summary, outcome.outcome, getattr(summary, outcome.outcome) + 1)
         summary.suppressions_kept += outcome.suppressions_kept

@@ -6,6 +6,7 @@ cost is almost all here: email-validator and phonenumbers).
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -44,6 +45,11 @@ class Consent(NamedTuple):
 
 
 class CleanRow(NamedTuple):
+    """A checked row. Worker processes send millions of these to the writing process, whose
+    single core is the import's bottleneck, so they are made cheap to unpickle there: custom
+    fields travel as their JSON text (a dict costs several times more to unpickle) and the row
+    as a plain tuple (see __reduce__)."""
+
     line: int
     email: str | None
     phone: str | None
@@ -52,19 +58,28 @@ class CleanRow(NamedTuple):
     timezone: str | None  # as given in the file
     phone_zone: str | None  # from the phone number, when the file gave none
     tags: tuple[str, ...]
-    custom: dict[str, str]
+    custom_json: str  # custom fields as stored (json.dumps, as SQLAlchemy's JSON type does)
     email_consent: Consent | None
     sms_consent: Consent | None
     email_suppression: str | None
     sms_suppression: str | None
     sms_without_evidence: bool
     email_hash: str  # suppression keys (contacts.suppressions.address_hash), made here on
-    phone_hash: str  # the workers' cores rather than in the writing process
+    phone_hash: str  # the workers' cores (or "" when RowRules.hash_addresses is off)
+
+    @property
+    def custom(self) -> dict[str, str]:
+        return dict(json.loads(self.custom_json))
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # tuple.__new__ is C; a NamedTuple's own __new__ is a Python call with 16 arguments.
+        return tuple.__new__, (CleanRow, tuple(self))
 
 
 class Rejected(NamedTuple):
     line: int
     reason: str
+    values: list[str]  # the row as it was, for the rejects file
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,9 @@ class RowRules:
     now: datetime
     region: str = DEFAULT_REGION
     check_encoding: bool = False
+    #: Suppression keys are only looked up when the suppression list has entries; with an
+    #: empty list (a first import) the workers skip hashing and the writer hashes on demand.
+    hash_addresses: bool = True
 
 
 def warm_up() -> None:
@@ -96,7 +114,7 @@ def clean_rows(rules: RowRules, rows: list[tuple[int, list[str]]]) -> list[Clean
         try:
             out.append(clean_row(rules, line, values))
         except InputError as exc:
-            out.append(Rejected(line, str(exc)))
+            out.append(Rejected(line, str(exc), values))
     return out
 
 
@@ -138,7 +156,7 @@ def clean_row(rules: RowRules, line: int, values: list[str]) -> CleanRow:
     long_tags = [t for t in tags if len(t) > MAX_TAG]
     if long_tags:
         raise InputError(f"tag {long_tags[0][:20]!r}... is longer than {MAX_TAG} characters")
-    custom = {n: sys.intern(values[i].strip()) for n, i in plan.custom.items() if values[i].strip()}
+    custom = {n: values[i].strip() for n, i in plan.custom.items() if values[i].strip()}
     shared_at = _when(get("consent_at"), "consent_at", rules)
     email_consent = _consent("email", get, shared_at, rules)
     sms_consent = _consent("sms", get, shared_at, rules)
@@ -152,14 +170,14 @@ def clean_row(rules: RowRules, line: int, values: list[str]) -> CleanRow:
         timezone=zone,
         phone_zone=phone_zone if zone is None else None,
         tags=tags,
-        custom=custom,
+        custom_json=_json(custom),
         email_consent=email_consent if email else None,
         sms_consent=sms_consent if phone and sms_consent and sms_consent.status else None,
         email_suppression=_suppression(get("email_suppression"), "email_suppression"),
         sms_suppression=_suppression(get("sms_suppression"), "sms_suppression"),
         sms_without_evidence=no_proof,
-        email_hash=address_hash("email", email) if email else "",
-        phone_hash=address_hash("sms", phone) if phone else "",
+        email_hash=address_hash("email", email) if email and rules.hash_addresses else "",
+        phone_hash=address_hash("sms", phone) if phone and rules.hash_addresses else "",
     )
 
 
@@ -174,13 +192,28 @@ def _consent(channel: str, get, shared_at: datetime | None, rules: RowRules) -> 
     if said in NO_WORDS:
         return None
     if said in OUT_WORDS:
-        return Consent(ConsentStatus.OPTED_OUT.value, at, evidence)
+        return _shared(Consent(ConsentStatus.OPTED_OUT.value, at, evidence))
     if said not in YES_WORDS:
         raise InputError(f"{column} {get(column)!r} is not one of yes / no / opted_out")
     if channel == "sms" and not evidence:
         # TCPA: marketing texts need prior express written consent; no proof, no texts.
-        return Consent("", at, "")
-    return Consent(ConsentStatus.OPTED_IN.value, at, evidence)
+        return _shared(Consent("", at, ""))
+    return _shared(Consent(ConsentStatus.OPTED_IN.value, at, evidence))
+
+
+def _shared(consent: Consent) -> Consent:
+    """One object per distinct statement: files repeat the same few, and pickle then sends each
+    once per chunk instead of once per row."""
+    if len(_CONSENTS) > 10_000:
+        _CONSENTS.clear()
+    return _CONSENTS.setdefault(consent, consent)
+
+
+_CONSENTS: dict[Consent, Consent] = {}
+
+
+def _json(custom: dict[str, str]) -> str:
+    return json.dumps(custom) if custom else "{}"
 
 
 def _when(text: str, column: str, rules: RowRules) -> datetime | None:

@@ -21,7 +21,7 @@ from contacts.consent import record_consent
 from contacts.fresh import FreshRows, default_evidence, split_fresh
 from contacts.merge import ContactState, MergeConflict, MergeResult, merge_row, new_contact
 from contacts.rows import CleanRow, Consent
-from contacts.suppressions import suppress
+from contacts.suppressions import address_hash, suppress
 from nurture.db import transaction
 from nurture.models import ConsentEvent, ConsentStatus, Contact, ContactTag
 
@@ -38,6 +38,7 @@ SQLITE_CACHE_KIB = 16 * 1024
 SQLITE_CHECKPOINT_PAGES = 10_000
 IMPORT_LOCK = "SELECT pg_advisory_xact_lock(hashtext('nurture.contacts.import'))"
 TAGS_SQL = "SELECT contact_id, tag FROM contact_tags WHERE contact_id"
+ANY_SUPPRESSION_SQL = "SELECT 1 FROM suppressions WHERE lifted_at IS NULL LIMIT 1"
 SUPPRESSIONS_SQL = "SELECT address_hash FROM suppressions WHERE lifted_at IS NULL AND address_hash"
 
 
@@ -184,8 +185,12 @@ class BatchWriter:
         return by_email, by_phone
 
     def _suppressed(self, session: Session, rows: list[CleanRow]) -> set[tuple[str, str]]:
-        wanted = {r.email_hash: ("email", r.email) for r in rows if r.email}
-        wanted |= {r.phone_hash: ("sms", r.phone) for r in rows if r.phone}
+        if session.connection().exec_driver_sql(ANY_SUPPRESSION_SQL).first() is None:
+            return set()  # a first import: nothing to look up (and rows come without hashes)
+        wanted = {r.email_hash or address_hash("email", r.email): ("email", r.email)
+                  for r in rows if r.email}  # fmt: skip
+        wanted |= {r.phone_hash or address_hash("sms", r.phone): ("sms", r.phone)
+                   for r in rows if r.phone}  # fmt: skip
         found = select_in(session, SUPPRESSIONS_SQL, sorted(wanted))
         return {wanted[digest] for (digest,) in found}
 

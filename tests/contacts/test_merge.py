@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -47,7 +48,8 @@ def state_and_row(draw: st.DrawFn) -> tuple[ContactState, CleanRow]:
     sms = draw(consent)
     row = CleanRow(
         line=2, email=email, phone=phone, first_name=draw(names), last_name=draw(names),
-        timezone=None, phone_zone=None, tags=tuple(draw(tags)), custom=draw(custom),
+        timezone=None, phone_zone=None, tags=tuple(draw(tags)),
+        custom_json=json.dumps(draw(custom)),
         email_consent=draw(consent),
         sms_consent=None if sms and sms.status == "opted_in" and not sms.evidence else sms,
         email_suppression=draw(st.sampled_from([None, "bounced"])),
@@ -116,7 +118,7 @@ def test_merging_the_same_row_twice_changes_nothing_the_second_time(
 
 def test_a_row_with_another_address_is_a_conflict() -> None:
     state = ContactState(id=1, email=EMAILS[0], phone=PHONES[0], timezone="UTC")
-    row = CleanRow(2, EMAILS[0], PHONES[1], "", "", None, None, (), {}, None, None, None, None,
+    row = CleanRow(2, EMAILS[0], PHONES[1], "", "", None, None, (), "{}", None, None, None, None,
                    False, "", "")  # fmt: skip
     with pytest.raises(MergeConflict, match="phone differs"):
         merge_row(state, row)
