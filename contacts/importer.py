@@ -41,6 +41,10 @@ CHUNK_ROWS = 2000
 #: Rows written per transaction: fewer commits (each may run a WAL checkpoint) and fewer
 #: statements, while a batch's rows stay a few megabytes.
 WRITE_ROWS = 10_000
+#: Rows handed to workers and not yet written: a batch being written, the next one gathering,
+#: and enough more that workers keep checking while the writer writes (a smaller window left
+#: them idle each time a batch was written, and the writer then waited for them in turn).
+IN_FLIGHT_ROWS = 2 * WRITE_ROWS
 #: Below this many rows, starting worker processes costs more than it saves.
 PARALLEL_FROM = 20_000
 
@@ -203,8 +207,7 @@ def _checked_chunks(checked: CsvFile, rules: RowRules, workers: int) -> Iterator
             for rows in _work(checked):
                 task = _check_span if isinstance(rows, Span) else _check_chunk
                 pending.append((rows, pool.submit(task, rows)))
-                # Enough in flight that workers keep checking while a whole batch is written.
-                if len(pending) > workers + 2:
+                if len(pending) > IN_FLIGHT_ROWS // CHUNK_ROWS + workers:
                     done, future = pending.popleft()
                     yield Checked(future.result(), done)
             while pending:
