@@ -70,15 +70,27 @@ class Planner:
                         session, campaign, at=at, limit=self.settings.scheduler.batch_size
                     )
         after_id = 0  # keyset: each tick walks the enrollments once, never rescans a batch
+        with self.sessions() as probe:
+            sqlite = is_sqlite(probe.get_bind())  # type: ignore[arg-type]
         while True:
+            found: list[int] | None = None
+            if sqlite:
+                # Found in a read transaction: walking a big campaign's enrollments for the few
+                # that are ready takes a while, and the write lock is the web server's too.
+                with transaction(self.sessions, immediate=False) as session:
+                    found = [row.id for row in self._ready_enrollments(session, after_id)]
+                if not found:
+                    return result
             with transaction(self.sessions, immediate=True) as session:
-                batch, after_id = self._plan_batch(session, now, result, after_id)
+                batch, after_id = self._plan_batch(session, now, result, after_id, found)
             if batch < self.settings.scheduler.batch_size:
                 return result
 
-    def _ready_enrollments(self, session: Session, after_id: int) -> list[Row[Any]]:
+    def _ready_enrollments(
+        self, session: Session, after_id: int, among: list[int] | None = None
+    ) -> list[Row[Any]]:
         """Active enrollments whose next step may be planned, as plain rows (locked on PostgreSQL
-        so two workers never plan the same enrollment)."""
+        so two workers never plan the same enrollment); `among` re-checks ones found earlier."""
         previous = Message.__table__.alias("previous")
         query = (
             select(
@@ -108,19 +120,31 @@ class Planner:
             .order_by(Enrollment.id)
             .limit(self.settings.scheduler.batch_size)
         )
+        if among is not None:
+            query = query.where(Enrollment.id.in_(among))
         if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
             query = query.with_for_update(of=Enrollment, skip_locked=True)
         return list(session.execute(query))
 
     def _plan_batch(
-        self, session: Session, now: datetime, result: PlanResult, after_id: int
+        self,
+        session: Session,
+        now: datetime,
+        result: PlanResult,
+        after_id: int,
+        found: list[int] | None = None,
     ) -> tuple[int, int]:
-        """One batch of ready enrollments after `after_id`, set-based: campaigns, contacts,
-        suppressions and previous messages loaded once per batch; new messages inserted and
-        enrollments updated in one statement each (no ORM object per enrollment)."""
-        ready = self._ready_enrollments(session, after_id)
+        """One batch of ready enrollments after `after_id` (or those `found` ready, checked again
+        under the write lock), set-based: campaigns, contacts, suppressions and previous messages
+        loaded once per batch; new messages inserted and enrollments updated in one statement
+        each (no ORM object per enrollment). Returns the batch's size and where it ended."""
+        ready = self._ready_enrollments(session, after_id, found)
+        if found:
+            size, end = len(found), found[-1]
+        else:
+            size, end = len(ready), ready[-1].id if ready else after_id
         if not ready:
-            return 0, after_id
+            return size, end
         campaigns = {
             campaign.id: (campaign, Sequence.from_snapshot(campaign.definition))
             for campaign in session.scalars(
@@ -166,7 +190,7 @@ class Planner:
             session.execute(update(Enrollment), planned)
         if ended:
             session.execute(update(Enrollment), ended)
-        return len(ready), ready[-1].id
+        return size, end
 
     def _plan_step(
         self,

@@ -95,3 +95,47 @@ def test_planning_twice_never_makes_a_second_row(
             select(Message.enrollment_id, Message.step_index, Message.state)
         ).all()
     assert len(rows) == 5 and all(state == MessageState.PLANNED for *_, state in rows)
+
+
+def test_the_walk_for_ready_enrollments_leaves_the_sqlite_write_lock_free(
+    h: Any, sqlite_app: NurtureApp, frozen_clock: FrozenClock, monkeypatch: Any
+) -> None:
+    """Walking a big campaign takes a while; the web server's unsubscribes need the write lock
+    meanwhile. An enrollment that exits between the walk and the write is not planned."""
+    import sqlite3
+
+    frozen_clock.now = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+    h.seed(sqlite_app, emails=2, due=frozen_clock.now)
+    with transaction(sqlite_app.sessions) as session:
+        staying, leaving = session.scalars(select(Enrollment.contact_id).order_by(Enrollment.id))
+        session.execute(Message.__table__.delete())  # as if just enrolled: nothing planned yet
+        session.execute(Enrollment.__table__.update().values(planned_step=-1))
+    database = sqlite_app.engine.url.database
+    planner = sqlite_app.planner
+    walk = planner._ready_enrollments
+    lock_free: list[bool] = []
+
+    def walking(session: Any, after_id: int, among: Any = None) -> Any:
+        found = walk(session, after_id) if among is None else walk(session, after_id, among)
+        if among is None:
+            other = sqlite3.connect(database, timeout=0, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute(  # meanwhile, one contact leaves (as a booking would make them)
+                    "UPDATE enrollments SET state = 'exited', exit_reason = 'booked' "
+                    "WHERE contact_id = ?",
+                    (leaving,),
+                )
+                other.execute("COMMIT")
+                lock_free.append(True)
+            except sqlite3.OperationalError:
+                lock_free.append(False)
+            finally:
+                other.close()
+        return found
+
+    monkeypatch.setattr(planner, "_ready_enrollments", walking)
+    assert planner.tick().planned == 1
+    assert lock_free and all(lock_free)
+    with transaction(sqlite_app.sessions, immediate=False) as session:
+        assert session.scalars(select(Message.contact_id)).all() == [staying]
