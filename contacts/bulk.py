@@ -19,8 +19,16 @@ IN_CHUNK = 900  # stay far below SQLite's bound-parameter limit
 
 
 def select_in(session: Session, sql: str, keys: list[Any]) -> list[Any]:
-    """Rows of `sql IN (keys)`, in chunks, as plain DB-API tuples (see executemany for why)."""
+    """Rows of `sql IN (keys)`, in chunks, as plain DB-API tuples (see executemany for why).
+
+    PostgreSQL takes the keys as one array (`= ANY(%s)`): planning an IN list of 900
+    parameters, afresh for every statement (writer.py turns plan caching off), cost more than
+    running it."""
     connection = session.connection()
+    if not keys:
+        return []
+    if connection.dialect.name == "postgresql":
+        return list(connection.exec_driver_sql(f"{sql} = ANY(%s)", (list(keys),)).all())
     mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     out: list[Any] = []
     for start in range(0, len(keys), IN_CHUNK):
@@ -103,3 +111,17 @@ def insert_tuples(
     marks = ", ".join([mark] * len(names))
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
     connection.exec_driver_sql(sql, rows)
+
+
+def copy_tuples(
+    session: Session, table: Table, names: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """PostgreSQL: COPY rows that are already DB-API parameters (see stored_form) into
+    `table`, in the session's transaction."""
+    driver_connection = session.connection().connection.driver_connection
+    assert driver_connection is not None
+    with driver_connection.cursor() as cursor:
+        sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+        with cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from contacts.bulk import insert_tuples, select_in, stored_form
+from contacts.bulk import copy_tuples, insert_tuples, select_in, stored_form
 from contacts.rows import CleanRow
 from nurture.models import ConsentEvent, ConsentStatus, Contact, ContactTag
 
@@ -32,6 +32,7 @@ EVENT_COLUMNS = (
     "contact_id", "channel", "status", "occurred_at", "source", "evidence", "recorded_at",
 )  # fmt: skip
 MAX_ID_SQL = "SELECT coalesce(max(id), 0) FROM contacts"
+PG_IDS_SQL = "SELECT nextval(pg_get_serial_sequence('contacts', 'id')) FROM generate_series(1, %s)"
 
 
 def split_fresh(
@@ -77,6 +78,7 @@ class FreshRows:
             return
         now = stored_form(session, CONTACTS.c.created_at, self.now)
         default_zone, source = self.default_timezone, self.source
+        postgres = session.get_bind().dialect.name == "postgresql"
         first_id = self._next_sqlite_id(session)
         contacts = [
             (row.email, row.phone, row.first_name, row.last_name,
@@ -85,11 +87,19 @@ class FreshRows:
              source, now, now)
             for row in rows
         ]  # fmt: skip
-        insert_tuples(session, CONTACTS, CONTACT_COLUMNS, contacts)
-        ids = self._sqlite_ids(session, first_id, len(rows)) or self._ids(session, rows)
+        if postgres:
+            # Ids drawn from the sequence up front, then COPY (several times faster than
+            # INSERTs): no lookup afterwards to learn which id each new contact got.
+            ids = [i for (i,) in session.connection().exec_driver_sql(PG_IDS_SQL, (len(rows),))]
+            copy_tuples(session, CONTACTS, ("id", *CONTACT_COLUMNS),
+                        [(i, *c) for i, c in zip(ids, contacts, strict=True)])  # fmt: skip
+        else:
+            insert_tuples(session, CONTACTS, CONTACT_COLUMNS, contacts)
+            ids = self._sqlite_ids(session, first_id, len(rows)) or self._ids(session, rows)
+        write = copy_tuples if postgres else insert_tuples
         tags = [(ids[i], tag) for i, row in enumerate(rows) for tag in row.tags]
         if tags:
-            insert_tuples(session, TAGS, ("contact_id", "tag"), tags)
+            write(session, TAGS, ("contact_id", "tag"), tags)
         when: dict[datetime | None, Any] = {}
         for consent in {c for row in rows for c in (row.email_consent, row.sms_consent) if c}:
             when.setdefault(consent.at, stored_form(session, EVENTS.c.occurred_at,
@@ -102,7 +112,7 @@ class FreshRows:
             if consent is not None
         ]  # fmt: skip
         if events:
-            insert_tuples(session, EVENTS, EVENT_COLUMNS, events)
+            write(session, EVENTS, EVENT_COLUMNS, events)
 
     @staticmethod
     def _next_sqlite_id(session: Session) -> int | None:
