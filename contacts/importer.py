@@ -45,6 +45,7 @@ WRITE_ROWS = 10_000
 #: and enough more that workers keep checking while the writer writes (a smaller window left
 #: them idle each time a batch was written, and the writer then waited for them in turn).
 IN_FLIGHT_ROWS = 2 * WRITE_ROWS
+WORKER_NICENESS = 5
 #: Below this many rows, starting worker processes costs more than it saves.
 PARALLEL_FROM = 20_000
 
@@ -242,6 +243,11 @@ _worker_file: CsvFile | None = None
 def _init_worker(rules: RowRules, checked: CsvFile) -> None:
     global _worker_rules, _worker_file
     _worker_rules, _worker_file = rules, checked
+    if hasattr(os, "nice"):
+        # The writing process is the import's critical path: with as many workers as cores,
+        # the scheduler gave it only two thirds of a core. Lower-priority workers take the
+        # CPU it leaves (and yield to the web server and scheduler too).
+        os.nice(WORKER_NICENESS)
 
 
 def _check_chunk(chunk: Chunk) -> Results:

@@ -116,3 +116,16 @@ def test_rejects_keep_their_line_numbers_when_workers_read_spans(
     assert by_line[16][2:] == ["p1@example.com", "(213) 555-0100", ""]
     assert by_line[16][1].startswith("conflict")
     assert summary.rejected == 4
+
+
+def test_workers_yield_the_cpu_to_the_writing_process() -> None:
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context(importer._start_method())
+    with ProcessPoolExecutor(
+        1, mp_context=context, initializer=importer._init_worker, initargs=(None, None)
+    ) as pool:
+        worker_niceness = pool.submit(os.nice, 0).result()
+    assert worker_niceness == min(os.nice(0) + importer.WORKER_NICENESS, 19)
