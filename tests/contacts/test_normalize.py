@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 import phonenumbers
 import pytest
@@ -105,6 +106,42 @@ def ours_email(raw: str) -> str | None:
         return normalize_email(raw)
     except InputError:
         return None
+
+
+def outcome(check: Callable[[str], str], raw: str) -> str:
+    """The address, or the error's message."""
+    try:
+        return check(raw)
+    except InputError as exc:
+        return str(exc)
+    except EmailNotValidError as exc:
+        return f"invalid email: {exc}"
+
+
+def reference_outcome(raw: str) -> str:
+    return outcome(
+        lambda r: validate_email(r.strip(), check_deliverability=False).normalized.lower(), raw
+    )
+
+
+ATEXT_CHARS = "aZ09_!#$%&'*+-/=?^`{|}~."
+plain_like = st.builds(
+    lambda local, domain, pad: f"{pad}{local}@{domain}{pad}",
+    st.text(alphabet=ATEXT_CHARS + '"(\\ é', min_size=0, max_size=70),
+    st.one_of(
+        st.sampled_from(["example.com", "EXAMPLE.org", "x.test", "localhost", "a..b.com",
+                         "-a.com", "a-.com", "a.b", "x.example", "1.2.3.4", "a.c0m",
+                         "xn--bcher-kva.de", "co", "b\u00fccher.de", "[127.0.0.1]",
+                         "a" * 64 + ".com", "e.x.a.m.p.le.com"]),
+        st.text(alphabet="aZ09.-", min_size=0, max_size=70),
+    ),
+    st.sampled_from(["", " ", "\t"]),
+)  # fmt: skip
+
+
+@given(plain_like)
+def test_plain_ascii_addresses_give_email_validators_result_or_message(raw: str) -> None:
+    assert outcome(normalize_email, raw) == reference_outcome(raw)
 
 
 @given(st.emails())
