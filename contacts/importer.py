@@ -140,6 +140,7 @@ def import_csv(
                 progress(sum(len(part.results) for part in batch))
     finally:
         rejects.close()
+        writer.finish()
     summary.rejects_path = rejects.path if summary.rejected else None
     log.info(
         "imported %s from %s: %d inserted, %d updated, %d unchanged, %d rejected, "

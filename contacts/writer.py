@@ -43,6 +43,7 @@ SQLITE_CACHE_KIB = 32 * 1024
 #: truncates it back once a checkpoint has emptied it.
 SQLITE_CHECKPOINT_PAGES = 100_000
 SQLITE_WAL_LIMIT_BYTES = 64 * 1024 * 1024
+SQLITE_DEFAULT_CACHE, SQLITE_DEFAULT_CHECKPOINT = -2000, 1000  # https://sqlite.org/pragma.html
 IMPORT_LOCK = "SELECT pg_advisory_xact_lock(hashtext('nurture.contacts.import'))"
 TAGS_SQL = "SELECT contact_id, tag FROM contact_tags WHERE contact_id"
 ANY_SUPPRESSION_SQL = "SELECT 1 FROM suppressions WHERE lifted_at IS NULL LIMIT 1"
@@ -92,6 +93,24 @@ class BatchWriter:
     filename: str
     default_timezone: str
     now: datetime
+
+    def finish(self) -> None:
+        """SQLite: fold the import's WAL into the database now, rather than leave the next
+        writer (a web request, the dispatcher) to copy up to SQLITE_CHECKPOINT_PAGES pages,
+        and give the connection back with SQLite's default cache and checkpoint interval.
+        (Best effort: it reaches the pooled connection the batches used when the import ran
+        alone on its engine, as from the CLI.)"""
+        session = self.sessions()
+        try:
+            if session.get_bind().dialect.name != "sqlite":
+                return
+            connection = session.connection()
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            connection.exec_driver_sql(f"PRAGMA cache_size = {SQLITE_DEFAULT_CACHE}")
+            connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {SQLITE_DEFAULT_CHECKPOINT}")
+            session.commit()
+        finally:
+            session.close()
 
     def write(self, rows: list[CleanRow]) -> list[RowOutcome]:
         with transaction(self.sessions) as session:

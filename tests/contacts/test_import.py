@@ -334,3 +334,18 @@ def test_two_imports_at_once_add_each_person_once(
     assert sum(r.updated for r in results) == 300
     assert count_contacts() == 300
     assert contact(nurture_app, email="p150@example.com").tags == ["again", "from0"]
+
+
+def test_an_import_gives_its_sqlite_connection_back_with_default_settings(
+    sqlite_app: NurtureApp, write_csv: Callable[..., Path]
+) -> None:
+    from contacts.importer import import_csv
+
+    import_csv(sqlite_app.sessions, write_csv(PEOPLE), "web", default_timezone="UTC",
+               clock=sqlite_app.clock)  # fmt: skip
+    with transaction(sqlite_app.sessions, immediate=False) as session:
+        connection = session.connection()
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
+        frames = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        assert frames[1] == frames[2]  # everything in the WAL is in the database
