@@ -129,3 +129,36 @@ def test_workers_yield_the_cpu_to_the_writing_process() -> None:
     ) as pool:
         worker_niceness = pool.submit(os.nice, 0).result()
     assert worker_niceness == min(os.nice(0) + importer.WORKER_NICENESS, 19)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_partial_import_by_spans_rejects_undecodable_rows_on_their_lines(
+    write_csv: Callable[..., Path],
+    run_import: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+) -> None:
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 4)
+    rows = [f"P{n},p{n}@example.com\n".encode() for n in range(30)]
+    rows[13] = "Zoë,zoe@example.com\n".encode("cp1252")  # line 15
+    rows[22] = b'Ana,"ana@example.com"\n'  # a quoted field, still one line
+    path = write_csv(b"first_name,email\n" + b"".join(rows))
+    summary = run_import(path, partial=True, workers=workers)
+    assert (summary.inserted, summary.rejected) == (29, 1)
+    rejects = summary.rejects_path.read_text(encoding="utf-8").splitlines()
+    assert rejects[1].startswith("15,holds bytes that are not valid text")
+    assert rejects[1].endswith("Zo\ufffd,zoe@example.com")
+
+
+def test_a_utf16_file_is_read_in_the_parent_and_checked_by_workers(
+    write_csv: Callable[..., Path],
+    run_import: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 3)
+    text = "first_name,email\n" + "".join(f"Zoë{n},z{n}@example.com\n" for n in range(10))
+    path = write_csv(text.encode("utf-16") + "broken\n".encode("utf-16-le"))
+    summary = run_import(path, workers=2)
+    assert (summary.inserted, summary.rejected) == (10, 1)
+    rejects = summary.rejects_path.read_text(encoding="utf-8").splitlines()
+    assert rejects[1].startswith("12,")
