@@ -349,3 +349,27 @@ def test_an_import_gives_its_sqlite_connection_back_with_default_settings(
         assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
         frames = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
         assert frames[1] == frames[2]  # everything in the WAL is in the database
+
+
+def test_a_suppression_made_earlier_in_the_same_import_is_kept_by_later_batches(
+    nurture_app: NurtureApp,
+    write_csv: Callable[..., Path],
+    run_import: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The suppression list is empty when the import starts, so workers skip the address
+    hashes; the writer must still find the suppression an earlier batch added."""
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(importer, "WRITE_ROWS", 1)  # one row a batch
+    rows = [
+        {"email": "x@example.com", "email_suppression": "bounced"},
+        {"email": "other@example.com", "email_consent": "yes"},
+        {"email": "X@Example.com", "email_consent": "yes", "first_name": "Xavier"},
+    ]
+    header = ["first_name", "email", "email_consent", "email_suppression"]
+    summary = run_import(write_csv(rows, header=header), workers=0)
+    assert summary.suppressions_kept == 1
+    assert contact(nurture_app, email="x@example.com").email_consent is None
+    with transaction(nurture_app.sessions, immediate=False) as session:
+        active = session.scalars(select(Suppression).where(Suppression.lifted_at.is_(None))).all()
+        assert [(s.channel, s.reason) for s in active] == [("email", "bounced")]
