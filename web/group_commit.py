@@ -32,6 +32,7 @@ class GroupCommitter(Generic[T]):
         write: Callable[[Sequence[T]], None],
         *,
         linger: float = 0.0,
+        busy_linger: float = 0.0,
         max_batch: int = 2000,
         retry_seconds: float = 0.5,
         after_batch: Callable[[], None] | None = None,
@@ -40,6 +41,10 @@ class GroupCommitter(Generic[T]):
         # Runs in the writer thread once a batch's waiters have been answered (a WAL checkpoint).
         self.after_batch = after_batch
         self.linger, self.max_batch, self.retry_seconds = linger, max_batch, retry_seconds
+        # Lingers only while writes arrive together (the last batch held more than one), so a
+        # lone unsubscribe is committed at once and a flood's batches grow (see `_run`).
+        self.busy_linger = busy_linger
+        self._last_batch = 0
         self._queue: deque[tuple[T, _Waiter]] = deque()
         self._wake = threading.Event()
         self._stopping = False
@@ -96,6 +101,8 @@ class GroupCommitter(Generic[T]):
             self._wake.set()
         await future
 
+    _sleep = staticmethod(time.sleep)  # a test's seam
+
     def pending(self) -> int:
         return len(self._queue)
 
@@ -106,11 +113,13 @@ class GroupCommitter(Generic[T]):
             self._wake.wait()
             # Linger only while a batch is still filling: a backlog is written back to back,
             # or a writer slower than its arrivals would fall further behind with every batch.
-            if self.linger and not self._stopping and len(self._queue) < self.max_batch:
-                time.sleep(self.linger)
+            linger = self.linger or (self.busy_linger if self._last_batch > 1 else 0.0)
+            if linger and not self._stopping and len(self._queue) < self.max_batch:
+                self._sleep(linger)
             self._wake.clear()
             batch = self._take()
             if batch:
+                self._last_batch = len(batch)
                 if not self._commit(batch) and not self._stopping:
                     time.sleep(self.retry_seconds)
                 elif self.after_batch is not None:

@@ -248,23 +248,39 @@ class Checkpointer:
 
     SQLite's automatic checkpoint runs inside whichever commit crosses 1000 WAL pages, so one
     unlucky unsubscribe in a flood waited for a whole checkpoint. The group-commit writers turn
-    theirs off (`quiet_autocheckpoint`) and call `after_commit` instead, once the batch's
-    requests have been answered: a PASSIVE checkpoint (it never blocks readers or writers) of
-    just that batch's pages. Done there, between two of the writer's own transactions, it leaves
-    the WAL fully copied when the next transaction begins, which is when SQLite starts the log
-    over from its beginning. Done only from a timer (as before), the WAL was never fully copied
-    at that moment under steady load, and grew by every page written (800 MB in an 8-second
-    flood of unsubscribes), each new page costing the file system a block allocation. A thread
-    still checkpoints a few times a second, for writes from elsewhere (the sqlite3 module
-    releases the GIL meanwhile).
+    theirs off (`quiet_autocheckpoint`) and call `after_commit` once a batch's requests have
+    been answered.
+
+    A checkpoint writes the batch's pages to their random places in the database file and
+    fsyncs it: on the bench's disk that took longer than the commit's own sequential WAL write
+    (py-spy: 41% of the unsubscribe writer's time against 34% for COMMIT). Run in the writer's
+    thread after every batch (as before), the next batch could not begin until it was done. So
+    `after_commit` hands it to this class's thread, which copies the pages (a PASSIVE checkpoint
+    never blocks the writers) while the writer commits its next batch: the disk serves both.
+
+    But SQLite starts the WAL over from its beginning only when a transaction begins on a WAL
+    that is fully copied, which a checkpoint running beside the commits rarely leaves; the WAL
+    then grew by every page written (800 MB in an 8-second flood of unsubscribes), each new
+    page costing the file system a block allocation and the commit's fsync a journal commit.
+    Hence `restart_frames`: once the WAL holds that many frames, the writer checkpoints itself,
+    between two of its transactions (copying only what the thread has not yet), so its next
+    transaction starts the WAL over. The thread also checkpoints a few times a second, for
+    writes from elsewhere (the sqlite3 module releases the GIL meanwhile).
     """
 
-    def __init__(self, database: str, interval: float = 0.25) -> None:
-        self.database, self.interval = database, interval
+    RESTART_FRAMES = 4000  # 16 MB of WAL with 4 KiB pages
+
+    def __init__(
+        self, database: str, interval: float = 0.25, restart_frames: int = RESTART_FRAMES
+    ) -> None:
+        self.database, self.interval, self.restart_frames = database, interval, restart_frames
         self._stop = threading.Event()
+        self._due = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
+        self.wal_frames = 0  # the WAL's length at the last checkpoint (0: it starts over)
+        self.restarts = 0  # checkpoints run in a writer's thread to start the WAL over
 
     def start(self) -> None:
         if self._thread is None:
@@ -276,6 +292,7 @@ class Checkpointer:
         thread, self._thread = self._thread, None
         if thread is not None:
             self._stop.set()
+            self._due.set()
             thread.join(30)
         with self._lock:
             if self._connection is not None:
@@ -283,8 +300,13 @@ class Checkpointer:
                 self._connection = None
 
     def after_commit(self) -> None:
-        """A writer's hook: checkpoint now, unless another thread is already doing it."""
-        self.checkpoint(wait=False)
+        """A writer's hook, in its thread between two of its transactions."""
+        if self.wal_frames >= self.restart_frames or self._thread is None:
+            self.checkpoint(wait=True)
+            self.wal_frames = 0
+            self.restarts += 1
+        else:
+            self._due.set()
 
     def checkpoint(self, *, wait: bool = True) -> None:
         if not self._lock.acquire(blocking=wait):
@@ -294,13 +316,16 @@ class Checkpointer:
                 self._connection = sqlite3.connect(
                     self.database, isolation_level=None, timeout=30, check_same_thread=False
                 )
-            self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            row = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self.wal_frames = row[1]  # (busy, frames in the WAL, frames copied)
         finally:
             self._lock.release()
 
     def _run(self) -> None:
         self.checkpoint()  # the first one may have a long fsync to do: not in a writer's way
-        while not self._stop.wait(self.interval):
+        while not self._stop.is_set():
+            self._due.wait(self.interval)
+            self._due.clear()
             self.checkpoint()
         self.checkpoint()
 

@@ -31,6 +31,13 @@ LABELS = {Channel.EMAIL: "emails", Channel.SMS: "text messages"}
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 CHANNEL_CODES = {"e": Channel.EMAIL, "s": Channel.SMS}  # as templates.links writes them
 TOKEN_MAX = 200
+# Under a flood of one-clicks, the writer waits this long after its first queued unsubscribe
+# for more before it commits: with checkpoints beside the commits (sqlite_rows.Checkpointer),
+# the requests answered by one commit come back as the next is under way, and without the wait
+# each fsync covered half as many (two groups taking turns). Measured on the bench (2 cores,
+# 50 connections), 6,550 one-clicks/s with it against 5,570 without. A lone unsubscribe (the
+# last batch held one) is committed at once.
+BUSY_LINGER = 0.001
 NOT_FOUND = {404: {"description": "Friendly page: the link is not valid"}}
 
 
@@ -46,7 +53,7 @@ class UnsubscribeService:
         self._fast.check_against(signer.unsubscribe_url(1, "sms").rsplit("/", 1)[1], "1~s")
         self.writer_sql = UnsubscribeWriter(nurture.engine)
         self.writer: GroupCommitter[Unsubscribe] = GroupCommitter(
-            "unsubscribe-writer", self.writer_sql
+            "unsubscribe-writer", self.writer_sql, busy_linger=BUSY_LINGER
         )
 
     def read(self, token: str) -> ContactToken | None:

@@ -51,3 +51,42 @@ def test_a_failing_after_batch_step_loses_nothing():
     asyncio.run(last())
     writer.stop()
     assert written == list(range(101))
+
+
+def test_busy_linger_lets_a_flood_gather_and_commits_a_lone_write_at_once():
+    """After a batch of several, the writer waits `busy_linger` for more before committing;
+    after a batch of one it does not wait."""
+    batches: list[list[int]] = []
+    release = threading.Event()
+    lingered: list[float] = []
+
+    def write(batch):
+        if not batches:
+            release.wait(5)  # the first commit is "in flight" while 2 and 3 queue up
+        batches.append(list(batch))
+
+    writer = GroupCommitter("test-writer", write, busy_linger=0.25)
+
+    def sleep(seconds: float) -> None:
+        lingered.append(seconds)
+        writer.add(5)  # arrives while the writer lingers: joins the batch that is filling
+
+    writer._sleep = sleep  # type: ignore[method-assign]
+    writer.start()
+
+    async def flood() -> None:
+        writer.add(1)
+        while writer.pending():  # the writer has taken 1 and is committing it
+            await asyncio.sleep(0.001)
+        writer.add(2)
+        writer.add(3)
+        release.set()
+        while len(batches) < 2:
+            await asyncio.sleep(0.001)
+        await asyncio.wait_for(writer.commit(4), 5)
+
+    asyncio.run(flood())
+    writer.stop()
+    # [1] alone: no linger before [2, 3]; after [2, 3], one linger, in which 5 joined 4.
+    assert batches == [[1], [2, 3], [4, 5]]
+    assert lingered == [0.25]
