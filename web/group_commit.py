@@ -41,10 +41,11 @@ class GroupCommitter(Generic[T]):
         # Runs in the writer thread once a batch's waiters have been answered (a WAL checkpoint).
         self.after_batch = after_batch
         self.linger, self.max_batch, self.retry_seconds = linger, max_batch, retry_seconds
-        # Lingers only while writes arrive together (the last batch held more than one), so a
-        # lone unsubscribe is committed at once and a flood's batches grow (see `_run`).
+        # Gathering: see `_gather`.
         self.busy_linger = busy_linger
         self._last_batch = 0
+        self._gather_until = 0  # while the writer gathers: the queue length it waits for
+        self._gathered = threading.Event()
         self._queue: deque[tuple[T, _Waiter]] = deque()
         self._wake = threading.Event()
         self._stopping = False
@@ -88,6 +89,8 @@ class GroupCommitter(Generic[T]):
         self._queue.append((item, None))
         if not self._wake.is_set():
             self._wake.set()
+        if self._gather_until and len(self._queue) >= self._gather_until:
+            self._gathered.set()
 
     async def commit(self, item: T) -> None:
         """Queue a write and return once it is committed; raises if it could not be."""
@@ -99,9 +102,9 @@ class GroupCommitter(Generic[T]):
         self._queue.append((item, (loop, future)))
         if not self._wake.is_set():
             self._wake.set()
+        if self._gather_until and len(self._queue) >= self._gather_until:
+            self._gathered.set()
         await future
-
-    _sleep = staticmethod(time.sleep)  # a test's seam
 
     def pending(self) -> int:
         return len(self._queue)
@@ -113,9 +116,10 @@ class GroupCommitter(Generic[T]):
             self._wake.wait()
             # Linger only while a batch is still filling: a backlog is written back to back,
             # or a writer slower than its arrivals would fall further behind with every batch.
-            linger = self.linger or (self.busy_linger if self._last_batch > 1 else 0.0)
-            if linger and not self._stopping and len(self._queue) < self.max_batch:
-                self._sleep(linger)
+            if self.linger and not self._stopping and len(self._queue) < self.max_batch:
+                time.sleep(self.linger)
+            elif self.busy_linger and not self._stopping and len(self._queue) < self._last_batch:
+                self._gather(min(self._last_batch, self.max_batch))
             self._wake.clear()
             batch = self._take()
             if batch:
@@ -128,6 +132,21 @@ class GroupCommitter(Generic[T]):
                 self._wake.set()
             elif self._stopping:
                 return
+
+    def _gather(self, size: int) -> None:
+        """Wait up to `busy_linger` for the queue to hold `size` writes (the last batch's size).
+
+        In a flood, the requests one commit answered come back while the next is being
+        written; committing whatever has arrived at once split them into two groups taking
+        turns, each paying a whole fsync for half the rows. Waiting for as many as the last
+        batch held (not a fixed linger) ends the wait the moment they are back, and a batch of
+        one (a lone unsubscribe) never waits: its size is already reached.
+        """
+        self._gathered.clear()
+        self._gather_until = size
+        if len(self._queue) < size:  # (a write queued before the target was set)
+            self._gathered.wait(self.busy_linger)
+        self._gather_until = 0
 
     def _after_batch(self) -> None:
         try:

@@ -53,25 +53,19 @@ def test_a_failing_after_batch_step_loses_nothing():
     assert written == list(range(101))
 
 
-def test_busy_linger_lets_a_flood_gather_and_commits_a_lone_write_at_once():
-    """After a batch of several, the writer waits `busy_linger` for more before committing;
-    after a batch of one it does not wait."""
+def test_in_a_flood_the_writer_gathers_as_many_as_its_last_batch_then_commits():
+    """After a batch of several, the writer waits (up to busy_linger) until as many are queued,
+    and commits as soon as they are: with a 30 s busy_linger this would time out if it waited
+    the linger out, and commit [4] then [5] if it did not wait at all."""
     batches: list[list[int]] = []
     release = threading.Event()
-    lingered: list[float] = []
 
     def write(batch):
         if not batches:
             release.wait(5)  # the first commit is "in flight" while 2 and 3 queue up
         batches.append(list(batch))
 
-    writer = GroupCommitter("test-writer", write, busy_linger=0.25)
-
-    def sleep(seconds: float) -> None:
-        lingered.append(seconds)
-        writer.add(5)  # arrives while the writer lingers: joins the batch that is filling
-
-    writer._sleep = sleep  # type: ignore[method-assign]
+    writer = GroupCommitter("test-writer", write, busy_linger=30)
     writer.start()
 
     async def flood() -> None:
@@ -83,10 +77,25 @@ def test_busy_linger_lets_a_flood_gather_and_commits_a_lone_write_at_once():
         release.set()
         while len(batches) < 2:
             await asyncio.sleep(0.001)
-        await asyncio.wait_for(writer.commit(4), 5)
+        await asyncio.wait_for(asyncio.gather(writer.commit(4), writer.commit(5)), 5)
 
     asyncio.run(flood())
     writer.stop()
-    # [1] alone: no linger before [2, 3]; after [2, 3], one linger, in which 5 joined 4.
     assert batches == [[1], [2, 3], [4, 5]]
-    assert lingered == [0.25]
+
+
+def test_a_lone_write_is_committed_without_gathering():
+    """A batch of one sets no wait: the next single write goes straight to its commit."""
+    batches: list[list[int]] = []
+    writer = GroupCommitter(
+        "test-writer", lambda batch: batches.append(list(batch)), busy_linger=30
+    )
+    writer.start()
+
+    async def one_by_one() -> None:
+        for n in range(3):
+            await asyncio.wait_for(writer.commit(n), 5)
+
+    asyncio.run(one_by_one())
+    writer.stop()
+    assert batches == [[0], [1], [2]]
