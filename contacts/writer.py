@@ -10,10 +10,12 @@ stay in one place. Short transactions keep SQLite's single write lock free for t
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from contacts.bulk import executemany, json_dict, select_in
@@ -44,6 +46,8 @@ SQLITE_CACHE_KIB = 32 * 1024
 SQLITE_CHECKPOINT_PAGES = 100_000
 SQLITE_WAL_LIMIT_BYTES = 64 * 1024 * 1024
 SQLITE_DEFAULT_CACHE, SQLITE_DEFAULT_CHECKPOINT = -2000, 1000  # https://sqlite.org/pragma.html
+log = logging.getLogger("nurture.contacts.import")
+
 IMPORT_LOCK = "SELECT pg_advisory_xact_lock(hashtext('nurture.contacts.import'))"
 TAGS_SQL = "SELECT contact_id, tag FROM contact_tags WHERE contact_id"
 ANY_SUPPRESSION_SQL = "SELECT 1 FROM suppressions WHERE lifted_at IS NULL LIMIT 1"
@@ -99,7 +103,8 @@ class BatchWriter:
         writer (a web request, the dispatcher) to copy up to SQLITE_CHECKPOINT_PAGES pages,
         and give the connection back with SQLite's default cache and checkpoint interval.
         (Best effort: it reaches the pooled connection the batches used when the import ran
-        alone on its engine, as from the CLI.)"""
+        alone on its engine, as from the CLI. It runs after a failed import too, so its own
+        failure is logged, never raised over the import's error.)"""
         session = self.sessions()
         try:
             if session.get_bind().dialect.name != "sqlite":
@@ -109,6 +114,8 @@ class BatchWriter:
             connection.exec_driver_sql(f"PRAGMA cache_size = {SQLITE_DEFAULT_CACHE}")
             connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {SQLITE_DEFAULT_CHECKPOINT}")
             session.commit()
+        except SQLAlchemyError as exc:
+            log.warning("could not checkpoint after the import: %s", exc)
         finally:
             session.close()
 

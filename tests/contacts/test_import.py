@@ -373,3 +373,28 @@ def test_a_suppression_made_earlier_in_the_same_import_is_kept_by_later_batches(
     with transaction(nurture_app.sessions, immediate=False) as session:
         active = session.scalars(select(Suppression).where(Suppression.lifted_at.is_(None))).all()
         assert [(s.channel, s.reason) for s in active] == [("email", "bounced")]
+
+
+def test_a_failing_checkpoint_after_the_import_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """finish() runs after a failed import too: its own error must never replace the import's."""
+    from sqlalchemy.exc import OperationalError
+
+    from contacts.writer import BatchWriter
+
+    class BrokenSession:
+        def get_bind(self) -> Any:
+            return type("Bind", (), {"dialect": type("D", (), {"name": "sqlite"})()})()
+
+        def connection(self) -> Any:
+            raise OperationalError("PRAGMA wal_checkpoint", {}, Exception("disk I/O error"))
+
+        def close(self) -> None:
+            self.closed = True
+
+    writer = BatchWriter(BrokenSession, "test", "x.csv", "America/Los_Angeles", datetime.now(UTC))  # type: ignore[arg-type]
+    with caplog.at_level("WARNING", logger="nurture.contacts.import"):
+        writer.finish()
+    assert "could not checkpoint after the import" in caplog.text
+    assert "disk I/O error" in caplog.text
