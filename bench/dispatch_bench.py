@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -158,18 +159,36 @@ def seed(app: NurtureApp, channel: str, count: int) -> None:
 
 
 class RssSampler(threading.Thread):
+    """The worker's RSS, and its sender process's beside it (the worker's peak and the peak of
+    the two together are both reported)."""
+
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.process = psutil.Process()
-        self.peak = 0
+        self.peak = self.child_peak = self.total_peak = self.pss_peak = 0
         self.samples: list[int] = []
         self.running = True
 
     def run(self) -> None:
+        tick = 0
         while self.running:
             rss = self.process.memory_info().rss
+            child = 0
+            children = self.process.children()
+            for process in children:
+                with contextlib.suppress(psutil.Error):
+                    child += process.memory_info().rss
             self.peak = max(self.peak, rss)
+            self.child_peak = max(self.child_peak, child)
+            self.total_peak = max(self.total_peak, rss + child)
             self.samples.append(rss)
+            if tick % 10 == 0:  # PSS: shared pages counted once across the two (reads smaps)
+                pss = 0
+                for process in (self.process, *children):
+                    with contextlib.suppress(psutil.Error):
+                        pss += process.memory_full_info().pss
+                self.pss_peak = max(self.pss_peak, pss)
+            tick += 1
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -177,20 +196,29 @@ class RssSampler(threading.Thread):
         self.join()
 
 
-def dispatch(app: NurtureApp, channel: str, count: int) -> tuple[float, int, list[int]]:
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def dispatch(app: NurtureApp, channel: str, count: int) -> tuple[float, RssSampler]:
     app.dispatcher.loop.run(asyncio.sleep(0))  # start the send loop before the first sample
     sampler = RssSampler()
     sampler.start()
-    cpu = psutil.Process().cpu_times()
+    worker = psutil.Process()
+    cpu = cpu_seconds(worker)
     started = time.perf_counter()
     result = app.dispatcher.tick()
     elapsed = time.perf_counter() - started
-    after = psutil.Process().cpu_times()
+    busy = (cpu_seconds(worker) - cpu) / elapsed
+    sender = sum(cpu_seconds(child) for child in worker.children()) / elapsed
     sampler.stop()
-    busy = (after.user + after.system - cpu.user - cpu.system) / elapsed
-    print(f"  {channel}: engine process busy {busy:.0%} of one core while dispatching")
+    print(
+        f"  {channel}: worker process busy {busy:.0%} of one core, "
+        f"its sender process {sender:.0%}, while dispatching"
+    )
     assert result.sent == count, f"{channel}: sent {result.sent} of {count}: {result}"
-    return elapsed, sampler.peak, sampler.samples
+    return elapsed, sampler
 
 
 def baseline(app: NurtureApp, channel: str, count: int, concurrency: int) -> float:
@@ -266,13 +294,15 @@ def run_channel(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     seed(app, channel, count)
     seeded = time.perf_counter() - started
-    elapsed, peak, samples = dispatch(app, channel, count)
+    elapsed, sampler = dispatch(app, channel, count)
+    samples = sampler.samples
     setattr(app.dispatcher, f"sent_example_{channel}", example(app, channel))
     base = baseline(app, channel, count, args.concurrency)
     quarter = [samples[max(0, int(len(samples) * q) - 1)] for q in (0, 0.25, 0.5, 0.75, 1.0)]
     app.dispatcher.shutdown()
     app.dispose()
-    print(json.dumps([channel, count, seeded, elapsed, base, peak, quarter]))
+    peaks = [sampler.peak, sampler.child_peak, sampler.total_peak, sampler.pss_peak]
+    print(json.dumps([channel, count, seeded, elapsed, base, peaks, quarter]))
 
 
 def main() -> None:
@@ -321,12 +351,15 @@ def main() -> None:
             rows.append(json.loads(lines[-1]))
         print(
             f"{'channel':8} {'messages':>9} {'engine msg/s':>13} {'baseline msg/s':>15} "
-            f"{'ratio':>6} {'peak RSS':>9}  RSS at 0/25/50/75/100% of the run"
+            f"{'ratio':>6} {'peak RSS':>9} {'sender':>7} {'both':>7} {'PSS':>6}  "
+            "worker RSS at 0/25/50/75/100% of the run"
         )
-        for channel, count, seeded, elapsed, base, peak, quarter in rows:
+        for channel, count, seeded, elapsed, base, peaks, quarter in rows:
+            worker, sender, both, pss = (peak / 2**20 for peak in peaks)
             print(
                 f"{channel:8} {count:>9,} {count / elapsed:>13,.0f} {count / base:>15,.0f} "
-                f"{base / elapsed:>6.0%} {peak / 2**20:>7.0f}MB  "
+                f"{base / elapsed:>6.0%} {worker:>7.0f}MB {sender:>5.0f}MB {both:>5.0f}MB "
+                f"{pss:>4.0f}MB  "
                 + " / ".join(f"{q / 2**20:.0f}" for q in quarter)
                 + f" MB   (seeded in {seeded:.1f}s)"
             )

@@ -135,6 +135,9 @@ class SchedulerSettings(Section):
     max_attempts: int = Field(6, ge=1)
     retry_base_seconds: float = Field(30, ge=0)
     sending_timeout_seconds: float = Field(300, gt=0)
+    #: SendGrid and Twilio calls go through a child process, so a worker renders and records on
+    #: one core while the calls run on the other (scheduler/sender_process.py).
+    sender_process: bool = True
 
     _check_zone = field_validator("default_timezone")(_zone)
     _check_clock = field_validator("sms_quiet_hours_start", "sms_quiet_hours_end", mode="before")(

@@ -7,7 +7,7 @@ unavailable (429, 5xx, timeout: retried with backoff), and carries the provider'
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from nurture.errors import NurtureError
 
@@ -49,6 +49,18 @@ class ProviderError(NurtureError):
     def __init__(self, provider: str, reason: str, *, code: str | None = None) -> None:
         self.provider, self.reason, self.code = provider, reason, code
         super().__init__(f"{provider}: {reason}" + (f" (code {code})" if code else ""))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its fields (the sender process hands outcomes back to its worker); the
+        default would call __init__ with the message alone."""
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore(cls: type[ProviderError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ProviderRejected(ProviderError):

@@ -45,6 +45,10 @@ class PooledHttp:
         self.headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
 
+    def __getstate__(self) -> dict[str, object]:
+        """Settings only: a session belongs to the loop (and process) that opened it."""
+        return {**self.__dict__, "_session": None}
+
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)

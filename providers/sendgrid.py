@@ -100,6 +100,8 @@ class SendGridChannel:
     `send_email_async` posts the same SDK-built JSON through a pooled keep-alive session."""
 
     name = NAME
+    #: May be handed to the worker's sender process (scheduler/sender_process.py).
+    portable = True
 
     def __init__(
         self, api_key: str, api_host: str = "", *, concurrency: int = 16, timeout: float = 10.0

@@ -73,6 +73,8 @@ def form_body(sms: OutgoingSms) -> bytes:
 
 class TwilioChannel:
     name = NAME
+    #: May be handed to the worker's sender process (scheduler/sender_process.py).
+    portable = True
 
     def __init__(
         self,
@@ -106,6 +108,10 @@ class TwilioChannel:
                 "Content-Type": FORM,
             },
         )
+
+    def __getstate__(self) -> dict[str, object]:
+        """Settings only: the SDK client is built again on first use."""
+        return {key: value for key, value in self.__dict__.items() if key != "client"}
 
     @cached_property
     def client(self) -> Client:

@@ -1,4 +1,4 @@
-"""The dispatcher: claim → check → render → (per sub-batch: pace → re-check → mark sending →
+"""The dispatcher: claim → check → (per sub-batch: render → pace → re-check → mark sending →
 send concurrently) → record.
 
 Exactly once: a message is marked "sending" in a committed transaction right before its
@@ -10,7 +10,8 @@ recorded), so a crash leaves uncertain only what was in flight.
 
 The rules are checked when a batch is claimed and again right before each sub-batch: an
 unsubscribe or a pause committed while a batch is in flight stops every message not yet handed
-to the provider. Outcomes are recorded in bulk while the next sub-batch is on the wire.
+to the provider. While one sub-batch is on the wire (in the sender process, or on the send
+loop's thread for in-process channels), the one before it is recorded and the next is rendered.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from scheduler.claims import claim_due, recover_stale, release_worker
 from scheduler.outcomes import Tally, apply_verdicts, mark_sending, record_outcomes
 from scheduler.pacing import Pacer, Rate
 from scheduler.planner import quiet_hours
-from scheduler.sending import Outcome, Outgoing, SendLoop, send_all
+from scheduler.sender_process import SenderProcess, portable
+from scheduler.sending import Outcome, Outgoing, Pending, SendLoop, send_all
 from templates.renderer import TemplateRenderError
 
 log = logging.getLogger("nurture.dispatch")
@@ -92,6 +94,9 @@ class Dispatcher:
         self.stopping = threading.Event()
         self.pacer = Pacer(sessions, sleep=self.stopping.wait)
         self.loop = SendLoop()
+        remote = {name: target for name, target in self.channels.items() if portable(target)}
+        use_child = settings.scheduler.sender_process and remote
+        self.sender = SenderProcess(remote, self.limits) if use_child else None
 
     # -- the loop -------------------------------------------------------------------------------
     def tick(self) -> Tally:
@@ -121,10 +126,10 @@ class Dispatcher:
             if not ids:
                 return tally, False
             rows, facts = self._check(session, ids, now, tally)
-        # Rendered after the claim commits: rendering a batch takes a while, and on SQLite the
-        # claiming transaction holds the write lock that the web server's unsubscribes need.
-        outgoing = self._compose_all(rows, facts, now, tally)
-        self._send(outgoing, facts.sequences, tally)
+        # Rendered after the claim commits, a sub-batch at a time: rendering takes a while, and
+        # on SQLite the claiming transaction holds the write lock the web server's unsubscribes
+        # need.
+        self._send(rows, facts, tally)
         return tally, full
 
     def _claim_limits(self) -> dict[str, int]:
@@ -156,15 +161,17 @@ class Dispatcher:
         self.stopping.set()
 
     def close(self) -> None:
-        """Close the provider pools and the send loop (claims are left to recovery)."""
+        """Close the provider pools, the send loop and the sender (claims are left to recovery)."""
         self.loop.close(*self.channels.values())
+        if self.sender is not None:
+            self.sender.close()
 
     def shutdown(self) -> int:
         """Hand back what this worker claimed but never sent, and close the provider pools."""
         self.stopping.set()
         with transaction(self.sessions) as session:
             released = release_worker(session, self.worker)
-        self.loop.close(*self.channels.values())
+        self.close()
         return released
 
     # -- checks in the claiming transaction, then rendering ---------------------------------------
@@ -191,9 +198,7 @@ class Dispatcher:
         apply_verdicts(session, verdicts, now=now, worker=self.worker, tally=tally)
         return go, facts
 
-    def _compose_all(
-        self, rows: list[Row], facts: Facts, now: datetime, tally: Tally
-    ) -> list[Outgoing]:
+    def _compose_all(self, rows: list[Row], facts: Facts, tally: Tally) -> list[Outgoing]:
         """Render each message; one that cannot render fails with the template's reason."""
         outgoing: list[Outgoing] = []
         failed: list[tuple[int, int, Verdict]] = []
@@ -204,7 +209,7 @@ class Dispatcher:
                 failed.append((row.id, row.enrollment_id, Verdict(Action.FAIL, f"template: {exc}")))
         if failed:
             with transaction(self.sessions) as session:
-                apply_verdicts(session, failed, now=now, worker=self.worker, tally=tally)
+                apply_verdicts(session, failed, now=self.clock(), worker=self.worker, tally=tally)
         return outgoing
 
     def _compose(self, row: Row, facts: Facts) -> Outgoing:
@@ -259,29 +264,49 @@ class Dispatcher:
         )
         return {contact: when for contact, when in session.execute(query) if when is not None}
 
-    # -- sub-batches: pace, re-check, mark sending, send, record --------------------------------
-    def _chunks(self, outgoing: list[Outgoing]) -> Iterator[list[Outgoing]]:
+    # -- sub-batches: render, pace, re-check, mark sending, send, record -------------------------
+    def _chunks(self, rows: list[Row]) -> Iterator[list[Row]]:
         for channel in ("email", "sms"):
-            items = [item for item in outgoing if item.channel == channel]
+            items = [row for row in rows if row.channel == channel]
             size = self.limits[channel] * CHUNK_PER_CONNECTION
             if pacing_bucket(self.channels[channel]) is not None:
                 size = max(1, min(size, int(self.rates[channel].per_second)))
             for start in range(0, len(items), size):
                 yield items[start : start + size]
 
-    def _send(self, outgoing: list[Outgoing], sequences: dict[int, Sequence], tally: Tally) -> None:
+    def _send(self, rows: list[Row], facts: Facts, tally: Tally) -> None:
+        """Each sub-batch goes out while the one before it is recorded and the next rendered."""
         previous: list[tuple[Outgoing, Outcome]] = []
-        for chunk in self._chunks(outgoing):
-            if self.stopping.is_set():
-                break  # still "claimed": released on shutdown, never sent
+        chunks = self._chunks(rows)
+        upcoming = self._render_next(chunks, facts, tally)
+        while upcoming and not self.stopping.is_set():
+            chunk = upcoming
             self._pace(chunk)
             if self.stopping.is_set():
-                break  # woken from a pacing wait by shutdown
-            live = self._recheck_and_mark(chunk, sequences, tally)
-            calls = self.loop.submit(send_all(live, self.channels, self.limits))
+                break  # woken from a pacing wait by shutdown; still "claimed": released
+            live = self._recheck_and_mark(chunk, facts.sequences, tally)
+            calls = self._hand_over(live)
             self._record(previous, tally)  # while this sub-batch is on the wire
+            upcoming = self._render_next(chunks, facts, tally)  # and this too
             previous = list(zip(live, calls.result(), strict=True))
         self._record(previous, tally)
+
+    def _render_next(
+        self, chunks: Iterator[list[Row]], facts: Facts, tally: Tally
+    ) -> list[Outgoing]:
+        """The next sub-batch with anything left to send once rendered (or none)."""
+        for rows in chunks:
+            outgoing = self._compose_all(rows, facts, tally)
+            if outgoing:
+                return outgoing
+        return []
+
+    def _hand_over(self, live: list[Outgoing]) -> Pending:
+        """The sub-batch's provider calls, started: in the sender process when its channel
+        went there, else on the send loop's thread. Either way, `.result()` waits for them."""
+        if live and self.sender is not None and live[0].channel in self.sender.channels:
+            return self.sender.submit(live)
+        return self.loop.submit(send_all(live, self.channels, self.limits))
 
     def _pace(self, chunk: list[Outgoing]) -> None:
         channel = chunk[0].channel

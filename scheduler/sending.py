@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from providers.base import (
     OutgoingEmail,
@@ -28,6 +28,12 @@ log = logging.getLogger("nurture.send")
 
 T = TypeVar("T")
 Outcome = SendResult | ProviderError
+
+
+class Pending(Protocol):
+    """Provider calls under way (a future, or a sub-batch in the sender process)."""
+
+    def result(self) -> list[Outcome]: ...
 
 
 @dataclass
@@ -47,7 +53,7 @@ class Outgoing:
         return self.payload.segments if isinstance(self.payload, OutgoingSms) else 1
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
+def new_event_loop() -> asyncio.AbstractEventLoop:
     try:  # uvloop ships with uvicorn[standard]; its loop makes aiohttp about 30% faster here
         import uvloop
 
@@ -67,7 +73,7 @@ class SendLoop:
     def _ensure(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                loop = _new_loop()
+                loop = new_event_loop()
                 thread = threading.Thread(target=loop.run_forever, name="nurture-send", daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
