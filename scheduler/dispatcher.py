@@ -5,13 +5,13 @@ Exactly once: a message is marked "sending" in a committed transaction right bef
 provider call and "sent", with the provider's id, after it. A crash in between leaves it
 "sending", which recovery turns into "uncertain" (reported, never blindly re-sent); a message
 that was only claimed goes back to "planned", because nothing was handed to a provider. At most
-two sub-batches are "sending" at once (one on the wire, the one before it answered but not yet
-recorded), so a crash leaves uncertain only what was in flight.
+two sub-batches are "sending" at once (one on the wire, the next queued behind it), so a crash
+leaves uncertain only what was in flight.
 
 The rules are checked when a batch is claimed and again right before each sub-batch: an
 unsubscribe or a pause committed while a batch is in flight stops every message not yet handed
-to the provider. While one sub-batch is on the wire (in the sender process, or on the send
-loop's thread for in-process channels), the one before it is recorded and the next is rendered.
+to the provider. While sub-batches are on the wire (in the sender process, or on the send loop's
+thread for in-process channels), the one before them is recorded and the next one rendered.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import os
 import socket
 import threading
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -28,13 +29,21 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.compose import Composer, UnknownDestination
-from campaigns.definitions import Sequence
 from nurture.clock import Clock, utcnow
 from nurture.db import transaction
 from nurture.models import Message, MessageState
 from nurture.settings import Settings
 from providers.base import EmailChannel, SmsChannel, pacing_bucket
-from scheduler.checks import SEND, Action, Facts, Row, Verdict, load_facts, verdict
+from scheduler.checks import (
+    SEND,
+    Action,
+    Facts,
+    Row,
+    Verdict,
+    load_facts,
+    refresh_facts,
+    verdict,
+)
 from scheduler.claims import claim_due, recover_stale, release_worker
 from scheduler.outcomes import Tally, apply_verdicts, mark_sending, record_outcomes
 from scheduler.pacing import Pacer, Rate
@@ -59,8 +68,15 @@ SMS_CAP_LOCKS = text(
     "SELECT pg_advisory_xact_lock(hashtext('nurture.sms_cap'), id) "
     "FROM (SELECT unnest(CAST(:ids AS integer[])) AS id ORDER BY 1) AS contacts"
 )
+#: The contact's address changed after the message was rendered for the old one.
+ADDRESS_CHANGED = Verdict(Action.RELEASE, "address changed since rendering")
 #: Sub-batch size as a multiple of the channel's concurrency.
 CHUNK_PER_CONNECTION = 4
+#: Sub-batches marked "sending" and not yet recorded, at most: one on the wire, one queued.
+IN_FLIGHT = 2
+
+#: A sub-batch handed to the provider calls, and those calls.
+Handed = tuple[list[Outgoing], Pending]
 
 DispatchResult = Tally
 
@@ -100,17 +116,29 @@ class Dispatcher:
 
     # -- the loop -------------------------------------------------------------------------------
     def tick(self) -> Tally:
-        """Dispatch batches until nothing is due (or the worker is stopping)."""
+        """Dispatch batches until nothing is due (or the worker is stopping). The last
+        sub-batch of one batch is still on the wire while the next batch is claimed."""
         total = Tally()
-        while not self.stopping.is_set():
-            result, more = self.dispatch_batch()
-            total.add(result)
-            if not more or result.released == result.claimed:
-                break  # nothing more due, or only released (paused mid-batch): next tick
+        in_flight: deque[Handed] = deque()
+        try:
+            while not self.stopping.is_set():
+                result, more = self.dispatch_batch(in_flight)
+                total.add(result)
+                if not more or result.released == result.claimed:
+                    break  # nothing more due, or only released (paused mid-batch): next tick
+        finally:
+            self._settle(in_flight, 0, total)
         return total
 
-    def dispatch_batch(self) -> tuple[Tally, bool]:
-        """One claimed batch, sent in sub-batches; returns its tally and whether more is due."""
+    def dispatch_batch(self, in_flight: deque[Handed] | None = None) -> tuple[Tally, bool]:
+        """One claimed batch, sent in sub-batches; returns its tally and whether more is due.
+
+        Sub-batches still on the wire when it returns stay in `in_flight` (when given) for the
+        caller to settle."""
+        if in_flight is None:
+            tally, more = self.dispatch_batch(handed := deque())
+            self._settle(handed, 0, tally)
+            return tally, more
         tally = Tally()
         now = self.clock()
         with transaction(self.sessions) as session:
@@ -129,7 +157,7 @@ class Dispatcher:
         # Rendered after the claim commits, a sub-batch at a time: rendering takes a while, and
         # on SQLite the claiming transaction holds the write lock the web server's unsubscribes
         # need.
-        self._send(rows, facts, tally)
+        self._send(rows, facts, tally, in_flight)
         return tally, full
 
     def _claim_limits(self) -> dict[str, int]:
@@ -274,22 +302,26 @@ class Dispatcher:
             for start in range(0, len(items), size):
                 yield items[start : start + size]
 
-    def _send(self, rows: list[Row], facts: Facts, tally: Tally) -> None:
-        """Each sub-batch goes out while the one before it is recorded and the next rendered."""
-        previous: list[tuple[Outgoing, Outcome]] = []
+    def _send(self, rows: list[Row], facts: Facts, tally: Tally, in_flight: deque[Handed]) -> None:
+        """Keeps the provider calls busy: a sub-batch is handed over while the one before it is
+        still on the wire, and the next one is rendered meanwhile. At most IN_FLIGHT of them are
+        "sending" at once, so a crash leaves no more than that uncertain."""
         chunks = self._chunks(rows)
         upcoming = self._render_next(chunks, facts, tally)
         while upcoming and not self.stopping.is_set():
-            chunk = upcoming
-            self._pace(chunk)
+            self._pace(upcoming)
             if self.stopping.is_set():
                 break  # woken from a pacing wait by shutdown; still "claimed": released
-            live = self._recheck_and_mark(chunk, facts.sequences, tally)
-            calls = self._hand_over(live)
-            self._record(previous, tally)  # while this sub-batch is on the wire
-            upcoming = self._render_next(chunks, facts, tally)  # and this too
-            previous = list(zip(live, calls.result(), strict=True))
-        self._record(previous, tally)
+            self._settle(in_flight, IN_FLIGHT - 1, tally)
+            live = self._recheck_and_mark(upcoming, facts, tally)
+            in_flight.append((live, self._hand_over(live)))
+            upcoming = self._render_next(chunks, facts, tally)  # while it is on the wire
+
+    def _settle(self, in_flight: deque[Handed], keep: int, tally: Tally) -> None:
+        """Wait for the oldest sub-batches' outcomes and record them, until `keep` are left."""
+        while len(in_flight) > keep:
+            live, calls = in_flight.popleft()
+            self._record(list(zip(live, calls.result(), strict=True)), tally)
 
     def _render_next(
         self, chunks: Iterator[list[Row]], facts: Facts, tally: Tally
@@ -315,16 +347,19 @@ class Dispatcher:
             self.pacer.acquire(bucket, sum(item.cost for item in chunk), self.rates[channel])
 
     def _recheck_and_mark(
-        self, chunk: list[Outgoing], sequences: dict[int, Sequence], tally: Tally
+        self, chunk: list[Outgoing], claimed: Facts, tally: Tally
     ) -> list[Outgoing]:
         """Right before the provider call: the rules again, then the committed "sending" mark."""
         now = self.clock()
+        rendered_for = {item.message_id: item.payload.to for item in chunk}
         with transaction(self.sessions) as session:
-            facts = load_facts(session, [item.message_id for item in chunk], sequences)
+            facts = refresh_facts(session, claimed, rendered_for)
             verdicts: list[tuple[int, int, Verdict]] = []
             go: list[int] = []
             for row in facts.rows:
                 decided = verdict(row, facts, now, self.quiet)
+                if decided is SEND and row.address(row.channel) != rendered_for[row.id]:
+                    decided = ADDRESS_CHANGED  # rendered for the old one: render it again
                 if decided is SEND:
                     go.append(row.id)
                 else:

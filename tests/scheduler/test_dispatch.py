@@ -305,3 +305,36 @@ def test_a_message_that_cannot_render_fails_with_the_reason_and_the_rest_go_out(
     assert "missing variable: 'offer'" in (rows[broken].error or "")
     assert sorted(fake.fake.ids()) == sorted(set(ids) - {broken})
     assert not database or lock_free == [True] * 5
+
+
+def test_changes_committed_mid_batch_are_seen_before_each_sub_batch(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake
+) -> None:
+    """The re-check reads again what may change after the claim: a booking makes the contact
+    exit, and a new address means the message rendered for the old one is not sent to it (it
+    is rendered again for the new one)."""
+    app = provider_app(sendgrid={"concurrency": 2})
+    ids = h.seed(app, emails=40, due=NOW)
+    with transaction(app.sessions) as session:
+        contacts = list(session.scalars(select(Contact).order_by(Contact.id)))
+    booked, moved = contacts[-1], contacts[-2]
+    old_address = moved.email
+    done: list[bool] = []
+
+    def change_on_first_request(item: Received) -> None:
+        if not done:
+            done.append(True)
+            with transaction(app.sessions) as session:
+                session.get(Contact, booked.id).booked_at = NOW  # type: ignore[union-attr]
+                session.get(Contact, moved.id).email = "moved@example.com"  # type: ignore[union-attr]
+
+    fake.fake.on_request = change_on_first_request
+    first = app.dispatcher.tick()
+    assert (first.sent, first.skipped, first.released) == (38, 1, 1)
+    assert app.dispatcher.tick().sent == 1  # the released one, rendered again
+    received = {item.message_id: item.to for item in fake.fake.received}
+    states = h.states(app)
+    assert states[ids[-1]] == MessageState.SKIPPED and ids[-1] not in received
+    assert received[ids[-2]] == "moved@example.com"
+    assert old_address not in received.values()
+    assert Counter(fake.fake.ids()) == Counter(ids[:-1])
