@@ -202,7 +202,8 @@ def cpu_seconds(process: psutil.Process) -> float:
 
 
 def dispatch(app: NurtureApp, channel: str, count: int) -> tuple[float, RssSampler]:
-    app.dispatcher.loop.run(asyncio.sleep(0))  # start the send loop before the first sample
+    if app.dispatcher.sender is None:  # calls on the worker's own send loop: start it first
+        app.dispatcher.loop.run(asyncio.sleep(0))
     sampler = RssSampler()
     sampler.start()
     worker = psutil.Process()

@@ -4,6 +4,10 @@ RFC 8058 / Gmail and Yahoo bulk-sender rules: List-Unsubscribe carries the one-c
 (and a mailto when configured) with List-Unsubscribe-Post. Our message id travels in custom_args
 for webhook correlation; categories never carry personal data; SendGrid's own click tracking is
 off so links are not wrapped twice.
+
+The SDK is imported on first use: a worker whose sends go through its sender process never
+builds a payload itself, and the SDK costs a process about 8 MB (most of it the cryptography
+package, for the event webhook's signature check).
 """
 
 from __future__ import annotations
@@ -11,27 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.error
+from typing import TYPE_CHECKING
 
 import orjson
-from python_http_client.exceptions import HTTPError
-from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import (
-    Category,
-    ClickTracking,
-    Content,
-    CustomArg,
-    From,
-    Header,
-    Mail,
-    ReplyTo,
-    To,
-    TrackingSettings,
-)
 
 from nurture.errors import ConfigError
 from providers.base import OutgoingEmail, ProviderRejected, ProviderUnavailable, SendResult
 from providers.loopback import require_loopback
 from providers.pooled import PooledHttp
+
+if TYPE_CHECKING:
+    from sendgrid import SendGridAPIClient
+    from sendgrid.helpers.mail import Mail
 
 NAME = "sendgrid"
 API_HOST = "https://api.sendgrid.com"
@@ -40,6 +35,19 @@ MAIL_SEND = "/v3/mail/send"
 
 def build_mail(email: OutgoingEmail) -> Mail:
     """The v3 payload, built with the SDK's helpers (also used by the pooled sender)."""
+    from sendgrid.helpers.mail import (
+        Category,
+        ClickTracking,
+        Content,
+        CustomArg,
+        From,
+        Header,
+        Mail,
+        ReplyTo,
+        To,
+        TrackingSettings,
+    )
+
     recipient = To()
     # Set, not parsed: To(address) runs the stdlib's RFC 822 parser on every call (a third of
     # the SDK's build time), and our addresses are already normalised by contacts.normalize.
@@ -125,12 +133,16 @@ class SendGridChannel:
         self.url = (self.host or API_HOST) + MAIL_SEND
 
     def _client(self) -> SendGridAPIClient:
+        from sendgrid import SendGridAPIClient
+
         # A client per call: the SDK keeps per-call headers on the client object (shared dict).
         if self.host:
             return SendGridAPIClient(api_key=self.api_key, host=self.host)
         return SendGridAPIClient(api_key=self.api_key)
 
     def send_email(self, email: OutgoingEmail) -> SendResult:
+        from python_http_client.exceptions import HTTPError
+
         try:
             response = self._client().send(build_mail(email))
         except HTTPError as exc:

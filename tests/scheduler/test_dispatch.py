@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 from sqlalchemy import select
 
 from campaigns import lifecycle
@@ -106,7 +105,7 @@ def test_no_answer_after_the_request_left_is_uncertain_not_retried(
 ) -> None:
     fake.fake.delay = 2.0
     app = provider_app(sendgrid={"concurrency": 4})
-    app.dispatcher.email.pool.timeout = aiohttp.ClientTimeout(total=0.3)  # the answer is late
+    app.dispatcher.email.pool.timeout = 0.3  # seconds: the answer is late
     [message] = h.seed(app, emails=1, due=NOW)
     result = app.dispatcher.tick()
     assert result.uncertain == 1 and result.retried == 0
