@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
@@ -34,6 +35,8 @@ log = logging.getLogger("nurture.send")
 
 #: How often a waiting worker checks that its sender is still alive.
 POLL_SECONDS = 1.0
+NOT_STARTED = "the sender process stopped before it took these messages"
+UNFINISHED = "the sender process stopped after the messages were handed to it"
 PR_SET_PDEATHSIG = 1
 
 
@@ -46,46 +49,61 @@ def portable(channel: object) -> bool:
 class PendingSend:
     """One sub-batch handed to the sender; `result()` waits for its outcomes."""
 
-    def __init__(self, sender: SenderProcess, items: Sequence[Outgoing], handed: bool) -> None:
-        self.sender, self.items, self.handed = sender, items, handed
+    def __init__(self, sender: SenderProcess, items: Sequence[Outgoing]) -> None:
+        self.sender, self.items = sender, items
+        self.outcomes: list[Outcome] | None = None
 
     def result(self) -> list[Outcome]:
-        if not self.handed:
-            return _all(self.items, ProviderUnavailable("engine", "the sender process stopped"))
-        return self.sender.receive(self.items)
+        while self.outcomes is None:
+            self.sender.receive_next()
+        return self.outcomes
 
 
 class SenderProcess:
-    """The worker's side: starts the child on first use and again after it died."""
+    """The worker's side: starts the child on first use and again after it died.
+
+    Sub-batches may be queued behind the one on the wire; the child takes them in order and
+    answers in order, so if it dies before answering one, it never started those behind it."""
 
     def __init__(self, channels: dict[str, object], limits: dict[str, int]) -> None:
         self.channels, self.limits = channels, limits
         self._child: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
+        self._queued: deque[PendingSend] = deque()
 
     def submit(self, items: Sequence[Outgoing]) -> PendingSend:
+        pending = PendingSend(self, items)
         frame = pickle.dumps(list(items), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self._connection().send_bytes(frame)
         except OSError as exc:  # it never got the whole sub-batch, so it sent none of it
             log.warning("the sender process is gone (%s); starting another", exc)
+            while self._queued:  # what it answered before it went is still readable
+                self.receive_next()
             self._discard()
-            return PendingSend(self, items, handed=False)
-        return PendingSend(self, items, handed=True)
+            pending.outcomes = _all(items, ProviderUnavailable("engine", NOT_STARTED))
+            return pending
+        self._queued.append(pending)
+        return pending
 
-    def receive(self, items: Sequence[Outgoing]) -> list[Outcome]:
-        conn, child = self._conn, self._child
+    def receive_next(self) -> None:
+        """The oldest queued sub-batch's outcomes (they come back in the order handed over)."""
+        conn, child, head = self._conn, self._child, self._queued[0]
         assert conn is not None and child is not None
         try:
             while not conn.poll(POLL_SECONDS):
                 if child.poll() is not None:
                     raise EOFError(f"exit status {child.returncode}")
-            return pickle.loads(conn.recv_bytes())  # type: ignore[no-any-return]
+            head.outcomes = pickle.loads(conn.recv_bytes())
+            self._queued.popleft()
         except (EOFError, OSError) as exc:
             log.error("the sender process stopped during a sub-batch (%s)", exc)
+            head.outcomes = _all(head.items, ProviderUncertain("engine", UNFINISHED))
+            self._queued.popleft()
+            for behind in self._queued:
+                behind.outcomes = _all(behind.items, ProviderUnavailable("engine", NOT_STARTED))
+            self._queued.clear()
             self._discard()
-            reason = "the sender process stopped after the messages were handed to it"
-            return _all(items, ProviderUncertain("engine", reason))
 
     def close(self) -> None:
         """End of input: the child closes its pools and exits."""

@@ -146,6 +146,8 @@ def test_outcomes_come_back_one_per_message_in_order(sender_for: Any) -> None:
 def test_a_sender_killed_mid_sub_batch_leaves_it_uncertain_and_the_next_one_goes(
     sender_for: Any,
 ) -> None:
+    """What it was sending is uncertain; what was queued behind it never started, so it may
+    be retried; a new sender takes the next sub-batch."""
     fake = FakeProviders(delay=0.2)
     with RunningFake(fake) as running:
         sender = sender_for(running.url)
@@ -157,13 +159,16 @@ def test_a_sender_killed_mid_sub_batch_leaves_it_uncertain_and_the_next_one_goes
             os.kill(child.pid, signal.SIGKILL)
 
         fake.on_request = kill
-        outcomes = sender.submit([email(2), email(3)]).result()
-        assert all(isinstance(outcome, ProviderUncertain) for outcome in outcomes)
+        on_the_wire = sender.submit([email(2), email(3)])
+        queued = sender.submit([email(4), email(5)])
+        assert all(isinstance(o, ProviderUncertain) for o in on_the_wire.result())
+        assert all(isinstance(o, ProviderUnavailable) for o in queued.result())
         fake.on_request = None
         fake.delay = 0
-        again = sender.submit([email(4)]).result()
+        again = sender.submit([email(6)]).result()
     assert isinstance(again[0], SendResult)
     assert sender._child is not None and sender._child.pid != child.pid
+    assert 4 not in fake.ids() and 5 not in fake.ids()
 
 
 def test_a_sender_gone_before_the_hand_over_sent_nothing_so_it_may_retry(
@@ -180,6 +185,26 @@ def test_a_sender_gone_before_the_hand_over_sent_nothing_so_it_may_retry(
         outcomes = sender.submit(big).result()
         assert all(isinstance(outcome, ProviderUnavailable) for outcome in outcomes)
         assert running.fake.ids() == [1]
+
+
+def test_an_answer_the_sender_gave_before_it_died_still_counts(sender_for: Any) -> None:
+    with RunningFake(FakeProviders()) as running:
+        sender = sender_for(running.url)
+        sender.submit([email(1)]).result()
+        answered = sender.submit([email(2)])
+        deadline = time.monotonic() + 10
+        while 2 not in running.fake.ids():  # sent; its answer is on its way back
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.3)
+        child = sender._child
+        assert child is not None
+        child.kill()
+        child.wait()
+        refused = sender.submit([email(3)])
+        assert isinstance(answered.result()[0], SendResult)  # not uncertain: it was answered
+        assert isinstance(refused.result()[0], ProviderUnavailable)
+        assert running.fake.ids() == [1, 2]
 
 
 def test_a_killed_worker_takes_its_sender_with_it(tmp_path: Any) -> None:
