@@ -4,13 +4,18 @@ StrictUndefined turns a missing variable into an error at validation time rather
 send time. Templates see only what the composer's context hands them: an allow-list of contact
 fields, the clinic's public details and link helpers, never a model object (no health details, no
 `__class__` walks). The sandbox also refuses arithmetic that would build huge values, so a typo in
-a template cannot stall a worker. Compiled templates are cached (Jinja's own LRU, no reload).
-Email CSS is inlined with css-inline for clients that drop <style>.
+a template cannot stall a worker. Email CSS is inlined with css-inline for clients that drop
+<style>, once per page skeleton (templates/skeletons.py).
+
+This is the dispatcher's hot path, so a render skips what Template.render redoes every time:
+templates are kept in a plain dict (auto_reload is off, so a loaded template never changes),
+and each message's variables are merged with the few kept globals once, then handed to every
+part as a shared context, instead of Jinja merging its ChainMap of globals on each render.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +25,7 @@ import css_inline
 from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateError,
     TemplateNotFound,
     UndefinedError,
@@ -29,6 +35,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from nurture.errors import NurtureError
 from templates import TEMPLATES_DIR
+from templates.bare_urls import prints_urls_bare
+from templates.skeletons import Skeletons
 from templates.sms_segments import SmsInfo, sms_info
 
 #: Contact fields a template may use. Nothing else of a contact reaches a message.
@@ -37,6 +45,7 @@ CONTACT_FIELDS = ("first_name", "last_name")
 KEPT_GLOBALS = ("range", "dict", "namespace")
 MAX_POWER = 64
 MAX_REPEAT = 10_000
+_DICT_ATTRIBUTES = frozenset(dir(dict))
 
 EMAIL_PARTS = ("subject.txt", "html", "txt")
 SMS_PART = "sms.txt"
@@ -81,6 +90,43 @@ class MessageSandbox(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset(("*", "**"))
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: dict[str, Template] = {}
+
+    def get_template(
+        self,
+        name: str | Template,
+        parent: str | None = None,
+        globals: MutableMapping[str, Any] | None = None,
+    ) -> Template:
+        """Loaded templates from a dict: `{% extends %}` looks its layout up on every render, and
+        Jinja's LRU takes a lock and a weakref per lookup."""
+        if isinstance(name, Template) or globals is not None:
+            return super().get_template(name, parent, globals)
+        key = name if parent is None else self.join_path(name, parent)
+        template = self._loaded.get(key)
+        if template is None:
+            template = self._loaded[key] = super().get_template(key)
+        return template
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """A plain dict rather than Jinja's ChainMap over the environment's globals: each context
+        copies the globals' keys, and iterating a ChainMap is slow. The globals are set once, in
+        make_environment, before any template loads."""
+        return {**self.globals, **(d or {})}
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """`clinic.name` on a plain dict without the AttributeError the sandbox first raises and
+        catches (a fifth of an email's template time). The same value: a dict has no attribute
+        outside dir(dict), so the sandbox falls back to the item, unchecked, just the same."""
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_POWER:
             raise SecurityError(f"exponent {right} is larger than {MAX_POWER}")
@@ -111,10 +157,23 @@ class TemplateRenderer:
     def __init__(self, root: Path = TEMPLATES_DIR) -> None:
         self.root = root
         self.env = make_environment(root)
+        self.skeletons = Skeletons(_inline_css)
+        self._bare: dict[str, bool] = {}  # template name → prints_urls_bare
 
-    def _render(self, name: str, context: Mapping[str, Any]) -> str:
+    def _variables(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """One message's variables with the kept globals, shared by all its parts (a template
+        cannot change them: `{% set %}` writes to its own context)."""
+        return {**self.env.globals, **context}
+
+    def _render(self, name: str, variables: dict[str, Any]) -> str:
+        """Template.render without its per-call merge of the globals (already in `variables`)."""
         try:
-            return self.env.get_template(name).render(context)
+            template = self.env.get_template(name)
+            try:
+                context = template.new_context(variables, shared=True)
+                return self.env.concat(template.root_render_func(context))
+            except Exception:
+                self.env.handle_exception()  # as Template.render does: Jinja's traceback
         except TemplateNotFound as exc:
             raise TemplateRenderError(f"template {exc.name} not found under {self.root}") from None
         except UndefinedError as exc:
@@ -129,6 +188,31 @@ class TemplateRenderer:
         except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
             raise TemplateRenderError(f"{name}: {type(exc).__name__}: {exc}") from None
 
+    def _html(self, name: str, variables: dict[str, Any]) -> str:
+        """The inlined HTML part: from the skeleton cache when the template allows it, else (or
+        whenever a check fails, or the template raises) rendered and inlined in full."""
+        if self._prints_urls_bare(name):
+            slots = self.skeletons.slots()
+            tokenized = slots.tokenize(variables)
+            try:
+                skeleton = self._render(name, tokenized) if slots.usable else None
+            except Exception:  # rendered again below with the real values, to raise their error
+                skeleton = None
+            page = None if skeleton is None else self.skeletons.page(skeleton, slots)
+            if page is not None:
+                return page
+        return _inline_css(self._render(name, variables))
+
+    def _prints_urls_bare(self, name: str) -> bool:
+        bare = self._bare.get(name)
+        if bare is None:
+            try:
+                bare = prints_urls_bare(self.env, name)
+            except TemplateError:  # a template missing or broken: the plain render reports it
+                bare = False
+            self._bare[name] = bare
+        return bare
+
     def exists(self, name: str) -> bool:
         return (self.root / name).is_file()
 
@@ -141,13 +225,15 @@ class TemplateRenderer:
 
     def render_email(self, folder: str, step: str, context: Mapping[str, Any]) -> RenderedEmail:
         base = f"{folder}/{step}"
-        subject = " ".join(self._render(f"{base}.subject.txt", context).split())
-        html = _inline_css(self._render(f"{base}.html", context))
-        text = self._render(f"{base}.txt", context).strip() + "\n"
+        variables = self._variables(context)
+        subject = " ".join(self._render(f"{base}.subject.txt", variables).split())
+        html = self._html(f"{base}.html", variables)
+        text = self._render(f"{base}.txt", variables).strip() + "\n"
         return RenderedEmail(subject=subject, html=html, text=text)
 
     def render_sms(self, folder: str, step: str, context: Mapping[str, Any]) -> RenderedSms:
-        body = " ".join(self._render(f"{folder}/{step}.{SMS_PART}", context).split())
+        variables = self._variables(context)
+        body = " ".join(self._render(f"{folder}/{step}.{SMS_PART}", variables).split())
         return RenderedSms(body=body, info=sms_info(body))
 
 
