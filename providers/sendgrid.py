@@ -13,8 +13,11 @@ package, for the event webhook's signature check).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import urllib.error
+from functools import cache
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import orjson
@@ -35,46 +38,40 @@ MAIL_SEND = "/v3/mail/send"
 
 def build_mail(email: OutgoingEmail) -> Mail:
     """The v3 payload, built with the SDK's helpers (also used by the pooled sender)."""
-    from sendgrid.helpers.mail import (
-        Category,
-        ClickTracking,
-        Content,
-        CustomArg,
-        From,
-        Header,
-        Mail,
-        ReplyTo,
-        To,
-        TrackingSettings,
-    )
-
-    recipient = To()
+    sdk = _mail_helpers()
+    recipient = sdk.To()
     # Set, not parsed: To(address) runs the stdlib's RFC 822 parser on every call (a third of
     # the SDK's build time), and our addresses are already normalised by contacts.normalize.
     recipient.email = email.to
-    mail = Mail(
-        from_email=From(email.from_email, email.from_name),
+    mail = sdk.Mail(
+        from_email=sdk.From(email.from_email, email.from_name),
         to_emails=recipient,
         subject=email.subject,
     )
-    mail.add_content(Content("text/plain", email.text))
-    mail.add_content(Content("text/html", email.html))
+    mail.add_content(sdk.Content("text/plain", email.text))
+    mail.add_content(sdk.Content("text/html", email.html))
     if email.reply_to:
-        reply_to = ReplyTo()
+        reply_to = sdk.ReplyTo()
         reply_to.email = email.reply_to  # set, not parsed (see above)
         mail.reply_to = reply_to
     for name, value in email.headers.items():
-        mail.add_header(Header(name, value))
+        mail.add_header(sdk.Header(name, value))
     for name, value in email.custom_args.items():
         # On the personalization (p=0): the v3 spec types a top-level custom_args as a string,
         # and SendGrid echoes either kind in event webhooks.
-        mail.add_custom_arg(CustomArg(name, value, p=0))
+        mail.add_custom_arg(sdk.CustomArg(name, value, p=0))
     for category in email.categories:
-        mail.add_category(Category(category))
-    tracking = TrackingSettings()
-    tracking.click_tracking = ClickTracking(enable=False, enable_text=False)
+        mail.add_category(sdk.Category(category))
+    tracking = sdk.TrackingSettings()
+    tracking.click_tracking = sdk.ClickTracking(enable=False, enable_text=False)
     mail.tracking_settings = tracking
     return mail
+
+
+@cache
+def _mail_helpers() -> ModuleType:
+    """The SDK's mail helpers, imported once, on first use (see the module docstring)."""
+    return importlib.import_module("sendgrid.helpers.mail")
 
 
 def classify_http_error(status: int, body: str, retry_after: str | None = None) -> Exception:

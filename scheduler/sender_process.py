@@ -3,30 +3,35 @@
 A worker's own process renders, checks and records; building each provider payload and the
 pooled HTTP calls were as much work again, all on the same core (one GIL). The child does only
 those calls: it receives the channels once (their settings pickle, never an open connection),
-then one sub-batch at a time, and answers with one outcome per message. Meanwhile the worker
-records the sub-batch before and renders the next one.
+then sub-batches as the worker hands them over, and answers each, in order, with one outcome per
+message. It reads ahead: the next sub-batch's calls start as soon as the one before it frees a
+connection, so the pool never drains between sub-batches, and the worker never waits to hand
+one over. Meanwhile the worker records what was answered and renders what comes next.
 
 Exactly once still holds: a message is marked "sending" before it is handed over. A child that
-dies before taking a sub-batch leaves it unsent (retried like any outage); one that dies after
-leaves it uncertain, as a worker crash would. The child dies with its worker (PDEATHSIG, and the
-socket's end of file), so a killed worker cannot leave a sender running on its own.
+dies before it has the whole of a sub-batch sent none of it (retried like any outage); one that
+dies after leaves every unanswered sub-batch uncertain, as a worker crash would. The child dies
+with its worker (PDEATHSIG, and the socket's end of file), so a killed worker cannot leave a
+sender running on its own.
 
     python -m scheduler.sender_process FD     # started by SenderProcess, never by hand
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import pickle
 import signal
 import socket
+import struct
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Sequence
-from multiprocessing.connection import Connection
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from providers.base import ProviderUnavailable, ProviderUncertain
 from scheduler.sending import Outcome, Outgoing, new_event_loop, send_all
@@ -35,9 +40,11 @@ log = logging.getLogger("nurture.send")
 
 #: How often a waiting worker checks that its sender is still alive.
 POLL_SECONDS = 1.0
-NOT_STARTED = "the sender process stopped before it took these messages"
-UNFINISHED = "the sender process stopped after the messages were handed to it"
+NOT_HANDED = "the sender process stopped before it had these messages"
+UNANSWERED = "the sender process stopped after the messages were handed to it"
 PR_SET_PDEATHSIG = 1
+#: A frame on the socket: its length, then a pickle.
+FRAME = struct.Struct("!Q")
 
 
 def portable(channel: object) -> bool:
@@ -60,57 +67,51 @@ class PendingSend:
 
 
 class SenderProcess:
-    """The worker's side: starts the child on first use and again after it died.
-
-    Sub-batches may be queued behind the one on the wire; the child takes them in order and
-    answers in order, so if it dies before answering one, it never started those behind it."""
+    """The worker's side: starts the child on first use and again after it died."""
 
     def __init__(self, channels: dict[str, object], limits: dict[str, int]) -> None:
         self.channels, self.limits = channels, limits
         self._child: subprocess.Popen[bytes] | None = None
-        self._conn: Connection | None = None
-        self._queued: deque[PendingSend] = deque()
+        self._socket: socket.socket | None = None
+        self._queued: deque[PendingSend] = deque()  # handed over, answers still to come
 
     def submit(self, items: Sequence[Outgoing]) -> PendingSend:
         pending = PendingSend(self, items)
         frame = pickle.dumps(list(items), protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            self._connection().send_bytes(frame)
-        except OSError as exc:  # it never got the whole sub-batch, so it sent none of it
+            _send_frame(self._connection(), frame)
+        except OSError as exc:  # it never had the whole sub-batch, so it sent none of it
             log.warning("the sender process is gone (%s); starting another", exc)
             while self._queued:  # what it answered before it went is still readable
                 self.receive_next()
             self._discard()
-            pending.outcomes = _all(items, ProviderUnavailable("engine", NOT_STARTED))
+            pending.outcomes = _all(items, ProviderUnavailable("engine", NOT_HANDED))
             return pending
         self._queued.append(pending)
         return pending
 
     def receive_next(self) -> None:
         """The oldest queued sub-batch's outcomes (they come back in the order handed over)."""
-        conn, child, head = self._conn, self._child, self._queued[0]
-        assert conn is not None and child is not None
+        sock, child, head = self._socket, self._child, self._queued[0]
+        assert sock is not None and child is not None
         try:
-            while not conn.poll(POLL_SECONDS):
-                if child.poll() is not None:
-                    raise EOFError(f"exit status {child.returncode}")
-            head.outcomes = pickle.loads(conn.recv_bytes())
+            head.outcomes = pickle.loads(_recv_frame(sock, lambda: child.poll() is None))
             self._queued.popleft()
         except (EOFError, OSError) as exc:
             log.error("the sender process stopped during a sub-batch (%s)", exc)
-            head.outcomes = _all(head.items, ProviderUncertain("engine", UNFINISHED))
-            self._queued.popleft()
-            for behind in self._queued:
-                behind.outcomes = _all(behind.items, ProviderUnavailable("engine", NOT_STARTED))
+            for unanswered in self._queued:  # it may have started any of them
+                unanswered.outcomes = _all(
+                    unanswered.items, ProviderUncertain("engine", UNANSWERED)
+                )
             self._queued.clear()
             self._discard()
 
     def close(self) -> None:
         """End of input: the child closes its pools and exits."""
-        child = self._child
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = self._child = None
+        child, sock = self._child, self._socket
+        self._socket = self._child = None
+        if sock is not None:
+            sock.close()
         if child is not None:
             try:
                 child.wait(timeout=10)
@@ -118,8 +119,8 @@ class SenderProcess:
                 child.kill()
                 child.wait()
 
-    def _connection(self) -> Connection:
-        if self._conn is None:
+    def _connection(self) -> socket.socket:
+        if self._socket is None:
             ours, theirs = socket.socketpair()
             with theirs:
                 self._child = subprocess.Popen(
@@ -127,16 +128,16 @@ class SenderProcess:
                     pass_fds=(theirs.fileno(),),
                     stdin=subprocess.DEVNULL,
                 )
-            self._conn = Connection(ours.detach())
+            self._socket = ours
             setup = (self.channels, self.limits, logging.getLogger().getEffectiveLevel())
-            self._conn.send_bytes(pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
-        return self._conn
+            _send_frame(ours, pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
+        return self._socket
 
     def _discard(self) -> None:
-        child = self._child
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = self._child = None
+        child, sock = self._child, self._socket
+        self._socket = self._child = None
+        if sock is not None:
+            sock.close()
         if child is not None and child.poll() is None:
             child.kill()
             child.wait()
@@ -144,6 +145,35 @@ class SenderProcess:
 
 def _all(items: Sequence[Outgoing], error: Exception) -> list[Outcome]:
     return [error for _ in items]  # type: ignore[misc]
+
+
+def _send_frame(sock: socket.socket, payload: bytes) -> None:
+    sock.settimeout(None)  # never half a frame: a child that is alive reads it all
+    sock.sendall(FRAME.pack(len(payload)))
+    sock.sendall(payload)
+
+
+def _recv_frame(sock: socket.socket, alive: Callable[[], bool]) -> bytes:
+    """One whole frame; EOFError if the child is gone first (checked every POLL_SECONDS)."""
+    (size,) = FRAME.unpack(_recv_exactly(sock, FRAME.size, alive))
+    return bytes(_recv_exactly(sock, size, alive))
+
+
+def _recv_exactly(sock: socket.socket, size: int, alive: Callable[[], bool]) -> bytearray:
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    sock.settimeout(POLL_SECONDS)
+    while got < size:
+        try:
+            n = sock.recv_into(view[got:])
+        except TimeoutError:
+            if not alive():
+                raise EOFError("the sender process exited") from None
+            continue
+        if n == 0:
+            raise EOFError("the sender process closed its end")
+        got += n
+    return buffer
 
 
 # -- the child ----------------------------------------------------------------------------------
@@ -156,26 +186,47 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def serve(conn: Connection) -> None:
-    """Send each sub-batch that arrives and answer with its outcomes, until end of input."""
-    channels, limits, level = pickle.loads(conn.recv_bytes())
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s (sender): %(message)s")
-    loop = new_event_loop()
+async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
     try:
-        while True:
-            try:
-                frame = conn.recv_bytes()
-            except EOFError:
-                break
-            outcomes = loop.run_until_complete(send_all(pickle.loads(frame), channels, limits))
-            conn.send_bytes(pickle.dumps(outcomes, protocol=pickle.HIGHEST_PROTOCOL))
+        (size,) = FRAME.unpack(await reader.readexactly(FRAME.size))
+        return await reader.readexactly(size)
+    except asyncio.IncompleteReadError:
+        return None  # the worker closed its end (or died)
+
+
+async def serve(sock: socket.socket) -> None:
+    """Start each sub-batch as it arrives (sharing one limit per channel with those before it)
+    and answer them in the order they came, until end of input."""
+    reader, writer = await asyncio.open_unix_connection(sock=sock, limit=2**22)
+    setup = await _read_frame(reader)
+    if setup is None:
+        return
+    channels, limits, level = pickle.loads(setup)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s (sender): %(message)s")
+    gates = {name: asyncio.Semaphore(limit) for name, limit in limits.items()}
+    answers: asyncio.Queue[asyncio.Task[list[Outcome]] | None] = asyncio.Queue()
+
+    async def answer_in_order() -> None:
+        while (calls := await answers.get()) is not None:
+            payload = pickle.dumps(await calls, protocol=pickle.HIGHEST_PROTOCOL)
+            writer.write(FRAME.pack(len(payload)))
+            writer.write(payload)
+            await writer.drain()
+
+    answering = asyncio.create_task(answer_in_order())
+    try:
+        while (frame := await _read_frame(reader)) is not None:
+            items = pickle.loads(frame)
+            answers.put_nowait(asyncio.create_task(send_all(items, channels, limits, gates)))
+        answers.put_nowait(None)
+        await answering
     finally:
         for channel in channels.values():
-            close = getattr(channel, "aclose", None)
+            close: Any = getattr(channel, "aclose", None)
             if close is not None:
                 with contextlib.suppress(Exception):
-                    loop.run_until_complete(close())
-        loop.close()
+                    await close()
+        writer.close()
 
 
 def main() -> None:
@@ -184,7 +235,11 @@ def main() -> None:
     fd = int(sys.argv[1])
     if os.getppid() == 1:  # the worker died before PDEATHSIG was set
         return
-    serve(Connection(fd))
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(serve(socket.socket(fileno=fd)))
+    finally:
+        loop.close()
 
 
 if __name__ == "__main__":

@@ -120,14 +120,19 @@ def provider_call(channel: object, payload: OutgoingEmail | OutgoingSms) -> Awai
 
 
 async def send_all(
-    items: Sequence[Outgoing], channels: dict[str, object], limits: dict[str, int]
+    items: Sequence[Outgoing],
+    channels: dict[str, object],
+    limits: dict[str, int],
+    gates: dict[str, asyncio.Semaphore] | None = None,
 ) -> list[Outcome]:
-    """Send every item, at most `limits[channel]` at once; one outcome per item, in order.
+    """Send every item, at most `limits[channel]` at once (or as `gates` allow, when several
+    sub-batches share them); one outcome per item, in order.
 
     An unexpected exception is recorded as uncertain: we cannot tell whether it happened before
     or after the request left, and a blind retry could deliver twice.
     """
-    gates = {name: asyncio.Semaphore(limit) for name, limit in limits.items()}
+    if gates is None:
+        gates = {name: asyncio.Semaphore(limit) for name, limit in limits.items()}
 
     async def one(item: Outgoing) -> Outcome:
         async with gates[item.channel]:
