@@ -35,10 +35,6 @@ class SmsInfo:
         return {"encoding": self.encoding, "segments": self.segments}
 
 
-ESCAPE = "\x1b"  # GSM 03.38 escape to the extension table; never itself in a text we send
-_AS_SEPTETS = str.maketrans({char: ESCAPE + char for char in GSM7_EXTENSION})
-
-
 _OUTSIDE_GSM7 = re.compile("[^" + re.escape("".join(sorted(GSM7_ALL))) + "]")
 _EXTENSION = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION))) + "]")
 
@@ -74,12 +70,13 @@ def _parts(units: int, single: int, multi: int, splits_a_pair: Callable[[int], b
 
 def _gsm7(text: str) -> SmsInfo:
     single, multi = LIMITS[GSM7]
-    if not _EXTENSION.search(text):  # one septet per character: plain arithmetic
-        return SmsInfo(GSM7, _parts(len(text), single, multi, lambda end: False), len(text))
-    septets = text.translate(_AS_SEPTETS)
+    # An extension character is two septets, an escape then itself: the k-th one, at position
+    # p of the text, puts its escape at septet p + k. (Found by the regex engine: texts have
+    # few of them, though every tracked link has one, its "~".)
+    escapes = {found.start() + k for k, found in enumerate(_EXTENSION.finditer(text))}
+    units = len(text) + len(escapes)
     # a part ending at `end` splits a pair when its last septet is an escape
-    segments = _parts(len(septets), single, multi, lambda end: septets[end - 1] == ESCAPE)
-    return SmsInfo(GSM7, segments, len(septets))
+    return SmsInfo(GSM7, _parts(units, single, multi, lambda end: end - 1 in escapes), units)
 
 
 def _ucs2(text: str, forcing: tuple[str, ...]) -> SmsInfo:
