@@ -6,6 +6,7 @@ clinic's public details, and link helpers that only reach registered destination
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,15 @@ class Composer:
             return signed[destination]
 
         clinic = self.settings.clinic
+        sms = step.channel == Channel.SMS
+        folder = sequence.template_folder
+
+        def signed_if_read(variable: str, sign: Callable[[], str]) -> str:
+            """An email always carries both links; a text only those its template prints."""
+            if sms and not self.renderer.sms_reads(folder, step.template, variable):
+                return ""
+            return sign()
+
         return {
             "contact": contact_view(contact, sequence.custom_fields),
             "clinic": {
@@ -55,8 +65,12 @@ class Composer:
             },
             "booking_link": link,
             "link": link,
-            "unsubscribe_url": self.signer.unsubscribe_url(contact_id, step.channel),
-            "preferences_url": self.signer.preferences_url(contact_id),
+            "unsubscribe_url": signed_if_read(
+                "unsubscribe_url", lambda: self.signer.unsubscribe_url(contact_id, step.channel)
+            ),
+            "preferences_url": signed_if_read(
+                "preferences_url", lambda: self.signer.preferences_url(contact_id)
+            ),
             "reason": sequence.reason,
             "step": step.name,
         }

@@ -62,6 +62,24 @@ def prints_urls_bare(env: Environment, name: str) -> bool:
     return True
 
 
+def names_read(env: Environment, name: str) -> frozenset[str] | None:
+    """Every variable `name` and the templates it extends, includes or imports may read, or
+    None when one of them is named at render time (then any variable may be read)."""
+    pending, seen, names = [name], set(), set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        tree = env.parse(env.loader.get_source(env, current)[0], name=current)  # type: ignore[union-attr]
+        names |= meta.find_undeclared_variables(tree)
+        for referenced in meta.find_referenced_templates(tree):
+            if referenced is None:
+                return None
+            pending.append(referenced)
+    return frozenset(names)
+
+
 def _only_bare_uses(node: nodes.Node, parents: list[nodes.Node], captured: bool) -> bool:
     if isinstance(node, nodes.Name) and node.name in _WATCHED:
         if captured or not _printed_as_is(node, parents):

@@ -35,7 +35,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from nurture.errors import NurtureError
 from templates import TEMPLATES_DIR
-from templates.bare_urls import prints_urls_bare
+from templates.bare_urls import names_read, prints_urls_bare
 from templates.skeletons import Skeletons
 from templates.sms_segments import SmsInfo, sms_info
 
@@ -159,6 +159,7 @@ class TemplateRenderer:
         self.env = make_environment(root)
         self.skeletons = Skeletons(_inline_css)
         self._bare: dict[str, bool] = {}  # template name → prints_urls_bare
+        self._names: dict[str, frozenset[str] | None] = {}  # template name → names_read
 
     def _variables(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """One message's variables with the kept globals, shared by all its parts (a template
@@ -212,6 +213,18 @@ class TemplateRenderer:
                 bare = False
             self._bare[name] = bare
         return bare
+
+    def sms_reads(self, folder: str, step: str, variable: str) -> bool:
+        """Whether a text's template (or one it reaches) may read `variable`, so the composer
+        signs only the links a text prints (a text's way out is STOP, not a link)."""
+        name = f"{folder}/{step}.{SMS_PART}"
+        if name not in self._names:
+            try:
+                self._names[name] = names_read(self.env, name)
+            except TemplateError:  # missing or broken: rendering reports it
+                self._names[name] = None
+        names = self._names[name]
+        return names is None or variable in names
 
     def exists(self, name: str) -> bool:
         return (self.root / name).is_file()
