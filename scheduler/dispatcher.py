@@ -109,6 +109,7 @@ class Dispatcher:
         self.limits = {"email": settings.sendgrid.concurrency, "sms": settings.twilio.concurrency}
         self.stopping = threading.Event()
         self.pacer = Pacer(sessions, sleep=self.stopping.wait)
+        self._buckets: set[str] = set()  # rate buckets known to exist
         self.loop = SendLoop()
         remote = {name: target for name, target in self.channels.items() if portable(target)}
         use_child = settings.scheduler.sender_process and remote
@@ -309,11 +310,10 @@ class Dispatcher:
         chunks = self._chunks(rows)
         upcoming = self._render_next(chunks, facts, tally)
         while upcoming and not self.stopping.is_set():
-            self._pace(upcoming)
-            if self.stopping.is_set():
-                break  # woken from a pacing wait by shutdown; still "claimed": released
             self._settle(in_flight, IN_FLIGHT - 1, tally)
-            live = self._recheck_and_mark(upcoming, facts, tally)
+            live = self._paced_recheck_and_mark(upcoming, facts, tally)
+            if live is None:
+                break  # woken from a pacing wait by shutdown; still "claimed": released
             in_flight.append((live, self._hand_over(live)))
             upcoming = self._render_next(chunks, facts, tally)  # while it is on the wire
 
@@ -340,32 +340,51 @@ class Dispatcher:
             return self.sender.submit(live)
         return self.loop.submit(send_all(live, self.channels, self.limits))
 
-    def _pace(self, chunk: list[Outgoing]) -> None:
+    def _paced_recheck_and_mark(
+        self, chunk: list[Outgoing], claimed: Facts, tally: Tally
+    ) -> list[Outgoing] | None:
+        """The sub-batch's tokens, then the rules again and the committed "sending" mark, all in
+        one transaction unless the bucket makes it wait (then the wait comes first, outside any
+        transaction). None when shutdown cut the wait short."""
         channel = chunk[0].channel
         bucket = pacing_bucket(self.channels[channel])
-        if bucket is not None:
-            self.pacer.acquire(bucket, sum(item.cost for item in chunk), self.rates[channel])
+        rate = self.rates[channel]
+        if bucket is not None and bucket not in self._buckets:
+            self.pacer.reserve(bucket, 0, rate)  # made once, in its own transaction
+            self._buckets.add(bucket)
+        with transaction(self.sessions) as session:
+            wait = 0.0
+            if bucket is not None:
+                cost = sum(item.cost for item in chunk)
+                wait = self.pacer.reserve_in(session, bucket, cost, rate)
+            if wait <= 0:
+                return self._recheck_and_mark(session, chunk, claimed, tally)
+        self.pacer.sleep(wait)
+        if self.stopping.is_set():
+            return None
+        with transaction(self.sessions) as session:
+            return self._recheck_and_mark(session, chunk, claimed, tally)
 
     def _recheck_and_mark(
-        self, chunk: list[Outgoing], claimed: Facts, tally: Tally
+        self, session: Session, chunk: list[Outgoing], claimed: Facts, tally: Tally
     ) -> list[Outgoing]:
-        """Right before the provider call: the rules again, then the committed "sending" mark."""
+        """Right before the provider call: the rules again, then the "sending" mark (committed
+        by the caller before the sub-batch is handed over)."""
         now = self.clock()
         rendered_for = {item.message_id: item.payload.to for item in chunk}
-        with transaction(self.sessions) as session:
-            facts = refresh_facts(session, claimed, rendered_for)
-            verdicts: list[tuple[int, int, Verdict]] = []
-            go: list[int] = []
-            for row in facts.rows:
-                decided = verdict(row, facts, now, self.quiet)
-                if decided is SEND and row.address(row.channel) != rendered_for[row.id]:
-                    decided = ADDRESS_CHANGED  # rendered for the old one: render it again
-                if decided is SEND:
-                    go.append(row.id)
-                else:
-                    verdicts.append((row.id, row.enrollment_id, decided))
-            apply_verdicts(session, verdicts, now=now, worker=self.worker, tally=tally)
-            marked = mark_sending(session, go, now=now, worker=self.worker)
+        facts = refresh_facts(session, claimed, rendered_for)
+        verdicts: list[tuple[int, int, Verdict]] = []
+        go: list[int] = []
+        for row in facts.rows:
+            decided = verdict(row, facts, now, self.quiet)
+            if decided is SEND and row.address(row.channel) != rendered_for[row.id]:
+                decided = ADDRESS_CHANGED  # rendered for the old one: render it again
+            if decided is SEND:
+                go.append(row.id)
+            else:
+                verdicts.append((row.id, row.enrollment_id, decided))
+        apply_verdicts(session, verdicts, now=now, worker=self.worker, tally=tally)
+        marked = mark_sending(session, go, now=now, worker=self.worker)
         return [item for item in chunk if item.message_id in marked]
 
     def _record(self, sent: list[tuple[Outgoing, Outcome]], tally: Tally) -> None:

@@ -6,7 +6,9 @@ code ~100/s) and per account (SendGrid answers 429 past its limit). The bucket l
 
 A sender reserves its tokens before it sends and may drive the bucket below zero: the debt is the
 time it must wait (like GCRA), so each worker learns its wait from one short transaction instead
-of polling. Bucket time is real wall time, never the engine's (possibly frozen) business clock.
+of polling (the dispatcher reserves in the transaction that marks the sub-batch "sending", and
+only when it must wait does that take a second one). Bucket time is real wall time, never the
+engine's (possibly frozen) business clock.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,22 +62,35 @@ class Pacer:
         for _ in range(3):
             try:
                 with transaction(self.sessions) as session:
-                    return self._reserve(session, name, cost, rate)
+                    return self.reserve_in(session, name, cost, rate)
             except IntegrityError:  # two workers created the same new bucket at once
                 continue
         raise RuntimeError(f"could not reserve from rate bucket {name}")
 
-    def _reserve(self, session: Session, name: str, cost: float, rate: Rate) -> float:
+    def reserve_in(self, session: Session, name: str, cost: float, rate: Rate) -> float:
+        """`reserve` inside the caller's transaction. A bucket that does not exist yet is made
+        here; two workers making the same one at once fail with IntegrityError (`reserve`
+        retries; a caller of this method makes its buckets first, with `reserve(name, 0, rate)`).
+        """
         now = self.wall()
         stamp = datetime.fromtimestamp(now, UTC)
-        bucket = session.scalar(select(RateBucket).where(RateBucket.name == name).with_for_update())
-        if bucket is None:
-            bucket = RateBucket(name=name, tokens=rate.burst, updated_at=stamp)
-            session.add(bucket)
-            session.flush()
-        elapsed = now - bucket.updated_at.timestamp()
-        left, wait = take(refill(bucket.tokens, elapsed, rate), cost, rate)
-        bucket.tokens, bucket.updated_at = left, stamp
+        connection = session.connection()  # Core: this runs once per sub-batch
+        found = connection.execute(
+            select(RateBucket.tokens, RateBucket.updated_at)
+            .where(RateBucket.name == name)
+            .with_for_update()
+        ).first()
+        if found is None:
+            tokens, elapsed = rate.burst, 0.0
+            connection.execute(
+                insert(RateBucket).values(name=name, tokens=tokens, updated_at=stamp)
+            )
+        else:
+            tokens, elapsed = found.tokens, now - found.updated_at.timestamp()
+        left, wait = take(refill(tokens, elapsed, rate), cost, rate)
+        connection.execute(
+            update(RateBucket).where(RateBucket.name == name).values(tokens=left, updated_at=stamp)
+        )
         return wait
 
     def acquire(self, name: str, cost: float, rate: Rate) -> float:
