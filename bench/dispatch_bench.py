@@ -4,7 +4,9 @@ pooled provider call → record) against a fast loopback fake provider, beside a
 The baseline is a loop posting the same payloads with the same HTTP client (the pooled aiohttp
 session the SendGrid and Twilio channels use, same concurrency), so the ratio shows what the
 engine's exactly-once bookkeeping, checks and rendering cost. Peak RSS is sampled as the campaign
-is dispatched, to show it stays flat. The fake runs in its own process (the second core).
+is dispatched, to show it stays flat. The fake runs in its own process. The worker makes its
+provider calls through its sender process (scheduler/sender_process.py), so the worker's RSS,
+the sender's, and the two's PSS (shared pages counted once) are all printed.
 
     python bench/dispatch_bench.py                  # 10,000 emails + 10,000 texts on SQLite
     python bench/dispatch_bench.py --full           # 100,000 + 100,000
@@ -48,6 +50,7 @@ from scheduler.sending import SendLoop
 NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)  # 10:00 in Los Angeles
 SID = "AC" + "a" * 32
 CHUNK = 5_000
+BASELINE_POSTS = 30_000
 
 
 def start_fake() -> tuple[subprocess.Popen[str], str]:
@@ -301,7 +304,10 @@ def run_channel(args: argparse.Namespace) -> None:
     elapsed, sampler = dispatch(app, channel, count)
     samples = sampler.samples
     setattr(app.dispatcher, f"sent_example_{channel}", example(app, channel))
-    base = baseline(app, channel, count, args.concurrency)
+    # The bare loop's speed swings by a third from run to run on a shared machine: its best of
+    # three (over up to 30,000 posts each), so the ratio errs against the engine.
+    sample = min(count, BASELINE_POSTS)
+    base = count / max(sample / baseline(app, channel, sample, args.concurrency) for _ in range(3))
     quarter = [samples[max(0, int(len(samples) * q) - 1)] for q in (0, 0.25, 0.5, 0.75, 1.0)]
     app.dispatcher.shutdown()
     app.dispose()
