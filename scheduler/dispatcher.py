@@ -127,8 +127,10 @@ class Dispatcher:
                 total.add(result)
                 if not more or result.released == result.claimed:
                     break  # nothing more due, or only released (paused mid-batch): next tick
-        finally:
-            self._settle(in_flight, 0, total)
+        except BaseException:
+            self._settle_after_error(in_flight, total)  # what went out is still recorded
+            raise
+        self._settle(in_flight, 0, total)
         return total
 
     def dispatch_batch(self, in_flight: deque[Handed] | None = None) -> tuple[Tally, bool]:
@@ -314,14 +316,32 @@ class Dispatcher:
             live = self._paced_recheck_and_mark(upcoming, facts, tally)
             if live is None:
                 break  # woken from a pacing wait by shutdown; still "claimed": released
-            in_flight.append((live, self._hand_over(live)))
+            if live:
+                in_flight.append((live, self._hand_over(live)))
             upcoming = self._render_next(chunks, facts, tally)  # while it is on the wire
 
     def _settle(self, in_flight: deque[Handed], keep: int, tally: Tally) -> None:
-        """Wait for the oldest sub-batches' outcomes and record them, until `keep` are left."""
+        """Wait for the oldest sub-batches' outcomes and record them, until `keep` are left
+        (a sub-batch leaves `in_flight` only once recorded)."""
         while len(in_flight) > keep:
-            live, calls = in_flight.popleft()
+            live, calls = in_flight[0]
             self._record(list(zip(live, calls.result(), strict=True)), tally)
+            in_flight.popleft()
+
+    def _settle_after_error(self, in_flight: deque[Handed], tally: Tally) -> None:
+        """After a failure mid-tick, record what was handed over, without hiding that failure:
+        a sub-batch that cannot be recorded stays "sending" (recovery reports it uncertain),
+        and its provider ids are logged so that staff can settle it."""
+        while in_flight:
+            live, calls = in_flight.popleft()
+            sent: list[tuple[Outgoing, Outcome]] = []
+            try:
+                sent = list(zip(live, calls.result(), strict=True))
+                self._record(sent, tally)
+            except Exception:
+                log.exception("could not record the outcomes of %d message(s)", len(live))
+                for item, outcome in sent:
+                    log.error("message %d: %s", item.message_id, outcome)
 
     def _render_next(
         self, chunks: Iterator[list[Row]], facts: Facts, tally: Tally

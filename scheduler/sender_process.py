@@ -40,11 +40,13 @@ log = logging.getLogger("nurture.send")
 
 #: How often a waiting worker checks that its sender is still alive.
 POLL_SECONDS = 1.0
-NOT_HANDED = "the sender process stopped before it had these messages"
+NOT_HANDED = "the sender process did not take these messages (nothing was sent)"
 UNANSWERED = "the sender process stopped after the messages were handed to it"
 PR_SET_PDEATHSIG = 1
 #: A frame on the socket: its length, then a pickle.
 FRAME = struct.Struct("!Q")
+#: The child's first frame, once it has its channels.
+READY = b"ready"
 
 
 def portable(channel: object) -> bool:
@@ -77,11 +79,11 @@ class SenderProcess:
 
     def submit(self, items: Sequence[Outgoing]) -> PendingSend:
         pending = PendingSend(self, items)
-        frame = pickle.dumps(list(items), protocol=pickle.HIGHEST_PROTOCOL)
         try:
+            frame = pickle.dumps(list(items), protocol=pickle.HIGHEST_PROTOCOL)
             _send_frame(self._connection(), frame)
-        except OSError as exc:  # it never had the whole sub-batch, so it sent none of it
-            log.warning("the sender process is gone (%s); starting another", exc)
+        except Exception as exc:  # it never had the whole sub-batch, so it sent none of it
+            log.warning("could not hand a sub-batch to the sender process: %s", exc)
             while self._queued:  # what it answered before it went is still readable
                 self.receive_next()
             self._discard()
@@ -97,7 +99,7 @@ class SenderProcess:
         try:
             head.outcomes = pickle.loads(_recv_frame(sock, lambda: child.poll() is None))
             self._queued.popleft()
-        except (EOFError, OSError) as exc:
+        except Exception as exc:  # gone, or an answer that cannot be read: the same to us
             log.error("the sender process stopped during a sub-batch (%s)", exc)
             for unanswered in self._queued:  # it may have started any of them
                 unanswered.outcomes = _all(
@@ -107,7 +109,13 @@ class SenderProcess:
             self._discard()
 
     def close(self) -> None:
-        """End of input: the child closes its pools and exits."""
+        """End of input: the child finishes what it has (its answers are read and kept), closes
+        its pools and exits. Call it once no tick is running (Dispatcher.close/shutdown)."""
+        if self._queued and self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_WR)
+            while self._queued:
+                self.receive_next()
         child, sock = self._child, self._socket
         self._socket = self._child = None
         if sock is not None:
@@ -120,7 +128,11 @@ class SenderProcess:
                 child.wait()
 
     def _connection(self) -> socket.socket:
+        """The child's socket, starting the child and waiting for it to say it is ready (a
+        child that cannot start sent nothing, so its sub-batch may be retried)."""
         if self._socket is None:
+            setup = (self.channels, self.limits, logging.getLogger().getEffectiveLevel())
+            frame = pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL)
             ours, theirs = socket.socketpair()
             with theirs:
                 self._child = subprocess.Popen(
@@ -128,9 +140,14 @@ class SenderProcess:
                     pass_fds=(theirs.fileno(),),
                     stdin=subprocess.DEVNULL,
                 )
-            self._socket = ours
-            setup = (self.channels, self.limits, logging.getLogger().getEffectiveLevel())
-            _send_frame(ours, pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
+            self._socket, child = ours, self._child
+            _send_frame(ours, frame)
+            try:
+                ready = _recv_frame(ours, lambda: child.poll() is None)
+            except EOFError:
+                raise OSError(f"it did not start (exit status {child.wait()})") from None
+            if ready != READY:
+                raise OSError(f"it did not start: {ready[:200]!r}")
         return self._socket
 
     def _discard(self) -> None:
@@ -205,13 +222,18 @@ async def serve(sock: socket.socket) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s (sender): %(message)s")
     gates = {name: asyncio.Semaphore(limit) for name, limit in limits.items()}
     answers: asyncio.Queue[asyncio.Task[list[Outcome]] | None] = asyncio.Queue()
+    writer.write(FRAME.pack(len(READY)) + READY)
 
     async def answer_in_order() -> None:
-        while (calls := await answers.get()) is not None:
-            payload = pickle.dumps(await calls, protocol=pickle.HIGHEST_PROTOCOL)
-            writer.write(FRAME.pack(len(payload)))
-            writer.write(payload)
-            await writer.drain()
+        try:
+            while (calls := await answers.get()) is not None:
+                payload = pickle.dumps(await calls, protocol=pickle.HIGHEST_PROTOCOL)
+                writer.write(FRAME.pack(len(payload)))
+                writer.write(payload)
+                await writer.drain()
+        except Exception:  # an answer that cannot be given: stop, so the worker knows at once
+            log.exception("the sender process cannot answer; stopping")
+            os._exit(70)
 
     answering = asyncio.create_task(answer_in_order())
     try:
@@ -231,10 +253,11 @@ async def serve(sock: socket.socket) -> None:
 
 def main() -> None:
     _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle
+    # Stopping is the worker's to decide (Ctrl-C, or SIGTERM to the whole service): the child
+    # finishes what it has and leaves at the end of its input, or dies with the worker.
+    for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, signal.SIG_IGN)
     fd = int(sys.argv[1])
-    if os.getppid() == 1:  # the worker died before PDEATHSIG was set
-        return
     loop = new_event_loop()
     try:
         loop.run_until_complete(serve(socket.socket(fileno=fd)))
