@@ -282,18 +282,28 @@ class Dispatcher:
             return {}
         if session.get_bind().dialect.name == "postgresql":
             session.execute(SMS_CAP_LOCKS, {"ids": sorted(contacts)})
-        last = func.max(func.coalesce(Message.sent_at, Message.claimed_at))
-        query = (
-            select(Message.contact_id, last)
-            .where(
-                Message.contact_id.in_(contacts),
-                Message.channel == "sms",
-                Message.state.in_([str(state) for state in CAPPED_STATES]),
-                Message.id.not_in(batch),
-            )
-            .group_by(Message.contact_id)
+        # The states are filtered here, not in SQL: given `state IN (...)`, SQLite walks the
+        # (state, due_at) index through every text ever sent (36 ms a batch at 100,000 sent)
+        # instead of looking up each contact's few texts.
+        query = select(
+            Message.contact_id,
+            Message.state,
+            func.coalesce(Message.sent_at, Message.claimed_at),
+        ).where(
+            Message.contact_id.in_(contacts),
+            Message.channel == "sms",
+            Message.id.not_in(batch),
         )
-        return {contact: when for contact, when in session.execute(query) if when is not None}
+        capped = {str(state) for state in CAPPED_STATES}
+        last: dict[int, datetime] = {}
+        for contact, state, when in session.connection().execute(query):
+            if (
+                state in capped
+                and when is not None
+                and (contact not in last or when > last[contact])
+            ):
+                last[contact] = when
+        return last
 
     # -- sub-batches: render, pace, re-check, mark sending, send, record -------------------------
     def _chunks(self, rows: list[Row]) -> Iterator[list[Row]]:

@@ -40,3 +40,27 @@ def test_a_channel_claim_reads_the_planned_index_and_takes_only_that_channel(
     states = h.states(sqlite_app)
     assert {states[i] for i in texts} == {MessageState.CLAIMED}
     assert {states[i] for i in emails} == {MessageState.PLANNED}
+
+
+def test_the_frequency_cap_looks_up_each_contacts_texts_not_every_text_sent(
+    h: Any, sqlite_app: NurtureApp
+) -> None:
+    """With `state IN (...)` in SQL, SQLite walked every text ever sent, per batch (it rated a
+    few hundred contact lookups dearer than five state ranges)."""
+    h.seed(sqlite_app, texts=400, due=NOW)
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT messages.contact_id"):
+            seen.append((statement, params))
+
+    event.listen(sqlite_app.engine, "before_cursor_execute", capture)
+    try:
+        assert sqlite_app.dispatcher.tick().sent == 400
+    finally:
+        event.remove(sqlite_app.engine, "before_cursor_execute", capture)
+    statement, params = seen[-1]
+    with transaction(sqlite_app.sessions) as session:
+        plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+        details = " ".join(str(row[-1]) for row in plan)
+    assert "ix_message_contact_channel" in details and "ix_message_due" not in details
