@@ -25,6 +25,7 @@ from providers.base import (
     SendResult,
 )
 from scheduler.checks import Action, Verdict
+from scheduler.claims import unindexed
 from scheduler.retry import backoff
 from scheduler.sending import Outcome, Outgoing
 
@@ -188,7 +189,7 @@ def mark_sending(session: Session, ids: list[int], *, now: datetime, worker: str
         update(Message)
         .where(
             Message.id.in_(ids),
-            Message.state == MessageState.CLAIMED,
+            unindexed(Message.state) == MessageState.CLAIMED,
             Message.claimed_by == worker,
         )
         .values(

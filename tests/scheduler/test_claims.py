@@ -23,20 +23,26 @@ def test_a_channel_claim_reads_the_planned_index_and_takes_only_that_channel(
     seen: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if statement.lstrip().startswith("SELECT messages.id"):
+        if statement.lstrip().startswith(("SELECT messages.id", "UPDATE messages")):
             seen.append((statement, params))
+
+    def plan_of(session: Any, statement: str, params: Any) -> str:
+        plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+        return " ".join(str(row[-1]) for row in plan)
 
     event.listen(sqlite_app.engine, "before_cursor_execute", capture)
     try:
         with transaction(sqlite_app.sessions) as session:
             claimed = claim_due(session, now=NOW, limit=100, worker="w1", channel="sms")
-            statement, params = seen[-1]
-            plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
-            details = " ".join(str(row[-1]) for row in plan)
+            (select_, select_params), (update_, update_params) = seen[-2:]
+            details = plan_of(session, select_, select_params)
+            # the claim's UPDATE finds its rows by id, never by walking the planned backlog
+            update_plan = plan_of(session, update_, update_params)
     finally:
         event.remove(sqlite_app.engine, "before_cursor_execute", capture)
     assert sorted(claimed) == sorted(texts)
     assert "ix_message_planned_channel_due" in details
+    assert "ix_message_due" not in update_plan and "PRIMARY KEY" in update_plan
     states = h.states(sqlite_app)
     assert {states[i] for i in texts} == {MessageState.CLAIMED}
     assert {states[i] for i in emails} == {MessageState.PLANNED}
