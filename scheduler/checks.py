@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
@@ -127,18 +127,21 @@ class Facts:
         return (channel, digest) not in self.suppressed
 
 
+def _with_contacts(query: Select[Any], ids: Iterable[int]) -> Select[Any]:
+    """Messages `ids` joined to their enrollment and contact."""
+    return (
+        query.join(Enrollment, Enrollment.id == Message.enrollment_id)
+        .join(Contact, Contact.id == Message.contact_id)
+        .where(Message.id.in_(list(ids)))
+    )
+
+
 def load_facts(
     session: Session, ids: Iterable[int], sequences: dict[int, Sequence] | None = None
 ) -> Facts:
     """Rows, campaign states, sequences (cached by the caller) and suppressions for `ids`."""
     ids = list(ids)
-    query = (
-        select(*_COLUMNS)
-        .join(Enrollment, Enrollment.id == Message.enrollment_id)
-        .join(Contact, Contact.id == Message.contact_id)
-        .where(Message.id.in_(ids))
-        .order_by(Message.id)
-    )
+    query = _with_contacts(select(*_COLUMNS), ids).order_by(Message.id)
     rows = [Row._make(values) for values in session.execute(query)]
     campaign_ids = {row.campaign_id for row in rows}
     sequences = {} if sequences is None else sequences
@@ -163,19 +166,8 @@ def load_facts(
 
 #: What can change between the claim and the send, read again right before each sub-batch (the
 #: names, custom fields and lateness limit were read at the claim and rendered already).
-_FRESH_COLUMNS = (
-    Message.id,
-    Enrollment.state,
-    Enrollment.exit_reason,
-    Contact.email,
-    Contact.phone,
-    Contact.timezone,
-    Contact.email_consent,
-    Contact.sms_consent,
-    Contact.booked_at,
-    Contact.erased_at,
-)
-_FRESH = slice(8, 17)  # Row's fields from enrollment_state to erased_at, in _FRESH_COLUMNS order
+_FRESH = slice(8, 17)  # Row's fields from enrollment_state to erased_at
+_FRESH_COLUMNS = (Message.id, *_COLUMNS[_FRESH])
 
 
 def refresh_facts(session: Session, claimed: Facts, ids: Iterable[int]) -> Facts:
@@ -185,12 +177,7 @@ def refresh_facts(session: Session, claimed: Facts, ids: Iterable[int]) -> Facts
     About a third of load_facts' cost: no JSON or lateness to decode again, and address hashes
     are reused (an address that changed gets its own)."""
     by_id = {row.id: row for row in claimed.rows}
-    query = (
-        select(*_FRESH_COLUMNS)
-        .join(Enrollment, Enrollment.id == Message.enrollment_id)
-        .join(Contact, Contact.id == Message.contact_id)
-        .where(Message.id.in_(list(ids)))
-    )
+    query = _with_contacts(select(*_FRESH_COLUMNS), ids)
     rows = []
     for fresh in session.execute(query):
         old = by_id[fresh[0]]
