@@ -4,6 +4,7 @@ that dies never turns into a message sent twice or one silently lost."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import pickle
 import select
@@ -11,9 +12,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import types
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -32,7 +35,7 @@ from providers.fakeserver import FakeProviders, Received, RunningFake
 from providers.memory import MemoryChannel
 from providers.sendgrid import SendGridChannel
 from providers.twilio import TwilioChannel
-from scheduler.sender_process import SenderProcess, portable
+from scheduler.sender_process import SOCKET_BUFFER, SenderProcess, portable
 from scheduler.sending import Outgoing
 
 SID = "AC" + "b" * 32
@@ -297,6 +300,37 @@ def test_a_sender_that_cannot_start_sent_nothing_so_it_may_retry(
         sender.close()
     assert all(isinstance(outcome, ProviderUnavailable) for outcome in outcomes)
     assert sender._child is None
+
+
+def test_handing_over_a_large_sub_batch_does_not_wait_for_a_busy_sender_to_read_it(
+    sender_for: Any,
+) -> None:
+    """The worker renders the next sub-batch while the sender reads this one: 100 emails of
+    10 kB each fit in the socket's kernel buffer, so submit() returns although the child is
+    stopped (SIGSTOP stands in for a child busy with its HTTP calls)."""
+    if min(SOCKET_BUFFER, int(Path("/proc/sys/net/core/wmem_max").read_text())) < 2**20:
+        pytest.skip("this kernel caps socket buffers below 1 MB (net.core.wmem_max)")
+    with RunningFake(FakeProviders()) as running:
+        sender = sender_for(running.url)
+        assert isinstance(sender.submit([email(1)]).result()[0], SendResult)  # child started
+        child = sender._child
+        large = [
+            dataclasses.replace(item, payload=dataclasses.replace(item.payload, html=page))
+            for item, page in ((email(n), f"<p>{n}{'x' * 10_000}</p>") for n in range(2, 102))
+        ]
+        os.kill(child.pid, signal.SIGSTOP)
+        try:
+            handing = threading.Thread(target=lambda: handed.append(sender.submit(large)))
+            handed: list[Any] = []
+            handing.start()
+            handing.join(5)
+            returned_while_stopped = not handing.is_alive()
+        finally:
+            os.kill(child.pid, signal.SIGCONT)
+        handing.join(10)
+        assert returned_while_stopped
+        assert [type(outcome) for outcome in handed[0].result()] == [SendResult] * 100
+    assert sorted(running.fake.ids()) == list(range(1, 102))
 
 
 def test_close_waits_for_the_answers_of_what_was_handed_over(sender_for: Any) -> None:
