@@ -177,10 +177,14 @@ class RssSampler(threading.Thread):
 
     def run(self) -> None:
         tick = 0
+        children: list[psutil.Process] = []
         while self.running:
             rss = self.process.memory_info().rss
             child = 0
-            children = self.process.children()
+            # Listing children scans /proc (about 1 ms, in the worker's own process, under its
+            # GIL): done until the sender appears, then twice a second in case it was replaced.
+            if not children or tick % 10 == 0:
+                children = self.process.children()
             for process in children:
                 with contextlib.suppress(psutil.Error):
                     child += process.memory_info().rss
