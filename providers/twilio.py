@@ -66,16 +66,18 @@ def form(sms: OutgoingSms) -> dict[str, str]:
 FORM = "application/x-www-form-urlencoded"
 
 
-#: Each UTF-8 byte as `urlencode` writes it (quote_plus): unreserved characters as they are, a
-#: space as "+", any other byte as %XX.
-_FORM_BYTES = tuple(
-    chr(byte)
-    if chr(byte) in ascii_letters + digits + "_.-~"
-    else "+"
-    if byte == 0x20
-    else f"%{byte:02X}"
-    for byte in range(256)
-)
+UNRESERVED = frozenset(ascii_letters + digits + "_.-~")
+
+
+def _form_byte(byte: int) -> str:
+    """One UTF-8 byte as `urlencode` writes it (quote_plus): an unreserved character as it is,
+    a space as "+", any other byte as %XX."""
+    if chr(byte) in UNRESERVED:
+        return chr(byte)
+    return "+" if byte == 0x20 else f"%{byte:02X}"
+
+
+_FORM_BYTES = tuple(_form_byte(byte) for byte in range(256))
 
 
 def _quote(value: str) -> str:
@@ -94,8 +96,8 @@ def _quote_callback(url: str) -> str:
 
 def form_body(sms: OutgoingSms) -> bytes:
     """The form, byte for byte as `urlencode(form(sms))` encodes it (as the SDK and aiohttp's
-    FormData would), at a third of the cost: quoting was an eighth of a text's cost in the
-    sender process. The sender's number and the callback's prefix are the same for every text
+    FormData would), at half the cost: quoting was an eighth of a text's cost in the sender
+    process. The sender's number and the callback's prefix are the same for every text
     and are quoted once."""
     fields = [f"To={_quote(sms.to)}", f"Body={_quote(sms.body)}"]
     if sms.messaging_service_sid:

@@ -45,7 +45,7 @@ UNANSWERED = "the sender process stopped after the messages were handed to it"
 PR_SET_PDEATHSIG = 1
 #: A frame on the socket: its length, then a pickle.
 FRAME = struct.Struct("!Q")
-#: Bytes of kernel buffer asked for on the worker's side of the socket (see _widen).
+#: Bytes of kernel buffer asked for on each side of the socket (see _widen).
 SOCKET_BUFFER = 8 * 2**20
 #: The child's first frame, once it has its channels.
 READY = b"ready"
@@ -164,7 +164,7 @@ class SenderProcess:
 
 
 def _widen(ours: socket.socket, theirs: socket.socket) -> None:
-    """Room in the kernel for a few whole sub-batches (200 emails are about 2 MB), so handing
+    """Room in the kernel for a few whole sub-batches (200 emails are about 1 MB), so handing
     one over returns at once instead of waiting, frame by frame, for a busy child to read it.
     The kernel caps the size (net.core.wmem_max); a smaller buffer is only slower."""
     for side, option in ((ours, socket.SO_SNDBUF), (theirs, socket.SO_RCVBUF)):
