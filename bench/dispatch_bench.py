@@ -41,6 +41,8 @@ from nurture.models import (
     Contact,
     Enrollment,
     Message,
+    Suppression,
+    SuppressionReason,
 )
 from nurture.settings import load_settings
 from providers.base import OutgoingEmail, OutgoingSms
@@ -162,6 +164,33 @@ def seed(app: NurtureApp, channel: str, count: int) -> None:
                     for n in ids
                 ],
             )
+
+
+def seed_suppressions(db_url: str, count: int) -> None:
+    """A suppression list of `count` other addresses, half email and half phone (people who left
+    over the years): the send-time checks look each claimed address up in it."""
+    from sqlalchemy import create_engine
+
+    from contacts.suppressions import address_hash
+
+    rows = []
+    for n in range(count):
+        channel, address = ("email", f"gone{n}@example.org") if n % 2 else ("sms", f"+1424{n:07d}")
+        rows.append(
+            {
+                "channel": channel,
+                "address_hash": address_hash(channel, address),
+                "address": address,
+                "reason": SuppressionReason.UNSUBSCRIBED,
+                "source": "bench",
+                "created_at": NOW,
+            }
+        )
+    engine = create_engine(db_url)
+    with engine.begin() as connection:
+        for start in range(0, len(rows), CHUNK):
+            connection.execute(insert(Suppression), rows[start : start + CHUNK])
+    engine.dispose()
 
 
 class RssSampler(threading.Thread):
@@ -327,6 +356,9 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--batch", type=int, default=500, help="scheduler.batch_size")
+    parser.add_argument(
+        "--suppressions", type=int, default=10_000, help="other addresses on the suppression list"
+    )
     for internal in ("--channel", "--count", "--db-url", "--fake-url", "--folder"):
         parser.add_argument(internal, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -342,10 +374,12 @@ def main() -> None:
     db_url, pg_name = database(args.db, folder)
     try:
         upgrade(db_url)
+        seed_suppressions(db_url, args.suppressions)
         print(
             f"dispatch benchmark: {args.emails:,} emails + {args.texts:,} texts, "
             f"{args.db}, concurrency {args.concurrency}, batch {args.batch}, "
-            f"{psutil.cpu_count()} cores; each channel in a fresh worker process"
+            f"{args.suppressions:,} suppressed addresses, {psutil.cpu_count()} cores; "
+            "each channel in a fresh worker process"
         )
         rows = []
         for channel, count in (("email", args.emails), ("sms", args.texts)):

@@ -188,7 +188,11 @@ class Suppression(Base):
     """Keyed by a hash of the address, so `forget` can erase the address and keep the block."""
 
     __tablename__ = "suppressions"
-    __table_args__ = (UniqueConstraint("channel", "address_hash", name="uq_suppression_address"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "address_hash", name="uq_suppression_address"),
+        # The send-time checks look addresses up by hash alone (it covers the channel).
+        Index("ix_suppression_address_hash", "address_hash"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(10))

@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import event
 
+from contacts.suppressions import suppress
 from nurture.app import NurtureApp
 from nurture.db import transaction
-from nurture.models import MessageState
+from nurture.models import Contact, Message, MessageState, SuppressionReason
 from scheduler.claims import claim_due
 
 NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
@@ -70,3 +71,39 @@ def test_the_frequency_cap_looks_up_each_contacts_texts_not_every_text_sent(
         plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
         details = " ".join(str(row[-1]) for row in plan)
     assert "ix_message_contact_channel" in details and "ix_message_due" not in details
+
+
+def test_every_suppression_lookup_of_a_dispatch_goes_through_an_index(
+    h: Any, sqlite_app: NurtureApp
+) -> None:
+    """The send-time checks look addresses up by hash alone; the (channel, hash) unique
+    constraint cannot serve that, so each claim and each sub-batch scanned the whole list."""
+    emails = h.seed(sqlite_app, emails=40, due=NOW)
+    with transaction(sqlite_app.sessions) as session:
+        for n in range(300):  # a list of other people who left
+            suppress(session, "email", f"gone{n}@example.org", SuppressionReason.UNSUBSCRIBED)
+        first = session.get(Message, emails[0])
+        assert first is not None
+        contact = session.get(Contact, first.contact_id)
+        assert contact is not None and contact.email
+        suppress(session, "email", contact.email, SuppressionReason.UNSUBSCRIBED)
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "FROM suppressions" in statement and statement.lstrip().startswith("SELECT"):
+            seen.append((statement, params))
+
+    event.listen(sqlite_app.engine, "before_cursor_execute", capture)
+    try:
+        result = sqlite_app.dispatcher.tick()
+    finally:
+        event.remove(sqlite_app.engine, "before_cursor_execute", capture)
+    assert (result.sent, result.skipped) == (39, 1)  # the lookups still find the suppressed one
+    assert h.states(sqlite_app)[emails[0]] == MessageState.SKIPPED
+    assert len(seen) >= 2  # at the claim and before the sub-batch
+    with transaction(sqlite_app.sessions) as session:
+        for statement, params in seen:
+            plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+            details = " ".join(str(row[-1]) for row in plan)
+            assert "SCAN suppressions" not in details, details
+            assert "ix_suppression_address_hash" in details, details
