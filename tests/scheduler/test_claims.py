@@ -1,4 +1,5 @@
-"""Claims find one channel's due messages without walking the other channel's backlog."""
+"""The dispatcher's hot lookups go through indexes: claims do not walk the other channel's
+backlog, the frequency cap does not walk every text sent, and suppressions are not scanned."""
 
 from __future__ import annotations
 
