@@ -142,16 +142,17 @@ def load_facts(
     """Rows, campaign states, sequences (cached by the caller) and suppressions for `ids`."""
     ids = list(ids)
     query = _with_contacts(select(*_COLUMNS), ids).order_by(Message.id)
-    rows = [Row._make(values) for values in session.execute(query)]
+    connection = session.connection()  # Core: the ORM's result path cost more than the query
+    rows = [Row._make(values) for values in connection.execute(query)]
     campaign_ids = {row.campaign_id for row in rows}
     sequences = {} if sequences is None else sequences
     campaigns: dict[int, tuple[str, str]] = {}
-    for campaign_id, name, state in session.execute(
+    for campaign_id, name, state in connection.execute(
         select(Campaign.id, Campaign.name, Campaign.state).where(Campaign.id.in_(campaign_ids))
     ):
         campaigns[campaign_id] = (name, state)
     missing = campaign_ids - sequences.keys()
-    for campaign_id, definition in session.execute(
+    for campaign_id, definition in connection.execute(
         select(Campaign.id, Campaign.definition).where(Campaign.id.in_(missing))
     ):
         sequences[campaign_id] = Sequence.from_snapshot(definition)
@@ -178,13 +179,14 @@ def refresh_facts(session: Session, claimed: Facts, ids: Iterable[int]) -> Facts
     are reused (an address that changed gets its own)."""
     by_id = {row.id: row for row in claimed.rows}
     query = _with_contacts(select(*_FRESH_COLUMNS), ids)
+    connection = session.connection()
     rows = []
-    for fresh in session.execute(query):
+    for fresh in connection.execute(query):
         old = by_id[fresh[0]]
         rows.append(Row._make((*old[: _FRESH.start], *fresh[1:], *old[_FRESH.stop :])))
     campaigns = {
         campaign_id: (name, state)
-        for campaign_id, name, state in session.execute(
+        for campaign_id, name, state in connection.execute(
             select(Campaign.id, Campaign.name, Campaign.state).where(
                 Campaign.id.in_({row.campaign_id for row in rows})
             )
@@ -205,7 +207,7 @@ def suppressed_among(session: Session, digests: Iterable[str]) -> set[tuple[str,
     wanted = list(set(digests))
     if not wanted:
         return set()
-    found = session.execute(
+    found = session.connection().execute(
         select(Suppression.channel, Suppression.address_hash).where(
             Suppression.address_hash.in_(wanted), Suppression.lifted_at.is_(None)
         )
