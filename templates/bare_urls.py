@@ -37,8 +37,9 @@ _CAPTURING = (
 )
 
 
-def prints_urls_bare(env: Environment, name: str) -> bool:
-    """True when `name` and every template it reaches print URLs only as whole, escaped values.
+def prints_urls_bare(env: Environment, name: str, *, escaped: bool = True) -> bool:
+    """True when `name` and every template it reaches print URLs only as whole values, escaped
+    ones unless `escaped` is False (a text part, which prints a URL as it is).
 
     Raises TemplateError (not found, syntax) like get_template; the caller takes the plain path.
     """
@@ -49,7 +50,7 @@ def prints_urls_bare(env: Environment, name: str) -> bool:
             continue
         seen.add(current)
         autoescape = env.autoescape(current) if callable(env.autoescape) else env.autoescape
-        if not autoescape:
+        if escaped and not autoescape:
             return False
         source = env.loader.get_source(env, current)[0]  # type: ignore[union-attr]
         tree = env.parse(source, name=current)

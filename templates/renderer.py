@@ -35,8 +35,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from nurture.errors import NurtureError
 from templates import TEMPLATES_DIR
-from templates.bare_urls import names_read, prints_urls_bare
-from templates.skeletons import Skeletons
+from templates.bare_urls import URL_VALUES, names_read, prints_urls_bare
+from templates.memo import RenderMemo, Tokenized
+from templates.skeletons import Skeletons, Slots
 from templates.sms_segments import SmsInfo, sms_info
 
 #: Contact fields a template may use. Nothing else of a contact reaches a message.
@@ -158,7 +159,8 @@ class TemplateRenderer:
         self.root = root
         self.env = make_environment(root)
         self.skeletons = Skeletons(_inline_css)
-        self._bare: dict[str, bool] = {}  # template name → prints_urls_bare
+        self.memo = RenderMemo(self.env)
+        self._bare: dict[tuple[str, bool], bool] = {}  # (template name, escaped) → bare
         self._names: dict[str, frozenset[str] | None] = {}  # template name → names_read
 
     def _variables(self, context: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,29 +191,77 @@ class TemplateRenderer:
         except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError) as exc:
             raise TemplateRenderError(f"{name}: {type(exc).__name__}: {exc}") from None
 
-    def _html(self, name: str, variables: dict[str, Any]) -> str:
-        """The inlined HTML part: from the skeleton cache when the template allows it, else (or
-        whenever a check fails, or the template raises) rendered and inlined in full."""
-        if self._prints_urls_bare(name):
-            slots = self.skeletons.slots()
-            tokenized = slots.tokenize(variables)
-            try:
-                skeleton = self._render(name, tokenized) if slots.usable else None
-            except Exception:  # rendered again below with the real values, to raise their error
-                skeleton = None
-            page = None if skeleton is None else self.skeletons.page(skeleton, slots)
+    def _html(self, name: str, variables: dict[str, Any], frozen: dict[str, Any]) -> str:
+        """The inlined HTML part: its skeleton filled with this message's URLs when the template
+        allows it, else (or whenever a check fails, or the template raises) rendered and inlined
+        in full."""
+        if self._prints_urls_bare(name, escaped=True):
+            key = self._memo_key(name, variables, frozen)
+            found = self._tokenized(name, variables, key, always=True)
+            page = None if found is None else self.skeletons.page(found[0].output, found[1])
             if page is not None:
                 return page
         return _inline_css(self._render(name, variables))
 
-    def _prints_urls_bare(self, name: str) -> bool:
-        bare = self._bare.get(name)
+    def _text(self, name: str, variables: dict[str, Any], frozen: dict[str, Any]) -> str:
+        """A text part (subject, plain text, SMS): its memoized tokenized render filled with
+        this message's URLs as they are, else rendered in full."""
+        if self._prints_urls_bare(name, escaped=False):
+            key = self._memo_key(name, variables, frozen)
+            found = self._tokenized(name, variables, key, always=False)
+            text = None if found is None else found[1].fill(found[0].parts)
+            if text is not None:
+                return text
+        return self._render(name, variables)
+
+    def _tokenized(
+        self, name: str, variables: dict[str, Any], key: tuple[Any, ...] | None, *, always: bool
+    ) -> tuple[Tokenized, Slots] | None:
+        """`name` rendered with a token for each URL, from the memo when a message with the same
+        values read had it rendered, and this message's slots. Rendered here (and kept, from
+        the second message with its key on) when `always`, or when the memo admits the key: a
+        tokenized render costs more than a plain one. None: render it in full (which raises the
+        template's own error, if any)."""
+        slots = self.skeletons.slots()
+        if key is not None:
+            kept = self.memo.get(key)
+            if kept is not None:
+                if slots.replay(kept.origins, variables):
+                    return kept, slots
+                slots = self.skeletons.slots()
+        admitted = key is not None and self.memo.admit(key)
+        if not (always or admitted):
+            return None
+        reads = self.memo.reads(name) if key is not None else None
+        tokenized = slots.tokenize(variables, URL_VALUES if reads is None else reads.urls)
+        try:
+            output = self._render(name, tokenized) if slots.usable else None
+        except Exception:  # rendered again with the real values, to raise their error
+            output = None
+        parts = None if output is None else self.skeletons.split(output)
+        if output is None or parts is None or not slots.usable:
+            return None
+        rendered = Tokenized(output, parts, tuple(slots.origins))
+        if admitted and key is not None:
+            self.memo.put(key, rendered)
+        return rendered, slots
+
+    def _memo_key(
+        self, name: str, variables: dict[str, Any], frozen: dict[str, Any]
+    ) -> tuple[Any, ...] | None:
+        try:
+            return self.memo.key(name, variables, frozen)
+        except TemplateError:  # missing or broken: the full render reports it
+            return None
+
+    def _prints_urls_bare(self, name: str, *, escaped: bool) -> bool:
+        bare = self._bare.get((name, escaped))
         if bare is None:
             try:
-                bare = prints_urls_bare(self.env, name)
+                bare = prints_urls_bare(self.env, name, escaped=escaped)
             except TemplateError:  # a template missing or broken: the plain render reports it
                 bare = False
-            self._bare[name] = bare
+            self._bare[(name, escaped)] = bare
         return bare
 
     def sms_reads(self, folder: str, step: str, variable: str) -> bool:
@@ -239,14 +289,15 @@ class TemplateRenderer:
     def render_email(self, folder: str, step: str, context: Mapping[str, Any]) -> RenderedEmail:
         base = f"{folder}/{step}"
         variables = self._variables(context)
-        subject = " ".join(self._render(f"{base}.subject.txt", variables).split())
-        html = self._html(f"{base}.html", variables)
-        text = self._render(f"{base}.txt", variables).strip() + "\n"
+        frozen: dict[str, Any] = {}  # the memo's keys, shared by the parts
+        subject = " ".join(self._text(f"{base}.subject.txt", variables, frozen).split())
+        html = self._html(f"{base}.html", variables, frozen)
+        text = self._text(f"{base}.txt", variables, frozen).strip() + "\n"
         return RenderedEmail(subject=subject, html=html, text=text)
 
     def render_sms(self, folder: str, step: str, context: Mapping[str, Any]) -> RenderedSms:
         variables = self._variables(context)
-        body = " ".join(self._render(f"{folder}/{step}.{SMS_PART}", variables).split())
+        body = " ".join(self._text(f"{folder}/{step}.{SMS_PART}", variables, {}).split())
         return RenderedSms(body=body, info=sms_info(body))
 
 

@@ -36,7 +36,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from markupsafe import escape
@@ -62,52 +62,94 @@ _UNFINISHED_REFERENCE = re.compile(r"&#?[A-Za-z0-9]*")
 
 _MISSING = object()
 Parts = tuple[str, ...]  # literal text and tokens, alternating: text, token, text, ..., text
+#: Where a URL came from: (name,) for a value, (name, args, kwargs) for a call of a maker.
+Origin = tuple[Any, ...]
 
 
 class Slots:
-    """One message's tokens: one per distinct URL, so `link()` and `booking_link()` share one."""
+    """One message's tokens: one per distinct URL, so `link()` and `booking_link()` share one.
 
-    __slots__ = ("_escaped", "_nonce", "_tokens", "usable")
+    Each URL asked for is noted with where it came from (`origins`), so that a memoized render
+    (templates/memo.py) can ask for the same URLs of another message in the same order."""
+
+    __slots__ = ("_escaped", "_nonce", "_raw", "_tokens", "origins", "usable")
 
     def __init__(self, nonce: str) -> None:
         self._nonce = nonce
         self._tokens: dict[str, str] = {}
         self._escaped: dict[str, str] = {}
+        self._raw: dict[str, str] = {}
+        self.origins: list[tuple[Origin, str]] = []
         self.usable = True  # False once a value could not be tokenized: take the plain path
 
-    def tokenize(self, variables: Mapping[str, Any]) -> dict[str, Any]:
-        """The message's variables with tokens for its URLs: the skeleton's context."""
+    def tokenize(
+        self, variables: Mapping[str, Any], values: Iterable[str] = URL_VALUES
+    ) -> dict[str, Any]:
+        """The message's variables with tokens for its URLs (of its URL `values`, those the
+        template reads): the skeleton's context."""
         tokenized = dict(variables)
-        for key in URL_VALUES:
+        for key in values:
             if key in tokenized:
-                tokenized[key] = self.token(tokenized[key])
+                tokenized[key] = self.token(tokenized[key], (key,))
         for key in URL_MAKERS:
             if callable(tokenized.get(key)):
-                tokenized[key] = self.tokenizing(tokenized[key])
+                tokenized[key] = self.tokenizing(tokenized[key], key)
         return tokenized
 
-    def token(self, value: Any) -> Any:
+    def token(self, value: Any, origin: Origin) -> Any:
         token = self._tokens.get(value) if type(value) is str else None
-        if token is not None:
-            return token
-        if not self._tokenizable(value):
-            self.usable = False
-            return value
-        token = f"{self._nonce}{len(self._tokens):03d}"
-        self._tokens[value] = token
-        self._escaped[token] = str(escape(value))
+        if token is None:
+            if not self._tokenizable(value):
+                self.usable = False
+                return value
+            token = f"{self._nonce}{len(self._tokens):03d}"
+            self._tokens[value] = token
+            self._raw[token] = value
+        self.origins.append((origin, token))
         return token
 
-    def tokenizing(self, maker: Callable[..., Any]) -> Callable[..., Any]:
+    def tokenizing(self, maker: Callable[..., Any], key: str) -> Callable[..., Any]:
         """`maker` (e.g. link) returning a token for the URL it returns, errors and all."""
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self.token(maker(*args, **kwargs))
+            return self.token(maker(*args, **kwargs), (key, args, tuple(kwargs.items())))
 
         return call
 
+    def replay(self, origins: Iterable[tuple[Origin, str]], variables: Mapping[str, Any]) -> bool:
+        """This message's URLs for the origins another message's render noted: True when each
+        gets the token it got there (else, or if one cannot be made, render in full)."""
+        try:
+            for origin, expected in origins:
+                if len(origin) == 1:
+                    value = variables[origin[0]]
+                else:
+                    name, args, kwargs = origin
+                    value = variables[name](*args, **dict(kwargs))
+                if self.token(value, origin) != expected:
+                    return False
+        except Exception:  # e.g. an unknown destination: the full render reports it
+            return False
+        return self.usable
+
     def escaped(self, token: str) -> str | None:
-        return self._escaped.get(token)
+        """The URL for `token` as the page prints it (escaped once, when first asked for)."""
+        value = self._escaped.get(token)
+        if value is None and token in self._raw:
+            value = self._escaped[token] = str(escape(self._raw[token]))
+        return value
+
+    def fill(self, parts: Sequence[str]) -> str | None:
+        """Text and tokens, alternating, with this message's URLs as they are (a text part is
+        not escaped); None if a token is not one of this message's."""
+        filled = list(parts)
+        for index in range(1, len(filled), 2):
+            value = self._raw.get(filled[index])
+            if value is None:
+                return None
+            filled[index] = value
+        text = "".join(filled)
+        return None if self._nonce in text else text
 
     def _tokenizable(self, value: Any) -> bool:
         return (
@@ -171,7 +213,7 @@ class Skeletons:
 
     def _inlined_parts(self, skeleton: str) -> Parts | None:
         """Checked once per skeleton: see the module docstring."""
-        before = self._split(skeleton)
+        before = self.split(skeleton)
         if before is None or not _plain_stylesheets(skeleton, self.nonce):
             return None
         at = 0
@@ -184,12 +226,12 @@ class Skeletons:
             inlined = self._inline(skeleton)
         except Exception:  # the plain path raises the inliner's error with the real page
             return None
-        after = self._split(inlined)
+        after = self.split(inlined)
         if after is None or after[1::2] != before[1::2]:
             return None  # the inliner dropped, repeated or moved a token
         return after
 
-    def _split(self, page: str) -> Parts | None:
+    def split(self, page: str) -> Parts | None:
         """Text and tokens, alternating; None if a piece of the nonce is not a whole token."""
         pieces = page.split(self.nonce)
         parts = [pieces[0]]
