@@ -30,6 +30,7 @@ from nurture.models import (
     Message,
     Suppression,
 )
+from nurture.sql_lists import among
 from scheduler.windows import QuietHours, next_allowed
 
 
@@ -127,12 +128,12 @@ class Facts:
         return (channel, digest) not in self.suppressed
 
 
-def _with_contacts(query: Select[Any], ids: Iterable[int]) -> Select[Any]:
+def _with_contacts(query: Select[Any], ids: Iterable[int], dialect: str) -> Select[Any]:
     """Messages `ids` joined to their enrollment and contact."""
     return (
         query.join(Enrollment, Enrollment.id == Message.enrollment_id)
         .join(Contact, Contact.id == Message.contact_id)
-        .where(Message.id.in_(list(ids)))
+        .where(among(Message.id, ids, dialect))
     )
 
 
@@ -140,9 +141,8 @@ def load_facts(
     session: Session, ids: Iterable[int], sequences: dict[int, Sequence] | None = None
 ) -> Facts:
     """Rows, campaign states, sequences (cached by the caller) and suppressions for `ids`."""
-    ids = list(ids)
-    query = _with_contacts(select(*_COLUMNS), ids).order_by(Message.id)
     connection = session.connection()  # Core: the ORM's result path cost more than the query
+    query = _with_contacts(select(*_COLUMNS), ids, connection.dialect.name).order_by(Message.id)
     rows = [Row._make(values) for values in connection.execute(query)]
     campaign_ids = {row.campaign_id for row in rows}
     sequences = {} if sequences is None else sequences
@@ -178,8 +178,8 @@ def refresh_facts(session: Session, claimed: Facts, ids: Iterable[int]) -> Facts
     About a third of load_facts' cost: no JSON or lateness to decode again, and address hashes
     are reused (an address that changed gets its own)."""
     by_id = {row.id: row for row in claimed.rows}
-    query = _with_contacts(select(*_FRESH_COLUMNS), ids)
     connection = session.connection()
+    query = _with_contacts(select(*_FRESH_COLUMNS), ids, connection.dialect.name)
     rows = []
     for fresh in connection.execute(query):
         old = by_id[fresh[0]]
@@ -207,9 +207,11 @@ def suppressed_among(session: Session, digests: Iterable[str]) -> set[tuple[str,
     wanted = list(set(digests))
     if not wanted:
         return set()
-    found = session.connection().execute(
+    connection = session.connection()
+    found = connection.execute(
         select(Suppression.channel, Suppression.address_hash).where(
-            Suppression.address_hash.in_(wanted), Suppression.lifted_at.is_(None)
+            among(Suppression.address_hash, wanted, connection.dialect.name),
+            Suppression.lifted_at.is_(None),
         )
     )
     return {(channel, digest) for channel, digest in found}

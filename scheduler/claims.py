@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from nurture.db import is_sqlite
 from nurture.models import Campaign, CampaignState, Message, MessageState
+from nurture.sql_lists import among
 
 
 def claim_due(
@@ -45,7 +46,10 @@ def claim_due(
     if ids:
         connection.execute(
             update(Message)
-            .where(Message.id.in_(ids), unindexed(Message.state) == MessageState.PLANNED)
+            .where(
+                among(Message.id, ids, connection.dialect.name),
+                unindexed(Message.state) == MessageState.PLANNED,
+            )
             .values(state=MessageState.CLAIMED, claimed_by=worker, claimed_at=now)
         )
     return ids

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from contacts.suppressions import suppress
 from nurture.models import Enrollment, EnrollmentState, Message, MessageState, SuppressionReason
 from nurture.settings import SchedulerSettings
+from nurture.sql_lists import among
 from providers.base import (
     ProviderRejected,
     ProviderUnavailable,
@@ -185,10 +186,12 @@ def mark_sending(session: Session, ids: list[int], *, now: datetime, worker: str
     """The commit point before the provider call; returns the ids this worker still held."""
     if not ids:
         return set()
+    # Core, on the session's connection: the ORM's bulk-update path cost more than the UPDATE.
+    connection = session.connection()
     statement = (
         update(Message)
         .where(
-            Message.id.in_(ids),
+            among(Message.id, ids, connection.dialect.name),
             unindexed(Message.state) == MessageState.CLAIMED,
             Message.claimed_by == worker,
         )
@@ -200,8 +203,7 @@ def mark_sending(session: Session, ids: list[int], *, now: datetime, worker: str
         )
         .returning(Message.id)
     )
-    # Core, on the session's connection: the ORM's bulk-update path cost more than the UPDATE.
-    return set(session.connection().scalars(statement))
+    return set(connection.scalars(statement))
 
 
 def record_outcomes(

@@ -1,8 +1,10 @@
 """The dispatcher's hot lookups go through indexes: claims do not walk the other channel's
-backlog, the frequency cap does not walk every text sent, and suppressions are not scanned."""
+backlog, the frequency cap does not walk every text sent, suppressions are not scanned, and the
+id lists bound as one parameter are looked up by key."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,3 +110,40 @@ def test_every_suppression_lookup_of_a_dispatch_goes_through_an_index(
             details = " ".join(str(row[-1]) for row in plan)
             assert "SCAN suppressions" not in details, details
             assert "ix_suppression_address_hash" in details, details
+
+
+def test_every_id_list_of_a_dispatch_is_looked_up_not_scanned(
+    h: Any, sqlite_app: NurtureApp
+) -> None:
+    """The claim, the facts, the re-check, the "sending" mark and the frequency cap bind their
+    lists as one JSON document (nurture.sql_lists); each statement still finds its rows by key."""
+    h.seed(sqlite_app, emails=30, texts=30, due=NOW)
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "json_each" in statement:
+            seen.append((statement, params))
+
+    event.listen(sqlite_app.engine, "before_cursor_execute", capture)
+    try:
+        assert sqlite_app.dispatcher.tick().sent == 60
+    finally:
+        event.remove(sqlite_app.engine, "before_cursor_execute", capture)
+    by_key = "SEARCH messages USING INTEGER PRIMARY KEY"
+    first_steps = {  # what each statement must look its rows up with
+        "UPDATE messages": by_key,  # the claim and the "sending" mark
+        "SELECT messages.id": by_key,  # the facts and their re-check
+        "SELECT suppressions": "SEARCH suppressions USING INDEX ix_suppression_address_hash",
+        "SELECT messages.contact_id": "SEARCH messages USING INDEX ix_message_contact_channel",
+    }
+    statements = dict(seen)  # each distinct statement once
+    assert len(statements) == 6, list(statements)
+    with transaction(sqlite_app.sessions) as session:
+        for statement, params in statements.items():
+            rows = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+            details = [str(row[-1]) for row in rows]
+            (expected,) = (
+                step for start, step in first_steps.items() if re.match(start + r"\b", statement)
+            )
+            assert details[0].startswith(expected), (statement, details)
+            assert not [step for step in details if re.match(r"SCAN (?!json_each)", step)], details
