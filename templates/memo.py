@@ -20,6 +20,8 @@ Why a hit is the render it replaces:
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -38,6 +40,8 @@ MAX_ENTRIES = 1024
 MAX_CHARS = 4_000_000
 #: Keys seen once and not kept yet (see RenderMemo.admit).
 MAX_SEEN = 4096
+#: Distinct values numbered (see RenderMemo._id).
+MAX_IDS = 65_536
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 _SCALARS = frozenset((str, int, bool, type(None)))
 _URLS = frozenset((*URL_VALUES, *URL_MAKERS))
@@ -73,6 +77,8 @@ class RenderMemo:
         self._reads: dict[str, Reads | None] = {}
         self._entries: OrderedDict[tuple[Any, ...], Tokenized] = OrderedDict()
         self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self._ids: dict[Any, int] = {}
+        self._numbers = itertools.count()
         self._chars = 0
         self._lock = threading.Lock()  # the web app renders previews from several threads
 
@@ -90,7 +96,7 @@ class RenderMemo:
         self, name: str, variables: Mapping[str, Any], frozen: dict[str, Any]
     ) -> tuple[Any, ...] | None:
         """The memo key of `name` rendered with `variables`, or None: always render it.
-        `frozen` keeps the variables frozen so far for this message (its parts share them)."""
+        `frozen` keeps the variables numbered so far for this message (its parts share them)."""
         reads = self.reads(name)
         if reads is None:
             return None
@@ -98,24 +104,37 @@ class RenderMemo:
         for variable in reads.names:
             if variable not in variables:
                 return None  # undefined: the render raises its own error
-            value = variables[variable]
-            if variable == CONTACT and reads.contact_fields is not None and type(value) is dict:
-                kept = _fields(value, reads.contact_fields)
-            elif variable in frozen:
-                kept = frozen[variable]
-            else:
-                kept = frozen[variable] = _frozen(value)
+            narrowed = variable == CONTACT and reads.contact_fields is not None
+            slot = (variable, reads.contact_fields) if narrowed else variable
+            kept = frozen.get(slot, _UNKNOWN)
+            if kept is _UNKNOWN:
+                value = variables[variable]
+                if narrowed and type(value) is dict:
+                    kept = _fields(value, reads.contact_fields)  # type: ignore[arg-type]
+                else:
+                    kept = _frozen(value)
+                kept = frozen[slot] = None if kept is None else self._id(kept)
             if kept is None:
                 return None
             key.append(kept)
         return tuple(key)
 
+    def _id(self, frozen: Any) -> int:
+        """A small number for a frozen value, so that keys hash and compare in a few steps."""
+        found = self._ids.get(frozen)
+        if found is None:
+            with self._lock:
+                if len(self._ids) >= MAX_IDS:
+                    self._ids.clear()  # numbers are never reused: old keys just stop matching
+                found = self._ids[frozen] = next(self._numbers)
+        return found
+
     def get(self, key: tuple[Any, ...]) -> Tokenized | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
+        found = self._entries.get(key)
+        if found is not None:
+            with contextlib.suppress(KeyError):  # evicted meanwhile by another thread
                 self._entries.move_to_end(key)
-            return found
+        return found
 
     def admit(self, key: tuple[Any, ...]) -> bool:
         """Whether to keep a render for `key`: from its second sighting on. A key unique to one

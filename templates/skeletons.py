@@ -119,18 +119,26 @@ class Slots:
     def replay(self, origins: Iterable[tuple[Origin, str]], variables: Mapping[str, Any]) -> bool:
         """This message's URLs for the origins another message's render noted: True when each
         gets the token it got there (else, or if one cannot be made, render in full)."""
+        tokens = self._tokens
         try:
             for origin, expected in origins:
                 if len(origin) == 1:
                     value = variables[origin[0]]
+                elif origin[2]:
+                    value = variables[origin[0]](*origin[1], **dict(origin[2]))
                 else:
-                    name, args, kwargs = origin
-                    value = variables[name](*args, **dict(kwargs))
-                if self.token(value, origin) != expected:
+                    value = variables[origin[0]](*origin[1])
+                token = tokens.get(value) if type(value) is str else None
+                if token is None:
+                    if not self._tokenizable(value):
+                        return False
+                    token = tokens[value] = f"{self._nonce}{len(tokens):03d}"
+                    self._raw[token] = value
+                if token != expected:
                     return False
         except Exception:  # e.g. an unknown destination: the full render reports it
             return False
-        return self.usable
+        return True
 
     def escaped(self, token: str) -> str | None:
         """The URL for `token` as the page prints it (escaped once, when first asked for)."""
