@@ -72,7 +72,7 @@ class RenderedSms:
 def contact_view(contact: Any, custom_allow: tuple[str, ...] = ()) -> dict[str, Any]:
     """The allow-listed slice of a contact (model or mapping) that templates may read."""
     get: Callable[[str], Any]
-    if isinstance(contact, Mapping):
+    if type(contact) is dict or isinstance(contact, Mapping):  # a dict: no ABC check per message
         get = contact.get
     else:
 
