@@ -66,19 +66,30 @@ def prints_urls_bare(env: Environment, name: str, *, escaped: bool = True) -> bo
 def names_read(env: Environment, name: str) -> frozenset[str] | None:
     """Every variable `name` and the templates it extends, includes or imports may read, or
     None when one of them is named at render time (then any variable may be read)."""
-    pending, seen, names = [name], set(), set()
+    trees = reached_trees(env, name)
+    if trees is None:
+        return None
+    return frozenset(
+        variable for tree in trees for variable in meta.find_undeclared_variables(tree)
+    )
+
+
+def reached_trees(env: Environment, name: str) -> list[nodes.Template] | None:
+    """`name` and every template it extends, includes or imports, parsed, each once; None when
+    one of them is named at render time (it cannot be read ahead). Raises TemplateError."""
+    pending, seen, trees = [name], set(), []
     while pending:
         current = pending.pop()
         if current in seen:
             continue
         seen.add(current)
         tree = env.parse(env.loader.get_source(env, current)[0], name=current)  # type: ignore[union-attr]
-        names |= meta.find_undeclared_variables(tree)
+        trees.append(tree)
         for referenced in meta.find_referenced_templates(tree):
             if referenced is None:
                 return None
             pending.append(referenced)
-    return frozenset(names)
+    return trees
 
 
 def _only_bare_uses(node: nodes.Node, parents: list[nodes.Node], captured: bool) -> bool:

@@ -31,7 +31,7 @@ from typing import Any
 
 from jinja2 import Environment, meta, nodes
 
-from templates.bare_urls import URL_MAKERS, URL_VALUES
+from templates.bare_urls import URL_MAKERS, URL_VALUES, reached_trees
 from templates.skeletons import Origin
 
 CONTACT = "contact"
@@ -171,24 +171,17 @@ def template_reads(env: Environment, name: str) -> Reads | None:
     of them is named at render time or calls an unsteady filter (never kept).
 
     Raises TemplateError (not found, syntax) like get_template; the caller renders in full."""
-    pending, seen = [name], set()
+    trees = reached_trees(env, name)
+    if trees is None:
+        return None
     names: set[str] = set()
     fields: set[str] | None = set()
-    while pending:
-        current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        tree = env.parse(env.loader.get_source(env, current)[0], name=current)  # type: ignore[union-attr]
+    for tree in trees:
         if any(node.name in UNSTEADY_FILTERS for node in tree.find_all(nodes.Filter)):
             return None
         names |= meta.find_undeclared_variables(tree)
         if fields is not None and not _contact_fields(tree, None, fields):
             fields = None
-        for referenced in meta.find_referenced_templates(tree):
-            if referenced is None:
-                return None
-            pending.append(referenced)
     kept = sorted(names - _URLS - env.globals.keys())
     urls = tuple(url for url in URL_VALUES if url in names)
     return Reads(tuple(kept), None if fields is None else tuple(sorted(fields)), urls)
