@@ -5,6 +5,8 @@ id lists bound as one parameter are looked up by key."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,31 +21,41 @@ from scheduler.claims import claim_due
 NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
 
 
+@contextmanager
+def captured(app: NurtureApp, wanted: Callable[[str], bool]) -> Iterator[list[tuple[str, Any]]]:
+    """The statements `wanted` picks out, with their parameters, as the app runs them."""
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if wanted(statement):
+            seen.append((statement, params))
+
+    event.listen(app.engine, "before_cursor_execute", capture)
+    try:
+        yield seen
+    finally:
+        event.remove(app.engine, "before_cursor_execute", capture)
+
+
+def plan_of(session: Any, statement: str, params: Any) -> list[str]:
+    """SQLite's EXPLAIN QUERY PLAN steps for a captured statement."""
+    rows = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+    return [str(row[-1]) for row in rows]
+
+
 def test_a_channel_claim_reads_the_planned_index_and_takes_only_that_channel(
     h: Any, sqlite_app: NurtureApp
 ) -> None:
     emails = h.seed(sqlite_app, emails=30, due=NOW)
     texts = h.seed(sqlite_app, texts=5, due=NOW)
-    seen: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if statement.lstrip().startswith(("SELECT messages.id", "UPDATE messages")):
-            seen.append((statement, params))
-
-    def plan_of(session: Any, statement: str, params: Any) -> str:
-        plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
-        return " ".join(str(row[-1]) for row in plan)
-
-    event.listen(sqlite_app.engine, "before_cursor_execute", capture)
-    try:
+    claim = ("SELECT messages.id", "UPDATE messages")
+    with captured(sqlite_app, lambda statement: statement.lstrip().startswith(claim)) as seen:
         with transaction(sqlite_app.sessions) as session:
             claimed = claim_due(session, now=NOW, limit=100, worker="w1", channel="sms")
             (select_, select_params), (update_, update_params) = seen[-2:]
-            details = plan_of(session, select_, select_params)
+            details = " ".join(plan_of(session, select_, select_params))
             # the claim's UPDATE finds its rows by id, never by walking the planned backlog
-            update_plan = plan_of(session, update_, update_params)
-    finally:
-        event.remove(sqlite_app.engine, "before_cursor_execute", capture)
+            update_plan = " ".join(plan_of(session, update_, update_params))
     assert sorted(claimed) == sorted(texts)
     assert "ix_message_planned_channel_due" in details
     assert "ix_message_due" not in update_plan and "PRIMARY KEY" in update_plan
@@ -58,21 +70,12 @@ def test_the_frequency_cap_looks_up_each_contacts_texts_not_every_text_sent(
     """With `state IN (...)` in SQL, SQLite walked every text ever sent, per batch (it rated a
     few hundred contact lookups dearer than five state ranges)."""
     h.seed(sqlite_app, texts=400, due=NOW)
-    seen: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if statement.lstrip().startswith("SELECT messages.contact_id"):
-            seen.append((statement, params))
-
-    event.listen(sqlite_app.engine, "before_cursor_execute", capture)
-    try:
+    cap = "SELECT messages.contact_id"
+    with captured(sqlite_app, lambda statement: statement.lstrip().startswith(cap)) as seen:
         assert sqlite_app.dispatcher.tick().sent == 400
-    finally:
-        event.remove(sqlite_app.engine, "before_cursor_execute", capture)
     statement, params = seen[-1]
     with transaction(sqlite_app.sessions) as session:
-        plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
-        details = " ".join(str(row[-1]) for row in plan)
+        details = " ".join(plan_of(session, statement, params))
     assert "ix_message_contact_channel" in details and "ix_message_due" not in details
 
 
@@ -90,24 +93,18 @@ def test_every_suppression_lookup_of_a_dispatch_goes_through_an_index(
         contact = session.get(Contact, first.contact_id)
         assert contact is not None and contact.email
         suppress(session, "email", contact.email, SuppressionReason.UNSUBSCRIBED)
-    seen: list[tuple[str, Any]] = []
 
-    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if "FROM suppressions" in statement and statement.lstrip().startswith("SELECT"):
-            seen.append((statement, params))
+    def lookup(statement: str) -> bool:
+        return "FROM suppressions" in statement and statement.lstrip().startswith("SELECT")
 
-    event.listen(sqlite_app.engine, "before_cursor_execute", capture)
-    try:
+    with captured(sqlite_app, lookup) as seen:
         result = sqlite_app.dispatcher.tick()
-    finally:
-        event.remove(sqlite_app.engine, "before_cursor_execute", capture)
     assert (result.sent, result.skipped) == (39, 1)  # the lookups still find the suppressed one
     assert h.states(sqlite_app)[emails[0]] == MessageState.SKIPPED
     assert len(seen) >= 2  # at the claim and before the sub-batch
     with transaction(sqlite_app.sessions) as session:
         for statement, params in seen:
-            plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
-            details = " ".join(str(row[-1]) for row in plan)
+            details = " ".join(plan_of(session, statement, params))
             assert "SCAN suppressions" not in details, details
             assert "ix_suppression_address_hash" in details, details
 
@@ -118,17 +115,8 @@ def test_every_id_list_of_a_dispatch_is_looked_up_not_scanned(
     """The claim, the facts, the re-check, the "sending" mark and the frequency cap bind their
     lists as one JSON document (nurture.sql_lists); each statement still finds its rows by key."""
     h.seed(sqlite_app, emails=30, texts=30, due=NOW)
-    seen: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if "json_each" in statement:
-            seen.append((statement, params))
-
-    event.listen(sqlite_app.engine, "before_cursor_execute", capture)
-    try:
+    with captured(sqlite_app, lambda statement: "json_each" in statement) as seen:
         assert sqlite_app.dispatcher.tick().sent == 60
-    finally:
-        event.remove(sqlite_app.engine, "before_cursor_execute", capture)
     by_key = "SEARCH messages USING INTEGER PRIMARY KEY"
     first_steps = {  # what each statement must look its rows up with
         "UPDATE messages": by_key,  # the claim and the "sending" mark
@@ -140,8 +128,7 @@ def test_every_id_list_of_a_dispatch_is_looked_up_not_scanned(
     assert len(statements) == 6, list(statements)
     with transaction(sqlite_app.sessions) as session:
         for statement, params in statements.items():
-            rows = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
-            details = [str(row[-1]) for row in rows]
+            details = plan_of(session, statement, params)
             (expected,) = (
                 step for start, step in first_steps.items() if re.match(start + r"\b", statement)
             )
