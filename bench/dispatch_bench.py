@@ -3,9 +3,10 @@ pooled provider call → record) against a fast loopback fake provider, beside a
 
 The baseline is a loop posting the same payloads with the same HTTP client (the pooled aiohttp
 session the SendGrid and Twilio channels use, same concurrency), so the ratio shows what the
-engine's exactly-once bookkeeping, checks and rendering cost. Peak RSS is sampled as the campaign
-is dispatched, to show it stays flat. The fake runs in its own process. The worker makes its
-provider calls through its sender process (scheduler/sender_process.py), so the worker's RSS,
+engine's exactly-once bookkeeping, checks and rendering cost. Each channel is seeded by the bench,
+then sent by a fresh worker process; its peak RSS is sampled from the bench's process as the
+campaign is dispatched, to show it stays flat. The fake runs in its own process. The worker makes
+its provider calls through its sender process (scheduler/sender_process.py), so the worker's RSS,
 the sender's, and the two's PSS (shared pages counted once) are all printed.
 
     python bench/dispatch_bench.py                  # 10,000 emails + 10,000 texts on SQLite
@@ -44,7 +45,7 @@ from nurture.models import (
     Suppression,
     SuppressionReason,
 )
-from nurture.settings import load_settings
+from nurture.settings import Settings, load_settings
 from providers.base import OutgoingEmail, OutgoingSms
 from providers.registry import email_channel, sms_channel
 from scheduler.sending import SendLoop
@@ -53,6 +54,8 @@ NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)  # 10:00 in Los Angeles
 SID = "AC" + "a" * 32
 CHUNK = 5_000
 BASELINE_POSTS = 30_000
+#: What a worker says on its standard output right before and right after it dispatches.
+DISPATCHING, DISPATCHED = "-- dispatching --", "-- dispatched --"
 
 
 def start_fake() -> tuple[subprocess.Popen[str], str]:
@@ -194,45 +197,51 @@ def seed_suppressions(db_url: str, count: int) -> None:
 
 
 class RssSampler(threading.Thread):
-    """The worker's RSS, and its sender process's beside it (the worker's peak and the peak of
-    the two together are both reported)."""
+    """The worker's RSS, and its sender process's beside it, sampled from this (the bench's)
+    process while the worker dispatches: the measuring costs the worker nothing, and adds
+    nothing to its memory. The peaks of each, of the two together, and of their PSS (shared
+    pages counted once) are all reported."""
 
-    def __init__(self) -> None:
+    def __init__(self, worker: int) -> None:
         super().__init__(daemon=True)
-        self.process = psutil.Process()
+        self.process = psutil.Process(worker)
         self.peak = self.child_peak = self.total_peak = self.pss_peak = 0
         self.samples: list[int] = []
         self.running = True
 
     def run(self) -> None:
         tick = 0
-        children: list[psutil.Process] = []
         while self.running:
-            rss = self.process.memory_info().rss
-            child = 0
-            # Listing children scans /proc (about 1 ms, in the worker's own process, under its
-            # GIL): done until the sender appears, then twice a second in case it was replaced.
-            if not children or tick % 10 == 0:
-                children = self.process.children()
-            for process in children:
-                with contextlib.suppress(psutil.Error):
-                    child += process.memory_info().rss
-            self.peak = max(self.peak, rss)
-            self.child_peak = max(self.child_peak, child)
-            self.total_peak = max(self.total_peak, rss + child)
-            self.samples.append(rss)
-            if tick % 10 == 0:  # PSS: shared pages counted once across the two (reads smaps)
-                pss = 0
-                for process in (self.process, *children):
-                    with contextlib.suppress(psutil.Error):
-                        pss += process.memory_full_info().pss
-                self.pss_peak = max(self.pss_peak, pss)
+            with contextlib.suppress(psutil.Error):
+                self.sample(pss=tick % 10 == 0)  # PSS reads smaps: twice a second
             tick += 1
             time.sleep(0.05)
 
-    def stop(self) -> None:
+    def sample(self, pss: bool) -> None:
+        children = self.process.children()
+        rss = self.process.memory_info().rss
+        child = 0
+        for process in children:
+            with contextlib.suppress(psutil.Error):
+                child += process.memory_info().rss
+        self.peak = max(self.peak, rss)
+        self.child_peak = max(self.child_peak, child)
+        self.total_peak = max(self.total_peak, rss + child)
+        self.samples.append(rss)
+        if pss:
+            shared = 0
+            for process in (self.process, *children):
+                with contextlib.suppress(psutil.Error):
+                    shared += process.memory_full_info().pss
+            self.pss_peak = max(self.pss_peak, shared)
+
+    def stop(self) -> list[int]:
         self.running = False
         self.join()
+        quarter = [0.0, 0.25, 0.5, 0.75, 1.0]
+        samples = self.samples or [0]
+        at = [samples[max(0, int(len(samples) * q) - 1)] for q in quarter]
+        return [self.peak, self.child_peak, self.total_peak, self.pss_peak, *at]
 
 
 def cpu_seconds(process: psutil.Process) -> float:
@@ -240,25 +249,26 @@ def cpu_seconds(process: psutil.Process) -> float:
     return times.user + times.system
 
 
-def dispatch(app: NurtureApp, channel: str, count: int) -> tuple[float, RssSampler]:
+def dispatch(app: NurtureApp, channel: str, count: int) -> float:
+    """One tick, which sends the whole campaign; the bench samples memory meanwhile (it starts
+    when this process says DISPATCHING and stops when it says DISPATCHED)."""
     if app.dispatcher.sender is None:  # calls on the worker's own send loop: start it first
         app.dispatcher.loop.run(asyncio.sleep(0))
-    sampler = RssSampler()
-    sampler.start()
     worker = psutil.Process()
+    print(DISPATCHING, flush=True)
     cpu = cpu_seconds(worker)
     started = time.perf_counter()
     result = app.dispatcher.tick()
     elapsed = time.perf_counter() - started
     busy = (cpu_seconds(worker) - cpu) / elapsed
     sender = sum(cpu_seconds(child) for child in worker.children()) / elapsed
-    sampler.stop()
+    print(DISPATCHED, flush=True)
     print(
         f"  {channel}: worker process busy {busy:.0%} of one core, "
         f"its sender process {sender:.0%}, while dispatching"
     )
     assert result.sent == count, f"{channel}: sent {result.sent} of {count}: {result}"
-    return elapsed, sampler
+    return elapsed
 
 
 def baseline(app: NurtureApp, channel: str, count: int, concurrency: int) -> float:
@@ -313,39 +323,73 @@ def example(app: NurtureApp, channel: str) -> OutgoingEmail | OutgoingSms:
     )
 
 
-def run_channel(args: argparse.Namespace) -> None:
-    """One channel in a fresh process on an upgraded database, as a `nurture worker` starts:
-    the peak RSS is that of a worker sending this campaign, nothing left over from another."""
-    os.environ.update(
-        {"SENDGRID_API_KEY": "SG.bench", "TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "bench"}
-    )
-    url, channel, count = args.fake_url, args.channel, args.count
-    settings = load_settings(
+def bench_settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
         database={"url": args.db_url},
         outbox={"dir": str(Path(args.folder) / "outbox")},
         email={"provider": "sendgrid"},
         sms={"provider": "twilio", "segments_per_second": 1e9},
-        sendgrid={"api_host": url, "emails_per_second": 1e9, "concurrency": args.concurrency},
-        twilio={"api_base_url": url, "concurrency": args.concurrency},
+        sendgrid={
+            "api_host": args.fake_url,
+            "emails_per_second": 1e9,
+            "concurrency": args.concurrency,
+        },
+        twilio={"api_base_url": args.fake_url, "concurrency": args.concurrency},
         scheduler={"batch_size": args.batch, "sms_frequency_cap_hours": 24},
     )
-    app = NurtureApp(settings=settings, clock=FrozenClock(NOW))
+
+
+def run_channel(args: argparse.Namespace) -> None:
+    """One channel's worker, in a fresh process on a seeded database, as a `nurture worker`
+    starts: its memory is that of a worker sending this campaign, nothing left over from
+    seeding or from another campaign."""
+    channel, count = args.channel, args.count
+    app = NurtureApp(settings=bench_settings(args), clock=FrozenClock(NOW))
     app.migrate()  # already at head: a no-op that imports nothing more
-    started = time.perf_counter()
-    seed(app, channel, count)
-    seeded = time.perf_counter() - started
-    elapsed, sampler = dispatch(app, channel, count)
-    samples = sampler.samples
+    elapsed = dispatch(app, channel, count)
     setattr(app.dispatcher, f"sent_example_{channel}", example(app, channel))
     # The bare loop's speed swings by a third from run to run on a shared machine: its best of
     # three (over up to 30,000 posts each), so the ratio errs against the engine.
     sample = min(count, BASELINE_POSTS)
     base = count / max(sample / baseline(app, channel, sample, args.concurrency) for _ in range(3))
-    quarter = [samples[max(0, int(len(samples) * q) - 1)] for q in (0, 0.25, 0.5, 0.75, 1.0)]
     app.dispatcher.shutdown()
     app.dispose()
-    peaks = [sampler.peak, sampler.child_peak, sampler.total_peak, sampler.pss_peak]
-    print(json.dumps([channel, count, seeded, elapsed, base, peaks, quarter]))
+    print(json.dumps([elapsed, base]))
+
+
+def seed_channel(args: argparse.Namespace) -> float:
+    """The channel's contacts and due messages, seeded from this process (not the worker's)."""
+    app = NurtureApp(settings=bench_settings(args), clock=FrozenClock(NOW))
+    started = time.perf_counter()
+    seed(app, args.channel, args.count)
+    seeded = time.perf_counter() - started
+    app.dispose()
+    return seeded
+
+
+def run_worker(args: argparse.Namespace) -> list[object]:
+    """Seed the channel, then run its worker in a fresh process, sampling its memory while it
+    dispatches; one row of the report."""
+    seeded = seed_channel(args)
+    command = [sys.executable, __file__, "--channel", args.channel, "--count", str(args.count)]
+    command += ["--db-url", args.db_url, "--fake-url", args.fake_url, "--folder", args.folder]
+    command += ["--concurrency", str(args.concurrency), "--batch", str(args.batch)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    sampler = RssSampler(child.pid)
+    lines = []
+    for line in child.stdout:
+        if line.strip() == DISPATCHING:
+            sampler.start()
+        elif line.strip() == DISPATCHED:
+            memory = sampler.stop()
+        else:
+            lines.append(line.rstrip("\n"))
+    if child.wait() != 0:
+        raise SystemExit(f"the {args.channel} worker failed (exit status {child.returncode})")
+    print("\n".join(lines[:-1]))
+    elapsed, base = json.loads(lines[-1])
+    return [args.channel, args.count, seeded, elapsed, base, memory]
 
 
 def main() -> None:
@@ -363,18 +407,21 @@ def main() -> None:
         parser.add_argument(internal, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("NURTURE_SECRET_KEY", "bench-secret-key-0123456789abcdef")
+    os.environ.update(
+        {"SENDGRID_API_KEY": "SG.bench", "TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "bench"}
+    )
     if args.channel:
         args.count = int(args.count)
         run_channel(args)
         return
     if args.full:
         args.emails = args.texts = 100_000
-    fake, url = start_fake()
-    folder = Path(tempfile.mkdtemp(prefix="nurture-bench-"))
-    db_url, pg_name = database(args.db, folder)
+    fake, args.fake_url = start_fake()
+    args.folder = tempfile.mkdtemp(prefix="nurture-bench-")
+    args.db_url, pg_name = database(args.db, Path(args.folder))
     try:
-        upgrade(db_url)
-        seed_suppressions(db_url, args.suppressions)
+        upgrade(args.db_url)
+        seed_suppressions(args.db_url, args.suppressions)
         print(
             f"dispatch benchmark: {args.emails:,} emails + {args.texts:,} texts, "
             f"{args.db}, concurrency {args.concurrency}, batch {args.batch}, "
@@ -383,32 +430,21 @@ def main() -> None:
         )
         rows = []
         for channel, count in (("email", args.emails), ("sms", args.texts)):
-            if not count:
-                continue
-            command = [sys.executable, __file__, "--channel", channel, "--count", str(count)]
-            command += ["--db-url", db_url, "--fake-url", url, "--folder", str(folder)]
-            command += ["--concurrency", str(args.concurrency), "--batch", str(args.batch)]
-            child = subprocess.run(
-                command,
-                stdout=subprocess.PIPE,
-                text=True,
-                check=True,
-            )
-            lines = child.stdout.strip().splitlines()
-            print("\n".join(lines[:-1]))
-            rows.append(json.loads(lines[-1]))
+            if count:
+                args.channel, args.count = channel, count
+                rows.append(run_worker(args))
         print(
             f"{'channel':8} {'messages':>9} {'engine msg/s':>13} {'baseline msg/s':>15} "
             f"{'ratio':>6} {'peak RSS':>9} {'sender':>7} {'both':>7} {'PSS':>6}  "
             "worker RSS at 0/25/50/75/100% of the run"
         )
-        for channel, count, seeded, elapsed, base, peaks, quarter in rows:
-            worker, sender, both, pss = (peak / 2**20 for peak in peaks)
+        for channel, count, seeded, elapsed, base, memory in rows:
+            worker, sender, both, pss, *quarter = (size / 2**20 for size in memory)
             print(
                 f"{channel:8} {count:>9,} {count / elapsed:>13,.0f} {count / base:>15,.0f} "
                 f"{base / elapsed:>6.0%} {worker:>7.0f}MB {sender:>5.0f}MB {both:>5.0f}MB "
                 f"{pss:>4.0f}MB  "
-                + " / ".join(f"{q / 2**20:.0f}" for q in quarter)
+                + " / ".join(f"{q:.0f}" for q in quarter)
                 + f" MB   (seeded in {seeded:.1f}s)"
             )
     finally:
