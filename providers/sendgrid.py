@@ -7,7 +7,8 @@ off so links are not wrapped twice.
 
 The SDK is imported on first use: a worker whose sends go through its sender process never
 builds a payload itself, and the SDK costs a process about 8 MB (most of it the cryptography
-package, for the event webhook's signature check).
+package, for the event webhook's signature check, which the sender process leaves out: see
+`leave_out_webhook_helper`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import sys
 import urllib.error
 from functools import cache
 from types import ModuleType
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from sendgrid.helpers.mail import Mail
 
 NAME = "sendgrid"
+#: The SDK's event-webhook helper: its package imports it, and it imports cryptography.
+WEBHOOK_HELPER = "sendgrid.helpers.eventwebhook"
 API_HOST = "https://api.sendgrid.com"
 MAIL_SEND = "/v3/mail/send"
 
@@ -72,6 +76,18 @@ def build_mail(email: OutgoingEmail) -> Mail:
 def _mail_helpers() -> ModuleType:
     """The SDK's mail helpers, imported once, on first use (see the module docstring)."""
     return importlib.import_module("sendgrid.helpers.mail")
+
+
+def leave_out_webhook_helper() -> bool:
+    """For a process that only sends (the sender process): the SDK's package imports its
+    event-webhook helper, and with it the cryptography package, about 7 MB of the process, to
+    check signatures that this process never sees. An empty module put in its place first keeps
+    them out; webhooks are checked by the web process, which imports the SDK whole. Returns
+    False, changing nothing, once the SDK is imported (too late to leave anything out)."""
+    if "sendgrid" in sys.modules:
+        return False
+    sys.modules.setdefault(WEBHOOK_HELPER, ModuleType(WEBHOOK_HELPER))
+    return True
 
 
 def classify_http_error(status: int, body: str, retry_after: str | None = None) -> Exception:

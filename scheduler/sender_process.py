@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from providers.base import ProviderUnavailable, ProviderUncertain
+from providers.sendgrid import leave_out_webhook_helper
 from scheduler.sending import Outcome, Outgoing, new_event_loop, send_all
 
 log = logging.getLogger("nurture.send")
@@ -265,6 +266,7 @@ async def serve(sock: socket.socket) -> None:
 
 def main() -> None:
     _die_with_parent()
+    leave_out_webhook_helper()  # this process sends; it never checks a webhook's signature
     # Stopping is the worker's to decide (Ctrl-C, or SIGTERM to the whole service): the child
     # finishes what it has and leaves at the end of its input, or dies with the worker.
     for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -354,3 +354,17 @@ def test_sigterm_to_the_whole_service_lets_the_sender_finish_its_calls(
         sender._child.send_signal(signal.SIGTERM)
         assert isinstance(pending.result()[0], SendResult)
         assert sender._child is not None and sender._child.poll() is None
+
+
+def test_the_sender_process_sends_emails_without_the_sdks_webhook_helper(sender_for: Any) -> None:
+    """It builds payloads with the SendGrid SDK but never checks a webhook, so it leaves out
+    the helper for that and the cryptography package it loads (about 7 MB)."""
+    with RunningFake(FakeProviders()) as fake:
+        sender = sender_for(fake.url)
+        outcomes = sender.submit([email(1), email(2)]).result()
+        child = psutil.Process(sender._child.pid)
+        mapped = [region.path for region in child.memory_maps()]
+    assert all(isinstance(outcome, SendResult) for outcome in outcomes)
+    assert sorted(fake.fake.ids()) == [1, 2]
+    assert any("uvloop" in path for path in mapped)  # the listing does show its libraries
+    assert not any("cryptography" in path for path in mapped)
