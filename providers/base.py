@@ -26,6 +26,10 @@ class OutgoingEmail:
     custom_args: dict[str, str] = field(default_factory=dict)
     categories: tuple[str, ...] = ()
 
+    def without_content(self) -> OutgoingEmail:
+        """What recording its outcome reads (the id and the address), without the bodies."""
+        return OutgoingEmail(self.message_id, self.to, "", "", "", "", "")
+
 
 @dataclass(frozen=True)
 class OutgoingSms:
@@ -36,6 +40,10 @@ class OutgoingSms:
     messaging_service_sid: str = ""
     status_callback: str = ""
     segments: int = 1
+
+    def without_content(self) -> OutgoingSms:
+        """What recording its outcome reads (the id, the address, the segments billed)."""
+        return OutgoingSms(self.message_id, self.to, "", segments=self.segments)
 
 
 @dataclass(frozen=True)

@@ -279,6 +279,43 @@ def test_the_dispatcher_sends_through_its_sender_process_unless_told_not_to(
         assert sender is None
 
 
+def test_the_worker_keeps_no_bodies_of_what_its_sender_has(
+    h: Any, provider_app: Any, fake: RunningFake, frozen_clock: Any, monkeypatch: Any
+) -> None:
+    """Once handed over, the bodies live in the sender: what the worker records from keeps only
+    the address (and a text's segments), and is recorded as before."""
+    app = provider_app(scheduler={"batch_size": 100})
+    ids = h.seed(app, emails=5, texts=5, due=frozen_clock())
+    handed: dict[int, Any] = {}
+    recorded: dict[int, Any] = {}
+    record = app.dispatcher._record
+
+    def spy(sent: list[tuple[Outgoing, Any]], tally: Any) -> None:
+        recorded.update((item.message_id, item.payload) for item, _ in sent)
+        record(sent, tally)
+
+    def keep_a_copy(items: list[Outgoing]) -> Any:
+        handed.update((item.message_id, item.payload) for item in items)
+        return submit(items)
+
+    submit = app.dispatcher.sender.submit
+    monkeypatch.setattr(app.dispatcher.sender, "submit", keep_a_copy)
+    monkeypatch.setattr(app.dispatcher, "_record", spy)
+    assert app.dispatcher.tick().sent == 10
+    assert sorted(fake.fake.ids()) == sorted(recorded) == sorted(handed) == sorted(ids)
+    for message_id, kept in recorded.items():
+        full = handed[message_id]
+        assert kept.to == full.to and kept.message_id == full.message_id
+        if isinstance(full, OutgoingEmail):
+            assert full.html and full.text and full.subject
+            assert (kept.subject, kept.html, kept.text) == ("", "", "")
+        else:
+            assert full.body and kept.body == ""
+            assert kept.segments == full.segments
+    states = h.states(app)
+    assert all(states[message_id] == "sent" for message_id in ids)
+
+
 class Unimportable:
     """A channel from a module that exists only in this process (the child cannot load it)."""
 
