@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from campaigns.booking import find_contact, mark_booked
 from nurture.cli.common import console, ready_app
 from nurture.db import transaction
 from nurture.redact import mask_address
@@ -14,6 +13,9 @@ def booked(
     email_or_phone: str = typer.Argument(..., help="The contact's email address or phone number."),
 ) -> None:
     """Mark a contact as booked: they leave every nurture sequence before its next step."""
+    # Imported here (phonenumbers): the worker process stays lean, it loads only what it runs.
+    from campaigns.booking import find_contact, mark_booked
+
     nurture = ready_app()
     with transaction(nurture.sessions) as session:
         contact = find_contact(session, email_or_phone)

@@ -7,11 +7,8 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from sqlalchemy import func, select
 
-from campaigns import lifecycle
 from campaigns.definitions import list_sequences, load_sequence
 from nurture.cli.common import console, ready_app
 from nurture.db import transaction
@@ -19,7 +16,9 @@ from nurture.errors import InputError
 from nurture.models import Campaign, Contact, Message
 from nurture.redact import mask_address
 from scheduler.attention import Resolution, needing_attention, resolve
-from scheduler.simulate import simulate as project
+
+# Each command imports what it uses (the lifecycle, the simulator, rich's tables and progress
+# bars): the worker process stays lean, it loads only what it runs.
 
 app = typer.Typer(help="Campaigns: sequences sent to an audience.", no_args_is_help=True)
 
@@ -27,6 +26,10 @@ app = typer.Typer(help="Campaigns: sequences sent to an audience.", no_args_is_h
 @app.command("list")
 def list_() -> None:
     """Sequence definitions and their campaigns, with message counts."""
+    from rich.table import Table
+
+    from campaigns import lifecycle
+
     nurture = ready_app()
     table = Table("name", "title", "steps", "state", "messages by state")
     with transaction(nurture.sessions) as session:
@@ -69,6 +72,8 @@ def launch(
     start: str | None = typer.Option(None, help="ISO start time with offset; default now."),
 ) -> None:
     """Launch a campaign: snapshot its definition and enroll its audience."""
+    from campaigns import lifecycle
+
     nurture = ready_app()
     sequence = load_sequence(name)
     with transaction(nurture.sessions) as session, _enrolling() as progress:
@@ -89,6 +94,8 @@ def launch(
 @contextmanager
 def _enrolling() -> Iterator[Callable[[int, int], None]]:
     """A progress bar over the audience's contact ids while a launch enrolls them."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("Enrolling the audience"),
         BarColumn(),
@@ -104,6 +111,8 @@ def _enrolling() -> Iterator[Callable[[int, int], None]]:
 @app.command()
 def pause(name: str) -> None:
     """Pause: no new sends from the next tick on."""
+    from campaigns import lifecycle
+
     nurture = ready_app()
     with transaction(nurture.sessions) as session:
         lifecycle.pause(session, name, now=nurture.clock())
@@ -113,6 +122,8 @@ def pause(name: str) -> None:
 @app.command()
 def resume(name: str) -> None:
     """Resume a paused campaign; nothing already sent is sent again."""
+    from campaigns import lifecycle
+
     nurture = ready_app()
     with transaction(nurture.sessions) as session:
         lifecycle.resume(session, name)
@@ -122,6 +133,8 @@ def resume(name: str) -> None:
 @app.command()
 def cancel(name: str) -> None:
     """Cancel for good: every unsent message is skipped."""
+    from campaigns import lifecycle
+
     nurture = ready_app()
     with transaction(nurture.sessions) as session:
         lifecycle.cancel(session, name, now=nurture.clock())
@@ -142,7 +155,10 @@ def simulate(
     from datetime import timedelta
     from zoneinfo import ZoneInfo
 
+    from rich.table import Table
+
     from scheduler.planner import quiet_hours
+    from scheduler.simulate import simulate as project
 
     nurture = ready_app()
     settings = nurture.settings
@@ -209,6 +225,8 @@ def uncertain() -> None:
     """Messages whose outcome is unknown (a crash between the send and its record).
 
     They are never re-sent on their own: check the provider's log, then `campaigns resolve`."""
+    from rich.table import Table
+
     nurture = ready_app()
     with transaction(nurture.sessions, immediate=False) as session:
         rows = needing_attention(session)

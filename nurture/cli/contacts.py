@@ -4,27 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 from sqlalchemy import select
 
-from contacts.columns import ColumnMapping
-from contacts.export import ExportFilter, export_csv, export_to_file
-from contacts.forget import forget_contact
-from contacts.importer import ImportSummary, import_csv
-from contacts.normalize import normalize_email, normalize_phone
-from contacts.optout import opt_out
-from contacts.search import Search, find_contact, search_contacts
 from contacts.suppressions import active_suppression
 from contacts.suppressions import suppress as add_suppression
 from nurture.cli.common import console, ready_app
@@ -38,6 +22,11 @@ from nurture.models import (
     Enrollment,
     SuppressionReason,
 )
+
+# Each command imports what it uses (the importer, phonenumbers, rich's tables): the worker process
+# stays lean, it loads only what it runs.
+if TYPE_CHECKING:
+    from contacts.importer import ImportSummary
 
 app = typer.Typer(help="Contacts, consent and suppressions.", no_args_is_help=True)
 
@@ -58,6 +47,19 @@ def import_(
     encoding: str | None = typer.Option(None, help="File encoding if not UTF-8, e.g. cp1252."),
 ) -> None:
     """Import contacts from a CSV; rejected rows go to NAME.rejects.csv beside the file."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from contacts.columns import ColumnMapping
+    from contacts.importer import import_csv
+
     for given in (file, mapping):
         if given is not None and not given.is_file():
             raise NotFound(f"no file {given}")
@@ -89,6 +91,8 @@ def import_(
 
 
 def _print_summary(file: Path, summary: ImportSummary) -> None:
+    from rich.table import Table
+
     mapped = Table("column in the file", "imported as", title=f"Columns of {file.name}")
     for header, meaning in summary.columns:
         mapped.add_row(header, meaning if meaning != "ignored" else "[dim]ignored[/dim]")
@@ -119,6 +123,8 @@ def export(
     consent: str | None = typer.Option(None, help="Only contacts opted in on email or sms."),
 ) -> None:
     """Export contacts with consent (and its evidence) and suppression state, as CSV."""
+    from contacts.export import ExportFilter, export_csv, export_to_file
+
     if consent not in (None, "email", "sms"):
         raise InputError("--consent must be email or sms")
     which = ExportFilter(tag=tag, consent=consent)
@@ -134,6 +140,10 @@ def export(
 @app.command()
 def show(ref: str = typer.Argument(..., help="Contact id, email or phone.")) -> None:
     """One contact: details, tags, custom fields, consent history and suppressions."""
+    from rich.table import Table
+
+    from contacts.search import find_contact
+
     nurture = ready_app()
     with transaction(nurture.sessions, immediate=False) as session:
         contact = find_contact(session, ref)
@@ -197,6 +207,10 @@ def search(
     limit: int = typer.Option(50, min=1, max=10_000, help="Show at most this many."),
 ) -> None:
     """Find contacts by name, email, phone digits, tag or consent."""
+    from rich.table import Table
+
+    from contacts.search import Search, search_contacts
+
     nurture = ready_app()
     with transaction(nurture.sessions, immediate=False) as session:
         found, total = search_contacts(session, Search(text, tag, consent, limit=limit))
@@ -220,6 +234,8 @@ def suppress(
     note: str = typer.Option("staff (command line)", help="Who or what asked, for the record."),
 ) -> None:
     """Stop all sending to an address now (contact or not); only the person can undo it."""
+    from contacts.optout import opt_out
+
     channel, normal = _address(address)
     nurture = ready_app()
     with transaction(nurture.sessions) as session:
@@ -240,6 +256,8 @@ def suppress(
 
 
 def _address(text: str) -> tuple[Channel, str]:
+    from contacts.normalize import normalize_email, normalize_phone
+
     if "@" in text:
         return Channel.EMAIL, normalize_email(text)
     return Channel.SMS, normalize_phone(text)
@@ -256,6 +274,9 @@ def forget(
     requested_by: str = typer.Option("staff (command line)", help="Who asked, for the record."),
 ) -> None:
     """Erase a person's data on request, keeping only a hashed suppression."""
+    from contacts.forget import forget_contact
+    from contacts.search import find_contact
+
     nurture = ready_app()
     with transaction(nurture.sessions) as session:
         contact = find_contact(session, ref)

@@ -8,23 +8,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import click
 import typer
-from rich.panel import Panel
 from rich.text import Text
 
-from campaigns.content_rules import describe_ucs2
 from campaigns.definitions import list_sequences, load_sequence
-from campaigns.preview import PREVIEW_DIR, Preview, StepPreview, build_preview, describe_delay
-from campaigns.preview import write_html as write_preview
-from campaigns.validation import validate_named
 from nurture.cli.common import console, err_console, ready_app
 from nurture.db import transaction
 from nurture.errors import InputError, NotFound, ValidationFailed
 from nurture.models import Contact
 from nurture.settings import load_settings
 from templates.sms_segments import sms_info as count_segments
+
+# Each command imports what it uses (campaigns.preview and .validation, rich's panels, click, which
+# typer does not load): the worker process stays lean, it loads only what it runs.
+if TYPE_CHECKING:
+    from rich.panel import Panel
+
+    from campaigns.preview import Preview, StepPreview
+
+PREVIEW_DIR = Path("var/previews")
+"""campaigns.preview.PREVIEW_DIR, the --out default typer reads at start (a test keeps the two
+the same)."""
 
 
 def validate(
@@ -34,6 +40,8 @@ def validate(
 ) -> None:
     """Check sequences before launch: templates, allow-listed fields, links, footers, STOP wording,
     segment limits and TCPA hours."""
+    from campaigns.validation import validate_named
+
     settings = load_settings()
     names = [name] if name else list_sequences()
     if not names:
@@ -51,6 +59,11 @@ def validate(
 
 
 def _step_panel(item: StepPreview) -> Panel:
+    from rich.panel import Panel
+
+    from campaigns.content_rules import describe_ucs2
+    from campaigns.preview import describe_delay
+
     step = item.step
     window = step.window
     title = f"Step {item.number}: {step.name} ({step.channel}, {describe_delay(item.send_after)})"
@@ -99,6 +112,9 @@ def preview(
     out: Path = typer.Option(PREVIEW_DIR, "--out", help="Folder for the HTML preview file."),
 ) -> None:
     """Render a sequence's steps to the terminal and to an HTML preview file."""
+    from campaigns.preview import build_preview
+    from campaigns.preview import write_html as write_preview
+
     if contact is not None and sample:
         raise InputError("use --contact ID or --sample, not both")
     sequence = load_sequence(name)
@@ -142,6 +158,8 @@ def sms_info(
     ),
 ) -> None:
     """Encoding (GSM-7 or UCS-2) and billed segments of a text, as JSON."""
+    import click
+
     if (text is None) == (not ndjson):
         raise InputError("give a TEXT argument or --ndjson (one JSON string per line on stdin)")
     if text is not None:

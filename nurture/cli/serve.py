@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 import typer
-import uvicorn
 
 from nurture.app import NurtureApp
 from nurture.cli.common import console, ready_app
 
+if TYPE_CHECKING:
+    import uvicorn
+
 
 def serve_web(nurture: NurtureApp, host: str, port: int) -> uvicorn.Server:
+    # Imported here, not at the top: the worker process stays lean, it loads only what it runs.
+    import uvicorn
+
     from web.app import create_app
     from web.recipient_protocol import server_options
 

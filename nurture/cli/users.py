@@ -7,6 +7,7 @@ which other users of the machine can read in the process list.
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
 
@@ -16,14 +17,25 @@ from nurture.cli.common import console, ready_app
 from nurture.db import transaction
 from nurture.errors import InputError
 from nurture.redact import mask_email
-from web.admin import accounts
-from web.admin.accounts import Role
+
+# Each command imports web.admin.accounts (argon2, and a hash made on import): the worker process
+# stays lean, it loads only what it runs.
 
 app = typer.Typer(help="Staff accounts for the web dashboard.", no_args_is_help=True)
 PASSWORD_ENV = "NURTURE_STAFF_PASSWORD"
 
 
+class Role(enum.StrEnum):
+    """web.admin.accounts.Role, for typer to read at start without importing accounts (a test
+    keeps the two the same); accounts takes a role's value."""
+
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
+
 def _password(from_stdin: bool) -> str:
+    from web.admin import accounts
+
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     elif os.environ.get(PASSWORD_ENV):
@@ -45,6 +57,8 @@ def add(
     ),
 ) -> None:
     """Add a staff account."""
+    from web.admin import accounts
+
     password = _password(password_stdin)
     nurture = ready_app()
     with transaction(nurture.sessions) as session:
@@ -55,6 +69,8 @@ def add(
 @app.command("list")
 def list_() -> None:
     """List staff accounts, their roles and any lock."""
+    from web.admin import accounts
+
     nurture = ready_app()
     with nurture.sessions() as session:
         users = accounts.list_users(session)
@@ -71,6 +87,8 @@ def password(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read it from stdin."),
 ) -> None:
     """Set a new password (ends the account's sessions and any lock)."""
+    from web.admin import accounts
+
     new = _password(password_stdin)
     nurture = ready_app()
     with transaction(nurture.sessions) as session:
@@ -84,6 +102,8 @@ def role(
     new_role: Role = typer.Argument(..., metavar="ROLE", help="editor or viewer."),
 ) -> None:
     """Change an account's role."""
+    from web.admin import accounts
+
     nurture = ready_app()
     with transaction(nurture.sessions) as session:
         accounts.set_role(session, email, new_role)
@@ -93,6 +113,8 @@ def role(
 @app.command("unlock")
 def unlock(email: str = typer.Argument(..., help="The account's email address.")) -> None:
     """Lift a lockout after too many failed sign-ins."""
+    from web.admin import accounts
+
     nurture = ready_app()
     with transaction(nurture.sessions) as session:
         accounts.unlock(session, email)
@@ -102,6 +124,8 @@ def unlock(email: str = typer.Argument(..., help="The account's email address.")
 @app.command("remove")
 def remove(email: str = typer.Argument(..., help="The account's email address.")) -> None:
     """Remove an account (its sessions end at once)."""
+    from web.admin import accounts
+
     nurture = ready_app()
     with transaction(nurture.sessions) as session:
         accounts.remove_user(session, email)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 
 import pytest
 
 from nurture.cli.common import setup_logging
 from nurture.cli.main import main
+from nurture.settings import REPO_ROOT
 
 
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str):
@@ -62,3 +64,18 @@ def test_cli_logging_masks_addresses(capsys: pytest.CaptureFixture[str]) -> None
         assert "m***@example.com" in err and "0102" in err
     finally:
         logging.getLogger().handlers.clear()
+
+
+def test_starting_the_cli_loads_no_command_only_package() -> None:
+    """`nurture worker` holds only what the worker runs: the web server, the importer's phone and
+    email checks and the staff password hasher are loaded by the commands that use them."""
+    probe = (
+        "import sys\n"
+        "import nurture.cli.main\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'uvicorn', 'web', "
+        "'phonenumbers', 'email_validator', 'argon2', 'watchfiles', 'click'}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
