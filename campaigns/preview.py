@@ -15,6 +15,7 @@ from typing import Any
 
 from jinja2 import Environment
 
+from campaigns import PREVIEW_DIR
 from campaigns.content_rules import describe_ucs2
 from campaigns.definitions import Sequence, Step
 from campaigns.validation import (
@@ -27,8 +28,6 @@ from campaigns.validation import (
 from nurture.errors import InputError, NurtureError
 from nurture.settings import Settings
 from templates.renderer import RenderedEmail, RenderedSms
-
-PREVIEW_DIR = Path("var/previews")
 
 
 @dataclass(frozen=True)

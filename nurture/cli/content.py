@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.text import Text
 
+from campaigns import PREVIEW_DIR
 from campaigns.definitions import list_sequences, load_sequence
 from nurture.cli.common import console, err_console, ready_app
 from nurture.db import transaction
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
     from rich.panel import Panel
 
     from campaigns.preview import Preview, StepPreview
-
-PREVIEW_DIR = Path("var/previews")
-"""campaigns.preview.PREVIEW_DIR, the --out default typer reads at start (a test keeps the two
-the same)."""
 
 
 def validate(

@@ -7,7 +7,6 @@ which other users of the machine can read in the process list.
 
 from __future__ import annotations
 
-import enum
 import os
 import sys
 
@@ -17,20 +16,13 @@ from nurture.cli.common import console, ready_app
 from nurture.db import transaction
 from nurture.errors import InputError
 from nurture.redact import mask_email
+from web.admin.roles import Role
 
 # Each command imports web.admin.accounts (argon2, and a hash made on import): the worker process
 # stays lean, it loads only what it runs.
 
 app = typer.Typer(help="Staff accounts for the web dashboard.", no_args_is_help=True)
 PASSWORD_ENV = "NURTURE_STAFF_PASSWORD"
-
-
-class Role(enum.StrEnum):
-    """web.admin.accounts.Role, for typer to read at start without importing accounts (a test
-    keeps the two the same); accounts takes a role's value."""
-
-    EDITOR = "editor"
-    VIEWER = "viewer"
 
 
 def _password(from_stdin: bool) -> str:

@@ -134,10 +134,3 @@ def test_duplicate_list_role_unlock_password_remove(
     assert run("users", "remove", "d@clinic.test").exit_code == 0
     assert _user(sqlite_app, "d@clinic.test") is None
     assert run("users", "remove", "d@clinic.test").exit_code != 0
-
-
-def test_the_commands_roles_are_the_accounts_roles() -> None:
-    """The CLI spells the roles out, so that starting it does not import accounts (argon2)."""
-    from nurture.cli.users import Role
-
-    assert [role.value for role in Role] == [role.value for role in accounts.Role]

@@ -146,11 +146,3 @@ def test_preview_for_an_unknown_contact(nurture: Nurture, tmp_path: Path) -> Non
     env = {"NURTURE_DATABASE__URL": f"sqlite:///{tmp_path / 'n.db'}"}
     result = nurture("campaigns", "preview", "demo", "--contact", "42", env=env)
     assert result.returncode == 66 and "no contact with id 42" in result.stderr
-
-
-def test_the_preview_default_folder_is_the_previews_own() -> None:
-    """The CLI spells the --out default out, so that starting it does not import the previewer."""
-    from campaigns.preview import PREVIEW_DIR
-    from nurture.cli.content import PREVIEW_DIR as CLI_DEFAULT
-
-    assert CLI_DEFAULT == PREVIEW_DIR

@@ -8,7 +8,6 @@ few failures so a password cannot be guessed online.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 from nurture.errors import InputError, NotFound
 from nurture.models import StaffUser
 from nurture.redact import mask_email
+from web.admin.roles import Role
 
 log = logging.getLogger("nurture.staff")
 
@@ -32,11 +32,6 @@ MIN_PASSWORD_LENGTH = 12
 hasher = PasswordHasher()
 #: Verified against when the email is unknown, so that answer takes as long as a wrong password.
 _DUMMY_HASH = hasher.hash("not a real password, only here to spend the same time")
-
-
-class Role(enum.StrEnum):
-    EDITOR = "editor"  # launches, pauses, suppresses, imports
-    VIEWER = "viewer"  # reads every page, changes nothing
 
 
 def normalise_staff_email(email: str) -> str:
