@@ -343,6 +343,8 @@ def run_channel(args: argparse.Namespace) -> None:
     """One channel's worker, in a fresh process on a seeded database, as a `nurture worker`
     starts: its memory is that of a worker sending this campaign, nothing left over from
     seeding or from another campaign."""
+    import nurture.cli.main  # noqa: F401  (what a `nurture worker` process holds, CLI included)
+
     channel, count = args.channel, args.count
     app = NurtureApp(settings=bench_settings(args), clock=FrozenClock(NOW))
     app.migrate()  # already at head: a no-op that imports nothing more
