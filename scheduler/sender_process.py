@@ -44,6 +44,9 @@ POLL_SECONDS = 1.0
 NOT_HANDED = "the sender process did not take these messages (nothing was sent)"
 UNANSWERED = "the sender process stopped after the messages were handed to it"
 PR_SET_PDEATHSIG = 1
+#: glibc's mallopt parameter, and the size from which an allocation gets its own mapping.
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 128 * 1024
 #: A frame on the socket: its length, then a pickle.
 FRAME = struct.Struct("!Q")
 #: Bytes of kernel buffer asked for on each side of the socket (see _widen).
@@ -216,6 +219,17 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _return_large_buffers() -> None:
+    """glibc: every buffer of 128 KiB or more (a sub-batch's frame is about 1 MB) gets its own
+    mapping, handed back to the kernel when freed. By default glibc raises that threshold to
+    the size of the first such buffer freed, and the frames that follow then come from the
+    heap, which fragments: about 2 MB more resident, for nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
 async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
     try:
         (size,) = FRAME.unpack(await reader.readexactly(FRAME.size))
@@ -266,6 +280,7 @@ async def serve(sock: socket.socket) -> None:
 
 def main() -> None:
     _die_with_parent()
+    _return_large_buffers()
     leave_out_webhook_helper()  # this process sends; it never checks a webhook's signature
     # Stopping is the worker's to decide (Ctrl-C, or SIGTERM to the whole service): the child
     # finishes what it has and leaves at the end of its input, or dies with the worker.

@@ -405,3 +405,40 @@ def test_the_sender_process_sends_emails_without_the_sdks_webhook_helper(sender_
     assert sorted(fake.fake.ids()) == [1, 2]
     assert any("uvloop" in path for path in mapped)  # the listing does show its libraries
     assert not any("cryptography" in path for path in mapped)
+
+
+MALLINFO_PROBE = """
+import ctypes, sys
+from scheduler.sender_process import _return_large_buffers
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "tuned":
+    _return_large_buffers()
+frame = bytearray(1_000_000)  # a sub-batch's frame, used and freed
+del frame
+mapped = libc.mallinfo2().hblks
+frame = bytearray(1_000_000)  # the next one
+print(libc.mallinfo2().hblks - mapped)
+"""
+
+
+@pytest.mark.parametrize(("mode", "own_mapping"), [("tuned", "1"), ("default", "0")])
+def test_the_senders_large_buffers_each_get_a_mapping_the_kernel_takes_back(
+    mode: str, own_mapping: str
+) -> None:
+    """glibc by default serves the second 1 MB buffer from the heap (it raised its threshold
+    when the first was freed); tuned, each one is mapped on its own and unmapped when freed."""
+    done = subprocess.run(
+        [sys.executable, "-c", MALLINFO_PROBE, mode],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == own_mapping
