@@ -138,10 +138,6 @@ class SchedulerSettings(Section):
     #: SendGrid and Twilio calls go through a child process, so a worker renders and records on
     #: one core while the calls run on the other (scheduler/sender_process.py).
     sender_process: bool = True
-    #: Sub-batches handed to the provider calls ahead of the one on the wire: 0 lets an
-    #: unsubscribe stop every message not yet on the wire, at about 30% fewer messages per
-    #: second (scheduler/dispatcher.py).
-    queued_sub_batches: int = Field(2, ge=0, le=8)
 
     _check_zone = field_validator("default_timezone")(_zone)
     _check_clock = field_validator("sms_quiet_hours_start", "sms_quiet_hours_end", mode="before")(

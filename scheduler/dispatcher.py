@@ -5,22 +5,13 @@ Exactly once: a message is marked "sending" in a committed transaction right bef
 provider call and "sent", with the provider's id, after it. A crash in between leaves it
 "sending", which recovery turns into "uncertain" (reported, never blindly re-sent); a message
 that was only claimed goes back to "planned", because nothing was handed to a provider. At most
-1 + `[scheduler] queued_sub_batches` sub-batches are "sending" at once (one on the wire, the
-next ones queued behind it), so a crash leaves uncertain only what was in flight.
+IN_FLIGHT sub-batches are "sending" at once (one on the wire, the next ones queued behind it), so
+a crash leaves uncertain only what was in flight.
 
-The rules are checked when a batch is claimed and again right before each sub-batch is handed
-over: an unsubscribe or a pause committed while a batch is in flight stops every message not yet
-handed to the provider calls. While sub-batches are on the wire (in the sender process, or on
-the send loop's thread for in-process channels), the one before them is recorded and the next
-one rendered.
-
-Queued sub-batches are the one trade-off against "at once". With two queued (the default), the
-calls never wait for the worker, but an unsubscribe committed in the ~0.15 s between a queued
-sub-batch's re-check and its calls does not stop it. With none queued, each sub-batch is
-re-checked only once the one before it is answered, so an unsubscribe stops every message not
-yet on the wire, at about 30% fewer messages per second (bench/dispatch_bench.py: 4,000 against
-5,800 emails/s). With one queued, the sender idled whenever the worker paused (a claim, a
-commit) and the worker whenever the sender did: both were about 78% busy; with two, about 88%.
+The rules are checked when a batch is claimed and again right before each sub-batch: an
+unsubscribe or a pause committed while a batch is in flight stops every message not yet handed
+to the provider. While sub-batches are on the wire (in the sender process, or on the send loop's
+thread for in-process channels), the one before them is recorded and the next one rendered.
 """
 
 from __future__ import annotations
@@ -82,6 +73,13 @@ SMS_CAP_LOCKS = text(
 ADDRESS_CHANGED = Verdict(Action.RELEASE, "address changed since rendering")
 #: Sub-batch size as a multiple of the channel's concurrency.
 CHUNK_PER_CONNECTION = 4
+#: Sub-batches marked "sending" and not yet recorded, at most: one on the wire, two queued. With
+#: one queued, the sender idled whenever the worker paused (a claim, a commit) and the worker
+#: whenever the sender did: both were about 78% busy; with two, about 88% (15% more emails/s).
+#: The price: a crash leaves up to three sub-batches uncertain, and an unsubscribe committed in
+#: the ~0.15 s between a queued sub-batch's re-check and its provider call does not stop it.
+IN_FLIGHT = 3
+
 #: A sub-batch handed to the provider calls, and those calls.
 Handed = tuple[list[Outgoing], Pending]
 
@@ -325,13 +323,12 @@ class Dispatcher:
 
     def _send(self, rows: list[Row], facts: Facts, tally: Tally, in_flight: deque[Handed]) -> None:
         """Keeps the provider calls busy: a sub-batch is handed over while the one before it is
-        still on the wire (up to `queued_sub_batches` of them), and the next one is rendered
-        meanwhile. At most one more than that are "sending" at once, so a crash leaves no more
-        uncertain."""
+        still on the wire, and the next one is rendered meanwhile. At most IN_FLIGHT of them are
+        "sending" at once, so a crash leaves no more than that uncertain."""
         chunks = self._chunks(rows)
         upcoming = self._render_next(chunks, facts, tally)
         while upcoming and not self.stopping.is_set():
-            self._settle(in_flight, self.settings.scheduler.queued_sub_batches, tally)
+            self._settle(in_flight, IN_FLIGHT - 1, tally)
             live = self._paced_recheck_and_mark(upcoming, facts, tally)
             if live is None:
                 break  # woken from a pacing wait by shutdown; still "claimed": released
@@ -377,7 +374,7 @@ class Dispatcher:
         went there, else on the send loop's thread. Either way, `.result()` waits for them.
 
         Once the sender has a sub-batch, the worker keeps none of its bodies (about 1 MB of
-        emails per sub-batch in flight): recording reads only the addresses."""
+        emails, up to IN_FLIGHT of them in flight): recording reads only the addresses."""
         if live and self.sender is not None and live[0].channel in self.sender.channels:
             pending = self.sender.submit(live)
             for item in live:

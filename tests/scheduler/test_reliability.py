@@ -20,16 +20,13 @@ import pytest
 from nurture.app import NurtureApp
 from nurture.clock import FrozenClock
 from nurture.models import MessageState
-from nurture.settings import SchedulerSettings
 from providers.fakeserver import Received, RunningFake
-from scheduler.dispatcher import CHUNK_PER_CONNECTION
+from scheduler.dispatcher import CHUNK_PER_CONNECTION, IN_FLIGHT
 
 NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
 WORKER = Path(__file__).with_name("worker_process.py")
 CONCURRENCY = 4
 CHUNK = CONCURRENCY * CHUNK_PER_CONNECTION
-#: Sub-batches "sending" at once, at most: the one on the wire and those queued behind it.
-IN_FLIGHT = 1 + SchedulerSettings().queued_sub_batches
 
 
 def _env(sections: dict[str, dict[str, Any]]) -> dict[str, str]:
