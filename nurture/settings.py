@@ -138,6 +138,10 @@ class SchedulerSettings(Section):
     #: SendGrid and Twilio calls go through a child process, so a worker renders and records on
     #: one core while the calls run on the other (scheduler/sender_process.py).
     sender_process: bool = True
+    #: Checked sub-batches wait behind the one on the wire (fastest); false: each is checked
+    #: only once every call before it has begun, so an unsubscribe stops more of what is in
+    #: flight, at about 25% fewer messages per second (scheduler/dispatcher.py).
+    queue_checked_sub_batches: bool = True
 
     _check_zone = field_validator("default_timezone")(_zone)
     _check_clock = field_validator("sms_quiet_hours_start", "sms_quiet_hours_end", mode="before")(

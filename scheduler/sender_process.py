@@ -53,6 +53,10 @@ FRAME = struct.Struct("!Q")
 SOCKET_BUFFER = 8 * 2**20
 #: The child's first frame, once it has its channels.
 READY = b"ready"
+#: Then each frame is a kind and its body: every call of sub-batch N has begun (N counts the
+#: sub-batches handed over, from 0), or the next sub-batch's outcomes (a pickle), in order.
+STARTED, ANSWER = b"s", b"a"
+SEQUENCE = struct.Struct("!Q")
 
 
 def portable(channel: object) -> bool:
@@ -62,16 +66,22 @@ def portable(channel: object) -> bool:
 
 
 class PendingSend:
-    """One sub-batch handed to the sender; `result()` waits for its outcomes."""
+    """One sub-batch handed to the sender; `result()` waits for its outcomes, `wait_started()`
+    until all its calls have begun."""
 
     def __init__(self, sender: SenderProcess, items: Sequence[Outgoing]) -> None:
         self.sender, self.items = sender, items
         self.outcomes: list[Outcome] | None = None
+        self.started = False
 
     def result(self) -> list[Outcome]:
         while self.outcomes is None:
             self.sender.receive_next()
         return self.outcomes
+
+    def wait_started(self) -> None:
+        while not self.started and self.outcomes is None:
+            self.sender.receive_next()
 
 
 class SenderProcess:
@@ -82,6 +92,7 @@ class SenderProcess:
         self._child: subprocess.Popen[bytes] | None = None
         self._socket: socket.socket | None = None
         self._queued: deque[PendingSend] = deque()  # handed over, answers still to come
+        self._handed = 0  # sub-batches handed to this child, for its STARTED frames
 
     def submit(self, items: Sequence[Outgoing]) -> PendingSend:
         pending = PendingSend(self, items)
@@ -96,14 +107,26 @@ class SenderProcess:
             pending.outcomes = _all(items, ProviderUnavailable("engine", NOT_HANDED))
             return pending
         self._queued.append(pending)
+        self._handed += 1
         return pending
 
     def receive_next(self) -> None:
-        """The oldest queued sub-batch's outcomes (they come back in the order handed over)."""
+        """The next frame: a queued sub-batch whose calls have all begun, or the oldest queued
+        sub-batch's outcomes (they come back in the order handed over)."""
         sock, child, head = self._socket, self._child, self._queued[0]
         assert sock is not None and child is not None
         try:
-            head.outcomes = pickle.loads(_recv_frame(sock, lambda: child.poll() is None))
+            frame = _recv_frame(sock, lambda: child.poll() is None)
+            kind, body = frame[:1], memoryview(frame)[1:]
+            if kind == STARTED:
+                (number,) = SEQUENCE.unpack(body)
+                # the queue holds the last len(_queued) sub-batches handed over, oldest first
+                index = number - (self._handed - len(self._queued))
+                if 0 <= index < len(self._queued):
+                    self._queued[index].started = True
+                return
+            head.outcomes = pickle.loads(body)
+            head.started = True
             self._queued.popleft()
         except Exception as exc:  # gone, or an answer that cannot be read: the same to us
             log.error("the sender process stopped during a sub-batch (%s)", exc)
@@ -160,6 +183,7 @@ class SenderProcess:
     def _discard(self) -> None:
         child, sock = self._child, self._socket
         self._socket = self._child = None
+        self._handed = 0  # a new child counts from 0
         if sock is not None:
             sock.close()
         if child is not None and child.poll() is None:
@@ -251,11 +275,15 @@ async def serve(sock: socket.socket) -> None:
     answers: asyncio.Queue[asyncio.Task[list[Outcome]] | None] = asyncio.Queue()
     writer.write(FRAME.pack(len(READY)) + READY)
 
+    def started(number: int) -> Callable[[], None]:
+        frame = FRAME.pack(1 + SEQUENCE.size) + STARTED + SEQUENCE.pack(number)
+        return lambda: writer.write(frame)  # whole, between two answers (one loop step)
+
     async def answer_in_order() -> None:
         try:
             while (calls := await answers.get()) is not None:
                 payload = pickle.dumps(await calls, protocol=pickle.HIGHEST_PROTOCOL)
-                writer.write(FRAME.pack(len(payload)))
+                writer.write(FRAME.pack(1 + len(payload)) + ANSWER)
                 writer.write(payload)
                 await writer.drain()
         except Exception:  # an answer that cannot be given: stop, so the worker knows at once
@@ -264,9 +292,12 @@ async def serve(sock: socket.socket) -> None:
 
     answering = asyncio.create_task(answer_in_order())
     try:
+        handed = 0
         while (frame := await _read_frame(reader)) is not None:
             items = pickle.loads(frame)
-            answers.put_nowait(asyncio.create_task(send_all(items, channels, limits, gates)))
+            calls = send_all(items, channels, limits, gates, started=started(handed))
+            answers.put_nowait(asyncio.create_task(calls))
+            handed += 1
         answers.put_nowait(None)
         await answering
     finally:

@@ -31,9 +31,13 @@ Outcome = SendResult | ProviderError
 
 
 class Pending(Protocol):
-    """Provider calls under way (a future, or a sub-batch in the sender process)."""
+    """Provider calls under way (on the send loop, or a sub-batch in the sender process)."""
 
     def result(self) -> list[Outcome]: ...
+
+    def wait_started(self) -> None:
+        """Until every call has begun (or the calls are over): from then on, none of them is
+        still waiting for a connection, so nothing of this sub-batch can be held back."""
 
 
 @dataclass
@@ -82,6 +86,15 @@ class SendLoop:
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coroutine, self._ensure())
 
+    def send(
+        self,
+        items: Sequence[Outgoing],
+        channels: dict[str, object],
+        limits: dict[str, int],
+    ) -> LoopSend:
+        """A sub-batch's calls, started on the loop."""
+        return LoopSend(self, items, channels, limits)
+
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.submit(coroutine).result()
 
@@ -104,6 +117,26 @@ class SendLoop:
         self._loop = self._thread = None
 
 
+class LoopSend:
+    """A sub-batch's calls on the send loop: its outcomes, and the moment all have begun."""
+
+    def __init__(
+        self,
+        loop: SendLoop,
+        items: Sequence[Outgoing],
+        channels: dict[str, object],
+        limits: dict[str, int],
+    ) -> None:
+        self._begun = threading.Event()
+        self._calls = loop.submit(send_all(items, channels, limits, started=self._begun.set))
+
+    def result(self) -> list[Outcome]:
+        return self._calls.result()
+
+    def wait_started(self) -> None:
+        self._begun.wait()  # set by send_all, at the latest when it ends
+
+
 def provider_call(channel: object, payload: OutgoingEmail | OutgoingSms) -> Awaitable[SendResult]:
     """The channel's async send when it has one, else its sync send in the loop's thread pool."""
     if isinstance(payload, OutgoingEmail):
@@ -124,18 +157,31 @@ async def send_all(
     channels: dict[str, object],
     limits: dict[str, int],
     gates: dict[str, asyncio.Semaphore] | None = None,
+    started: Callable[[], None] | None = None,
 ) -> list[Outcome]:
     """Send every item, at most `limits[channel]` at once (or as `gates` allow, when several
-    sub-batches share them); one outcome per item, in order.
+    sub-batches share them); one outcome per item, in order. `started` is called once every
+    call has begun (taken its connection), or at the latest when all are over.
 
     An unexpected exception is recorded as uncertain: we cannot tell whether it happened before
     or after the request left, and a blind retry could deliver twice.
     """
     if gates is None:
         gates = {name: asyncio.Semaphore(limit) for name, limit in limits.items()}
+    waiting = len(items)
+    told = False
+
+    def tell_if_started() -> None:
+        nonlocal told
+        if not told and waiting == 0 and started is not None:
+            told = True
+            started()
 
     async def one(item: Outgoing) -> Outcome:
+        nonlocal waiting
         async with gates[item.channel]:
+            waiting -= 1
+            tell_if_started()
             try:
                 return await provider_call(channels[item.channel], item.payload)
             except ProviderError as exc:
@@ -144,4 +190,9 @@ async def send_all(
                 log.exception("provider call for message %d raised", item.message_id)
                 return ProviderUncertain("engine", f"unexpected {type(exc).__name__}: {exc}")
 
-    return list(await asyncio.gather(*(one(item) for item in items)))
+    tell_if_started()  # no items
+    try:
+        return list(await asyncio.gather(*(one(item) for item in items)))
+    finally:
+        waiting = 0
+        tell_if_started()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from campaigns import lifecycle
@@ -140,6 +141,39 @@ def test_unsubscribe_committed_mid_batch_stops_every_unsent_message_to_that_cont
     assert leaver_email not in received_to and leaver_phone not in received_to
     assert result.sent == 78 and result.skipped == 2
     assert len(people) == 40
+
+
+@pytest.mark.parametrize("in_child", [True, False])
+def test_unqueued_an_unsubscribe_stops_even_the_very_next_sub_batch(
+    h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake, in_child: bool
+) -> None:
+    """`queue_checked_sub_batches = false`: a sub-batch is re-checked only once every call of
+    the one before it has begun, so an unsubscribe committed while the first is on the wire
+    stops a message of the second (queued, that one may already be on its way)."""
+    app = provider_app(
+        sendgrid={"concurrency": 2},  # sub-batches of 8
+        scheduler={"queue_checked_sub_batches": False, "sender_process": in_child},
+    )
+    ids = h.seed(app, emails=24, due=NOW)
+    leaver = ids[9]  # in the second sub-batch
+    with transaction(app.sessions) as session:
+        leaver_email = session.scalars(
+            select(Contact.email).join(Message).where(Message.id == leaver)
+        ).one()
+    done: list[bool] = []
+
+    def unsubscribe_on_first_request(item: Received) -> None:
+        if not done:
+            done.append(True)
+            with transaction(app.sessions) as session:
+                suppress(session, "email", leaver_email, SuppressionReason.UNSUBSCRIBED)
+
+    fake.fake.on_request = unsubscribe_on_first_request
+    result = app.dispatcher.tick()
+    assert leaver not in fake.fake.ids()
+    assert sorted(fake.fake.ids()) == sorted(set(ids) - {leaver})
+    assert (result.sent, result.skipped) == (23, 1)
+    assert h.message_rows(app)[leaver].state == MessageState.SKIPPED
 
 
 def test_pause_mid_batch_stops_new_sends_and_resume_never_resends(
