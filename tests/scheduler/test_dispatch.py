@@ -115,6 +115,19 @@ def test_no_answer_after_the_request_left_is_uncertain_not_retried(
     assert app.dispatcher.tick().claimed == 0
 
 
+def on_first_request(action: Callable[[], None]) -> Callable[[Received], None]:
+    """A fake provider hook that runs `action` at its first request: mid-batch, while the
+    first sub-batch is on the wire."""
+    done: list[bool] = []
+
+    def hook(item: Received) -> None:
+        if not done:
+            done.append(True)
+            action()
+
+    return hook
+
+
 def test_unsubscribe_committed_mid_batch_stops_every_unsent_message_to_that_contact(
     h: Any, provider_app: Callable[..., NurtureApp], fake: RunningFake
 ) -> None:
@@ -126,16 +139,13 @@ def test_unsubscribe_committed_mid_batch_stops_every_unsent_message_to_that_cont
     leaver = contacts[-1]
     h.seed(app, texts=40, due=NOW, contacts=[c.id for c in contacts])
     leaver_email, leaver_phone = leaver.email, leaver.phone
-    done: list[bool] = []
 
-    def unsubscribe_on_first_request(item: Received) -> None:
-        if not done:
-            done.append(True)
-            with transaction(app.sessions) as session:
-                suppress(session, "email", leaver_email, SuppressionReason.UNSUBSCRIBED)
-                suppress(session, "sms", leaver_phone, SuppressionReason.UNSUBSCRIBED)
+    def unsubscribe() -> None:
+        with transaction(app.sessions) as session:
+            suppress(session, "email", leaver_email, SuppressionReason.UNSUBSCRIBED)
+            suppress(session, "sms", leaver_phone, SuppressionReason.UNSUBSCRIBED)
 
-    fake.fake.on_request = unsubscribe_on_first_request
+    fake.fake.on_request = on_first_request(unsubscribe)
     result = app.dispatcher.tick()
     received_to = [item.to for item in fake.fake.received]
     assert leaver_email not in received_to and leaver_phone not in received_to
@@ -160,15 +170,12 @@ def test_unqueued_an_unsubscribe_stops_even_the_very_next_sub_batch(
         leaver_email = session.scalars(
             select(Contact.email).join(Message).where(Message.id == leaver)
         ).one()
-    done: list[bool] = []
 
-    def unsubscribe_on_first_request(item: Received) -> None:
-        if not done:
-            done.append(True)
-            with transaction(app.sessions) as session:
-                suppress(session, "email", leaver_email, SuppressionReason.UNSUBSCRIBED)
+    def unsubscribe() -> None:
+        with transaction(app.sessions) as session:
+            suppress(session, "email", leaver_email, SuppressionReason.UNSUBSCRIBED)
 
-    fake.fake.on_request = unsubscribe_on_first_request
+    fake.fake.on_request = on_first_request(unsubscribe)
     result = app.dispatcher.tick()
     assert leaver not in fake.fake.ids()
     assert sorted(fake.fake.ids()) == sorted(set(ids) - {leaver})
@@ -182,15 +189,11 @@ def test_pause_mid_batch_stops_new_sends_and_resume_never_resends(
     app = provider_app(sendgrid={"concurrency": 2})
     ids = h.seed(app, emails=40, due=NOW)
 
-    paused: list[bool] = []
+    def pause() -> None:
+        with transaction(app.sessions) as session:
+            lifecycle.pause(session, "engine-email", now=NOW)
 
-    def pause_on_first_request(item: Received) -> None:
-        if not paused:
-            paused.append(True)
-            with transaction(app.sessions) as session:
-                lifecycle.pause(session, "engine-email", now=NOW)
-
-    fake.fake.on_request = pause_on_first_request
+    fake.fake.on_request = on_first_request(pause)
     first = app.dispatcher.tick()
     sent_before = set(fake.fake.ids())
     assert 0 < first.sent < 40 and first.released == 40 - first.sent
