@@ -58,9 +58,9 @@ BASELINE_POSTS = 30_000
 DISPATCHING, DISPATCHED = "-- dispatching --", "-- dispatched --"
 
 
-def start_fake() -> tuple[subprocess.Popen[str], str]:
+def start_fake(delay: float) -> tuple[subprocess.Popen[str], str]:
     fake = subprocess.Popen(
-        [sys.executable, "-m", "providers.fakeserver", "--count-only"],
+        [sys.executable, "-m", "providers.fakeserver", "--count-only", "--delay", str(delay)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -403,6 +403,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--batch", type=int, default=500, help="scheduler.batch_size")
     parser.add_argument(
+        "--fake-delay", type=float, default=0.0, help="seconds the fake takes to answer"
+    )
+    parser.add_argument(
         "--suppressions", type=int, default=10_000, help="other addresses on the suppression list"
     )
     for internal in ("--channel", "--count", "--db-url", "--fake-url", "--folder"):
@@ -418,7 +421,7 @@ def main() -> None:
         return
     if args.full:
         args.emails = args.texts = 100_000
-    fake, args.fake_url = start_fake()
+    fake, args.fake_url = start_fake(args.fake_delay)
     args.folder = tempfile.mkdtemp(prefix="nurture-bench-")
     args.db_url, pg_name = database(args.db, Path(args.folder))
     try:
@@ -427,7 +430,8 @@ def main() -> None:
         print(
             f"dispatch benchmark: {args.emails:,} emails + {args.texts:,} texts, "
             f"{args.db}, concurrency {args.concurrency}, batch {args.batch}, "
-            f"{args.suppressions:,} suppressed addresses, {psutil.cpu_count()} cores; "
+            f"{args.suppressions:,} suppressed addresses, fake answers after "
+            f"{args.fake_delay * 1000:g} ms, {psutil.cpu_count()} cores; "
             "each channel in a fresh worker process"
         )
         rows = []

@@ -160,9 +160,11 @@ class CountingSink(asyncio.Protocol):
     """The benchmark's sink: minimal HTTP/1.1 keep-alive parsing, a fixed accepted answer.
 
     aiohttp's own server tops out near the client's speed on one core, which would make the
-    benchmark measure the fake; this answers several times faster."""
+    benchmark measure the fake; this answers several times faster, after `delay` seconds (a
+    provider's round trip) when set."""
 
     count = 0
+    delay = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -184,7 +186,11 @@ class CountingSink(asyncio.Protocol):
             self.buffer = self.buffer[end:]
             CountingSink.count += 1
             key = b"/v3/mail/send" if path.startswith(b"/v3/") else b"/2010-04-01"
-            self.transport.write(_ACCEPTED[key])  # type: ignore[attr-defined]
+            answer = self.transport.write  # type: ignore[attr-defined]
+            if self.delay:
+                asyncio.get_running_loop().call_later(self.delay, answer, _ACCEPTED[key])
+            else:
+                answer(_ACCEPTED[key])
 
 
 def main() -> None:
@@ -194,6 +200,7 @@ def main() -> None:
     parser.add_argument("--count-only", action="store_true", help="skip parsing (benchmarks)")
     args = parser.parse_args()
     fake = FakeProviders(delay=args.delay, count_only=args.count_only)
+    CountingSink.delay = args.delay
 
     async def sink() -> None:
         server = await asyncio.get_running_loop().create_server(

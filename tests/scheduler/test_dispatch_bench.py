@@ -19,7 +19,7 @@ ROW = re.compile(
 
 
 def test_the_dispatch_benchmark_sends_every_message_and_reports_each_channel() -> None:
-    small = ["--emails", "300", "--texts", "200", "--suppressions", "50"]
+    small = ["--emails", "300", "--texts", "200", "--suppressions", "50", "--fake-delay", "0.002"]
     done = subprocess.run(
         [sys.executable, "bench/dispatch_bench.py", *small],
         cwd=REPO_ROOT,
@@ -28,6 +28,7 @@ def test_the_dispatch_benchmark_sends_every_message_and_reports_each_channel() -
         timeout=180,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "fake answers after 2 ms" in done.stdout
     rows = {match["channel"]: match for match in ROW.finditer(done.stdout)}
     assert sorted(rows) == ["email", "sms"], done.stdout
     assert rows["email"]["count"] == "300" and rows["sms"]["count"] == "200"
