@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from campaigns.definitions import load_sequence
 from campaigns.validation import SAMPLE_ID, sample_composer, validate_sequence
-from nurture.settings import load_settings
+from core.settings import load_settings
 from templates.sms_segments import sms_info
 
 ALPHABETS = (

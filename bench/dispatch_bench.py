@@ -32,10 +32,14 @@ from pathlib import Path
 import psutil
 from sqlalchemy import insert, select
 
+from core.clock import FrozenClock
+from core.settings import Settings, load_settings
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.db import transaction, upgrade
-from nurture.models import (
+from providers.base import OutgoingEmail, OutgoingSms
+from providers.registry import email_channel, sms_channel
+from scheduler.sending import SendLoop
+from storage.db import transaction, upgrade
+from storage.models import (
     Campaign,
     CampaignState,
     ConsentStatus,
@@ -45,10 +49,6 @@ from nurture.models import (
     Suppression,
     SuppressionReason,
 )
-from nurture.settings import Settings, load_settings
-from providers.base import OutgoingEmail, OutgoingSms
-from providers.registry import email_channel, sms_channel
-from scheduler.sending import SendLoop
 
 NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)  # 10:00 in Los Angeles
 SID = "AC" + "a" * 32

@@ -32,7 +32,7 @@ from make_contacts import write
 
 from contacts.csvsource import inspect_csv
 from contacts.importer import import_csv
-from nurture.db import ensure_schema, make_engine, session_factory
+from storage.db import ensure_schema, make_engine, session_factory
 
 
 class PeakMemory:

@@ -29,10 +29,10 @@ from sqlalchemy import select, text
 
 from campaigns.definitions import load_sequence
 from campaigns.reports import campaign_counts, campaign_funnel, daily_series, upcoming
+from core.clock import FrozenClock
+from core.settings import load_settings
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.models import Campaign
-from nurture.settings import load_settings
+from storage.models import Campaign
 from web.admin.contact_pages import search_query
 
 NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
@@ -185,7 +185,7 @@ def page_views(app: NurtureApp) -> dict[str, float]:
     the next ones within 30 s reuse it (web.admin.report_cache)."""
     from fastapi.testclient import TestClient
 
-    from nurture.db import transaction
+    from storage.db import transaction
     from web.admin import accounts
     from web.app import create_app
 

@@ -53,8 +53,8 @@ def cache_path(contacts: int) -> Path:
 def build_database(path: Path, contacts: int) -> None:
     """Schema by Alembic, then rows by plain executemany in one transaction per table."""
     from campaigns.definitions import Sequence
-    from nurture.db import make_engine, upgrade
-    from nurture.models import Base
+    from storage.db import make_engine, upgrade
+    from storage.models import Base
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Select, exists, func, select
 
 from campaigns.definitions import Sequence
-from nurture.models import ConsentStatus, Contact, ContactTag
+from storage.models import ConsentStatus, Contact, ContactTag
 
 
 def audience_query(sequence: Sequence) -> Select[tuple[int]]:

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from campaigns.definitions import Sequence
 from campaigns.enrollment import active_enrollments, exit_enrollment
 from contacts.normalize import normalize_email, normalize_phone
-from nurture.errors import InputError, NotFound
-from nurture.models import Campaign, Contact, Event
+from core.errors import InputError, NotFound
+from storage.models import Campaign, Contact, Event
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from campaigns.definitions import Sequence, Step
-from nurture.errors import NurtureError
-from nurture.models import Channel
-from nurture.settings import Settings
+from core.errors import NurtureError
+from core.settings import Settings
 from providers.base import OutgoingEmail, OutgoingSms
+from storage.models import Channel
 from templates.links import LinkSigner
 from templates.renderer import RenderedEmail, RenderedSms, TemplateRenderer, contact_view
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from campaigns import CAMPAIGNS_DIR
-from nurture.errors import InputError, NotFound
+from core.errors import InputError, NotFound
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: TCPA (47 CFR 64.1200(c)(1)): no marketing text before 8:00 or after 21:00 at the recipient's

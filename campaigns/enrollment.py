@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.audience import audience_query
 from campaigns.definitions import Sequence
-from nurture.models import Campaign, Contact, Enrollment, EnrollmentState
+from storage.models import Campaign, Contact, Enrollment, EnrollmentState
 
 ENROLL_CHUNK = 50_000  # contact ids per INSERT ... SELECT: a progress step, bounded statements
 

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from campaigns.definitions import Sequence
 from campaigns.enrollment import enroll_audience
 from campaigns.validation import ensure_valid
-from nurture.errors import InputError, NotFound
-from nurture.models import (
+from core.errors import InputError, NotFound
+from core.settings import Settings, load_settings
+from storage.models import (
     Campaign,
     CampaignState,
     Enrollment,
@@ -24,7 +25,6 @@ from nurture.models import (
     Message,
     MessageState,
 )
-from nurture.settings import Settings, load_settings
 
 #: A message in one of these states may still be sent.
 OPEN_STATES = (MessageState.PLANNED, MessageState.CLAIMED, MessageState.SENDING)

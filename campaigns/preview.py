@@ -25,8 +25,8 @@ from campaigns.validation import (
     sample_composer,
     validate_sequence,
 )
-from nurture.errors import InputError, NurtureError
-from nurture.settings import Settings
+from core.errors import InputError, NurtureError
+from core.settings import Settings
 from templates.renderer import RenderedEmail, RenderedSms
 
 

@@ -1,7 +1,7 @@
 """Campaign reports: the funnel per step, a daily series, CSV export, and the list counts.
 
 Every figure is an aggregate over an index that starts with the campaign id (see the report
-indexes in nurture.models), so a page view reads the index entries of one campaign and never
+indexes in storage.models), so a page view reads the index entries of one campaign and never
 scans a table (figures for 1,000,000 contacts: bench/reports_speed.py).
 
 Vocabulary: a message is *sent* once the provider accepted it (sent, delivered or undelivered),
@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
-from nurture.models import (
+from storage.models import (
     Campaign,
     Enrollment,
     EnrollmentState,

@@ -25,8 +25,8 @@ from campaigns.content_rules import (
     describe_ucs2,
 )
 from campaigns.definitions import TCPA_EARLIEST, TCPA_LATEST, Sequence, Step, load_sequence
-from nurture.errors import NurtureError, ValidationFailed
-from nurture.settings import Settings
+from core.errors import NurtureError, ValidationFailed
+from core.settings import Settings
 from templates.audit import inspect_template, looks_like_health_field
 from templates.links import LinkSigner
 from templates.renderer import (

@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nurture.errors import InputError
+from core.errors import InputError
 
 #: Our fields and the header names we recognise for each (compared after _squash).
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {

@@ -10,9 +10,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nurture.clock import utcnow
-from nurture.errors import InputError
-from nurture.models import Channel, ConsentEvent, ConsentStatus, Contact
+from core.clock import utcnow
+from core.errors import InputError
+from storage.models import Channel, ConsentEvent, ConsentStatus, Contact
 
 
 def record_consent(

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from nurture.errors import InputError
+from core.errors import InputError
 
 BLOCK = 1 << 20
 DELIMITERS = (",", ";", "\t")

@@ -19,7 +19,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from contacts.suppressions import address_hash
-from nurture.models import ConsentEvent, Contact, ContactTag, Suppression
+from storage.models import ConsentEvent, Contact, ContactTag, Suppression
 
 PAGE = 1000
 CHANNELS = ("email", "sms")

@@ -17,9 +17,9 @@ from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from contacts.suppressions import address_hash, suppress
-from nurture.clock import utcnow
-from nurture.errors import InputError
-from nurture.models import (
+from core.clock import utcnow
+from core.errors import InputError
+from storage.models import (
     ConsentEvent,
     Contact,
     ContactTag,

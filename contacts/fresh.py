@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from contacts.bulk import copy_tuples, insert_tuples, select_in, stored_form
 from contacts.rows import CleanRow
-from nurture.models import ConsentEvent, ConsentStatus, Contact, ContactTag
+from storage.models import ConsentEvent, ConsentStatus, Contact, ContactTag
 
 OPTED_IN = ConsentStatus.OPTED_IN.value
 CONTACTS = Contact.__table__

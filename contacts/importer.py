@@ -36,9 +36,9 @@ from contacts.columns import ColumnMapping, plan_columns
 from contacts.csvsource import CsvFile, Span, guess_encoding, inspect_csv
 from contacts.rows import CleanRow, Rejected, RowRules, clean_rows, warm_up
 from contacts.writer import ANY_SUPPRESSION_SQL, BatchWriter
-from nurture.clock import Clock, utcnow
-from nurture.db import transaction
-from nurture.errors import InputError
+from core.clock import Clock, utcnow
+from core.errors import InputError
+from storage.db import transaction
 
 log = logging.getLogger("nurture.contacts.import")
 

@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from contacts.columns import ColumnMapping
 from contacts.importer import ImportSummary, import_csv
-from nurture.clock import Clock, utcnow
-from nurture.db import transaction
-from nurture.errors import NotFound, NurtureError
-from nurture.models import ImportJob
+from core.clock import Clock, utcnow
+from core.errors import NotFound, NurtureError
+from storage.db import transaction
+from storage.models import ImportJob
 
 log = logging.getLogger("nurture.contacts.jobs")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from contacts.rows import CleanRow, Consent
-from nurture.models import ConsentStatus, SuppressionReason
+from storage.models import ConsentStatus, SuppressionReason
 
 CHANNELS = ("email", "sms")
 

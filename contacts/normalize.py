@@ -28,7 +28,7 @@ from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import ATEXT
 from phonenumbers import timezone as phone_timezone
 
-from nurture.errors import InputError
+from core.errors import InputError
 
 DEFAULT_REGION = "US"
 

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from contacts.consent import record_consent
 from contacts.suppressions import lift_by_person, suppress
-from nurture.clock import utcnow
-from nurture.models import Channel, ConsentStatus, Contact, Event, SuppressionReason
+from core.clock import utcnow
+from storage.models import Channel, ConsentStatus, Contact, Event, SuppressionReason
 
 
 def opt_out(

@@ -22,8 +22,8 @@ from contacts.normalize import (
     phone_and_zone,
 )
 from contacts.suppressions import address_hash
-from nurture.errors import InputError
-from nurture.models import ConsentStatus, SuppressionReason
+from core.errors import InputError
+from storage.models import ConsentStatus, SuppressionReason
 
 YES_WORDS = frozenset(
     {"yes", "y", "true", "1", "opted_in", "optedin", "opt-in", "opt in", "x", "subscribed", "on"}

@@ -9,8 +9,8 @@ from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from contacts.normalize import normalize_email, normalize_phone
-from nurture.errors import InputError, NotFound
-from nurture.models import Contact, ContactTag
+from core.errors import InputError, NotFound
+from storage.models import Contact, ContactTag
 
 DIGITS = re.compile(r"\D")
 

@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nurture.clock import utcnow
-from nurture.models import Channel, Suppression, SuppressionReason
+from core.clock import utcnow
+from storage.models import Channel, Suppression, SuppressionReason
 
 #: Reasons a person may lift by opting in again themselves; a hard bounce or complaint may not.
 SELF_LIFTABLE = frozenset(

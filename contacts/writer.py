@@ -24,8 +24,8 @@ from contacts.fresh import FreshRows, default_evidence, split_fresh
 from contacts.merge import ContactState, MergeConflict, MergeResult, merge_row, new_contact
 from contacts.rows import CleanRow, Consent
 from contacts.suppressions import address_hash, suppress
-from nurture.db import transaction
-from nurture.models import ConsentEvent, ConsentStatus, Contact, ContactTag
+from storage.db import transaction
+from storage.models import ConsentEvent, ConsentStatus, Contact, ContactTag
 
 CONTACTS = Contact.__table__
 TAGS = ContactTag.__table__

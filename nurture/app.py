@@ -13,15 +13,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.compose import Composer
-from nurture.clock import Clock, utcnow
-from nurture.db import ensure_schema, make_engine, session_factory
-from nurture.errors import ConfigError
-from nurture.settings import Settings, load_settings
+from core.clock import Clock, utcnow
+from core.errors import ConfigError
+from core.settings import Settings, load_settings
 from providers.base import EmailChannel, SmsChannel
 from providers.registry import email_channel, sms_channel
 from scheduler.clock import EngineClock
 from scheduler.dispatcher import Dispatcher
 from scheduler.planner import Planner
+from storage.db import ensure_schema, make_engine, session_factory
 from templates.links import LinkSigner
 from templates.renderer import TemplateRenderer
 
@@ -63,9 +63,13 @@ class NurtureApp:
         ensure_schema(self.engine)
 
     @cached_property
+    def secret_key(self) -> str:
+        return resolve_secret_key(self.settings)
+
+    @cached_property
     def signer(self) -> LinkSigner:
         return LinkSigner(
-            resolve_secret_key(self.settings),
+            self.secret_key,
             self.settings.web.public_base_url,
             self.settings.web.link_ttl_days,
         )

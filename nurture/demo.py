@@ -27,11 +27,11 @@ from sqlalchemy import func, select
 from campaigns import lifecycle
 from campaigns.definitions import load_sequence
 from contacts import importer
+from core.clock import utcnow
+from core.settings import REPO_ROOT, load_settings
 from nurture.app import NurtureApp
-from nurture.clock import utcnow
-from nurture.db import transaction
-from nurture.models import SETTLED_STATES, Enrollment, EnrollmentState, Message
-from nurture.settings import REPO_ROOT, load_settings
+from storage.db import transaction
+from storage.models import SETTLED_STATES, Enrollment, EnrollmentState, Message
 
 DEMO_ZONES = (
     "America/Los_Angeles",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from nurture.errors import NurtureError
+from core.errors import NurtureError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from nurture.models import MessageState
+from storage.models import MessageState
 
 
 class EventType(enum.StrEnum):

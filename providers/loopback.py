@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from nurture.errors import ConfigError
+from core.errors import ConfigError
 
 
 def require_loopback(url: str, key: str) -> str:

@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 
-from nurture.clock import utcnow
+from core.clock import utcnow
 from providers.base import OutgoingEmail, OutgoingSms, SendResult
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nurture.settings import Settings
+from core.settings import Settings
 from providers.base import EmailChannel, SmsChannel
 from providers.outbox import OutboxChannel
 

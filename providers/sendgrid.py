@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from nurture.errors import ConfigError
+from core.errors import ConfigError
 from providers.base import OutgoingEmail, ProviderRejected, ProviderUnavailable, SendResult
 from providers.loopback import require_loopback
 from providers.pooled import PooledHttp

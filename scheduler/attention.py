@@ -14,9 +14,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nurture.errors import InputError, NotFound
-from nurture.models import Campaign, Contact, Message, MessageState
-from nurture.redact import mask_address
+from core.errors import InputError, NotFound
+from core.redact import mask_address
+from storage.models import Campaign, Contact, Message, MessageState
 
 
 class Resolution(enum.StrEnum):

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
 from contacts.suppressions import address_hash
-from nurture.models import (
+from scheduler.windows import QuietHours, next_allowed
+from storage.models import (
     Campaign,
     CampaignState,
     ConsentStatus,
@@ -30,8 +31,7 @@ from nurture.models import (
     Message,
     Suppression,
 )
-from nurture.sql_lists import among
-from scheduler.windows import QuietHours, next_allowed
+from storage.sql_lists import among
 
 
 class Action(enum.StrEnum):

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import literal, select, update
 from sqlalchemy.orm import Session
 
-from nurture.db import is_sqlite
-from nurture.models import Campaign, CampaignState, Message, MessageState
-from nurture.sql_lists import among
+from storage.db import is_sqlite
+from storage.models import Campaign, CampaignState, Message, MessageState
+from storage.sql_lists import among
 
 
 def claim_due(

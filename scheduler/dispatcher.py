@@ -37,11 +37,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.compose import Composer, UnknownDestination
-from nurture.clock import Clock, utcnow
-from nurture.db import transaction
-from nurture.models import Message, MessageState
-from nurture.settings import Settings
-from nurture.sql_lists import among, not_among
+from core.clock import Clock, utcnow
+from core.settings import Settings
 from providers.base import EmailChannel, SmsChannel, pacing_bucket
 from scheduler.checks import (
     SEND,
@@ -59,6 +56,9 @@ from scheduler.pacing import Pacer, Rate
 from scheduler.planner import quiet_hours
 from scheduler.sender_process import SenderProcess, portable
 from scheduler.sending import Outcome, Outgoing, Pending, SendLoop
+from storage.db import transaction
+from storage.models import Message, MessageState
+from storage.sql_lists import among, not_among
 from templates.renderer import TemplateRenderError
 
 log = logging.getLogger("nurture.dispatch")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from campaigns.definitions import Sequence
 from contacts.consent import has_consent
 from contacts.suppressions import address_hash
-from nurture.models import Contact, Suppression
+from storage.models import Contact, Suppression
 
 Suppressed = set[tuple[str, str]]  # (channel, address hash) of active suppressions
 

@@ -16,9 +16,7 @@ from sqlalchemy import bindparam, or_, update
 from sqlalchemy.orm import Session
 
 from contacts.suppressions import suppress
-from nurture.models import Enrollment, EnrollmentState, Message, MessageState, SuppressionReason
-from nurture.settings import SchedulerSettings
-from nurture.sql_lists import among
+from core.settings import SchedulerSettings
 from providers.base import (
     ProviderRejected,
     ProviderUnavailable,
@@ -29,6 +27,8 @@ from scheduler.checks import Action, Verdict
 from scheduler.claims import unindexed
 from scheduler.retry import backoff
 from scheduler.sending import Outcome, Outgoing
+from storage.models import Enrollment, EnrollmentState, Message, MessageState, SuppressionReason
+from storage.sql_lists import among
 
 HELD = (MessageState.CLAIMED,)
 IN_FLIGHT = (MessageState.SENDING, MessageState.UNCERTAIN)
@@ -100,7 +100,7 @@ def _record_sent(session: Session, rows: list[tuple[Any, ...]], now: datetime) -
         return
     connection = session.connection()
     sqlite = connection.dialect.name == "sqlite"
-    # Stored as naive UTC, exactly as nurture.models.UTCDateTime and SQLite's DATETIME write it.
+    # Stored as naive UTC, exactly as storage.models.UTCDateTime and SQLite's DATETIME write it.
     naive = now.astimezone(UTC).replace(tzinfo=None)
     stamp: Any = naive.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else naive
     sql = RECORD_SENT.format(p="?" if sqlite else "%s")

@@ -22,8 +22,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture.db import transaction
-from nurture.models import RateBucket
+from storage.db import transaction
+from storage.models import RateBucket
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.definitions import Sequence
 from campaigns.enrollment import enroll_audience
-from nurture.clock import Clock, utcnow
-from nurture.db import is_sqlite, transaction
-from nurture.models import (
+from core.clock import Clock, utcnow
+from core.settings import Settings
+from scheduler.exits import active_suppressions, exit_reason
+from scheduler.windows import QuietHours, next_allowed
+from storage.db import is_sqlite, transaction
+from storage.models import (
     SETTLED_STATES,
     Campaign,
     CampaignState,
@@ -28,9 +31,6 @@ from nurture.models import (
     Message,
     MessageState,
 )
-from nurture.settings import Settings
-from scheduler.exits import active_suppressions, exit_reason
-from scheduler.windows import QuietHours, next_allowed
 
 
 @dataclass

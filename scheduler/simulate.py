@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from campaigns.audience import audience_query
 from campaigns.definitions import Sequence
 from contacts.suppressions import address_hash
-from nurture.models import (
+from scheduler.windows import QuietHours, next_allowed
+from storage.models import (
     SETTLED_STATES,
     Campaign,
     ConsentStatus,
@@ -27,7 +28,6 @@ from nurture.models import (
     Message,
     Suppression,
 )
-from scheduler.windows import QuietHours, next_allowed
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from itsdangerous.encoding import base64_encode, want_bytes
 
-from nurture.errors import ConfigError
-from nurture.models import Channel
+from core.errors import ConfigError
+from storage.models import Channel
 
 CLICK, UNSUBSCRIBE, PREFERENCES = "click", "unsubscribe", "preferences"
 _CHANNEL_CODES = {"e": Channel.EMAIL, "s": Channel.SMS}

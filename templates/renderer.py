@@ -33,7 +33,7 @@ from jinja2 import (
 )
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from nurture.errors import NurtureError
+from core.errors import NurtureError
 from templates import TEMPLATES_DIR
 from templates.bare_urls import URL_VALUES, names_read, prints_urls_bare
 from templates.memo import RenderMemo, Tokenized

@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from core.clock import FrozenClock
+from core.settings import REPO_ROOT, load_settings
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.settings import REPO_ROOT, load_settings
 from providers.memory import MemoryChannel
 
 PG_ADMIN = os.environ.get("NURTURE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -54,7 +54,7 @@ def _postgres_or_skip() -> None:
 def pg_template() -> Iterator[str]:
     """A migrated template database; each test copies it (CREATE DATABASE ... TEMPLATE)."""
     _postgres_or_skip()
-    from nurture.db import upgrade
+    from storage.db import upgrade
 
     with _pg_connect() as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)")
@@ -167,8 +167,8 @@ def sqlite_app(
 def make_contact(nurture_app: NurtureApp) -> Any:
     """Create an opted-in contact: make_contact(email=..., phone=..., sms=True, tags=[...])."""
     from contacts.consent import record_consent
-    from nurture.db import transaction
-    from nurture.models import ConsentStatus, Contact
+    from storage.db import transaction
+    from storage.models import ConsentStatus, Contact
 
     counter = iter(range(1, 10_000))
 

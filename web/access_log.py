@@ -1,7 +1,7 @@
 """One structured log line per request, and the headers every page we serve should carry.
 
 Tokens in /l, /u and /p paths are bearer credentials (whoever holds one can unsubscribe that
-person), so they are never logged; addresses are masked by nurture.redact's filter anyway.
+person), so they are never logged; addresses are masked by core.redact's filter anyway.
 Pages carry `Referrer-Policy: no-referrer` so a token in the address bar does not leak to the
 clinic's website when a recipient follows a link from the page, and refuse framing
 (clickjacking an unsubscribe button).

@@ -18,9 +18,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nurture import redact
-from nurture.app import NurtureApp
-from nurture.errors import ConfigError, InputError, NotFound, NurtureError
+from core import redact
+from core.errors import ConfigError, InputError, NotFound, NurtureError
 from web import admin, links, unsubscribe
 from web.access_log import AccessLog
 from web.admin.session import COOKIE as STAFF_COOKIE
@@ -28,6 +27,7 @@ from web.hotpath import RecipientFastPath
 from web.links import LinkService
 from web.pages import not_found, page
 from web.proxy import trust_proxies
+from web.services import WebServices
 from web.sqlite_rows import Checkpointer
 from web.unsubscribe import UnsubscribeService
 from web.webhooks import booking, sendgrid, twilio
@@ -112,7 +112,7 @@ class NurtureAPI(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(nurture: NurtureApp) -> FastAPI:
+def create_app(nurture: WebServices) -> FastAPI:
     redact.install()
     link_service, unsubscribes = LinkService(nurture), UnsubscribeService(nurture)
 
@@ -185,7 +185,7 @@ def create_app(nurture: NurtureApp) -> FastAPI:
     return api
 
 
-def _checkpointer(nurture: NurtureApp) -> Checkpointer | None:
+def _checkpointer(nurture: WebServices) -> Checkpointer | None:
     """On a SQLite file, WAL checkpoints run in their own thread while the server is up."""
     url = nurture.engine.url
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):

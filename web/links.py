@@ -20,13 +20,13 @@ from fastapi.responses import Response
 from sqlalchemy import Engine, bindparam, insert, select
 
 from campaigns.definitions import Sequence
-from nurture.app import NurtureApp, resolve_secret_key
-from nurture.models import Campaign, Event, Message
+from storage.models import Campaign, Event, Message
 from templates.links import ClickToken, InvalidToken
 from web import sqlite_rows
 from web.fast_tokens import FastTokenReader
 from web.group_commit import GroupCommitter
 from web.pages import not_found
+from web.services import WebServices
 
 router = APIRouter(tags=["links"])
 
@@ -86,13 +86,13 @@ _MESSAGE = select(Message.contact_id, Message.campaign_id, Message.step_index, M
 class LinkService:
     """Turns a click token into a redirect target, and records clicks (group-committed)."""
 
-    def __init__(self, nurture: NurtureApp) -> None:
+    def __init__(self, nurture: WebServices) -> None:
         self.nurture = nurture
         self._messages: dict[int, tuple[float, tuple[int, int, int, str] | None]] = {}
         self._locations: dict[tuple[int, int, str, str], tuple[float, str | None]] = {}
         self._message_query = _MESSAGE.where(Message.id == bindparam("id"))
         signer = nurture.signer
-        self._fast = FastTokenReader(resolve_secret_key(nurture.settings), "click", signer.max_age)
+        self._fast = FastTokenReader(nurture.secret_key, "click", signer.max_age)
         self._fast.check_against(signer.click_url(1, "booking").rsplit("/", 1)[1], "1~booking")
         url = nurture.engine.url
         file_db = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")

@@ -15,14 +15,14 @@ from sqlalchemy.orm import Session
 
 from contacts.optout import opt_in_again, opt_out
 from contacts.suppressions import SELF_LIFTABLE, active_suppression
-from nurture.app import NurtureApp, resolve_secret_key
-from nurture.db import transaction
-from nurture.models import Channel, ConsentStatus, Contact
-from nurture.redact import mask_address
+from core.redact import mask_address
+from storage.db import transaction
+from storage.models import Channel, ConsentStatus, Contact
 from templates.links import ContactToken, InvalidToken
 from web.fast_tokens import FastTokenReader
 from web.group_commit import GroupCommitter
 from web.pages import not_found, page
+from web.services import WebServices
 from web.unsubscribe_writer import Unsubscribe, UnsubscribeWriter
 
 router = APIRouter(tags=["unsubscribe"])
@@ -42,12 +42,10 @@ NOT_FOUND = {404: {"description": "Friendly page: the link is not valid"}}
 class UnsubscribeService:
     """Reads unsubscribe tokens and commits unsubscribes durably, many per transaction."""
 
-    def __init__(self, nurture: NurtureApp) -> None:
+    def __init__(self, nurture: WebServices) -> None:
         self.nurture = nurture
         signer = nurture.signer
-        self._fast = FastTokenReader(
-            resolve_secret_key(nurture.settings), "unsubscribe", signer.max_age
-        )
+        self._fast = FastTokenReader(nurture.secret_key, "unsubscribe", signer.max_age)
         self._fast.check_against(signer.unsubscribe_url(1, "sms").rsplit("/", 1)[1], "1~s")
         self.writer_sql = UnsubscribeWriter(nurture.engine)
         self.writer: GroupCommitter[Unsubscribe] = GroupCommitter(
@@ -91,7 +89,7 @@ def unsubscribe_page(request: Request, token: str = Path(description="Signed tok
     parsed = _service(request).read(token)
     if parsed is None or parsed.channel is None:
         return not_found(request)
-    app: NurtureApp = request.app.state.nurture
+    app: WebServices = request.app.state.nurture
     return page(
         request,
         "unsubscribe.html",
@@ -125,7 +123,7 @@ async def unsubscribe(request: Request, token: str = Path(description="Signed to
     await service.unsubscribe(parsed, "one-click" if one_click else "unsubscribe page")
     if one_click:
         return one_click_done()
-    app: NurtureApp = request.app.state.nurture
+    app: WebServices = request.app.state.nurture
     return page(
         request,
         "unsubscribe.html",
@@ -181,7 +179,7 @@ def _channel_rows(session: Session, contact: Contact) -> list[dict[str, object]]
 def _contact(request: Request, session: Session, token: str) -> Contact | None:
     if len(token) > TOKEN_MAX:
         return None
-    app: NurtureApp = request.app.state.nurture
+    app: WebServices = request.app.state.nurture
     try:
         parsed = app.signer.read_preferences(token)
     except InvalidToken:
@@ -194,7 +192,7 @@ def _contact(request: Request, session: Session, token: str) -> Contact | None:
     "/p/{token}", response_class=HTMLResponse, summary="Preference page", responses=NOT_FOUND
 )
 def preferences_page(request: Request, token: str = Path(description="Signed token")) -> Response:
-    app: NurtureApp = request.app.state.nurture
+    app: WebServices = request.app.state.nurture
     with transaction(app.sessions, immediate=False) as session:
         contact = _contact(request, session, token)
         if contact is None:
@@ -213,7 +211,7 @@ async def save_preferences(
     request: Request, token: str = Path(description="Signed token")
 ) -> Response:
     form = await request.form(max_files=0, max_fields=10)
-    app: NurtureApp = request.app.state.nurture
+    app: WebServices = request.app.state.nurture
     with transaction(app.sessions) as session:
         contact = _contact(request, session, token)
         if contact is None:

@@ -23,8 +23,8 @@ from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contacts.suppressions import address_hash
-from nurture.clock import utcnow
-from nurture.models import (
+from core.clock import utcnow
+from storage.models import (
     Channel,
     ConsentEvent,
     ConsentStatus,

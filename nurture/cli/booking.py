@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from core.redact import mask_address
 from nurture.cli.common import console, ready_app
-from nurture.db import transaction
-from nurture.redact import mask_address
+from storage.db import transaction
 
 
 def booked(

@@ -10,12 +10,12 @@ import typer
 from sqlalchemy import func, select
 
 from campaigns.definitions import list_sequences, load_sequence
+from core.errors import InputError
+from core.redact import mask_address
 from nurture.cli.common import console, ready_app
-from nurture.db import transaction
-from nurture.errors import InputError
-from nurture.models import Campaign, Contact, Message
-from nurture.redact import mask_address
 from scheduler.attention import Resolution, needing_attention, resolve
+from storage.db import transaction
+from storage.models import Campaign, Contact, Message
 
 # Each command imports what it uses (the lifecycle, the simulator, rich's tables and progress
 # bars): the worker process stays lean, it loads only what it runs.

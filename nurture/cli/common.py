@@ -8,9 +8,9 @@ import os
 from rich.console import Console
 from rich.logging import RichHandler
 
-from nurture import redact
+from core import redact
+from core.settings import load_settings
 from nurture.app import NurtureApp
-from nurture.settings import load_settings
 
 console = Console()
 err_console = Console(stderr=True)

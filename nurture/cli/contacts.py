@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from contacts.suppressions import active_suppression
 from contacts.suppressions import suppress as add_suppression
+from core.errors import InputError, NotFound
 from nurture.cli.common import console, ready_app
-from nurture.db import transaction
-from nurture.errors import InputError, NotFound
-from nurture.models import (
+from storage.db import transaction
+from storage.models import (
     Campaign,
     Channel,
     ConsentEvent,

@@ -15,11 +15,11 @@ from rich.text import Text
 
 from campaigns import PREVIEW_DIR
 from campaigns.definitions import list_sequences, load_sequence
+from core.errors import InputError, NotFound, ValidationFailed
+from core.settings import load_settings
 from nurture.cli.common import console, err_console, ready_app
-from nurture.db import transaction
-from nurture.errors import InputError, NotFound, ValidationFailed
-from nurture.models import Contact
-from nurture.settings import load_settings
+from storage.db import transaction
+from storage.models import Contact
 from templates.sms_segments import sms_info as count_segments
 
 # Each command imports what it uses (campaigns.preview and .validation, rich's panels, click, which

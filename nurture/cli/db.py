@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from core.settings import load_settings
 from nurture.cli.common import console
-from nurture.db import upgrade as upgrade_database
-from nurture.settings import load_settings
+from storage.db import upgrade as upgrade_database
 
 app = typer.Typer(help="Database schema.", no_args_is_help=True)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
+from core.errors import NurtureError, ValidationFailed
 from nurture.cli import booking, campaigns, contacts, content, db, serve, users
 from nurture.cli.common import console, err_console, setup_logging
-from nurture.errors import NurtureError, ValidationFailed
 
 app = typer.Typer(
     name="nurture",

@@ -12,10 +12,10 @@ import sys
 
 import typer
 
+from core.errors import InputError
+from core.redact import mask_email
 from nurture.cli.common import console, ready_app
-from nurture.db import transaction
-from nurture.errors import InputError
-from nurture.redact import mask_email
+from storage.db import transaction
 from web.admin.roles import Role
 
 # Each command imports web.admin.accounts (argon2, and a hash made on import): the worker process

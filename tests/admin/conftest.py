@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nurture.app import NurtureApp
-from nurture.db import transaction
+from storage.db import transaction
 from web.admin import accounts
 from web.app import create_app
 

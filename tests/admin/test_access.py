@@ -8,10 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from core.clock import FrozenClock
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.db import transaction
-from nurture.models import Campaign, StaffSession, StaffUser
+from storage.db import transaction
+from storage.models import Campaign, StaffSession, StaffUser
 from web.admin import accounts
 from web.admin.session import COOKIE
 
@@ -231,7 +231,7 @@ def test_passwords_are_stored_as_argon2id(staff_accounts: NurtureApp) -> None:
 
 @pytest.mark.parametrize("bad", ["short", " leading space pass", "no-at-sign"])
 def test_weak_passwords_and_bad_logins_are_refused(staff_accounts: NurtureApp, bad: str) -> None:
-    from nurture.errors import InputError
+    from core.errors import InputError
 
     with pytest.raises(InputError), transaction(staff_accounts.sessions) as session:
         if bad == "no-at-sign":
@@ -241,7 +241,7 @@ def test_weak_passwords_and_bad_logins_are_refused(staff_accounts: NurtureApp, b
 
 
 def test_secure_cookie_when_the_public_url_is_https(tmp_path, frozen_clock, channel, login) -> None:
-    from nurture.settings import load_settings
+    from core.settings import load_settings
     from web.app import create_app
 
     app = NurtureApp(

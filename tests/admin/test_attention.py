@@ -9,8 +9,8 @@ from campaigns import lifecycle
 from campaigns.definitions import load_sequence
 from contacts.consent import record_consent
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.models import Contact, Message, MessageState
+from storage.db import transaction
+from storage.models import Contact, Message, MessageState
 
 
 def _token(client: TestClient, path: str) -> str:

@@ -14,10 +14,10 @@ import pytest
 import uvicorn
 
 from contacts.consent import record_consent
+from core.settings import REPO_ROOT
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.models import Campaign, CampaignState, Contact
-from nurture.settings import REPO_ROOT
+from storage.db import transaction
+from storage.models import Campaign, CampaignState, Contact
 from web.admin import accounts
 from web.app import create_app
 

@@ -9,10 +9,10 @@ import io
 import pytest
 from fastapi.testclient import TestClient
 
+from core.clock import FrozenClock
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.db import transaction
-from nurture.models import Campaign, CampaignState, Contact, Message, MessageState
+from storage.db import transaction
+from storage.models import Campaign, CampaignState, Contact, Message, MessageState
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from httpx2 import Response
 
 from contacts.suppressions import is_suppressed
 from nurture.app import NurtureApp
-from nurture.models import Contact, Event, ImportJob
+from storage.models import Contact, Event, ImportJob
 from tests.admin.conftest import EDITOR, sign_in
 from web.app import create_app
 
@@ -31,7 +31,7 @@ def maria(staff_accounts: NurtureApp, make_contact) -> int:
 def make_contact(staff_accounts: NurtureApp):
     """Like the shared make_contact, on the dashboard's SQLite app."""
     from contacts.consent import record_consent
-    from nurture.db import transaction
+    from storage.db import transaction
 
     def make(*, email: str, phone: str | None = None, sms: bool = False, first_name: str = "Pat"):
         with transaction(staff_accounts.sessions) as session:
@@ -197,7 +197,7 @@ def test_an_import_that_fails_records_why(editor: TestClient) -> None:
 def test_rejects_outside_the_imports_folder_are_never_served(
     editor: TestClient, staff_accounts: NurtureApp, tmp_path
 ) -> None:
-    from nurture.db import transaction
+    from storage.db import transaction
 
     secret = tmp_path / "elsewhere.csv"
     secret.write_text("private\n")

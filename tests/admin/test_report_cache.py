@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from campaigns import lifecycle
 from campaigns.definitions import load_sequence
 from nurture.app import NurtureApp
-from nurture.db import transaction
+from storage.db import transaction
 from web.admin import report_cache
 from web.admin.report_cache import ReportCache
 
@@ -44,7 +44,7 @@ def test_small_results_are_never_kept_and_large_ones_are_until_the_ttl(
 
 def _launch(app: NurtureApp, contacts: int) -> None:
     from contacts.consent import record_consent
-    from nurture.models import Contact
+    from storage.models import Contact
 
     with transaction(app.sessions) as session:
         for n in range(contacts):

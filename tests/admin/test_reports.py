@@ -12,12 +12,12 @@ from campaigns.booking import mark_booked
 from campaigns.definitions import load_sequence
 from campaigns.reports import campaign_counts, campaign_funnel, daily_series, upcoming
 from contacts.optout import opt_out
+from core.clock import FrozenClock
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.db import transaction
-from nurture.models import Campaign, Contact, Event, Message, MessageState
 from providers.base import ProviderRejected
 from providers.memory import MemoryChannel
+from storage.db import transaction
+from storage.models import Campaign, Contact, Event, Message, MessageState
 
 
 def _launch_demo(app: NurtureApp, make_contact, channel: MemoryChannel) -> list[int]:

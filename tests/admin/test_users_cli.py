@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from nurture.app import NurtureApp
 from nurture.cli.main import app as cli
-from nurture.db import transaction
+from storage.db import transaction
 from web.admin import accounts
 
 PASSWORD = "a long enough passphrase"

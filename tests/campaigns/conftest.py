@@ -12,7 +12,7 @@ import pytest
 
 from campaigns.definitions import Sequence, load_sequence
 from campaigns.validation import ValidationReport, validate_sequence
-from nurture.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from templates import TEMPLATES_DIR
 from templates.renderer import TemplateRenderer
 

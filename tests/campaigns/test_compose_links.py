@@ -10,7 +10,7 @@ import pytest
 
 from campaigns.compose import Composer
 from campaigns.definitions import Sequence, load_sequence
-from nurture.settings import load_settings
+from core.settings import load_settings
 from templates.links import LinkSigner
 from templates.renderer import TemplateRenderer
 

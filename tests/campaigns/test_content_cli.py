@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import REPO_ROOT
 from nurture.cli.main import main
-from nurture.settings import REPO_ROOT
 
 Nurture = Callable[..., "Run"]
 

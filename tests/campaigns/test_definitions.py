@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from campaigns.definitions import load_sequence, parse_clock, parse_duration
-from nurture.errors import InputError
+from core.errors import InputError
 
 HEAD = 'name = "x"\ntitle = "x"\ntemplate_folder = "spasm-relief"\n'
 STEP = '[[steps]]\nname = "a"\nchannel = "email"\ntemplate = "01-welcome"\n'

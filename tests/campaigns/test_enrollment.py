@@ -7,10 +7,10 @@ from sqlalchemy import select
 
 from campaigns import enrollment, lifecycle
 from campaigns.definitions import load_sequence
+from core.clock import FrozenClock
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.db import transaction
-from nurture.models import Campaign, Enrollment, EnrollmentState
+from storage.db import transaction
+from storage.models import Campaign, Enrollment, EnrollmentState
 
 
 def test_audience_is_enrolled_once_in_windows_with_progress(

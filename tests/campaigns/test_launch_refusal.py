@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 from campaigns import lifecycle
 from campaigns.definitions import Sequence, load_sequence
 from campaigns.validation import validate_sequence
+from core.clock import FrozenClock
+from core.errors import ValidationFailed
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.db import transaction
-from nurture.errors import ValidationFailed
-from nurture.models import Campaign, Enrollment
+from storage.db import transaction
+from storage.models import Campaign, Enrollment
 
 
 def _broken() -> Sequence:

@@ -10,11 +10,11 @@ import pytest
 
 from campaigns.definitions import load_sequence
 from campaigns.preview import build_preview, describe_delay, write_html
+from core.errors import InputError
+from core.settings import Settings
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.errors import InputError
-from nurture.models import Contact
-from nurture.settings import Settings
+from storage.db import transaction
+from storage.models import Contact
 
 
 def test_all_steps_for_the_sample_contact(settings: Settings, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from campaigns.definitions import load_sequence
 from campaigns.validation import SAMPLE_CONTACTS, SAMPLE_ID, sample_composer
-from nurture.settings import Settings
+from core.settings import Settings
 from templates.renderer import RenderedEmail, RenderedSms
 
 SEQUENCE = load_sequence("spasm-relief")

@@ -10,7 +10,7 @@ import pytest
 
 from campaigns.definitions import Sequence, load_sequence
 from campaigns.validation import ValidationReport, validate_named, validate_sequence
-from nurture.settings import Settings
+from core.settings import Settings
 
 Check = Callable[..., ValidationReport]
 Edit = Callable[[str, str, str], None]

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from contacts.importer import ImportSummary, import_csv
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.models import ConsentEvent, Contact, Suppression
+from storage.db import transaction
+from storage.models import ConsentEvent, Contact, Suppression
 
 HEADER = ["first_name", "last_name", "email", "phone", "timezone", "tags", "email_consent",
           "email_consent_evidence", "sms_consent", "sms_consent_evidence"]  # fmt: skip

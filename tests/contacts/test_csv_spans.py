@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from contacts import importer
 from contacts.csvsource import CsvFile, inspect_csv
-from nurture.errors import InputError
+from core.errors import InputError
 
 PIECES = ["a", "é", ",", '"', "\n", "\r\n", " ", "1"]
 FIELD = st.lists(st.sampled_from(PIECES), max_size=6).map("".join)

@@ -16,8 +16,8 @@ from contacts.columns import ColumnMapping
 from contacts.optout import opt_out
 from contacts.suppressions import active_suppression, suppress
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.models import ConsentEvent, Contact, Suppression
+from storage.db import transaction
+from storage.models import ConsentEvent, Contact, Suppression
 
 Rows = list[dict[str, str]]
 NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)

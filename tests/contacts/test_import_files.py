@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from contacts.columns import ColumnMapping
-from nurture.errors import InputError
+from core.errors import InputError
 
 GOOD = "first_name,email\nZoë,zoe@example.com\nJosé,jose@example.com\n"
 

@@ -17,10 +17,10 @@ from contacts.jobs import run_import_job, start_import_job
 from contacts.optout import opt_in_again, opt_out
 from contacts.search import Search, find_contact, search_contacts
 from contacts.suppressions import active_suppression, address_hash, is_suppressed
+from core.errors import InputError, NotFound
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.errors import InputError, NotFound
-from nurture.models import ConsentEvent, Contact, ContactTag, ImportJob, Suppression
+from storage.db import transaction
+from storage.models import ConsentEvent, Contact, ContactTag, ImportJob, Suppression
 
 SMS_PROOF = "Signed intake form: text me"
 ROWS = [

@@ -18,7 +18,7 @@ from contacts.normalize import (
     phone_and_zone,
     timezone_from_phone,
 )
-from nurture.errors import InputError
+from core.errors import InputError
 
 FORMATS = ["({a}) {e}-{l}", "+1 {a} {e} {l}", "{a}.{e}.{l}", "{a}{e}{l}", "1-{a}-{e}-{l}",
            "+1{a}{e}{l}", " {a} {e} {l} ", "1 ({a}) {e}.{l}", "+1 ({a}){e}-{l}"]  # fmt: skip

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from core.settings import REPO_ROOT
 from nurture.cli.common import setup_logging
 from nurture.cli.main import main
-from nurture.settings import REPO_ROOT
 
 
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str):

@@ -14,9 +14,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from nurture.db import upgrade
-from nurture.models import Base
-from nurture.settings import REPO_ROOT
+from core.settings import REPO_ROOT
+from storage.db import upgrade
+from storage.models import Base
 
 OUR_PACKAGES = ("nurture", "contacts", "campaigns", "templates", "scheduler", "providers", "web")
 
@@ -51,7 +51,7 @@ def test_migrations_match_models(tmp_path: Path) -> None:
 def test_head_revision_read_from_the_files_is_alembics_own_head() -> None:
     from alembic.script import ScriptDirectory
 
-    from nurture.db import alembic_config, head_revision
+    from storage.db import alembic_config, head_revision
 
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     assert head_revision() == script.get_current_head()
@@ -62,7 +62,7 @@ def test_a_worker_on_a_current_database_does_not_import_alembic(tmp_path: Path) 
     upgrade(url)
     probe = (
         "import sys\n"
-        "from nurture.db import ensure_schema, make_engine\n"
+        "from storage.db import ensure_schema, make_engine\n"
         f"ensure_schema(make_engine({url!r}))\n"
         "import scheduler.dispatcher, nurture.app\n"
         "print(any(name.split('.')[0] in ('alembic', 'mako') for name in sys.modules))\n"
@@ -93,7 +93,7 @@ def test_console_script_is_installed() -> None:
 def test_ensure_schema_upgrades_a_database_made_by_an_older_release(tmp_path: Path) -> None:
     from sqlalchemy import inspect
 
-    from nurture.db import current_revision, ensure_schema, head_revision, make_engine
+    from storage.db import current_revision, ensure_schema, head_revision, make_engine
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0001")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nurture.errors import ConfigError
-from nurture.settings import load_settings
+from core.errors import ConfigError
+from core.settings import load_settings
 from providers.loopback import require_loopback
 
 

@@ -20,8 +20,8 @@ from sqlalchemy import (
     select,
 )
 
-from nurture.db import make_engine
-from nurture.sql_lists import among, not_among
+from storage.db import make_engine
+from storage.sql_lists import among, not_among
 
 ROWS = 3_000
 ODD_NAMES = [

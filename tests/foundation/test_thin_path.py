@@ -13,12 +13,12 @@ from sqlalchemy import func, select
 from campaigns import lifecycle
 from campaigns.definitions import load_sequence
 from contacts.importer import import_csv
+from core.clock import FrozenClock
+from core.settings import REPO_ROOT
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.db import transaction
-from nurture.models import Enrollment, EnrollmentState, Event, Message, Suppression
-from nurture.settings import REPO_ROOT
 from providers.memory import MemoryChannel
+from storage.db import transaction
+from storage.models import Enrollment, EnrollmentState, Event, Message, Suppression
 from web.app import create_app
 
 BASE = "http://127.0.0.1:8000"

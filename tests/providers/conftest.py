@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nurture.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 MOCKS = REPO_ROOT.parent / "shared" / "providers" / "mock-providers"
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from campaigns.definitions import load_sequence
+from core.clock import FrozenClock
+from core.settings import load_settings
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.settings import load_settings
 from providers.base import OutgoingEmail, OutgoingSms, ProviderRejected
 from providers.sendgrid import SendGridChannel
 from providers.twilio import TwilioChannel
@@ -138,8 +138,8 @@ def test_the_engine_sends_through_both_mocks(
 
     from campaigns import lifecycle
     from contacts.consent import record_consent
-    from nurture.db import transaction
-    from nurture.models import ConsentStatus, Contact, Message, MessageState
+    from storage.db import transaction
+    from storage.models import ConsentStatus, Contact, Message, MessageState
 
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.contract")
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", SID)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from nurture.errors import ConfigError
+from core.errors import ConfigError
 from providers.base import (
     OutgoingEmail,
     OutgoingSms,

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from nurture.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 
 def run(*parts: str) -> str:

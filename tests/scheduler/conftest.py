@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import func, select
 
 from campaigns.definitions import Sequence
+from core.clock import FrozenClock
+from core.settings import load_settings
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.db import transaction
-from nurture.models import (
+from providers.fakeserver import FakeProviders, RunningFake
+from storage.db import transaction
+from storage.models import (
     Campaign,
     CampaignState,
     ConsentStatus,
@@ -24,8 +26,6 @@ from nurture.models import (
     Message,
     MessageState,
 )
-from nurture.settings import load_settings
-from providers.fakeserver import FakeProviders, RunningFake
 
 FAKE_SID = "AC" + "a" * 32
 

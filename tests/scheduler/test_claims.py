@@ -14,9 +14,9 @@ from sqlalchemy import event
 
 from contacts.suppressions import suppress
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.models import Contact, Message, MessageState, SuppressionReason
 from scheduler.claims import claim_due
+from storage.db import transaction
+from storage.models import Contact, Message, MessageState, SuppressionReason
 
 NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
 
@@ -113,7 +113,7 @@ def test_every_id_list_of_a_dispatch_is_looked_up_not_scanned(
     h: Any, sqlite_app: NurtureApp
 ) -> None:
     """The claim, the facts, the re-check, the "sending" mark and the frequency cap bind their
-    lists as one JSON document (nurture.sql_lists); each statement still finds its rows by key."""
+    lists as one JSON document (storage.sql_lists); each statement still finds its rows by key."""
     h.seed(sqlite_app, emails=30, texts=30, due=NOW)
     with captured(sqlite_app, lambda statement: "json_each" in statement) as seen:
         assert sqlite_app.dispatcher.tick().sent == 60

@@ -15,14 +15,14 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from campaigns.definitions import SendWindow, load_sequence
+from core.errors import InputError
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.errors import InputError
-from nurture.models import Message, MessageState
 from scheduler.attention import Resolution, needing_attention, resolve
 from scheduler.planner import quiet_hours
 from scheduler.simulate import simulate
 from scheduler.windows import QuietHours, next_allowed
+from storage.db import transaction
+from storage.models import Message, MessageState
 
 NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
 ZONES = ["America/Los_Angeles", "America/New_York", "Pacific/Honolulu", "Europe/London"]

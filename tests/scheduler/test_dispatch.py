@@ -14,11 +14,11 @@ from sqlalchemy import select
 
 from campaigns import lifecycle
 from contacts.suppressions import is_suppressed, suppress
+from core.clock import FrozenClock
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.db import transaction
-from nurture.models import Contact, Message, MessageState, SuppressionReason
 from providers.fakeserver import Received, RunningFake
+from storage.db import transaction
+from storage.models import Contact, Message, MessageState, SuppressionReason
 
 NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)  # 10:00 in Los Angeles
 

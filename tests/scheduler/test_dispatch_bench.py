@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 
-from nurture.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 ROW = re.compile(
     r"^(?P<channel>email|sms)\s+(?P<count>[\d,]+)\s+(?P<rate>[\d,]+)\s+(?P<base>[\d,]+)\s+"

@@ -79,7 +79,7 @@ def test_texts_are_paced_in_segments_per_second(
 ) -> None:
     channel.rate_bucket = "memory:sender"
     app = nurture_app
-    from nurture.settings import load_settings
+    from core.settings import load_settings
 
     app.settings = load_settings(
         **{

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 
 from campaigns import lifecycle
 from campaigns.definitions import Sequence
+from core.clock import FrozenClock
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.db import transaction
-from nurture.models import Contact, Enrollment, EnrollmentState, Message, MessageState
+from storage.db import transaction
+from storage.models import Contact, Enrollment, EnrollmentState, Message, MessageState
 
 LA = ZoneInfo("America/Los_Angeles")
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from core.clock import FrozenClock
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.models import MessageState
 from providers.fakeserver import Received, RunningFake
 from scheduler.dispatcher import CHUNK_PER_CONNECTION, IN_FLIGHT
+from storage.models import MessageState
 
 NOW = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
 WORKER = Path(__file__).with_name("worker_process.py")

@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
-from nurture.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 from providers.base import (
     OutgoingEmail,
     OutgoingSms,

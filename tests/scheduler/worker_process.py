@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 
+from core.clock import FrozenClock
+from core.settings import load_settings
 from nurture.app import NurtureApp
-from nurture.clock import FrozenClock
-from nurture.settings import load_settings
 
 
 def main() -> None:

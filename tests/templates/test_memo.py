@@ -12,9 +12,9 @@ import pytest
 
 from campaigns.compose import Composer
 from campaigns.definitions import load_sequence
+from core.settings import load_settings
 from nurture.app import NurtureApp
-from nurture.models import Channel
-from nurture.settings import load_settings
+from storage.models import Channel
 from templates.memo import RenderMemo, template_reads
 from templates.renderer import RenderedEmail, TemplateRenderer, TemplateRenderError
 from templates.sms_segments import sms_info

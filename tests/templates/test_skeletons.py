@@ -12,9 +12,9 @@ import pytest
 import templates.renderer as renderer_module
 from campaigns.compose import Composer, UnknownDestination
 from campaigns.definitions import load_sequence
+from core.settings import load_settings
 from nurture.app import NurtureApp
-from nurture.models import Channel
-from nurture.settings import load_settings
+from storage.models import Channel
 from templates.renderer import RenderedEmail, TemplateRenderer, TemplateRenderError
 from templates.skeletons import Skeletons
 

@@ -19,8 +19,8 @@ from twilio.request_validator import RequestValidator
 
 from campaigns.definitions import Sequence
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.models import Campaign, CampaignState, Enrollment, Message, MessageState
+from storage.db import transaction
+from storage.models import Campaign, CampaignState, Enrollment, Message, MessageState
 from web.app import create_app
 
 TWILIO_TOKEN = "twilio-test-auth-token-0123456789"

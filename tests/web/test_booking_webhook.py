@@ -8,8 +8,8 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.models import Contact, Enrollment, Event
+from storage.db import transaction
+from storage.models import Contact, Enrollment, Event
 from web.webhooks.booking import sign
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nurture.models import MessageState
 from providers.events import advances
+from storage.models import MessageState
 
 REPORTED = [
     MessageState.SENT,

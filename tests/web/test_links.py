@@ -11,8 +11,8 @@ from itsdangerous import TimestampSigner
 from sqlalchemy import func, select
 
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.models import Event
+from storage.db import transaction
+from storage.models import Event
 from web.app import create_app
 
 REGISTERED = ("https://spinaldecompressionla.com/",)

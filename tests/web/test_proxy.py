@@ -7,8 +7,8 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
+from core.settings import load_settings
 from nurture.app import NurtureApp
-from nurture.settings import load_settings
 from web.app import create_app
 
 

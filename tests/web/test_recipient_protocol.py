@@ -15,8 +15,8 @@ from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.models import Event
+from storage.db import transaction
+from storage.models import Event
 from web.app import create_app
 from web.recipient_protocol import server_options
 

@@ -1,4 +1,4 @@
-"""Log masking (nurture.redact) and inbound keyword classification, with property tests."""
+"""Log masking (core.redact) and inbound keyword classification, with property tests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nurture.redact import RedactingFilter, mask_address, mask_email, mask_phone, redact
+from core.redact import RedactingFilter, mask_address, mask_email, mask_phone, redact
 from web.webhooks.keywords import Intent, classify
 
 LOCAL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._+", min_size=2, max_size=20)

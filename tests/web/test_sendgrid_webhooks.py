@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 
 from contacts.suppressions import active_suppression
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.models import Contact, Event, Message, MessageState
+from storage.db import transaction
+from storage.models import Contact, Event, Message, MessageState
 
 
 def _event(kind: str, message_id: int, email: str, n: int, **extra) -> dict:

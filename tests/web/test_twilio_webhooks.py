@@ -8,10 +8,10 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from contacts.suppressions import is_suppressed
+from core.settings import load_settings
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.models import Contact, Event, Message, MessageState
-from nurture.settings import load_settings
+from storage.db import transaction
+from storage.models import Contact, Event, Message, MessageState
 from web.app import create_app
 
 PHONE = "+13105550123"

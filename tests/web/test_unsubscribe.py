@@ -8,8 +8,8 @@ from sqlalchemy import select
 from contacts.optout import opt_out
 from contacts.suppressions import is_suppressed
 from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.models import Channel, ConsentEvent, Contact, Event, Suppression
+from storage.db import transaction
+from storage.models import Channel, ConsentEvent, Contact, Event, Suppression
 from web.app import create_app
 from web.unsubscribe_writer import Unsubscribe, UnsubscribeWriter
 

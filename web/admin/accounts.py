@@ -18,9 +18,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from nurture.errors import InputError, NotFound
-from nurture.models import StaffUser
-from nurture.redact import mask_email
+from core.errors import InputError, NotFound
+from core.redact import mask_email
+from storage.models import StaffUser
 from web.admin.roles import Role
 
 log = logging.getLogger("nurture.staff")

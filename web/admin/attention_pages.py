@@ -10,12 +10,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
-from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.errors import NurtureError
+from core.errors import NurtureError
 from scheduler.attention import Resolution, needing_attention, resolve
+from storage.db import transaction
 from web.admin.render import render
 from web.admin.session import Staff, StaffEditor, StaffReader
+from web.services import WebServices
 
 router = APIRouter()
 MessageId = Annotated[int, Path(ge=1)]
@@ -24,7 +24,7 @@ MessageId = Annotated[int, Path(ge=1)]
 def _page(
     request: Request, staff: Staff, *, error: str | None = None, status: int = 200
 ) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     with nurture.sessions() as session:
         items = needing_attention(session)
     return render(
@@ -45,7 +45,7 @@ def settle(
     message_id: MessageId,
     how: Annotated[Resolution, Form()],
 ) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     try:
         with transaction(nurture.sessions) as session:
             resolve(session, message_id, how, now=nurture.clock(), by=f"staff #{staff.id}")

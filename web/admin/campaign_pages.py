@@ -28,15 +28,15 @@ from campaigns.reports import (
     funnel_csv,
     upcoming,
 )
-from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.errors import NurtureError, ValidationFailed
-from nurture.models import Campaign
+from core.errors import NurtureError, ValidationFailed
+from storage.db import transaction
+from storage.models import Campaign
 from web.admin.charts import daily_svg, funnel_svg
 from web.admin.formatting import describe_delay, describe_window, parse_start
 from web.admin.render import render
 from web.admin.report_cache import report_cache
 from web.admin.session import Staff, StaffEditor, StaffNotFound, StaffReader
+from web.services import WebServices
 
 router = APIRouter()
 CampaignName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)]
@@ -53,7 +53,7 @@ class CampaignRow:
     problem: str | None = None
 
 
-def _nurture(request: Request) -> NurtureApp:
+def _nurture(request: Request) -> WebServices:
     return request.app.state.nurture  # type: ignore[no-any-return]
 
 

@@ -18,10 +18,9 @@ from campaigns.booking import mark_booked
 from contacts.normalize import normalize_email, normalize_phone
 from contacts.optout import opt_out
 from contacts.suppressions import address_hash
-from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.errors import InputError
-from nurture.models import (
+from core.errors import InputError
+from storage.db import transaction
+from storage.models import (
     Campaign,
     ConsentEvent,
     Contact,
@@ -33,6 +32,7 @@ from nurture.models import (
 )
 from web.admin.render import render
 from web.admin.session import Staff, StaffEditor, StaffNotFound, StaffReader
+from web.services import WebServices
 
 router = APIRouter()
 ContactId = Annotated[int, Path(ge=1)]
@@ -77,7 +77,7 @@ def contact_search(
     staff: StaffReader,
     q: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     results: list[Contact] = []
     if q.strip():
         with nurture.sessions() as session:
@@ -148,7 +148,7 @@ def _timeline(session: Session, contact_id: int, names: dict[int, str]) -> list[
 def _contact_page(
     request: Request, contact_id: int, staff: Staff, *, error: str | None = None, status: int = 200
 ) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     with nurture.sessions() as session:
         contact = session.get(Contact, contact_id)
         if contact is None:
@@ -194,7 +194,7 @@ def suppress_contact(
     contact_id: ContactId,
     channel: Literal["email", "sms", "both"] = Form(...),
 ) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     channels = ("email", "sms") if channel == "both" else (channel,)
     with transaction(nurture.sessions) as session:
         contact = session.get(Contact, contact_id)
@@ -218,7 +218,7 @@ def suppress_contact(
 
 @router.post("/contacts/{contact_id}/booked")
 def mark_contact_booked(request: Request, contact_id: ContactId, staff: StaffEditor) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     with transaction(nurture.sessions) as session:
         contact = session.get(Contact, contact_id)
         if contact is None or contact.erased_at is not None:

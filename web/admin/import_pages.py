@@ -9,18 +9,18 @@ from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from nurture.app import NurtureApp
-from nurture.models import ImportJob
+from storage.models import ImportJob
 from web.admin import imports
 from web.admin.render import render
 from web.admin.session import Staff, StaffEditor, StaffNotFound, StaffReader
+from web.services import WebServices
 
 router = APIRouter()
 JobId = Annotated[int, Path(ge=1)]
 CHUNK = 1 << 16
 
 
-def _job(nurture: NurtureApp, job_id: int) -> ImportJob:
+def _job(nurture: WebServices, job_id: int) -> ImportJob:
     with nurture.sessions() as session:
         job = session.get(ImportJob, job_id)
     if job is None:
@@ -46,7 +46,7 @@ def _status(job: ImportJob) -> dict[str, object]:
 def _page(
     request: Request, staff: Staff, *, error: str | None = None, status: int = 200
 ) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     with nurture.sessions() as session:
         jobs = list(session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(20)))
     limit = nurture.settings.web.max_upload_bytes
@@ -77,7 +77,7 @@ async def upload(
     file: Annotated[UploadFile, File()],
     source: str = Form(..., max_length=100),
 ) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     name = (file.filename or "upload.csv").replace("\\", "/").rsplit("/", 1)[-1]
     source = source.strip()
     if not source:
@@ -109,7 +109,7 @@ def import_progress(request: Request, job_id: JobId, staff: StaffReader) -> Resp
 
 @router.get("/imports/{job_id}/rejects.csv")
 def rejects(request: Request, job_id: JobId, staff: StaffReader) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     job = _job(nurture, job_id)
     if not job.rejects_path:
         raise StaffNotFound("this import rejected no rows")

@@ -15,9 +15,9 @@ import uuid
 from pathlib import Path
 
 from contacts import jobs
-from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.models import ImportJob
+from storage.db import transaction
+from storage.models import ImportJob
+from web.services import WebServices
 
 log = logging.getLogger("nurture.staff.imports")
 
@@ -25,7 +25,7 @@ RUNNING = jobs.RUNNING
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def imports_dir(nurture: NurtureApp) -> Path:
+def imports_dir(nurture: WebServices) -> Path:
     """Uploads and rejects files live beside the outbox (var/imports by default)."""
     folder = Path(nurture.settings.outbox.dir).resolve().parent / "imports"
     folder.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,7 @@ def safe_name(filename: str) -> str:
     return f"{stem}.csv"
 
 
-def save_upload(nurture: NurtureApp, filename: str, chunks: list[bytes]) -> Path:
+def save_upload(nurture: WebServices, filename: str, chunks: list[bytes]) -> Path:
     """A folder with a random name per upload: two staff uploading 'contacts.csv' never collide,
     and no uploaded name is ever used as a path beyond its sanitised last part."""
     folder = imports_dir(nurture) / uuid.uuid4().hex
@@ -51,14 +51,14 @@ def save_upload(nurture: NurtureApp, filename: str, chunks: list[bytes]) -> Path
     return path
 
 
-def create_job(nurture: NurtureApp, path: Path, filename: str, source: str) -> int:
+def create_job(nurture: WebServices, path: Path, filename: str, source: str) -> int:
     job_id = jobs.start_import_job(nurture.sessions, path, source, clock=nurture.clock)
     with transaction(nurture.sessions) as session:
         session.get_one(ImportJob, job_id).filename = filename[:500]
     return job_id
 
 
-def start(nurture: NurtureApp, job_id: int, path: Path, source: str) -> threading.Thread:
+def start(nurture: WebServices, job_id: int, path: Path, source: str) -> threading.Thread:
     thread = threading.Thread(
         target=run, args=(nurture, job_id, path, source), name=f"import-{job_id}", daemon=True
     )
@@ -66,7 +66,7 @@ def start(nurture: NurtureApp, job_id: int, path: Path, source: str) -> threadin
     return thread
 
 
-def run(nurture: NurtureApp, job_id: int, path: Path, source: str) -> None:
+def run(nurture: WebServices, job_id: int, path: Path, source: str) -> None:
     """Run one import; contacts.jobs records the outcome on the row whatever happens."""
     try:
         jobs.run_import_job(

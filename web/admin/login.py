@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from nurture.app import NurtureApp
-from nurture.db import transaction
+from storage.db import transaction
 from web.admin.accounts import LOCKOUT, authenticate
 from web.admin.render import render
 from web.admin.session import (
@@ -20,6 +19,7 @@ from web.admin.session import (
     safe_next,
     write_session,
 )
+from web.services import WebServices
 
 router = APIRouter()
 
@@ -56,7 +56,7 @@ def login(
     password: str = Form("", max_length=1024),
     next: str = Form("/admin/", max_length=2000),
 ) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     with transaction(nurture.sessions) as session:
         outcome = authenticate(session, email, password, now=nurture.clock())
         new_session = (
@@ -79,7 +79,7 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request, staff: StaffPoster) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     with transaction(nurture.sessions) as session:
         end_session(session, staff, nurture.clock())
     response = RedirectResponse("/admin/login?done=logged-out", status_code=303)

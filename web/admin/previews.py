@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 
 from campaigns.audience import audience_query
 from campaigns.definitions import Sequence, Step
-from nurture.app import NurtureApp
-from nurture.errors import NurtureError
-from nurture.models import Contact
+from core.errors import NurtureError
+from storage.models import Contact
 from templates.renderer import RenderedEmail, RenderedSms
 from web.admin.campaign_pages import CampaignName, find_campaign
 from web.admin.render import render
 from web.admin.session import StaffNotFound, StaffReader
+from web.services import WebServices
 
 router = APIRouter()
 
@@ -67,7 +67,7 @@ def _sample(
     return SAMPLE, "a made-up contact (Maria Lopez): the audience is empty", problem
 
 
-def _render(nurture: NurtureApp, sequence: Sequence, index: int, contact: Any) -> StepPreview:
+def _render(nurture: WebServices, sequence: Sequence, index: int, contact: Any) -> StepPreview:
     step = sequence.steps[index]
     preview = StepPreview(index, step)
     try:
@@ -96,7 +96,7 @@ def preview_page(
     name: CampaignName,
     contact_id: ContactId = None,
 ) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     with nurture.sessions() as session:
         sequence = _sequence(session, name)
         contact, label, problem = _sample(session, sequence, contact_id)
@@ -123,7 +123,7 @@ def email_frame(
     index: Annotated[int, Path(ge=0, le=100)],
     contact_id: ContactId = None,
 ) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     with nurture.sessions() as session:
         sequence = _sequence(session, name)
         if index >= len(sequence.steps) or sequence.steps[index].channel != "email":

@@ -19,13 +19,13 @@ from fastapi.responses import Response
 from sqlalchemy import func, select
 
 from campaigns.audience import audience_size_query
-from nurture.app import NurtureApp
-from nurture.models import CampaignState, Enrollment, EnrollmentState
 from scheduler.planner import quiet_hours
 from scheduler.simulate import Projected, simulate
+from storage.models import CampaignState, Enrollment, EnrollmentState
 from web.admin.campaign_pages import CampaignName, find_campaign
 from web.admin.render import render
 from web.admin.session import StaffReader
+from web.services import WebServices
 
 router = APIRouter()
 PROJECTION_LIMIT = 20_000
@@ -59,7 +59,7 @@ def projection_page(
     staff: StaffReader,
     days: Annotated[int, Query(ge=1, le=31)] = 7,
 ) -> Response:
-    nurture: NurtureApp = request.app.state.nurture
+    nurture: WebServices = request.app.state.nurture
     settings = nurture.settings
     zone = settings.clinic.default_timezone
     now = nurture.clock()

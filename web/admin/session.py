@@ -24,9 +24,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from nurture.app import NurtureApp, resolve_secret_key
-from nurture.models import StaffSession, StaffUser
+from storage.models import StaffSession, StaffUser
 from web.admin.accounts import Role, password_fingerprint
+from web.services import WebServices
 
 COOKIE = "nurture_staff"
 MAX_AGE_SECONDS = 8 * 3600  # one working day
@@ -72,7 +72,7 @@ def _serializer(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt="nurture-staff-session")
 
 
-def _nurture(request: Request) -> NurtureApp:
+def _nurture(request: Request) -> WebServices:
     return request.app.state.nurture  # type: ignore[no-any-return]
 
 
@@ -81,7 +81,7 @@ def read_session(request: Request) -> dict[str, Any]:
     raw = request.cookies.get(COOKIE)
     if not raw:
         return {}
-    serializer = _serializer(resolve_secret_key(_nurture(request).settings))
+    serializer = _serializer(_nurture(request).secret_key)
     try:
         data = serializer.loads(raw, max_age=MAX_AGE_SECONDS)
     except BadSignature:
@@ -91,7 +91,7 @@ def read_session(request: Request) -> dict[str, Any]:
 
 def write_session(request: Request, response: Response, data: dict[str, Any]) -> None:
     nurture = _nurture(request)
-    token = _serializer(resolve_secret_key(nurture.settings)).dumps(data)
+    token = _serializer(nurture.secret_key).dumps(data)
     response.set_cookie(
         COOKIE,
         token,

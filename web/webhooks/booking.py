@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from campaigns.booking import booking_recorded, find_contact, mark_booked
-from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.errors import InputError, NotFound
-from nurture.models import Contact
-from nurture.redact import mask_address
+from core.errors import InputError, NotFound
+from core.redact import mask_address
+from storage.db import transaction
+from storage.models import Contact
+from web.services import WebServices
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 log = logging.getLogger("nurture.web.booking")
@@ -98,7 +98,7 @@ def verify(secret: str, body: bytes, header: str, now: datetime) -> bool:
     },
 )
 async def booking(request: Request) -> Response:
-    app: NurtureApp = request.app.state.nurture
+    app: WebServices = request.app.state.nurture
     secret = app.settings.secrets.booking_webhook_secret
     if not secret:
         log.error("a booking webhook arrived but NURTURE_BOOKING_WEBHOOK_SECRET is not set")
@@ -115,7 +115,7 @@ async def booking(request: Request) -> Response:
     return JSONResponse({"status": status})
 
 
-def record_booking(app: NurtureApp, notice: BookingNotice) -> str:
+def record_booking(app: WebServices, notice: BookingNotice) -> str:
     with transaction(app.sessions) as session:
         if booking_recorded(session, notice.booking_id):
             return "duplicate"

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from contacts.optout import opt_out
 from contacts.suppressions import suppress
-from nurture.models import Channel, Contact, Event, Message, MessageState, SuppressionReason
-from nurture.redact import mask_address
-from nurture.settings import StatusSettings
+from core.redact import mask_address
+from core.settings import StatusSettings
 from providers.events import DeliveryEvent, EventType, RejectReason, advances
+from storage.models import Channel, Contact, Event, Message, MessageState, SuppressionReason
 
 log = logging.getLogger("nurture.web.delivery")
 

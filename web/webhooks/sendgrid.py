@@ -21,9 +21,9 @@ from fastapi.responses import JSONResponse, Response
 from sendgrid.helpers.eventwebhook import EventWebhook
 from starlette.concurrency import run_in_threadpool
 
-from nurture.app import NurtureApp
-from nurture.db import transaction
 from providers.events import DeliveryEvent, EventType, RejectReason
+from storage.db import transaction
+from web.services import WebServices
 from web.webhooks.delivery import apply_event
 
 router = APIRouter(prefix="/webhooks/sendgrid", tags=["webhooks"])
@@ -107,7 +107,7 @@ class SendGridVerifier:
     },
 )
 async def events(request: Request) -> Response:
-    app: NurtureApp = request.app.state.nurture
+    app: WebServices = request.app.state.nurture
     verifier: SendGridVerifier = request.app.state.sendgrid_verifier
     body = await request.body()
     signature = request.headers.get(SIGNATURE, "")
@@ -128,7 +128,7 @@ async def events(request: Request) -> Response:
     return JSONResponse({"received": len(payload), "new": new, "duplicates": len(parsed) - new})
 
 
-def _apply_all(app: NurtureApp, events: list[DeliveryEvent]) -> int:
+def _apply_all(app: WebServices, events: list[DeliveryEvent]) -> int:
     with transaction(app.sessions) as session:
         return sum(apply_event(session, event, app.settings.status) for event in events)
 

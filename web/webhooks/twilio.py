@@ -21,13 +21,13 @@ from twilio.twiml.messaging_response import MessagingResponse
 from contacts.normalize import normalize_phone
 from contacts.optout import opt_in_again, opt_out
 from contacts.suppressions import lift_by_person, suppress
-from nurture.app import NurtureApp
-from nurture.db import transaction
-from nurture.errors import InputError
-from nurture.models import Channel, Contact, Event, SuppressionReason
-from nurture.redact import mask_phone
+from core.errors import InputError
+from core.redact import mask_phone
 from providers.events import DeliveryEvent, EventType, RejectReason
+from storage.db import transaction
+from storage.models import Channel, Contact, Event, SuppressionReason
 from web.proxy import public_url
+from web.services import WebServices
 from web.webhooks.delivery import apply_event, seen
 from web.webhooks.keywords import Intent, classify
 
@@ -63,7 +63,7 @@ STATUSES = {
 
 
 async def verified_params(request: Request) -> dict[str, str]:
-    app: NurtureApp = request.app.state.nurture
+    app: WebServices = request.app.state.nurture
     token = app.settings.secrets.twilio_auth_token
     if not token:
         log.error("a Twilio webhook arrived but TWILIO_AUTH_TOKEN is not set")
@@ -102,12 +102,12 @@ def twiml(text: str | None) -> Response:
 )
 async def inbound(request: Request) -> Response:
     params = await verified_params(request)
-    app: NurtureApp = request.app.state.nurture
+    app: WebServices = request.app.state.nurture
     reply = await run_in_threadpool(handle_inbound, app, params)
     return twiml(reply)
 
 
-def handle_inbound(app: NurtureApp, params: dict[str, str]) -> str | None:
+def handle_inbound(app: WebServices, params: dict[str, str]) -> str | None:
     """Apply an inbound text in one transaction; returns the reply text, if any."""
     sid = params.get("MessageSid") or params.get("SmsSid") or ""
     body = params.get("Body", "")
@@ -143,7 +143,7 @@ def _phone(raw: str) -> str:
 
 
 def _act(
-    app: NurtureApp, session: Session, intent: Intent, sender: str, contact: Contact | None
+    app: WebServices, session: Session, intent: Intent, sender: str, contact: Contact | None
 ) -> None:
     if intent in (Intent.STOP, Intent.REVOKE):
         source = "reply STOP" if intent == Intent.STOP else "free-text reply asking to stop"
@@ -166,7 +166,7 @@ def _act(
             lift_by_person(session, Channel.SMS, sender, "reply START")
 
 
-def _reply(app: NurtureApp, intent: Intent) -> str | None:
+def _reply(app: WebServices, intent: Intent) -> str | None:
     clinic = app.settings.clinic
     if intent in (Intent.STOP, Intent.REVOKE):
         return (
@@ -205,14 +205,14 @@ async def status(
     request: Request, m: str | None = Query(None, description="Our message id")
 ) -> Response:
     params = await verified_params(request)
-    app: NurtureApp = request.app.state.nurture
+    app: WebServices = request.app.state.nurture
     event = status_event(app, params, m)
     if event is not None:
         await run_in_threadpool(_apply, app, event)
     return Response(status_code=204)
 
 
-def status_event(app: NurtureApp, params: dict[str, str], m: str | None) -> DeliveryEvent | None:
+def status_event(app: WebServices, params: dict[str, str], m: str | None) -> DeliveryEvent | None:
     sid = params.get("MessageSid") or params.get("SmsSid") or ""
     word = (params.get("MessageStatus") or params.get("SmsStatus") or "").strip().lower()
     if not sid or not word:
@@ -235,7 +235,7 @@ def status_event(app: NurtureApp, params: dict[str, str], m: str | None) -> Deli
     )
 
 
-def _apply(app: NurtureApp, event: DeliveryEvent) -> None:
+def _apply(app: WebServices, event: DeliveryEvent) -> None:
     with transaction(app.sessions) as session:
         applied = apply_event(session, event, app.settings.status)
     log.info(

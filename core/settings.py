@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from nurture.errors import ConfigError
+from core.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILE_ENV = "NURTURE_SETTINGS_FILE"

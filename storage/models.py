@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from nurture.clock import utcnow
+from core.clock import utcnow
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture.errors import ConfigError
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -105,23 +104,14 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-_REVISION = re.compile(r'^revision: str = "(\w+)"', re.MULTILINE)
-_DOWN_REVISION = re.compile(r'^down_revision: str \| None = "(\w+)"', re.MULTILINE)
-
-
 def head_revision() -> str:
-    """The newest migration's id, read from the migration files themselves: a worker or web
-    process whose database is current then never imports alembic (tests hold it to alembic's
-    own answer)."""
-    revisions, parents = set(), set()
-    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        source = path.read_text(encoding="utf-8")
-        revisions.update(_REVISION.findall(source))
-        parents.update(_DOWN_REVISION.findall(source))
-    heads = revisions - parents
+    """The newest migration's id, as Alembic's own ScriptDirectory reads it."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
     if len(heads) != 1:
         raise ConfigError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
-    return heads.pop()
+    return heads[0]
 
 
 def current_revision(engine: Engine) -> str | None:
