@@ -18,8 +18,13 @@ from templates.links import LinkSigner
 
 
 class WebServices(Protocol):
-    settings: Settings
-    clock: Clock
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clock(self) -> Clock:
+        """The app's one clock: every "now" the web layer records comes from here."""
+        ...
 
     @property
     def engine(self) -> Engine: ...
