@@ -185,8 +185,8 @@ def page_views(app: NurtureApp) -> dict[str, float]:
     the next ones within 30 s reuse it (web.admin.report_cache)."""
     from fastapi.testclient import TestClient
 
+    from staff import accounts
     from storage.db import transaction
-    from web.admin import accounts
     from web.app import create_app
 
     with transaction(app.sessions) as session:

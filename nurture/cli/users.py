@@ -15,10 +15,10 @@ import typer
 from core.errors import InputError
 from core.redact import mask_email
 from nurture.cli.common import console, ready_app
+from staff.roles import Role
 from storage.db import transaction
-from web.admin.roles import Role
 
-# Each command imports web.admin.accounts (argon2, and a hash made on import): the worker process
+# Each command imports staff.accounts (argon2, and a hash made on import): the worker process
 # stays lean, it loads only what it runs.
 
 app = typer.Typer(help="Staff accounts for the web dashboard.", no_args_is_help=True)
@@ -26,7 +26,7 @@ PASSWORD_ENV = "NURTURE_STAFF_PASSWORD"
 
 
 def _password(from_stdin: bool) -> str:
-    from web.admin import accounts
+    from staff import accounts
 
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -49,7 +49,7 @@ def add(
     ),
 ) -> None:
     """Add a staff account."""
-    from web.admin import accounts
+    from staff import accounts
 
     password = _password(password_stdin)
     nurture = ready_app()
@@ -61,7 +61,7 @@ def add(
 @app.command("list")
 def list_() -> None:
     """List staff accounts, their roles and any lock."""
-    from web.admin import accounts
+    from staff import accounts
 
     nurture = ready_app()
     with nurture.sessions() as session:
@@ -79,7 +79,7 @@ def password(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read it from stdin."),
 ) -> None:
     """Set a new password (ends the account's sessions and any lock)."""
-    from web.admin import accounts
+    from staff import accounts
 
     new = _password(password_stdin)
     nurture = ready_app()
@@ -94,7 +94,7 @@ def role(
     new_role: Role = typer.Argument(..., metavar="ROLE", help="editor or viewer."),
 ) -> None:
     """Change an account's role."""
-    from web.admin import accounts
+    from staff import accounts
 
     nurture = ready_app()
     with transaction(nurture.sessions) as session:
@@ -105,7 +105,7 @@ def role(
 @app.command("unlock")
 def unlock(email: str = typer.Argument(..., help="The account's email address.")) -> None:
     """Lift a lockout after too many failed sign-ins."""
-    from web.admin import accounts
+    from staff import accounts
 
     nurture = ready_app()
     with transaction(nurture.sessions) as session:
@@ -116,7 +116,7 @@ def unlock(email: str = typer.Argument(..., help="The account's email address.")
 @app.command("remove")
 def remove(email: str = typer.Argument(..., help="The account's email address.")) -> None:
     """Remove an account (its sessions end at once)."""
-    from web.admin import accounts
+    from staff import accounts
 
     nurture = ready_app()
     with transaction(nurture.sessions) as session:

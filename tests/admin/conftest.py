@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nurture.app import NurtureApp
+from staff import accounts
 from storage.db import transaction
-from web.admin import accounts
 from web.app import create_app
 
 PASSWORD = "correct horse battery staple"

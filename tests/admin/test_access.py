@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from core.clock import FrozenClock
 from nurture.app import NurtureApp
+from staff import accounts
 from storage.db import transaction
-from storage.models import Campaign, StaffSession, StaffUser
-from web.admin import accounts
+from storage.models import Campaign, StaffSession
 from web.admin.session import COOKIE
 
 EDITOR, VIEWER, PASSWORD = (
@@ -221,23 +221,6 @@ def test_password_change_and_removal_end_existing_sessions(
     with transaction(staff_accounts.sessions) as session:
         accounts.set_password(session, EDITOR, "a brand new passphrase")
     assert editor.get("/admin/campaigns").status_code == 303
-
-
-def test_passwords_are_stored_as_argon2id(staff_accounts: NurtureApp) -> None:
-    with staff_accounts.sessions() as session:
-        stored = session.query(StaffUser).filter_by(email=EDITOR).one().password_hash
-    assert stored.startswith("$argon2id$") and PASSWORD not in stored
-
-
-@pytest.mark.parametrize("bad", ["short", " leading space pass", "no-at-sign"])
-def test_weak_passwords_and_bad_logins_are_refused(staff_accounts: NurtureApp, bad: str) -> None:
-    from core.errors import InputError
-
-    with pytest.raises(InputError), transaction(staff_accounts.sessions) as session:
-        if bad == "no-at-sign":
-            accounts.add_user(session, bad, PASSWORD, "viewer")
-        else:
-            accounts.add_user(session, "new@clinic.test", bad, "viewer")
 
 
 def test_secure_cookie_when_the_public_url_is_https(tmp_path, frozen_clock, channel, login) -> None:

@@ -16,9 +16,9 @@ import uvicorn
 from contacts.consent import record_consent
 from core.settings import REPO_ROOT
 from nurture.app import NurtureApp
+from staff import accounts
 from storage.db import transaction
 from storage.models import Campaign, CampaignState, Contact
-from web.admin import accounts
 from web.app import create_app
 
 pytestmark = pytest.mark.browser

@@ -1,12 +1,12 @@
-"""Sign in and out. Failures count toward the account's lockout (see web.admin.accounts)."""
+"""Sign in and out. Failures count toward the account's lockout (see staff.accounts)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from staff.accounts import LOCKOUT, authenticate
 from storage.db import transaction
-from web.admin.accounts import LOCKOUT, authenticate
 from web.admin.render import render
 from web.admin.session import (
     StaffPoster,

@@ -24,8 +24,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from staff.accounts import password_fingerprint
+from staff.roles import Role
 from storage.models import StaffSession, StaffUser
-from web.admin.accounts import Role, password_fingerprint
 from web.services import WebServices
 
 COOKIE = "nurture_staff"

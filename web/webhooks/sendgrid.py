@@ -22,9 +22,9 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from starlette.concurrency import run_in_threadpool
 
 from providers.events import DeliveryEvent, EventType, RejectReason
+from scheduler.deliveries import apply_event
 from storage.db import transaction
 from web.services import WebServices
-from web.webhooks.delivery import apply_event
 
 router = APIRouter(prefix="/webhooks/sendgrid", tags=["webhooks"])
 log = logging.getLogger("nurture.web.sendgrid")

@@ -18,18 +18,18 @@ from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from contacts.keywords import Intent, classify
 from contacts.normalize import normalize_phone
 from contacts.optout import opt_in_again, opt_out
 from contacts.suppressions import lift_by_person, suppress
 from core.errors import InputError
 from core.redact import mask_phone
 from providers.events import DeliveryEvent, EventType, RejectReason
+from scheduler.deliveries import apply_event, seen
 from storage.db import transaction
 from storage.models import Channel, Contact, Event, SuppressionReason
 from web.proxy import public_url
 from web.services import WebServices
-from web.webhooks.delivery import apply_event, seen
-from web.webhooks.keywords import Intent, classify
 
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
 log = logging.getLogger("nurture.web.twilio")

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from core.errors import InputError, NotFound
 from core.redact import mask_email
+from staff.roles import Role
 from storage.models import StaffUser
-from web.admin.roles import Role
 
 log = logging.getLogger("nurture.staff")
 

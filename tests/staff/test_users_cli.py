@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 
 from nurture.app import NurtureApp
 from nurture.cli.main import app as cli
+from staff import accounts
 from storage.db import transaction
-from web.admin import accounts
 
 PASSWORD = "a long enough passphrase"
 

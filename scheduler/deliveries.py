@@ -20,7 +20,7 @@ from core.settings import StatusSettings
 from providers.events import DeliveryEvent, EventType, RejectReason, advances
 from storage.models import Channel, Contact, Event, Message, MessageState, SuppressionReason
 
-log = logging.getLogger("nurture.web.delivery")
+log = logging.getLogger("nurture.deliveries")
 
 _TARGET = {
     EventType.QUEUED: MessageState.SENT,  # the provider has it: it was accepted
