@@ -202,6 +202,7 @@ def make_contact(nurture_app: NurtureApp) -> Any:
                     ConsentStatus.OPTED_IN,
                     source="test",
                     evidence="test form",
+                    occurred_at=nurture_app.clock(),
                 )
             if sms and contact.phone:
                 record_consent(
@@ -211,6 +212,7 @@ def make_contact(nurture_app: NurtureApp) -> Any:
                     ConsentStatus.OPTED_IN,
                     source="test",
                     evidence="signed SMS consent form",
+                    occurred_at=nurture_app.clock(),
                 )
             return contact.id
 

@@ -7,6 +7,7 @@ prints (both raise ValidationFailed, which main.py reports one line per problem)
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -166,7 +167,8 @@ def sms_info(
             forced = ", ".join(f"{c!r} U+{ord(c):04X}" for c in info.ucs2_characters)
             err_console.print(f"UCS-2 because of: {forced}", highlight=False)
         return
-    stdin, stdout = click.get_binary_stream("stdin"), click.get_text_stream("stdout")
+    # Bytes in (each line is decoded as JSON, whatever the terminal's encoding), text out.
+    stdin, stdout = sys.stdin.buffer, sys.stdout
     bad = 0
     for number, line in enumerate(stdin, start=1):
         if not line.strip():
