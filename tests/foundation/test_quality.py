@@ -19,8 +19,8 @@ from storage.db import upgrade
 from storage.models import Base
 
 OUR_PACKAGES = (
-    "nurture", "web", "scheduler", "campaigns", "templates", "providers", "contacts", "storage",
-    "core",
+    "nurture", "web", "scheduler", "campaigns", "templates", "providers", "contacts", "staff",
+    "storage", "core",
 )  # fmt: skip
 
 
