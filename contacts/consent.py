@@ -1,18 +1,74 @@
-"""Consent per channel as an append-only ledger; the current state is the latest event.
+"""Consent per channel as an append-only ledger, and the one rule for events that arrive late.
 
 TCPA: marketing texts need prior express written consent, so an SMS opt-in must carry evidence.
+
+Consent events do not arrive in the order they happened: a re-imported old sign-up form, a
+provider's delayed unsubscribe event, a STOP and a START crossing each other. The rule, here
+and nowhere else (`outranked` is its only expression; `record_consent`, `contacts.optout` and
+its batched form all use it):
+
+* the ledger records every event, each with its own time (when it happened, not when we heard);
+* a contact's current status on a channel is the status of its newest ledger event by
+  `occurred_at`; an event outranks another if it is later, or if it is an opt-out at the same
+  instant (when in doubt, do not send: CAN-SPAM, TCPA);
+* an opt-out always writes the suppression that every send checks, whatever its time
+  (`contacts.optout`); an opt-in lifts it only if no opt-out outranks it
+  (`contacts.optout.opt_in_again`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Update, and_, bindparam, exists, or_, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
 from core.errors import InputError
 from storage.models import Channel, ConsentEvent, ConsentStatus, Contact
+
+_LEDGER = ConsentEvent.__table__
+_CONTACTS = Contact.__table__
+# Parameters of the statements below (also bound by contacts.optout's batched form).
+CONTACT, AT = "consent_contact", "consent_at"
+
+
+def outranked(
+    channel: Channel | str, status: ConsentStatus | str, *, by: ConsentStatus | None = None
+) -> ColumnElement[bool]:
+    """EXISTS a ledger event of :consent_contact on `channel` (of status `by`, if given) that
+    outranks an event of `status` at :consent_at: a later one, or an opt-out at the same instant.
+    """
+    at = bindparam(AT, type_=_LEDGER.c.occurred_at.type)
+    outranks = _LEDGER.c.occurred_at > at
+    if status != ConsentStatus.OPTED_OUT:
+        outranks = or_(
+            outranks,
+            and_(_LEDGER.c.occurred_at == at, _LEDGER.c.status == str(ConsentStatus.OPTED_OUT)),
+        )
+    conditions = [
+        _LEDGER.c.contact_id == bindparam(CONTACT),
+        _LEDGER.c.channel == str(channel),
+        outranks,
+    ]
+    if by is not None:
+        conditions.append(_LEDGER.c.status == str(by))
+    return exists().where(*conditions)
+
+
+def follow_newest(channel: Channel | str, status: ConsentStatus | str) -> Update:
+    """Set the contact's current status on `channel` to `status`, unless a ledger event outranks
+    the one at :consent_at. Run after the event is in the ledger; one row or an executemany."""
+    column = _CONTACTS.c[f"{channel}_consent"]
+    return (
+        update(_CONTACTS)
+        .where(
+            _CONTACTS.c.id == bindparam(CONTACT),
+            column.is_distinct_from(str(status)),
+            ~outranked(channel, status),
+        )
+        .values({column: str(status)})
+    )
 
 
 def record_consent(
@@ -30,7 +86,6 @@ def record_consent(
     contact = session.get(Contact, contact_id)
     if contact is None:
         raise InputError(f"no contact {contact_id}")
-    latest = current_consent(session, contact_id, channel)
     event = ConsentEvent(
         contact_id=contact_id,
         channel=str(channel),
@@ -40,22 +95,10 @@ def record_consent(
         evidence=evidence,
     )
     session.add(event)
-    # An older event arriving late (a re-import of an old form) never overrides a newer one.
-    if latest is None or event.occurred_at >= latest.occurred_at:
-        setattr(contact, f"{channel}_consent", str(status))
     session.flush()
+    session.execute(follow_newest(channel, status), {CONTACT: contact_id, AT: event.occurred_at})
+    session.expire(contact, [f"{channel}_consent", "updated_at"])
     return event
-
-
-def current_consent(
-    session: Session, contact_id: int, channel: Channel | str
-) -> ConsentEvent | None:
-    return session.scalar(
-        select(ConsentEvent)
-        .where(ConsentEvent.contact_id == contact_id, ConsentEvent.channel == str(channel))
-        .order_by(ConsentEvent.occurred_at.desc(), ConsentEvent.id.desc())
-        .limit(1)
-    )
 
 
 def has_consent(contact: Contact, channel: Channel | str) -> bool:

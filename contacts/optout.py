@@ -1,19 +1,49 @@
 """A person's own opt-out and opt-in, applied everywhere at once.
 
-An opt-out writes a suppression (what every send checks), a consent-ledger entry (the history) and
-an event (the reports), in the caller's transaction, so it is durable before any response.
+An opt-out writes a suppression (what every send checks), a consent-ledger entry (the history)
+and an event (the reports), in the caller's transaction, so it is durable before any response.
+There is one implementation, `opt_out_many`, a handful of set-based statements for a whole
+batch (the web server's group-committed one-click unsubscribes); `opt_out` is a batch of one.
+Every entry point uses it: the unsubscribe and preference pages, RFC 8058 one-click, Twilio
+STOP, SendGrid unsubscribe and spam reports, the dashboard and `nurture contacts suppress`.
+Late events follow the rule in `contacts.consent`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from contacts.consent import record_consent
-from contacts.suppressions import lift_by_person, suppress
+from contacts.consent import AT, CONTACT, follow_newest, outranked, record_consent
+from contacts.suppressions import NewSuppression, address_hash, lift_by_person, suppress_many
 from core.clock import utcnow
-from storage.models import Channel, ConsentStatus, Contact, Event, SuppressionReason
+from storage.models import (
+    Channel,
+    ConsentEvent,
+    ConsentStatus,
+    Contact,
+    Event,
+    SuppressionReason,
+)
+
+_CONTACTS = Contact.__table__
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """One person's request to stop a channel, stamped with when they made it."""
+
+    contact_id: int
+    channel: Channel
+    source: str
+    at: datetime
+    reason: SuppressionReason = SuppressionReason.UNSUBSCRIBED
+    message_id: int | None = None
+    campaign_id: int | None = None
 
 
 def opt_out(
@@ -28,50 +58,130 @@ def opt_out(
     campaign_id: int | None = None,
 ) -> bool:
     """Suppress the contact's address on a channel; True if it was not suppressed before."""
-    address = contact.address(channel)
-    when = at or utcnow()
-    if address is None:
-        return False
-    row = suppress(session, channel, address, reason, source=source, at=when)
-    newly = row.created_at == when
-    if contact.consent_for(channel) != ConsentStatus.OPTED_OUT:
-        record_consent(
-            session,
-            contact.id,
-            channel,
-            ConsentStatus.OPTED_OUT,
-            source=source,
-            evidence=f"{reason} via {source}",
-            occurred_at=when,
-        )
-    session.add(
-        Event(
-            kind="unsubscribed",
-            occurred_at=when,
-            contact_id=contact.id,
-            channel=str(channel),
-            message_id=message_id,
-            campaign_id=campaign_id,
-            data={"reason": str(reason), "source": source},
-        )
+    request = OptOut(
+        contact.id,
+        Channel(channel),
+        source,
+        at or utcnow(),
+        SuppressionReason(reason),
+        message_id,
+        campaign_id,
     )
+    return opt_out_many(session, [request])[0]
+
+
+def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
+    """Apply the opt-outs in the session's transaction; for each, True if it newly suppressed its
+    address. A contact without an address on the channel (or forgotten) is skipped: False."""
     session.flush()
-    return newly
+    ids = sorted({request.contact_id for request in requests})
+    found = session.execute(
+        select(_CONTACTS.c.id, _CONTACTS.c.email, _CONTACTS.c.phone).where(_CONTACTS.c.id.in_(ids))
+    )
+    addresses = {row.id: {Channel.EMAIL: row.email, Channel.SMS: row.phone} for row in found}
+    done = [
+        (request, address)
+        for request in requests
+        if (address := addresses.get(request.contact_id, {}).get(request.channel))
+    ]
+    if not done:
+        return [False] * len(requests)
+    newly = suppress_many(
+        session,
+        [
+            NewSuppression(str(r.channel), address, str(r.reason), r.source, r.at)
+            for r, address in done
+        ],
+    )
+    session.execute(
+        insert(ConsentEvent.__table__),
+        [
+            {
+                "contact_id": r.contact_id,
+                "channel": str(r.channel),
+                "status": str(ConsentStatus.OPTED_OUT),
+                "occurred_at": r.at,
+                "source": r.source,
+                "evidence": f"{r.reason} via {r.source}",
+            }
+            for r, _ in done
+        ],
+    )
+    for channel in (Channel.EMAIL, Channel.SMS):
+        rows = [{CONTACT: r.contact_id, AT: r.at} for r, _ in done if r.channel == channel]
+        if rows:
+            session.execute(follow_newest(channel, ConsentStatus.OPTED_OUT), rows)
+    session.execute(
+        insert(Event.__table__),
+        [
+            {
+                "kind": "unsubscribed",
+                "occurred_at": r.at,
+                "contact_id": r.contact_id,
+                "channel": str(r.channel),
+                "message_id": r.message_id,
+                "campaign_id": r.campaign_id,
+                "data": {"reason": str(r.reason), "source": r.source},
+            }
+            for r, _ in done
+        ],
+    )
+    _expire_loaded_contacts(session, set(ids))
+    results = []
+    for request in requests:
+        address = addresses.get(request.contact_id, {}).get(request.channel)
+        key = (str(request.channel), address_hash(request.channel, address or ""))
+        results.append(address is not None and key in newly)
+        newly.discard(key)  # a second request for the same address found it suppressed
+    return results
 
 
 def opt_in_again(
-    session: Session, contact: Contact, channel: Channel | str, *, how: str, evidence: str
+    session: Session,
+    contact: Contact,
+    channel: Channel | str,
+    *,
+    how: str,
+    evidence: str,
+    at: datetime | None = None,
 ) -> bool:
-    """The person's own explicit re-opt-in (START reply, preference page): the only way back."""
+    """The person's own explicit re-opt-in (START reply, preference page): the only way back.
+
+    Recorded whatever its time; it re-subscribes (lifts the suppression) only if no opt-out in
+    the ledger outranks it (contacts.consent): True if it did."""
     address = contact.address(channel)
     if address is None:
         return False
-    lift_by_person(session, channel, address, how)
+    when = at or utcnow()
     record_consent(
-        session, contact.id, channel, ConsentStatus.OPTED_IN, source=how, evidence=evidence
+        session,
+        contact.id,
+        channel,
+        ConsentStatus.OPTED_IN,
+        source=how,
+        evidence=evidence,
+        occurred_at=when,
     )
     session.add(
-        Event(kind="resubscribed", contact_id=contact.id, channel=str(channel), data={"how": how})
+        Event(
+            kind="resubscribed",
+            occurred_at=when,
+            contact_id=contact.id,
+            channel=str(channel),
+            data={"how": how},
+        )
     )
+    later_opt_out = outranked(channel, ConsentStatus.OPTED_IN, by=ConsentStatus.OPTED_OUT)
+    if session.scalar(select(later_opt_out), {CONTACT: contact.id, AT: when}):
+        session.flush()
+        return False
+    lift_by_person(session, channel, address, how, at=when)
     session.flush()
     return True
+
+
+def _expire_loaded_contacts(session: Session, ids: set[int]) -> None:
+    """Consent columns were updated behind the ORM's back: loaded contacts reload them."""
+    for loaded in list(session.identity_map.values()):
+        if isinstance(loaded, Contact) and loaded.id in ids:
+            session.expire(loaded, ["email_consent", "sms_consent", "updated_at"])

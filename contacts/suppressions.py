@@ -7,9 +7,12 @@ person stays unsubscribed. Only the person's own re-opt-in (START, preference pa
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
@@ -19,6 +22,15 @@ from storage.models import Channel, Suppression, SuppressionReason
 SELF_LIFTABLE = frozenset(
     {SuppressionReason.UNSUBSCRIBED, SuppressionReason.STOP, SuppressionReason.MANUAL}
 )
+_TABLE = Suppression.__table__
+
+
+class NewSuppression(NamedTuple):
+    channel: str
+    address: str
+    reason: str
+    source: str
+    at: datetime
 
 
 def address_hash(channel: Channel | str, address: str) -> str:
@@ -49,40 +61,82 @@ def suppress(
     *,
     source: str = "",
     at: datetime | None = None,
-) -> Suppression:
-    """Add (or re-activate) a suppression; idempotent, the first active reason is kept."""
-    digest = address_hash(channel, address)
-    row = session.scalar(
-        select(Suppression)
-        .where(Suppression.channel == str(channel), Suppression.address_hash == digest)
-        .with_for_update()
-    )
-    when = at or utcnow()
-    if row is None:
-        row = Suppression(
-            channel=str(channel),
-            address_hash=digest,
-            address=address,
-            reason=str(reason),
-            source=source,
-            created_at=when,
+) -> bool:
+    """Add (or re-activate) one suppression; True if the address was not suppressed before."""
+    row = NewSuppression(str(channel), address, str(reason), source, at or utcnow())
+    return bool(suppress_many(session, [row]))
+
+
+def suppress_many(session: Session, rows: Sequence[NewSuppression]) -> set[tuple[str, str]]:
+    """Add new suppressions and re-activate lifted ones in one statement; an active one is left
+    as it is (its first reason is kept), so this is idempotent. Returns the (channel, address
+    hash) keys that were not active before. Within `rows`, the first for an address counts."""
+    wanted: dict[tuple[str, str], dict[str, object]] = {}
+    for row in rows:
+        key = (row.channel, address_hash(row.channel, row.address))
+        wanted.setdefault(
+            key,
+            {
+                "channel": row.channel,
+                "address_hash": key[1],
+                "address": row.address,
+                "reason": row.reason,
+                "source": row.source,
+                "created_at": row.at,
+            },
         )
-        session.add(row)
-    elif row.lifted_at is not None:
-        row.reason, row.source, row.created_at = str(reason), source, when
-        row.lifted_at = row.lifted_by = None
+    if not wanted:
+        return set()
     session.flush()
-    return row
+    dialect_insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
+    statement = dialect_insert(_TABLE)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=[_TABLE.c.channel, _TABLE.c.address_hash],
+        set_={
+            "reason": excluded.reason,
+            "source": excluded.source,
+            "created_at": excluded.created_at,
+            "lifted_at": None,
+            "lifted_by": None,
+        },
+        where=_TABLE.c.lifted_at.is_not(None),
+    ).returning(_TABLE.c.channel, _TABLE.c.address_hash)
+    # A row comes back only where one was inserted or re-activated (ON CONFLICT ... WHERE).
+    newly = {
+        (channel, digest) for channel, digest in session.execute(statement, list(wanted.values()))
+    }
+    _expire_loaded(session, set(wanted))
+    return newly
 
 
-def lift_by_person(session: Session, channel: Channel | str, address: str, how: str) -> bool:
+def lift_by_person(
+    session: Session,
+    channel: Channel | str,
+    address: str,
+    how: str,
+    *,
+    at: datetime | None = None,
+) -> bool:
     """Lift a suppression because the person asked (START reply, preference page)."""
     row = active_suppression(session, channel, address)
     if row is None:
         return False
     if row.reason not in SELF_LIFTABLE:
         return False
-    row.lifted_at = utcnow()
+    row.lifted_at = at or utcnow()
     row.lifted_by = how
     session.flush()
     return True
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _expire_loaded(session: Session, keys: set[tuple[str, str]]) -> None:
+    """Rows written by the statement above behind the ORM's back: any the session has loaded
+    are reloaded on their next use."""
+    for loaded in list(session.identity_map.values()):
+        if isinstance(loaded, Suppression) and (loaded.channel, loaded.address_hash) in keys:
+            session.expire(loaded)
