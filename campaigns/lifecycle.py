@@ -1,7 +1,7 @@
 """Launch, pause, resume and cancel: state changes on the campaign row, nothing else.
 
-"Finished" is derived from the messages (see campaigns.reports), never kept as a cursor, so a
-resume can never re-send what was sent.
+"Finished" is derived from the enrollments and messages (campaigns.state), never kept as a
+cursor, so a resume can never re-send what was sent.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
@@ -17,17 +17,7 @@ from campaigns.enrollment import enroll_audience
 from campaigns.validation import ensure_valid
 from core.errors import InputError, NotFound
 from core.settings import Settings, load_settings
-from storage.models import (
-    Campaign,
-    CampaignState,
-    Enrollment,
-    EnrollmentState,
-    Message,
-    MessageState,
-)
-
-#: A message in one of these states may still be sent.
-OPEN_STATES = (MessageState.PLANNED, MessageState.CLAIMED, MessageState.SENDING)
+from storage.models import Campaign, CampaignState, Message, MessageState
 
 
 def get_campaign(session: Session, name: str) -> Campaign:
@@ -97,33 +87,3 @@ def cancel(session: Session, name: str, *, now: datetime) -> Campaign:
         .execution_options(synchronize_session=False)
     )
     return campaign
-
-
-def finished(session: Session, campaign: Campaign) -> bool:
-    """Derived from the rows, never from a cursor: launched, and no enrollment still active and
-    no message still to send."""
-    if campaign.state in (CampaignState.DRAFT, CampaignState.CANCELLED):
-        return False
-    active = session.scalar(
-        select(
-            exists().where(
-                Enrollment.campaign_id == campaign.id, Enrollment.state == EnrollmentState.ACTIVE
-            )
-        )
-    )
-    open_messages = session.scalar(
-        select(
-            exists().where(
-                Message.campaign_id == campaign.id,
-                Message.state.in_([str(state) for state in OPEN_STATES]),
-            )
-        )
-    )
-    return not active and not open_messages
-
-
-def status(session: Session, campaign: Campaign) -> str:
-    """The state staff see: "finished" replaces "active" once nothing is left to send."""
-    if campaign.state == CampaignState.ACTIVE and finished(session, campaign):
-        return "finished"
-    return str(campaign.state)

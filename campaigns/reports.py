@@ -66,7 +66,6 @@ class CampaignFunnel:
 
     campaign_id: int
     name: str
-    state: str
     enrolled: int = 0
     active: int = 0
     completed: int = 0
@@ -83,11 +82,6 @@ class CampaignFunnel:
     uncertain: int = 0
     pending: int = 0
     steps: list[StepFunnel] = field(default_factory=list)
-
-    @property
-    def finished(self) -> bool:
-        """Derived from the rows, never a cursor: nobody left active and nothing left to send."""
-        return self.enrolled > 0 and self.active == 0 and self.pending == 0
 
     def stages(self) -> list[tuple[str, int]]:
         return [(stage, getattr(self, stage)) for stage in FUNNEL_STAGES]
@@ -109,7 +103,7 @@ def _step(steps: list[StepFunnel], index: int) -> StepFunnel:
 
 def campaign_funnel(session: Session, campaign: Campaign) -> CampaignFunnel:
     """Three grouped index reads: enrollments, messages by step and state, events by step."""
-    funnel = CampaignFunnel(campaign.id, campaign.name, campaign.state, steps=_steps_of(campaign))
+    funnel = CampaignFunnel(campaign.id, campaign.name, steps=_steps_of(campaign))
     for state, reason, count in session.execute(
         select(Enrollment.state, Enrollment.exit_reason, func.count())
         .where(Enrollment.campaign_id == campaign.id)

@@ -10,6 +10,7 @@ import typer
 from sqlalchemy import func, select
 
 from campaigns.definitions import list_sequences, load_sequence
+from campaigns.state import CampaignStatus
 from core.errors import InputError
 from core.redact import mask_address
 from nurture.cli.common import console, ready_app
@@ -28,12 +29,13 @@ def list_() -> None:
     """Sequence definitions and their campaigns, with message counts."""
     from rich.table import Table
 
-    from campaigns import lifecycle
+    from campaigns.state import campaign_statuses
 
     nurture = ready_app()
     table = Table("name", "title", "steps", "state", "messages by state")
     with transaction(nurture.sessions) as session:
         campaigns = {c.name: c for c in session.scalars(select(Campaign))}
+        statuses = campaign_statuses(session, campaigns.values(), now=nurture.clock())
         for name in sorted(set(list_sequences()) | set(campaigns)):
             campaign = campaigns.get(name)
             counts = ""
@@ -49,8 +51,8 @@ def list_() -> None:
                 title, steps = sequence.title, str(len(sequence.steps))
             except Exception:
                 title, steps = "(definition missing)", "?"
-            state = lifecycle.status(session, campaign) if campaign else "not launched"
-            table.add_row(name, title, steps, state, counts)
+            state = statuses[campaign.id] if campaign else CampaignStatus.NOT_LAUNCHED
+            table.add_row(name, title, steps, str(state), counts)
     console.print(table)
 
 
@@ -152,36 +154,32 @@ def simulate(
 ) -> None:
     """What would be sent when, over the next days; sends nothing and changes nothing."""
     from collections import Counter
-    from datetime import timedelta
     from zoneinfo import ZoneInfo
 
     from rich.table import Table
 
-    from scheduler.planner import quiet_hours
-    from scheduler.simulate import simulate as project
+    from campaigns.definitions import Sequence
+    from scheduler.projection import project
 
     nurture = ready_app()
     settings = nurture.settings
-    begin = _parse_start(start) or nurture.clock()
     zone = ZoneInfo(settings.clinic.default_timezone)
     with transaction(nurture.sessions, immediate=False) as session:
         campaign = session.scalar(select(Campaign).where(Campaign.name == name))
         if campaign is not None:
-            from campaigns.definitions import Sequence
-
             sequence = Sequence.from_snapshot(campaign.definition)
-            running = campaign if campaign.state == "active" else None
         else:
-            sequence, running = load_sequence(name), None
-        rows = project(
+            sequence = load_sequence(name)
+        projection = project(
             session,
             sequence,
-            campaign=running,
-            start=begin,
+            campaign,
+            settings=settings,
+            now=nurture.clock(),
             days=days,
-            quiet=quiet_hours(settings),
-            sms_cap=timedelta(hours=settings.scheduler.sms_frequency_cap_hours),
+            start=_parse_start(start),
         )
+        rows = projection.rows
         addresses = (
             {
                 contact_id: (email, phone)
@@ -194,7 +192,7 @@ def simulate(
             if contacts
             else {}
         )
-    where = "from now" if running or campaign is None else f"({campaign.state}: as if resumed)"
+    where = _projected_as(projection.status)
     title = f"{name}: the next {days:g} days {where}; times in {zone.key}; nothing is sent"
     if contacts:
         table = Table("when", "step", "channel", "to", "outcome", title=title)
@@ -216,8 +214,19 @@ def simulate(
         for (hour, step, channel, skipped), count in groups.items():
             table.add_row(hour, step, channel, f"{count:,}", skipped or "send")
     console.print(table)
-    would = sum(1 for row in rows if not row.skipped)
+    would = projection.would_send
     console.print(f"{would:,} would be sent, {len(rows) - would:,} skipped")
+
+
+def _projected_as(status: CampaignStatus) -> str:
+    """The same words as the dashboard's projection page."""
+    if status == CampaignStatus.PAUSED:
+        return "(paused: as if resumed now)"
+    if status == CampaignStatus.CANCELLED:
+        return "(cancelled: it will send nothing)"
+    if status.launchable:
+        return "(not launched: as if launched now)"
+    return "from now"
 
 
 @app.command()

@@ -12,7 +12,15 @@ from fastapi.testclient import TestClient
 from core.clock import FrozenClock
 from nurture.app import NurtureApp
 from storage.db import transaction
-from storage.models import Campaign, CampaignState, Contact, Message, MessageState
+from storage.models import (
+    Campaign,
+    CampaignState,
+    Contact,
+    Enrollment,
+    EnrollmentState,
+    Message,
+    MessageState,
+)
 
 
 @pytest.fixture
@@ -226,3 +234,48 @@ def test_projection_of_a_running_campaign_and_its_limits(
     assert editor.get("/admin/campaigns/demo/projection?days=90").status_code == 422
     _post(editor, "/admin/campaigns/demo", "/admin/campaigns/demo/cancel")
     assert "will send nothing" in editor.get("/admin/campaigns/demo/projection").text
+
+
+def test_the_dashboard_and_the_cli_show_the_same_state(
+    viewer: TestClient,
+    staff_accounts: NurtureApp,
+    demo_contacts: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Running, paused, cancelled and finished read the same in `campaigns list` and on the
+    dashboard's list and pages (a finished demo once read "active" on the web)."""
+    from typer.testing import CliRunner
+
+    from campaigns import lifecycle
+    from campaigns.definitions import load_sequence
+    from nurture.cli import campaigns as campaigns_cli
+    from nurture.cli.main import app as cli
+
+    names = {"running": "active", "resting": "paused", "stopped": "cancelled", "done": "finished"}
+    with transaction(staff_accounts.sessions) as session:
+        for name in names:
+            sequence = load_sequence("demo").model_copy(update={"name": name})
+            lifecycle.launch(session, sequence, now=staff_accounts.clock(), settings=None)
+        lifecycle.pause(session, "resting", now=staff_accounts.clock())
+        lifecycle.cancel(session, "stopped", now=staff_accounts.clock())
+        done = session.query(Campaign).filter_by(name="done").one()
+        session.query(Enrollment).filter_by(campaign_id=done.id).update(
+            {"state": EnrollmentState.COMPLETED}
+        )
+    monkeypatch.setattr(campaigns_cli, "ready_app", lambda: staff_accounts)  # its frozen clock
+    listing = CliRunner().invoke(cli, ["campaigns", "list"], terminal_width=200)
+    assert listing.exit_code == 0, listing.output
+    cli_states = {
+        line.split("│")[1].strip(): line.split("│")[4].strip()
+        for line in listing.output.splitlines()
+        if line.count("│") >= 5
+    }
+    web_list = viewer.get("/admin/campaigns").text
+    for name, state in names.items():
+        assert cli_states[name] == state
+        page = viewer.get(f"/admin/campaigns/{name}").text
+        assert f'id="campaign-state">{state}</span>' in page
+        assert f'href="/admin/campaigns/{name}"' in web_list
+        row = web_list.split(f'href="/admin/campaigns/{name}"', 1)[1].split("</tr>", 1)[0]
+        assert f">{state}</span>" in row
+    assert "Finished: nobody is left" in viewer.get("/admin/campaigns/done").text

@@ -11,6 +11,7 @@ from campaigns import lifecycle
 from campaigns.booking import mark_booked
 from campaigns.definitions import load_sequence
 from campaigns.reports import campaign_counts, campaign_funnel, daily_series, upcoming
+from campaigns.state import CampaignStatus, campaign_status
 from contacts.optout import opt_out
 from core.clock import FrozenClock
 from nurture.app import NurtureApp
@@ -90,7 +91,8 @@ def test_funnel_counts_each_stage_per_step(
         "clicked",
         "booked",
     ]
-    assert not funnel.finished
+    with nurture_app.sessions() as session:
+        assert campaign_status(session, campaign, now=nurture_app.clock()) == "active"
 
     with nurture_app.sessions() as session:
         counts = campaign_counts(session)[campaign.id]
@@ -160,5 +162,7 @@ def test_a_campaign_where_nobody_is_left_is_finished(
             session, load_sequence("demo"), now=frozen_clock(), settings=nurture_app.settings
         )
         mark_booked(session, session.get_one(Contact, contact), at=frozen_clock(), source="t")
-    _, funnel = _funnel(nurture_app)
-    assert funnel.finished and funnel.booked == 1 and funnel.steps[0].booked == 0
+    campaign, funnel = _funnel(nurture_app)
+    assert funnel.booked == 1 and funnel.steps[0].booked == 0
+    with nurture_app.sessions() as session:
+        assert campaign_status(session, campaign, now=frozen_clock()) == CampaignStatus.FINISHED

@@ -28,6 +28,7 @@ from campaigns.reports import (
     funnel_csv,
     upcoming,
 )
+from campaigns.state import CampaignStatus, campaign_status, campaign_statuses
 from core.errors import NurtureError, ValidationFailed
 from storage.db import transaction
 from storage.models import Campaign
@@ -47,7 +48,7 @@ REPORT_DAYS = 30
 class CampaignRow:
     name: str
     title: str
-    state: str  # a campaign state, or "not launched" for a definition file only
+    state: CampaignStatus
     campaign: Campaign | None
     sequence: Sequence | None
     problem: str | None = None
@@ -64,16 +65,25 @@ def _definition(name: str) -> tuple[Sequence | None, str | None]:
         return None, str(exc)
 
 
-def find_campaign(session: Session, name: str) -> CampaignRow:
+def find_definition(
+    session: Session, name: str
+) -> tuple[Campaign | None, Sequence | None, str | None]:
+    """The launched campaign and its snapshot, else the definition file (and why it does not
+    load); StaffNotFound when neither exists."""
     campaign = session.scalar(select(Campaign).where(Campaign.name == name))
     if campaign is not None:
-        sequence = Sequence.from_snapshot(campaign.definition)
-        return CampaignRow(name, sequence.title, campaign.state, campaign, sequence)
+        return campaign, Sequence.from_snapshot(campaign.definition), None
     if name not in list_sequences():
         raise StaffNotFound("no such campaign")
     sequence, problem = _definition(name)
+    return None, sequence, problem
+
+
+def find_campaign(session: Session, name: str, *, now: datetime) -> CampaignRow:
+    campaign, sequence, problem = find_definition(session, name)
+    status = campaign_status(session, campaign, now=now)
     title = sequence.title if sequence else name
-    return CampaignRow(name, title, "not launched", None, sequence, problem)
+    return CampaignRow(name, title, status, campaign, sequence, problem)
 
 
 def _list_counts(session: Session) -> tuple[dict[int, CampaignCounts], int]:
@@ -84,21 +94,13 @@ def _list_counts(session: Session) -> tuple[dict[int, CampaignCounts], int]:
 @router.get("/campaigns")
 def campaign_list(request: Request, staff: StaffReader) -> Response:
     nurture = _nurture(request)
+    now = nurture.clock()
     with nurture.sessions() as session:
         launched = list(session.scalars(select(Campaign).order_by(Campaign.created_at.desc())))
-        counts = (
-            report_cache(request)
-            .get(
-                ("list",),
-                lambda: (lambda c: (c, sum(row.enrolled for row in c.values())))(
-                    campaign_counts(session)
-                ),
-                now=_nurture(request).clock(),
-            )
-            .value
-        )
+        statuses = campaign_statuses(session, launched, now=now)
+        counts = report_cache(request).get(("list",), lambda: _list_counts(session), now=now).value
     rows = [
-        CampaignRow(c.name, Sequence.from_snapshot(c.definition).title, c.state, c, None)
+        CampaignRow(c.name, Sequence.from_snapshot(c.definition).title, statuses[c.id], c, None)
         for c in launched
     ]
     names = {row.name for row in rows}
@@ -109,7 +111,7 @@ def campaign_list(request: Request, staff: StaffReader) -> Response:
                 CampaignRow(
                     name,
                     sequence.title if sequence else name,
-                    "not launched",
+                    CampaignStatus.NOT_LAUNCHED,
                     None,
                     sequence,
                     problem,
@@ -151,14 +153,14 @@ def _campaign_page(
     fresh = request.query_params.get("fresh") == "1"
     context: dict[str, object] = {}
     with nurture.sessions() as session:
-        row = find_campaign(session, name)
+        row = find_campaign(session, name, now=now)
         campaign = row.campaign
-        if row.sequence is not None and (campaign is None or campaign.state == "draft"):
+        if row.sequence is not None and row.state.launchable:
             # Before launch only: afterwards the enrollments are the audience (no contacts scan).
             context["audience_size"] = session.scalar(audience_size_query(row.sequence))
         if campaign is not None:
             figures = report_cache(request).get(
-                ("campaign", campaign.id, campaign.state),
+                ("campaign", campaign.id, row.state),
                 lambda: _report(session, campaign, now, zone),
                 now=now,
                 fresh=fresh,

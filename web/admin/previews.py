@@ -21,7 +21,7 @@ from campaigns.definitions import Sequence, Step
 from core.errors import NurtureError
 from storage.models import Contact
 from templates.renderer import RenderedEmail, RenderedSms
-from web.admin.campaign_pages import CampaignName, find_campaign
+from web.admin.campaign_pages import CampaignName, find_definition
 from web.admin.render import render
 from web.admin.session import StaffNotFound, StaffReader
 from web.services import WebServices
@@ -83,10 +83,10 @@ def _render(nurture: WebServices, sequence: Sequence, index: int, contact: Any) 
 
 
 def _sequence(session: Session, name: str) -> Sequence:
-    row = find_campaign(session, name)
-    if row.sequence is None:
-        raise StaffNotFound(row.problem or "this definition cannot be read")
-    return row.sequence
+    _, sequence, problem = find_definition(session, name)
+    if sequence is None:
+        raise StaffNotFound(problem or "this definition cannot be read")
+    return sequence
 
 
 @router.get("/campaigns/{name}/preview")

@@ -1,5 +1,6 @@
-"""The full 7-day projection of a campaign (scheduler.simulate: the planner's windows, TCPA quiet
-hours, consent, suppressions and SMS frequency cap), on demand, sending nothing.
+"""The full 7-day projection of a campaign (scheduler.projection, the one `nurture campaigns
+simulate` prints: the planner's windows, TCPA quiet hours, consent, suppressions and SMS frequency
+cap), on demand, sending nothing.
 
 The campaign page shows the planned rows, which is cheap at any size; this page walks every
 contact in Python, so it is offered up to PROJECTION_LIMIT contacts and otherwise points to
@@ -10,18 +11,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
 
-from campaigns.audience import audience_size_query
-from scheduler.planner import quiet_hours
-from scheduler.simulate import Projected, simulate
-from storage.models import CampaignState, Enrollment, EnrollmentState
+from scheduler.projection import Projection, project
+from scheduler.simulate import Projected
 from web.admin.campaign_pages import CampaignName, find_campaign
 from web.admin.render import render
 from web.admin.session import StaffReader
@@ -60,50 +58,36 @@ def projection_page(
     days: Annotated[int, Query(ge=1, le=31)] = 7,
 ) -> Response:
     nurture: WebServices = request.app.state.nurture
-    settings = nurture.settings
-    zone = settings.clinic.default_timezone
+    zone = nurture.settings.clinic.default_timezone
     now = nurture.clock()
-    rows: list[Projected] = []
     with nurture.sessions() as session:
-        row = find_campaign(session, name)
-        campaign = row.campaign
-        running = campaign if campaign and campaign.state != CampaignState.CANCELLED else None
-        if running is not None:
-            population = session.scalar(
-                select(func.count()).where(
-                    Enrollment.campaign_id == running.id,
-                    Enrollment.state == EnrollmentState.ACTIVE,
-                )
-            )
-        elif row.sequence is not None and campaign is None:
-            population = session.scalar(audience_size_query(row.sequence))
+        row = find_campaign(session, name, now=now)
+        if row.sequence is None:  # a definition file that does not load: its problem is shown
+            result = Projection(row.state, now, 0)
         else:
-            population = 0
-        too_large = (population or 0) > PROJECTION_LIMIT
-        if row.sequence is not None and population and not too_large:
-            start = max(now, running.starts_at or now) if running else now
-            rows = simulate(
+            result = project(
                 session,
                 row.sequence,
-                campaign=running,
-                start=start,
+                row.campaign,
+                settings=nurture.settings,
+                now=now,
                 days=days,
-                quiet=quiet_hours(settings),
-                sms_cap=timedelta(hours=settings.scheduler.sms_frequency_cap_hours),
+                limit=PROJECTION_LIMIT,
             )
+    rows = result.rows
     return render(
         request,
         "projection.html",
         staff,
         row=row,
         days=days,
-        population=population or 0,
-        too_large=too_large,
+        population=result.population,
+        too_large=result.too_large,
         limit=PROJECTION_LIMIT,
         per_day=by_day(rows, zone),
         listed=rows[:LISTED],
         total=len(rows),
-        would_send=sum(1 for item in rows if not item.skipped),
+        would_send=result.would_send,
         tz=ZoneInfo(zone),
         nav="campaigns",
         generated=now,
