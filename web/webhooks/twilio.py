@@ -148,11 +148,18 @@ def _act(
     if intent in (Intent.STOP, Intent.REVOKE):
         source = "reply STOP" if intent == Intent.STOP else "free-text reply asking to stop"
         if contact is not None:
-            # No `at`: opt_in_again (START) takes none either, and the consent ledger orders
-            # the person's own choices by time.
-            opt_out(session, contact, Channel.SMS, reason=SuppressionReason.STOP, source=source)
+            opt_out(
+                session,
+                contact,
+                Channel.SMS,
+                reason=SuppressionReason.STOP,
+                source=source,
+                at=app.clock(),
+            )
         else:
-            suppress(session, Channel.SMS, sender, SuppressionReason.STOP, source=source)
+            suppress(
+                session, Channel.SMS, sender, SuppressionReason.STOP, source=source, at=app.clock()
+            )
     elif intent == Intent.START:
         if contact is not None:
             opt_in_again(
@@ -161,9 +168,10 @@ def _act(
                 Channel.SMS,
                 how="reply START",
                 evidence=f"texted START from {mask_phone(sender)} to resubscribe",
+                at=app.clock(),
             )
         else:
-            lift_by_person(session, Channel.SMS, sender, "reply START")
+            lift_by_person(session, Channel.SMS, sender, "reply START", at=app.clock())
 
 
 def _reply(app: WebServices, intent: Intent) -> str | None:
