@@ -16,7 +16,7 @@ from campaigns.compose import Composer
 from core.clock import Clock, utcnow
 from core.errors import ConfigError
 from core.settings import Settings, load_settings
-from providers.base import EmailChannel, SmsChannel
+from providers.base import EmailProvider, SmsProvider
 from providers.registry import email_channel, sms_channel
 from scheduler.clock import EngineClock
 from scheduler.dispatcher import Dispatcher
@@ -48,8 +48,8 @@ def resolve_secret_key(settings: Settings) -> str:
 class NurtureApp:
     settings: Settings = field(default_factory=load_settings)
     clock: Clock = utcnow
-    email_override: EmailChannel | None = None
-    sms_override: SmsChannel | None = None
+    email_override: EmailProvider | None = None
+    sms_override: SmsProvider | None = None
 
     @cached_property
     def engine(self) -> Engine:

@@ -1,13 +1,16 @@
-"""The channel seam: what a send carries, what comes back, and the two kinds of failure.
+"""The channel seam: what a send carries, what comes back, the `Provider` protocol, and the
+three kinds of failure.
 
-Like django-anymail, a provider error is either rejected (permanent: never retried) or
-unavailable (429, 5xx, timeout: retried with backoff), and carries the provider's response.
+Like django-anymail, a provider error carries the provider's response and says what the engine
+may do next: rejected (permanent: never retried), unavailable (nothing reached the provider:
+retried with backoff) or uncertain (the request may have reached it: never blindly retried).
+Which transport failure is which is decided in one place, `providers.pooled`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from core.errors import NurtureError
 
@@ -83,7 +86,8 @@ class ProviderRejected(ProviderError):
 
 
 class ProviderUnavailable(ProviderError):
-    """Transient: rate limited, server error, timeout. Retried with backoff."""
+    """Transient, and nothing was accepted: rate limited (429), a server error (5xx), or the
+    connection could not be made (refused, connect timeout). Retried with backoff."""
 
     def __init__(
         self,
@@ -103,27 +107,34 @@ class ProviderUncertain(ProviderError):
     so a retry could deliver twice: the message becomes "uncertain" for staff to resolve."""
 
 
-class EmailChannel(Protocol):
-    """Sends one email. A channel may also offer `async send_email_async(email)` (pooled,
-    concurrent) and `async aclose()`; the dispatcher prefers them when present."""
-
-    name: str
-
-    def send_email(self, email: OutgoingEmail) -> SendResult: ...
+#: The message type a provider sends (contravariant: a provider of both, like the outbox,
+#: serves as either).
+M = TypeVar("M", bound=OutgoingEmail | OutgoingSms, contravariant=True)
 
 
-class SmsChannel(Protocol):
-    """Sends one text; may also offer `async send_sms_async(sms)` and `async aclose()`."""
+class Provider(Protocol[M]):
+    """One channel's sender: the dispatcher knows providers only through this.
 
-    name: str
-
-    def send_sms(self, sms: OutgoingSms) -> SendResult: ...
-
-
-def pacing_bucket(channel: object) -> str | None:
-    """The token-bucket name a channel's sends count against, or None when it is not paced.
-
-    Real providers set `rate_bucket` (one per account or sender, shared by every worker); the
-    offline outbox and the in-memory channel have no provider limit to respect unless told to.
+    `send` is the one path to the provider: it returns the provider's acceptance or raises one of
+    the three errors above. `rate_bucket` names the token bucket its sends count against (one per
+    account or sender, shared by every worker; None: not paced), and `concurrency` how many of
+    its calls may be under way at once. `aclose` releases its connections; it is called on the
+    event loop that made them.
     """
-    return getattr(channel, "rate_bucket", None)
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def rate_bucket(self) -> str | None: ...
+
+    @property
+    def concurrency(self) -> int: ...
+
+    async def send(self, message: M) -> SendResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+EmailProvider = Provider[OutgoingEmail]
+SmsProvider = Provider[OutgoingSms]

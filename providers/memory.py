@@ -1,9 +1,9 @@
-"""An in-memory channel that records what was sent and can be told to fail (for tests and
-benchmarks; like anymail's test backend and procrastinate's in-memory connector)."""
+"""An in-memory provider that records what was sent and can be told to fail (for tests and
+benchmarks; like anymail's test backend and procrastinate's in-memory connector). One object
+serves as both the email and the SMS provider."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,26 +21,23 @@ class MemoryChannel:
     fail_with: Failure | None = None
     #: A token-bucket name to pace this channel like a provider (None: unpaced).
     rate_bucket: str | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Calls under way at once (the settings' default for the real providers).
+    concurrency: int = 16
 
-    def _check(self, payload: OutgoingEmail | OutgoingSms) -> None:
+    async def send(self, message: OutgoingEmail | OutgoingSms) -> SendResult:
         if self.fail_with is not None:
-            error = self.fail_with(payload)
+            error = self.fail_with(message)
             if error is not None:
                 raise error
+        if isinstance(message, OutgoingEmail):
+            self.emails.append(message)
+            return SendResult(self.name, f"mem-email-{message.message_id}")
+        self.texts.append(message)
+        return SendResult(self.name, f"mem-sms-{message.message_id}")
 
-    def send_email(self, email: OutgoingEmail) -> SendResult:
-        self._check(email)
-        with self._lock:
-            self.emails.append(email)
-        return SendResult(self.name, f"mem-email-{email.message_id}")
-
-    def send_sms(self, sms: OutgoingSms) -> SendResult:
-        self._check(sms)
-        with self._lock:
-            self.texts.append(sms)
-        return SendResult(self.name, f"mem-sms-{sms.message_id}")
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
     @property
     def sent_ids(self) -> list[int]:
-        return [item.message_id for item in [*self.emails, *self.texts]]
+        return [item.message_id for item in self.emails] + [item.message_id for item in self.texts]

@@ -1,10 +1,12 @@
 """The offline provider: emails become .eml files with every header, texts become JSON lines.
 
-It is the default, so the demo and a fresh clone never reach a real provider.
+It is the default, so the demo and a fresh clone never reach a real provider. One object serves
+as both the email and the SMS provider; its writes run in a thread, off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -18,6 +20,10 @@ from providers.base import OutgoingEmail, OutgoingSms, SendResult
 
 class OutboxChannel:
     name = "outbox"
+    #: No provider limit to respect.
+    rate_bucket: str | None = None
+    #: Writes under way at once (each in the event loop's default thread pool).
+    concurrency = 4
 
     def __init__(self, folder: Path) -> None:
         self.email_dir = folder / "email"
@@ -25,7 +31,15 @@ class OutboxChannel:
         self.email_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
-    def send_email(self, email: OutgoingEmail) -> SendResult:
+    async def send(self, message: OutgoingEmail | OutgoingSms) -> SendResult:
+        if isinstance(message, OutgoingEmail):
+            return await asyncio.to_thread(self._write_email, message)
+        return await asyncio.to_thread(self._append_sms, message)
+
+    async def aclose(self) -> None:
+        """Nothing to release: each write opens and closes its file."""
+
+    def _write_email(self, email: OutgoingEmail) -> SendResult:
         message = EmailMessage()
         message["From"] = formataddr((email.from_name, email.from_email))
         message["To"] = email.to
@@ -46,7 +60,7 @@ class OutboxChannel:
         _write_atomically(path, bytes(message))
         return SendResult(self.name, message_id.strip("<>"))
 
-    def send_sms(self, sms: OutgoingSms) -> SendResult:
+    def _append_sms(self, sms: OutgoingSms) -> SendResult:
         record = {
             "message_id": sms.message_id,
             "to": sms.to,

@@ -1,29 +1,33 @@
-"""One pooled aiohttp session per provider, made inside the dispatcher's event loop.
+"""The one HTTP transport of the providers: a pooled aiohttp session, and the one timeout rule.
 
 The SendGrid SDK opens a new connection per request (python_http_client uses urllib) and the
 Twilio SDK's sync client sends one request at a time; a keep-alive pool with bounded concurrency
 sends the same payloads an order of magnitude faster (see shared/providers/README.md).
 
-Transport failures are split by what they tell us about the request: if the connection was never
-made, nothing reached the provider and a retry is safe; if the body may have been written and no
-answer came back, a retry could deliver twice, so the send is "uncertain".
-
-aiohttp is imported when a pool first opens: a worker whose calls go through its sender process
-never opens one (and saves the 10 MB the import costs).
+The timeout rule, for every provider: a transport failure is judged by what it tells us about
+the request.
+- The connection was never made (refused, DNS, TLS handshake, connect timeout, or no pooled
+  connection free in time): nothing reached the provider, so the send is *unavailable* and a
+  retry is safe.
+- Anything after that (a read timeout once the body was written, the connection dropped while
+  waiting for the answer): the provider may have accepted it, and neither provider takes an
+  idempotency key, so the send is *uncertain* and is never blindly retried.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+
+import aiohttp
 
 from providers.base import ProviderUnavailable, ProviderUncertain
 
-if TYPE_CHECKING:
-    import aiohttp
+#: Failures that happen before a connection exists (aiohttp raises ConnectionTimeoutError for the
+#: `connect` timeout, which covers waiting for a pooled connection and making one).
+NEVER_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+#: Failures once connected: the request may have been written.
+MAYBE_SENT = (TimeoutError, aiohttp.ClientError)
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,10 @@ class Reply:
 
 
 class PooledHttp:
-    """A lazily opened aiohttp session with `concurrency` keep-alive connections."""
+    """A lazily opened aiohttp session with `concurrency` keep-alive connections.
+
+    Opened on first use, on the event loop that uses it (an aiohttp session belongs to its loop),
+    and pickled as its settings only, so a provider can be handed to the sender process."""
 
     def __init__(
         self,
@@ -49,9 +56,6 @@ class PooledHttp:
         self.timeout, self.connect_timeout = timeout, connect_timeout
         self.headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
-        #: (never connected, may have been sent): the exceptions `post` tells apart, known once
-        #: aiohttp is imported (an empty tuple matches nothing before that).
-        self._errors: tuple[tuple[type[BaseException], ...], ...] = ((), ())
 
     def __getstate__(self) -> dict[str, object]:
         """Settings only: a session belongs to the loop (and process) that opened it."""
@@ -59,38 +63,30 @@ class PooledHttp:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            import aiohttp
-
-            self._errors = (
-                (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError),
-                (TimeoutError, aiohttp.ClientError),
-            )
             connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
                 connector=connector,
+                # `connect` ends before anything is written (unavailable); `sock_read` and the
+                # overall cap can only fire after the connection was made (uncertain).
                 timeout=aiohttp.ClientTimeout(
-                    total=self.timeout, sock_connect=self.connect_timeout
+                    total=self.connect_timeout + self.timeout,
+                    connect=self.connect_timeout,
+                    sock_read=self.timeout,
                 ),
                 headers=self.headers,
                 raise_for_status=False,
             )
         return self._session
 
-    async def post(
-        self, url: str, *, data: bytes | Mapping[str, str], content_type: str | None = None
-    ) -> Reply:
-        """POST `data`; a pool whose headers name the Content-Type needs no `content_type`
-        (no per-request header merge on the hot path)."""
-        headers = {"Content-Type": content_type} if content_type else None
-        session = self._open()
-        never_connected, maybe_sent = self._errors
+    async def post(self, url: str, *, data: bytes) -> Reply:
+        """POST `data` with the pool's headers (its Content-Type included); the provider's
+        answer whatever its status, or one of the two transport errors (see the module)."""
         try:
-            async with session.post(url, data=data, headers=headers) as response:
-                body = await response.read()
-                return Reply(response.status, response.headers, body)
-        except never_connected as exc:
+            async with self._open().post(url, data=data) as response:
+                return Reply(response.status, response.headers, await response.read())
+        except NEVER_CONNECTED as exc:
             raise ProviderUnavailable(self.provider, f"cannot connect: {exc}") from exc
-        except maybe_sent as exc:
+        except MAYBE_SENT as exc:
             reason = f"no answer after the request was sent ({type(exc).__name__})"
             raise ProviderUncertain(self.provider, reason) from exc
 
@@ -98,13 +94,3 @@ class PooledHttp:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
-
-
-@asynccontextmanager
-async def opened(http: PooledHttp) -> AsyncIterator[PooledHttp]:
-    """For scripts and tests: a pool closed on exit."""
-    try:
-        yield http
-    finally:
-        await http.aclose()
-        await asyncio.sleep(0)

@@ -1,13 +1,13 @@
-"""Picks the email and SMS channels named in settings."""
+"""Picks the email and SMS providers named in settings."""
 
 from __future__ import annotations
 
 from core.settings import Settings
-from providers.base import EmailChannel, SmsChannel
+from providers.base import EmailProvider, SmsProvider
 from providers.outbox import OutboxChannel
 
 
-def email_channel(settings: Settings) -> EmailChannel:
+def email_channel(settings: Settings) -> EmailProvider:
     if settings.email.provider == "sendgrid":
         from providers.sendgrid import SendGridChannel
 
@@ -19,7 +19,7 @@ def email_channel(settings: Settings) -> EmailChannel:
     return OutboxChannel(settings.outbox.dir)
 
 
-def sms_channel(settings: Settings) -> SmsChannel:
+def sms_channel(settings: Settings) -> SmsProvider:
     if settings.sms.provider == "twilio":
         from providers.twilio import TwilioChannel
 

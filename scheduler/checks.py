@@ -152,10 +152,10 @@ def load_facts(
     ):
         campaigns[campaign_id] = (name, state)
     missing = campaign_ids - sequences.keys()
-    for campaign_id, definition in connection.execute(
+    for snapshot in connection.execute(
         select(Campaign.id, Campaign.definition).where(Campaign.id.in_(missing))
     ):
-        sequences[campaign_id] = Sequence.from_snapshot(definition)
+        sequences[snapshot.id] = Sequence.from_snapshot(snapshot.definition)
     hashes = {
         (channel, address): address_hash(channel, address)
         for row in rows

@@ -69,29 +69,32 @@ def recover_stale(session: Session, *, now: datetime, timeout: timedelta) -> tup
     A live worker never holds a claim or a "sending" mark this long: its claims are sized to
     what it may send in about one tick, and one sub-batch's calls end within the HTTP timeout.
     """
-    replanned = session.execute(
+    # Core on the session's connection: its CursorResult has the rowcount (no ORM objects).
+    connection = session.connection()
+    replanned = connection.execute(
         update(Message)
         .where(Message.state == MessageState.CLAIMED, Message.claimed_at < now - timeout)
         .values(state=MessageState.PLANNED, claimed_by=None, claimed_at=None)
-        .execution_options(synchronize_session=False)
     ).rowcount
-    uncertain = session.execute(
+    uncertain = connection.execute(
         update(Message)
         .where(Message.state == MessageState.SENDING, Message.claimed_at < now - timeout)
         .values(
             state=MessageState.UNCERTAIN,
             error="worker stopped between the provider call and recording its outcome",
         )
-        .execution_options(synchronize_session=False)
     ).rowcount
     return replanned, uncertain
 
 
 def release_worker(session: Session, worker: str) -> int:
     """On a clean shutdown, hand back what this worker claimed but never started sending."""
-    return session.execute(
-        update(Message)
-        .where(Message.state == MessageState.CLAIMED, Message.claimed_by == worker)
-        .values(state=MessageState.PLANNED, claimed_by=None, claimed_at=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    return (
+        session.connection()
+        .execute(
+            update(Message)
+            .where(Message.state == MessageState.CLAIMED, Message.claimed_by == worker)
+            .values(state=MessageState.PLANNED, claimed_by=None, claimed_at=None)
+        )
+        .rowcount
+    )

@@ -32,6 +32,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigns.compose import Composer, UnknownDestination
 from core.clock import Clock, utcnow
 from core.settings import Settings
-from providers.base import EmailChannel, SmsChannel, pacing_bucket
+from providers.base import EmailProvider, Provider, SmsProvider
 from scheduler.checks import (
     SEND,
     Action,
@@ -54,7 +55,7 @@ from scheduler.claims import claim_due, recover_stale, release_worker
 from scheduler.outcomes import Tally, apply_verdicts, mark_sending, record_outcomes
 from scheduler.pacing import Pacer, Rate
 from scheduler.planner import quiet_hours
-from scheduler.sender_process import SenderProcess, portable
+from scheduler.sender_process import SenderProcess, runs_in_sender
 from scheduler.sending import Outcome, Outgoing, Pending, SendLoop
 from storage.db import transaction
 from storage.models import Message, MessageState
@@ -103,14 +104,14 @@ class Dispatcher:
         settings: Settings,
         sessions: sessionmaker[Session],
         composer: Composer,
-        email: EmailChannel,
-        sms: SmsChannel,
+        email: EmailProvider,
+        sms: SmsProvider,
         clock: Clock = utcnow,
         worker: str | None = None,
     ) -> None:
         self.settings, self.sessions, self.composer = settings, sessions, composer
         self.email, self.sms, self.clock = email, sms, clock
-        self.channels: dict[str, object] = {"email": email, "sms": sms}
+        self.channels: dict[str, Provider[Any]] = {"email": email, "sms": sms}
         self.worker = worker or worker_id()
         self.quiet = quiet_hours(settings)
         self.cap = timedelta(hours=settings.scheduler.sms_frequency_cap_hours)
@@ -118,12 +119,12 @@ class Dispatcher:
             "email": Rate.of(settings.sendgrid.emails_per_second),
             "sms": Rate.of(settings.sms.segments_per_second),
         }
-        self.limits = {"email": settings.sendgrid.concurrency, "sms": settings.twilio.concurrency}
+        self.limits = {name: channel.concurrency for name, channel in self.channels.items()}
         self.stopping = threading.Event()
-        self.pacer = Pacer(sessions, sleep=self.stopping.wait)
+        self.pacer = Pacer(sessions, sleep=self._wait)
         self._buckets: set[str] = set()  # rate buckets known to exist
         self.loop = SendLoop()
-        remote = {name: target for name, target in self.channels.items() if portable(target)}
+        remote = {name: target for name, target in self.channels.items() if runs_in_sender(target)}
         use_child = settings.scheduler.sender_process and remote
         self.sender = SenderProcess(remote, self.limits) if use_child else None
 
@@ -151,7 +152,8 @@ class Dispatcher:
         Sub-batches still on the wire when it returns stay in `in_flight` (when given) for the
         caller to settle."""
         if in_flight is None:
-            tally, more = self.dispatch_batch(handed := deque())
+            handed: deque[Handed] = deque()
+            tally, more = self.dispatch_batch(handed)
             self._settle(handed, 0, tally)
             return tally, more
         tally = Tally()
@@ -182,7 +184,7 @@ class Dispatcher:
         horizon = max(1.0, self.settings.scheduler.tick_seconds)
         limits = {}
         for channel, target in self.channels.items():
-            paced = pacing_bucket(target) is not None
+            paced = target.rate_bucket is not None
             budget = int(self.rates[channel].per_second * horizon) + 1
             limits[channel] = min(batch, budget) if paced else batch
         return limits
@@ -198,6 +200,10 @@ class Dispatcher:
                 uncertain,
             )
         return replanned, uncertain
+
+    def _wait(self, seconds: float) -> None:
+        """A pacing wait that shutdown cuts short."""
+        self.stopping.wait(seconds)
 
     def stop(self) -> None:
         """Ask a running tick to finish its current sub-batch and return."""
@@ -323,7 +329,7 @@ class Dispatcher:
         for channel in ("email", "sms"):
             items = [row for row in rows if row.channel == channel]
             size = self.limits[channel] * CHUNK_PER_CONNECTION
-            if pacing_bucket(self.channels[channel]) is not None:
+            if self.channels[channel].rate_bucket is not None:
                 size = max(1, min(size, int(self.rates[channel].per_second)))
             for start in range(0, len(items), size):
                 yield items[start : start + size]
@@ -400,7 +406,7 @@ class Dispatcher:
         one transaction unless the bucket makes it wait (then the wait comes first, outside any
         transaction). None when shutdown cut the wait short."""
         channel = chunk[0].channel
-        bucket = pacing_bucket(self.channels[channel])
+        bucket = self.channels[channel].rate_bucket
         rate = self.rates[channel]
         if bucket is not None and bucket not in self._buckets:
             self.pacer.reserve(bucket, 0, rate)  # made once, in its own transaction

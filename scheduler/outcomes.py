@@ -143,7 +143,11 @@ def apply_verdicts(
         }[verdict.action]
         tally.count(outcome, verdict.reason if outcome in ("skipped", "failed") else None)
     guarded = _guarded(HELD, worker)
-    unclaimed = {"claimed_by": None, "claimed_at": None, "updated_at": bindparam("b_now")}
+    unclaimed: dict[str, Any] = {
+        "claimed_by": None,
+        "claimed_at": None,
+        "updated_at": bindparam("b_now"),
+    }
     _many(session, guarded.values(state=MessageState.PLANNED, **unclaimed), by[Action.RELEASE])
     _many(
         session,

@@ -2,19 +2,22 @@
 
 A worker's own process renders, checks and records; building each provider payload and the
 pooled HTTP calls were as much work again, all on the same core (one GIL). The child does only
-those calls: it receives the channels once (their settings pickle, never an open connection),
+those calls: it receives the providers once (their settings pickle, never an open connection),
 then sub-batches as the worker hands them over, and answers each, in order, with one outcome per
 message. It reads ahead: the next sub-batch's calls start as soon as the one before it frees a
 connection, so the pool never drains between sub-batches, and the worker never waits to hand
 one over. Meanwhile the worker records what was answered and renders what comes next.
 
+The child is a `multiprocessing` spawn process; the two talk over a `multiprocessing.Pipe`,
+whose `send`/`recv` frame and pickle each message. Worker to child: a sub-batch (a list of
+`Outgoing`), then None for end of input. Child to worker: READY once, then (STARTED, n) when
+every call of sub-batch n (counted from 0) has begun, and (ANSWER, outcomes) per sub-batch, in
+the order handed over.
+
 Exactly once still holds: a message is marked "sending" before it is handed over. A child that
 dies before it has the whole of a sub-batch sent none of it (retried like any outage); one that
-dies after leaves every unanswered sub-batch uncertain, as a worker crash would. The child dies
-with its worker (PDEATHSIG, and the socket's end of file), so a killed worker cannot leave a
-sender running on its own.
-
-    python -m scheduler.sender_process FD     # started by SenderProcess, never by hand
+dies after leaves every unanswered sub-batch uncertain, as a worker crash would. A child whose
+worker is gone (its end of the pipe closed, e.g. kill -9) exits at once.
 """
 
 from __future__ import annotations
@@ -22,47 +25,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
-import pickle
+import queue
 import signal
-import socket
-import struct
-import subprocess
-import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
-from providers.base import ProviderUnavailable, ProviderUncertain
-from providers.sendgrid import leave_out_webhook_helper
-from scheduler.sending import Outcome, Outgoing, new_event_loop, send_all
+from providers.base import Provider, ProviderError, ProviderUnavailable, ProviderUncertain
+from providers.sendgrid import SendGridChannel
+from providers.twilio import TwilioChannel
+from scheduler.sending import Channels, Outcome, Outgoing, new_event_loop, send_all
 
 log = logging.getLogger("nurture.send")
 
-#: How often a waiting worker checks that its sender is still alive.
-POLL_SECONDS = 1.0
 NOT_HANDED = "the sender process did not take these messages (nothing was sent)"
 UNANSWERED = "the sender process stopped after the messages were handed to it"
-PR_SET_PDEATHSIG = 1
-#: glibc's mallopt parameter, and the size from which an allocation gets its own mapping.
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 128 * 1024
-#: A frame on the socket: its length, then a pickle.
-FRAME = struct.Struct("!Q")
-#: Bytes of kernel buffer asked for on each side of the socket (see _widen).
-SOCKET_BUFFER = 8 * 2**20
-#: The child's first frame, once it has its channels.
-READY = b"ready"
-#: Then each frame is a kind and its body: every call of sub-batch N has begun (N counts the
-#: sub-batches handed over, from 0), or the next sub-batch's outcomes (a pickle), in order.
-STARTED, ANSWER = b"s", b"a"
-SEQUENCE = struct.Struct("!Q")
+READY, STARTED, ANSWER = "ready", "started", "answer"
+#: The providers whose calls go to the sender: the network providers, whose state is settings
+#: (see providers/pooled.py). Their exact classes: the outbox and test doubles (a subclass may
+#: live in a module the child cannot import, or keep what it records in the worker) stay.
+NETWORK_PROVIDERS = (SendGridChannel, TwilioChannel)
 
 
-def portable(channel: object) -> bool:
-    """Whether a channel may be handed to the sender: its own class (not a subclass, which may
-    live in a module the child cannot import) says its state pickles and it sends async."""
-    return bool(type(channel).__dict__.get("portable", False))
+def runs_in_sender(channel: Provider[Any]) -> bool:
+    return type(channel) in NETWORK_PROVIDERS
 
 
 class PendingSend:
@@ -87,18 +78,21 @@ class PendingSend:
 class SenderProcess:
     """The worker's side: starts the child on first use and again after it died."""
 
-    def __init__(self, channels: dict[str, object], limits: dict[str, int]) -> None:
+    def __init__(self, channels: Channels, limits: dict[str, int]) -> None:
         self.channels, self.limits = channels, limits
-        self._child: subprocess.Popen[bytes] | None = None
-        self._socket: socket.socket | None = None
+        self._child: BaseProcess | None = None
+        self._pipe: Connection | None = None
         self._queued: deque[PendingSend] = deque()  # handed over, answers still to come
-        self._handed = 0  # sub-batches handed to this child, for its STARTED frames
+        self._handed = 0  # sub-batches handed to this child, for its STARTED messages
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child is not None else None
 
     def submit(self, items: Sequence[Outgoing]) -> PendingSend:
         pending = PendingSend(self, items)
         try:
-            frame = pickle.dumps(list(items), protocol=pickle.HIGHEST_PROTOCOL)
-            _send_frame(self._connection(), frame)
+            self._connection().send(list(items))
         except Exception as exc:  # it never had the whole sub-batch, so it sent none of it
             log.warning("could not hand a sub-batch to the sender process: %s", exc)
             while self._queued:  # what it answered before it went is still readable
@@ -111,22 +105,21 @@ class SenderProcess:
         return pending
 
     def receive_next(self) -> None:
-        """The next frame: a queued sub-batch whose calls have all begun, or the oldest queued
+        """The next message: a queued sub-batch whose calls have all begun, or the oldest queued
         sub-batch's outcomes (they come back in the order handed over)."""
-        sock, child, head = self._socket, self._child, self._queued[0]
-        assert sock is not None and child is not None
+        pipe, head = self._pipe, self._queued[0]
+        assert pipe is not None
         try:
-            frame = _recv_frame(sock, lambda: child.poll() is None)
-            kind, body = frame[:1], memoryview(frame)[1:]
+            kind, body = pipe.recv()
             if kind == STARTED:
-                (number,) = SEQUENCE.unpack(body)
                 # the queue holds the last len(_queued) sub-batches handed over, oldest first
-                index = number - (self._handed - len(self._queued))
+                index = body - (self._handed - len(self._queued))
                 if 0 <= index < len(self._queued):
                     self._queued[index].started = True
                 return
-            head.outcomes = pickle.loads(body)
-            head.started = True
+            if kind != ANSWER or len(body) != len(head.items):
+                raise ValueError(f"unexpected answer {kind!r}")
+            head.outcomes, head.started = body, True
             self._queued.popleft()
         except Exception as exc:  # gone, or an answer that cannot be read: the same to us
             log.error("the sender process stopped during a sub-batch (%s)", exc)
@@ -140,190 +133,132 @@ class SenderProcess:
     def close(self) -> None:
         """End of input: the child finishes what it has (its answers are read and kept), closes
         its pools and exits. Call it once no tick is running (Dispatcher.close/shutdown)."""
-        if self._queued and self._socket is not None:
+        if self._pipe is not None:
             with contextlib.suppress(OSError):
-                self._socket.shutdown(socket.SHUT_WR)
+                self._pipe.send(None)
             while self._queued:
                 self.receive_next()
-        child, sock = self._child, self._socket
-        self._socket = self._child = None
-        if sock is not None:
-            sock.close()
+        child, pipe = self._child, self._pipe
+        self._pipe = self._child = None
+        if pipe is not None:
+            pipe.close()
         if child is not None:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            child.join(timeout=10)
+            if child.is_alive():
                 child.kill()
-                child.wait()
+                child.join()
 
-    def _connection(self) -> socket.socket:
-        """The child's socket, starting the child and waiting for it to say it is ready (a
-        child that cannot start sent nothing, so its sub-batch may be retried)."""
-        if self._socket is None:
-            setup = (self.channels, self.limits, logging.getLogger().getEffectiveLevel())
-            frame = pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL)
-            ours, theirs = socket.socketpair()
-            _widen(ours, theirs)
-            with theirs:
-                self._child = subprocess.Popen(
-                    [sys.executable, "-m", "scheduler.sender_process", str(theirs.fileno())],
-                    pass_fds=(theirs.fileno(),),
-                    stdin=subprocess.DEVNULL,
-                )
-            self._socket, child = ours, self._child
-            _send_frame(ours, frame)
+    def _connection(self) -> Connection:
+        """The child's pipe, starting the child and waiting for it to say it is ready (a child
+        that cannot start sent nothing, so its sub-batch may be retried)."""
+        if self._pipe is None:
+            context = multiprocessing.get_context("spawn")  # never fork a threaded worker
+            ours, theirs = context.Pipe()
+            level = logging.getLogger().getEffectiveLevel()
+            child = context.Process(
+                target=child_main,
+                args=(theirs, self.channels, self.limits, level),
+                name="nurture-sender",
+                daemon=True,
+            )
+            self._pipe, self._child = ours, child
+            child.start()
+            theirs.close()  # the child's end lives in the child only: its exit is our EOF
             try:
-                ready = _recv_frame(ours, lambda: child.poll() is None)
+                ready = ours.recv()
             except EOFError:
-                raise OSError(f"it did not start (exit status {child.wait()})") from None
+                child.join()
+                raise OSError(f"it did not start (exit status {child.exitcode})") from None
             if ready != READY:
-                raise OSError(f"it did not start: {ready[:200]!r}")
-        return self._socket
+                raise OSError(f"it did not start: {ready!r:.200}")
+        return self._pipe
 
     def _discard(self) -> None:
-        child, sock = self._child, self._socket
-        self._socket = self._child = None
+        child, pipe = self._child, self._pipe
+        self._pipe = self._child = None
         self._handed = 0  # a new child counts from 0
-        if sock is not None:
-            sock.close()
-        if child is not None and child.poll() is None:
-            child.kill()
-            child.wait()
+        if pipe is not None:
+            pipe.close()
+        if child is not None:
+            if child.is_alive():
+                child.kill()
+            child.join()
 
 
-def _widen(ours: socket.socket, theirs: socket.socket) -> None:
-    """Room in the kernel for a few whole sub-batches (200 emails are about 1 MB), so handing
-    one over returns at once instead of waiting, frame by frame, for a busy child to read it.
-    The kernel caps the size (net.core.wmem_max); a smaller buffer is only slower."""
-    for side, option in ((ours, socket.SO_SNDBUF), (theirs, socket.SO_RCVBUF)):
-        with contextlib.suppress(OSError):
-            side.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
-
-
-def _all(items: Sequence[Outgoing], error: Exception) -> list[Outcome]:
-    return [error for _ in items]  # type: ignore[misc]
-
-
-def _send_frame(sock: socket.socket, payload: bytes) -> None:
-    sock.settimeout(None)  # never half a frame: a child that is alive reads it all
-    sock.sendall(FRAME.pack(len(payload)))
-    sock.sendall(payload)
-
-
-def _recv_frame(sock: socket.socket, alive: Callable[[], bool]) -> bytes:
-    """One whole frame; EOFError if the child is gone first (checked every POLL_SECONDS)."""
-    (size,) = FRAME.unpack(_recv_exactly(sock, FRAME.size, alive))
-    return bytes(_recv_exactly(sock, size, alive))
-
-
-def _recv_exactly(sock: socket.socket, size: int, alive: Callable[[], bool]) -> bytearray:
-    buffer = bytearray(size)
-    view, got = memoryview(buffer), 0
-    sock.settimeout(POLL_SECONDS)
-    while got < size:
-        try:
-            n = sock.recv_into(view[got:])
-        except TimeoutError:
-            if not alive():
-                raise EOFError("the sender process exited") from None
-            continue
-        if n == 0:
-            raise EOFError("the sender process closed its end")
-        got += n
-    return buffer
+def _all(items: Sequence[Outgoing], error: ProviderError) -> list[Outcome]:
+    return [error for _ in items]
 
 
 # -- the child ----------------------------------------------------------------------------------
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this process when the worker that started it dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _return_large_buffers() -> None:
-    """glibc: every buffer of 128 KiB or more (a sub-batch's frame is about 1 MB) gets its own
-    mapping, handed back to the kernel when freed. By default glibc raises that threshold to
-    the size of the first such buffer freed, and the frames that follow then come from the
-    heap, which fragments: about 2 MB more resident, for nothing."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-
-
-async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
-    try:
-        (size,) = FRAME.unpack(await reader.readexactly(FRAME.size))
-        return await reader.readexactly(size)
-    except asyncio.IncompleteReadError:
-        return None  # the worker closed its end (or died)
-
-
-async def serve(sock: socket.socket) -> None:
-    """Start each sub-batch as it arrives (sharing one limit per channel with those before it)
-    and answer them in the order they came, until end of input."""
-    reader, writer = await asyncio.open_unix_connection(sock=sock, limit=2**22)
-    setup = await _read_frame(reader)
-    if setup is None:
-        return
-    channels, limits, level = pickle.loads(setup)
+def child_main(pipe: Connection, channels: Channels, limits: dict[str, int], level: int) -> None:
+    """The sender's entry point (run by multiprocessing in the new process)."""
+    # Stopping is the worker's to decide (Ctrl-C, or SIGTERM to the whole service): the child
+    # finishes what it has and leaves at the end of its input, or when its worker is gone.
+    for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, signal.SIG_IGN)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s (sender): %(message)s")
-    gates = {name: asyncio.Semaphore(limit) for name, limit in limits.items()}
-    answers: asyncio.Queue[asyncio.Task[list[Outcome]] | None] = asyncio.Queue()
-    writer.write(FRAME.pack(len(READY)) + READY)
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(serve(pipe, channels, limits))
+    finally:
+        loop.close()
+
+
+async def serve(pipe: Connection, channels: Channels, limits: dict[str, int]) -> None:
+    """Start each sub-batch as it arrives (sharing one limit per channel with those before it)
+    and answer them in the order they came, until end of input.
+
+    The pipe is read and written by a thread each, so that neither a large sub-batch coming in
+    nor an answer the worker has not read yet ever holds up the calls on this loop."""
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[list[Outgoing] | None] = asyncio.Queue()
+    outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+    done = object()
+
+    def read() -> None:
+        try:
+            while (items := pipe.recv()) is not None:
+                loop.call_soon_threadsafe(inbox.put_nowait, items)
+        except EOFError:  # the worker is gone: nobody is left to answer, stop at once
+            os._exit(0)
+        except Exception:
+            log.exception("the sender process cannot read its input; stopping")
+            os._exit(70)
+        loop.call_soon_threadsafe(inbox.put_nowait, None)
+
+    def write() -> None:
+        while (message := outbox.get()) is not done:
+            try:
+                pipe.send(message)
+            except Exception:  # an answer that cannot be given: stop, so the worker knows
+                log.exception("the sender process cannot answer; stopping")
+                os._exit(70)
 
     def started(number: int) -> Callable[[], None]:
-        frame = FRAME.pack(1 + SEQUENCE.size) + STARTED + SEQUENCE.pack(number)
-        return lambda: writer.write(frame)  # whole, between two answers (one loop step)
+        return lambda: outbox.put((STARTED, number))
 
     async def answer_in_order() -> None:
-        try:
-            while (calls := await answers.get()) is not None:
-                payload = pickle.dumps(await calls, protocol=pickle.HIGHEST_PROTOCOL)
-                writer.write(FRAME.pack(1 + len(payload)) + ANSWER)
-                writer.write(payload)
-                await writer.drain()
-        except Exception:  # an answer that cannot be given: stop, so the worker knows at once
-            log.exception("the sender process cannot answer; stopping")
-            os._exit(70)
+        while (calls := await answers.get()) is not None:
+            outbox.put((ANSWER, await calls))
 
+    writer = threading.Thread(target=write, name="nurture-sender-write")
+    writer.start()
+    threading.Thread(target=read, name="nurture-sender-read", daemon=True).start()
+    outbox.put(READY)
+    gates = {name: asyncio.Semaphore(limit) for name, limit in limits.items()}
+    answers: asyncio.Queue[asyncio.Task[list[Outcome]] | None] = asyncio.Queue()
     answering = asyncio.create_task(answer_in_order())
     try:
         handed = 0
-        while (frame := await _read_frame(reader)) is not None:
-            items = pickle.loads(frame)
+        while (items := await inbox.get()) is not None:
             calls = send_all(items, channels, limits, gates, started=started(handed))
             answers.put_nowait(asyncio.create_task(calls))
             handed += 1
         answers.put_nowait(None)
         await answering
     finally:
-        for channel in channels.values():
-            close: Any = getattr(channel, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
-        writer.close()
-
-
-def main() -> None:
-    _die_with_parent()
-    _return_large_buffers()
-    leave_out_webhook_helper()  # this process sends; it never checks a webhook's signature
-    # Stopping is the worker's to decide (Ctrl-C, or SIGTERM to the whole service): the child
-    # finishes what it has and leaves at the end of its input, or dies with the worker.
-    for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(stop, signal.SIG_IGN)
-    fd = int(sys.argv[1])
-    loop = new_event_loop()
-    try:
-        loop.run_until_complete(serve(socket.socket(fileno=fd)))
-    finally:
-        loop.close()
-
-
-if __name__ == "__main__":
-    main()
+        for channel in {id(channel): channel for channel in channels.values()}.values():
+            with contextlib.suppress(Exception):
+                await channel.aclose()
+        outbox.put(done)
+        writer.join()

@@ -3,7 +3,7 @@
 The dispatcher's database work stays synchronous (SQLAlchemy sessions, APScheduler threads);
 only the provider calls run here, on one long-lived loop thread so that the pooled aiohttp
 sessions keep their connections between batches (aiohttp sessions belong to the loop that made
-them). Channels without an async method (outbox, in-memory) run in the loop's thread pool.
+them). Every channel is a `providers.base.Provider`: one async `send` each.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from providers.base import (
     OutgoingEmail,
     OutgoingSms,
+    Provider,
     ProviderError,
     ProviderUncertain,
     SendResult,
@@ -28,6 +29,8 @@ log = logging.getLogger("nurture.send")
 
 T = TypeVar("T")
 Outcome = SendResult | ProviderError
+#: The provider of each channel ("email", "sms"); one object may serve both.
+Channels = Mapping[str, Provider[Any]]
 
 
 class Pending(Protocol):
@@ -89,7 +92,7 @@ class SendLoop:
     def send(
         self,
         items: Sequence[Outgoing],
-        channels: dict[str, object],
+        channels: Channels,
         limits: dict[str, int],
     ) -> LoopSend:
         """A sub-batch's calls, started on the loop."""
@@ -98,18 +101,15 @@ class SendLoop:
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.submit(coroutine).result()
 
-    def close(self, *channels: object) -> None:
+    def close(self, *channels: Provider[Any]) -> None:
         """Close the channels' pools on the loop, then stop the loop and its thread."""
         if self._loop is None:
             return
-        unique = {id(channel): channel for channel in channels}.values()  # email may be sms
-        closers = [getattr(channel, "aclose", None) for channel in unique]
-        for close in closers:
-            if close is not None:
-                try:
-                    self.run(close())
-                except Exception:
-                    log.exception("closing a provider pool failed")
+        for channel in {id(channel): channel for channel in channels}.values():  # email may be sms
+            try:
+                self.run(channel.aclose())
+            except Exception:
+                log.exception("closing a provider pool failed")
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -124,7 +124,7 @@ class LoopSend:
         self,
         loop: SendLoop,
         items: Sequence[Outgoing],
-        channels: dict[str, object],
+        channels: Channels,
         limits: dict[str, int],
     ) -> None:
         self._begun = threading.Event()
@@ -137,24 +137,9 @@ class LoopSend:
         self._begun.wait()  # set by send_all, at the latest when it ends
 
 
-def provider_call(channel: object, payload: OutgoingEmail | OutgoingSms) -> Awaitable[SendResult]:
-    """The channel's async send when it has one, else its sync send in the loop's thread pool."""
-    if isinstance(payload, OutgoingEmail):
-        native: Callable[..., Awaitable[SendResult]] | None = getattr(
-            channel, "send_email_async", None
-        )
-        sync: Callable[..., SendResult] = channel.send_email  # type: ignore[attr-defined]
-    else:
-        native = getattr(channel, "send_sms_async", None)
-        sync = channel.send_sms  # type: ignore[attr-defined]
-    if native is not None:
-        return native(payload)
-    return asyncio.get_running_loop().run_in_executor(None, sync, payload)
-
-
 async def send_all(
     items: Sequence[Outgoing],
-    channels: dict[str, object],
+    channels: Channels,
     limits: dict[str, int],
     gates: dict[str, asyncio.Semaphore] | None = None,
     started: Callable[[], None] | None = None,
@@ -183,7 +168,7 @@ async def send_all(
             waiting -= 1
             tell_if_started()
             try:
-                return await provider_call(channels[item.channel], item.payload)
+                return await channels[item.channel].send(item.payload)
             except ProviderError as exc:
                 return exc
             except Exception as exc:

@@ -20,8 +20,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.operators import custom_op
 
-_IN = custom_op("IN", is_comparison=True)
-_NOT_IN = custom_op("NOT IN", is_comparison=True)
+_IN: custom_op[bool] = custom_op("IN", is_comparison=True)
+_NOT_IN: custom_op[bool] = custom_op("NOT IN", is_comparison=True)
 _TEXT = String()
 
 

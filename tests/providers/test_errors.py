@@ -1,5 +1,6 @@
-"""Provider answers mapped to what the engine does: retry (429, 5xx, 20429), fail for good
-(SendGrid 400, Twilio 21211/21614), fail and suppress (21610), uncertain (no answer)."""
+"""Provider answers mapped to what the engine does: retry (429, 5xx, 20429, and a connection
+never made), fail for good (SendGrid 400, Twilio 21211/21614), fail and suppress (21610),
+uncertain (no answer once the request was sent)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from providers.base import (
     ProviderUncertain,
 )
 from providers.fakeserver import FakeProviders, RunningFake
+from providers.pooled import PooledHttp
 from providers.sendgrid import SendGridChannel, classify_http_error
 from providers.twilio import TwilioChannel, classify
 
@@ -69,9 +71,7 @@ def test_sendgrid_answers_are_classified(status: int, kind: type) -> None:
 def _send(channel: Any, payload: Any) -> Any:
     async def go() -> Any:
         try:
-            if isinstance(payload, OutgoingEmail):
-                return await channel.send_email_async(payload)
-            return await channel.send_sms_async(payload)
+            return await channel.send(payload)
         finally:
             await channel.aclose()
 
@@ -95,17 +95,70 @@ def test_pooled_sendgrid_429_is_retryable_with_retry_after() -> None:
             _send(channel, EMAIL)
 
 
-def test_refused_connection_is_retryable_but_a_lost_answer_is_uncertain() -> None:
+def test_a_refused_connection_is_unavailable_so_it_is_retried() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    channel = SendGridChannel("SG.x", f"http://127.0.0.1:{closed_port}")
-    with pytest.raises(ProviderUnavailable):
-        _send(channel, EMAIL)
-    with RunningFake(FakeProviders(delay=2.0)) as running:
-        slow = SendGridChannel("SG.x", running.url, timeout=0.2)
-        with pytest.raises(ProviderUncertain):
-            _send(slow, EMAIL)
+    for channel, payload in (
+        (SendGridChannel("SG.x", f"http://127.0.0.1:{closed_port}"), EMAIL),
+        (TwilioChannel(SID, "t", api_base_url=f"http://127.0.0.1:{closed_port}"), TEXT),
+    ):
+        with pytest.raises(ProviderUnavailable, match="cannot connect"):
+            _send(channel, payload)
+
+
+def test_a_connect_timeout_is_unavailable_so_it_is_retried() -> None:
+    """A server whose accept queue is full never completes the handshake: nothing was sent."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:  # the queue's room, taken (the later ones never complete)
+            filler.setblocking(False)
+            filler.connect_ex(server.getsockname())
+        try:
+            channel = SendGridChannel("SG.x", url)
+            channel.pool = PooledHttp("sendgrid", concurrency=1, timeout=5, connect_timeout=0.3)
+            with pytest.raises(ProviderUnavailable, match=r"(?i)cannot connect: connection time"):
+                _send(channel, EMAIL)
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+def test_a_read_timeout_after_the_request_was_sent_is_uncertain() -> None:
+    for make, payload in (
+        (lambda url: SendGridChannel("SG.x", url, timeout=0.2), EMAIL),
+        (lambda url: TwilioChannel(SID, "t", api_base_url=url, timeout=0.2), TEXT),
+    ):
+        fake = FakeProviders(delay=2.0)
+        with RunningFake(fake) as running:
+            with pytest.raises(ProviderUncertain, match="no answer"):
+                _send(make(running.url), payload)
+        assert fake.count == 1  # it had the whole request
+
+
+def test_a_connection_dropped_before_the_answer_is_uncertain() -> None:
+    """The server reads the request, then hangs up without answering."""
+
+    async def scenario() -> None:
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        channel = SendGridChannel("SG.x", f"http://127.0.0.1:{port}")
+        try:
+            with pytest.raises(ProviderUncertain):
+                await channel.send(EMAIL)
+        finally:
+            await channel.aclose()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.parametrize(
