@@ -13,7 +13,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -109,6 +109,18 @@ _COLUMNS = (
 )
 
 
+class Reachable(Protocol):
+    """What the exit and reachability rules read of a contact: a claimed message's Row here,
+    an enrollment the planner is about to move on (scheduler.planner.Ready) there."""
+
+    @property
+    def booked_at(self) -> datetime | None: ...
+    @property
+    def erased_at(self) -> datetime | None: ...
+    def address(self, channel: str) -> str | None: ...
+    def consent(self, channel: str) -> str | None: ...
+
+
 @dataclass
 class Facts:
     rows: list[Row]
@@ -119,7 +131,7 @@ class Facts:
     #: next_allowed per (instant, zone, campaign, step, quiet hours): a batch shares a handful
     windows: dict[tuple[Any, ...], datetime | None] = field(default_factory=dict)
 
-    def reachable(self, row: Row, channel: str) -> bool:
+    def reachable(self, row: Reachable, channel: str) -> bool:
         """Consent given, an address on file, and no active suppression for it."""
         address = row.address(channel)
         if address is None or row.consent(channel) != ConsentStatus.OPTED_IN:
@@ -217,8 +229,9 @@ def suppressed_among(session: Session, digests: Iterable[str]) -> set[tuple[str,
     return {(channel, digest) for channel, digest in found}
 
 
-def exit_reason(row: Row, sequence: Sequence, facts: Facts) -> str | None:
-    """Why this contact leaves the sequence now (same rules as scheduler.exits.exit_reason)."""
+def exit_reason(row: Reachable, sequence: Sequence, facts: Facts) -> str | None:
+    """Why this contact leaves the sequence now: checked by the planner before a step is
+    planned, and again at the send."""
     if row.erased_at is not None:
         return "erased"
     if sequence.exit.booked and row.booked_at is not None:

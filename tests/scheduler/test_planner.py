@@ -112,12 +112,12 @@ def test_the_walk_for_ready_enrollments_leaves_the_sqlite_write_lock_free(
         session.execute(Enrollment.__table__.update().values(planned_step=-1))
     database = sqlite_app.engine.url.database
     planner = sqlite_app.planner
-    walk = planner._ready_enrollments
+    walk = planner._ready_ids
     lock_free: list[bool] = []
 
-    def walking(session: Any, after_id: int, among: Any = None) -> Any:
-        found = walk(session, after_id) if among is None else walk(session, after_id, among)
-        if among is None:
+    def walking(session: Any, after_id: int) -> Any:
+        found = walk(session, after_id)
+        if found:
             other = sqlite3.connect(database, timeout=0, isolation_level=None)
             try:
                 other.execute("BEGIN IMMEDIATE")
@@ -134,7 +134,7 @@ def test_the_walk_for_ready_enrollments_leaves_the_sqlite_write_lock_free(
                 other.close()
         return found
 
-    monkeypatch.setattr(planner, "_ready_enrollments", walking)
+    monkeypatch.setattr(planner, "_ready_ids", walking)
     assert planner.tick().planned == 1
     assert lock_free and all(lock_free)
     with transaction(sqlite_app.sessions, immediate=False) as session:
