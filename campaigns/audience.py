@@ -8,7 +8,7 @@ from campaigns.definitions import Sequence
 from storage.models import ConsentStatus, Contact, ContactTag
 
 
-def audience_query(sequence: Sequence) -> Select[tuple[int]]:
+def audience_query(sequence: Sequence) -> Select[int]:
     """Ids of contacts the sequence may enroll (suppressions are checked again at every send)."""
     query = select(Contact.id).where(Contact.erased_at.is_(None), Contact.booked_at.is_(None))
     for channel in sequence.audience.require_consent:
@@ -22,5 +22,5 @@ def audience_query(sequence: Sequence) -> Select[tuple[int]]:
     return query
 
 
-def audience_size_query(sequence: Sequence) -> Select[tuple[int]]:
+def audience_size_query(sequence: Sequence) -> Select[int]:
     return select(func.count()).select_from(audience_query(sequence).subquery())

@@ -46,9 +46,7 @@ def enroll_audience(
     return added
 
 
-def _insert(
-    session: Session, campaign: Campaign, candidates: Select[tuple[int]], at: datetime
-) -> int:
+def _insert(session: Session, campaign: Campaign, candidates: Select[int], at: datetime) -> int:
     ids = candidates.subquery()
     rows = select(
         literal(campaign.id),
@@ -61,7 +59,7 @@ def _insert(
         ["campaign_id", "contact_id", "enrolled_at", "state", "planned_step"], rows
     )
     # INSERT ... SELECT keeps the driver's row count only when asked to.
-    result = session.execute(statement.execution_options(preserve_rowcount=True))
+    result = session.connection().execute(statement.execution_options(preserve_rowcount=True))
     return result.rowcount
 
 

@@ -95,13 +95,14 @@ def simulate(
     sms_cap: timedelta,
 ) -> list[Projected]:
     end = start + timedelta(days=days)
-    suppressed = set(
-        session.execute(
+    suppressed = {
+        (channel, digest)
+        for channel, digest in session.execute(
             select(Suppression.channel, Suppression.address_hash).where(
                 Suppression.lifted_at.is_(None)
             )
-        ).all()
-    )
+        )
+    }
     projected: list[Projected] = []
     for point in starting_points(session, sequence, campaign, start):
         projected.extend(_one_contact(point, sequence, end, quiet, sms_cap, suppressed))
@@ -124,8 +125,8 @@ def _one_contact(
     for index in range(point.step_index, len(sequence.steps)):
         step = sequence.steps[index]
         rules = quiet if step.channel == "sms" else None
-        due = point.due if index == point.step_index and point.due else base + step.delay
-        due = next_allowed(due, contact.timezone, step.window, rules)
+        at = point.due if index == point.step_index and point.due else base + step.delay
+        due = next_allowed(at, contact.timezone, step.window, rules)
         if due is not None and step.channel == "sms" and last_text and sms_cap:
             if due < last_text + sms_cap:
                 due = next_allowed(last_text + sms_cap, contact.timezone, step.window, rules)
