@@ -23,12 +23,10 @@ from core.errors import ConfigError, InputError, NotFound, NurtureError
 from web import admin, links, unsubscribe
 from web.access_log import AccessLog
 from web.admin.session import COOKIE as STAFF_COOKIE
-from web.hotpath import RecipientFastPath
 from web.links import LinkService
 from web.pages import not_found, page
 from web.proxy import trust_proxies
 from web.services import WebServices
-from web.sqlite_rows import Checkpointer
 from web.unsubscribe import UnsubscribeService
 from web.webhooks import booking, sendgrid, twilio
 
@@ -96,35 +94,12 @@ class _TooLarge(Exception):
     pass
 
 
-class NurtureAPI(FastAPI):
-    """FastAPI, with the recipient hot paths (web.hotpath) answered before its middleware stack:
-    at thousands of clicks a second, even the error and telemetry wrappers show up."""
-
-    fast_path: RecipientFastPath | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.fast_path is not None and scope["type"] == "http":
-            await self.fast_path(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
-
-    async def full_stack(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await super().__call__(scope, receive, send)
-
-
 def create_app(nurture: WebServices) -> FastAPI:
     redact.install()
     link_service, unsubscribes = LinkService(nurture), UnsubscribeService(nurture)
 
-    checkpointer = _checkpointer(nurture)
-
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if checkpointer is not None:
-            checkpointer.start()
-            link_service.quiet_checkpoints = unsubscribes.writer_sql.quiet_checkpoints = True
-            link_service.recorder.after_batch = checkpointer.after_commit
-            unsubscribes.writer.after_batch = checkpointer.after_commit
         link_service.recorder.start()
         unsubscribes.writer.start()
         # Everything imported and built so far lives as long as the process; moved out of the
@@ -136,14 +111,8 @@ def create_app(nurture: WebServices) -> FastAPI:
         finally:
             unsubscribes.writer.stop()
             link_service.recorder.stop()
-            link_service.close()
-            unsubscribes.writer_sql.close()
-            link_service.quiet_checkpoints = unsubscribes.writer_sql.quiet_checkpoints = False
-            link_service.recorder.after_batch = unsubscribes.writer.after_batch = None
-            if checkpointer is not None:
-                checkpointer.stop()
 
-    api = NurtureAPI(
+    api = FastAPI(
         title="Nurture",
         version="1",
         description=DESCRIPTION,
@@ -181,16 +150,7 @@ def create_app(nurture: WebServices) -> FastAPI:
         max_upload_bytes=nurture.settings.web.max_upload_bytes,
     )
     trust_proxies(api, nurture.settings.web.trusted_proxies)
-    api.fast_path = RecipientFastPath(api.full_stack, link_service, unsubscribes)
     return api
-
-
-def _checkpointer(nurture: WebServices) -> Checkpointer | None:
-    """On a SQLite file, WAL checkpoints run in their own thread while the server is up."""
-    url = nurture.engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Checkpointer(url.database)
 
 
 def _wants_html(request: Request) -> bool:

@@ -7,7 +7,10 @@ on the future it gets back; one that need not (a click) does not wait.
 
 The thread lives from the app's lifespan startup to its shutdown, and shutdown drains the queue,
 so nothing accepted is lost on a clean stop. Outside a lifespan (a bare TestClient, a script),
-`submit` writes synchronously in the caller's thread instead.
+`add` and `commit` write synchronously in the caller's thread instead.
+
+It holds no SQL of its own: `write` is a batched form of the one rule (contacts.optout's
+`opt_out_many` for unsubscribes, web.links' `record_clicks` for clicks).
 """
 
 from __future__ import annotations
@@ -35,11 +38,8 @@ class GroupCommitter(Generic[T]):
         busy_linger: float = 0.0,
         max_batch: int = 2000,
         retry_seconds: float = 0.5,
-        after_batch: Callable[[], None] | None = None,
     ) -> None:
         self.name, self.write = name, write
-        # Runs in the writer thread once a batch's waiters have been answered (a WAL checkpoint).
-        self.after_batch = after_batch
         self.linger, self.max_batch, self.retry_seconds = linger, max_batch, retry_seconds
         # Gathering: see `_gather`.
         self.busy_linger = busy_linger
@@ -126,8 +126,6 @@ class GroupCommitter(Generic[T]):
                 self._last_batch = len(batch)
                 if not self._commit(batch) and not self._stopping:
                     time.sleep(self.retry_seconds)
-                elif self.after_batch is not None:
-                    self._after_batch()
             if self._queue:
                 self._wake.set()
             elif self._stopping:
@@ -147,12 +145,6 @@ class GroupCommitter(Generic[T]):
         if len(self._queue) < size:  # (a write queued before the target was set)
             self._gathered.wait(self.busy_linger)
         self._gather_until = 0
-
-    def _after_batch(self) -> None:
-        try:
-            self.after_batch()  # type: ignore[misc]
-        except Exception:
-            log.exception("%s: after-batch step failed", self.name)
 
     def _take(self) -> list[tuple[T, _Waiter]]:
         batch = []

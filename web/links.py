@@ -2,9 +2,11 @@
 
 The token names a message and a destination *key*; the URL comes from settings or the campaign's
 snapshot, so no request can redirect anywhere else (no open redirect; listmonk does the same).
-A message's campaign, step, contact and channel never change, so they are cached briefly: a
-click costs one signature check and, usually, no database read before the redirect. The click
-row itself is group-committed (web.group_commit), drained on a clean shutdown.
+A message's campaign, step, contact and channel never change, so they are cached briefly. The
+click row itself is group-committed (web.group_commit: many clicks a transaction, through
+`record_clicks`), drained on a clean shutdown. This is a plain FastAPI route behind the same
+middleware as every other request (access log, body-size limit, proxy headers); for more clicks
+a second, run more worker processes (`nurture web --workers N`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,7 @@ from sqlalchemy import Engine, bindparam, insert, select
 
 from campaigns.definitions import Sequence
 from storage.models import Campaign, Event, Message
-from templates.links import ClickToken, InvalidToken
-from web import sqlite_rows
-from web.fast_tokens import FastTokenReader
+from templates.links import InvalidToken
 from web.group_commit import GroupCommitter
 from web.pages import not_found
 from web.services import WebServices
@@ -42,7 +42,6 @@ USER_AGENT_MAX = 400
 # drains the queue; a crash can lose at most this much.
 CLICK_LINGER = 0.2
 CLICK_BATCH_MAX = 20_000  # a linger's worth of clicks at 100,000 a second
-TOKEN_MAX = 200
 
 
 def with_utm(url: str, *, medium: str, campaign: str, content: str) -> str:
@@ -91,25 +90,15 @@ class LinkService:
         self._messages: dict[int, tuple[float, tuple[int, int, int, str] | None]] = {}
         self._locations: dict[tuple[int, int, str, str], tuple[float, str | None]] = {}
         self._message_query = _MESSAGE.where(Message.id == bindparam("id"))
-        signer = nurture.signer
-        self._fast = FastTokenReader(nurture.secret_key, "click", signer.max_age)
-        self._fast.check_against(signer.click_url(1, "booking").rsplit("/", 1)[1], "1~booking")
-        url = nurture.engine.url
-        file_db = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-        self._reader = sqlite_rows.MessageReader(url.database) if file_db else None
-        self._writer = (
-            sqlite_rows.WriterConnection(url.database, synchronous="NORMAL") if file_db else None
-        )
         self.recorder: GroupCommitter[tuple[object, ...]] = GroupCommitter(
             "click-writer", self._write_clicks, linger=CLICK_LINGER, max_batch=CLICK_BATCH_MAX
         )
 
     def follow(self, token: str, user_agent: str) -> str | None:
         """The redirect location for a valid click token (the click is queued), else None."""
-        if len(token) > TOKEN_MAX:
-            return None
-        click = self._read(token)
-        if click is None:
+        try:
+            click = self.nurture.signer.read_click(token)
+        except InvalidToken:
             return None
         facts = self._message(click.message_id)
         if facts is None:
@@ -131,48 +120,18 @@ class LinkService:
         )
         return location
 
-    def _read(self, token: str) -> ClickToken | None:
-        value = self._fast.payload(token)
-        if value is not None:
-            message_id, _, destination = value.partition("~")
-            if message_id.isdigit() and destination:
-                return ClickToken(int(message_id), destination)
-        try:
-            return self.nurture.signer.read_click(token)
-        except InvalidToken:
-            return None
-
     def _message(self, message_id: int) -> _MessageFacts | None:
         now = time.monotonic()
         cached = self._messages.get(message_id)
         if cached is not None and cached[0] > now:
             return None if cached[1] is None else _MessageFacts(*cached[1])
-        if self._reader is not None:
-            row = self._reader.get(message_id)
-        else:
-            with self.nurture.engine.connect() as connection:
-                found = connection.execute(self._message_query, {"id": message_id}).first()
-            row = None if found is None else (found[0], found[1], found[2], found[3])
+        with self.nurture.engine.connect() as connection:
+            found = connection.execute(self._message_query, {"id": message_id}).first()
+        row = None if found is None else (found[0], found[1], found[2], found[3])
         if len(self._messages) >= CACHE_ENTRIES:
             self._messages.clear()
         self._messages[message_id] = (now + CACHE_SECONDS, row)
         return None if row is None else _MessageFacts(*row)
-
-    @property
-    def quiet_checkpoints(self) -> bool:
-        """True while a sqlite_rows.Checkpointer runs: the writer's commits leave them to it."""
-        return self._writer is not None and self._writer.quiet_checkpoints
-
-    @quiet_checkpoints.setter
-    def quiet_checkpoints(self, quiet: bool) -> None:
-        if self._writer is not None:
-            self._writer.quiet_checkpoints = quiet
-
-    def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-        if self._writer is not None:
-            self._writer.close()
 
     def _location(self, facts: _MessageFacts, destination: str) -> str | None:
         key = (facts.campaign_id, facts.step_index, facts.channel, destination)
@@ -201,15 +160,13 @@ class LinkService:
         return quote(location, safe=":/?#[]@!$&'()*+,;=%~")
 
     def _write_clicks(self, clicks: Rows[tuple[object, ...]]) -> None:
-        if self._writer is None:
-            engine: Engine = self.nurture.engine
-            with engine.begin() as connection:
-                connection.execute(
-                    insert(Event.__table__), [_row(Click._make(click)) for click in clicks]
-                )
-            return
-        with self._writer.transaction() as raw:
-            sqlite_rows.insert_clicks(raw, clicks)
+        record_clicks(self.nurture.engine, [Click._make(click) for click in clicks])
+
+
+def record_clicks(engine: Engine, clicks: Rows[Click]) -> None:
+    """Store clicks as `clicked` events, in one transaction (the recorder's batch)."""
+    with engine.begin() as connection:
+        connection.execute(insert(Event.__table__), [_row(click) for click in clicks])
 
 
 def _row(click: Click) -> dict[str, object]:

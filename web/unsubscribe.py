@@ -2,41 +2,44 @@
 
 A GET never unsubscribes: mail scanners and link previews follow links. The page's button POSTs;
 RFC 8058 one-click is a POST with body `List-Unsubscribe=One-Click`, no cookies, answered 200
-with no redirect. Either way the suppression is committed (group commit, web.unsubscribe_writer)
-before the response is sent. A token names a contact and a channel, not a campaign (CAN-SPAM:
-an opt-out covers all our commercial messages on that channel) and needs no login.
+with no redirect. Either way the opt-out (contacts.optout) is committed before the response is
+sent: the one-clicks, which come in floods, many to a transaction (web.group_commit, through
+`opt_out_many`), each commit fsynced on SQLite (synchronous=FULL) so it survives a power cut.
+A token names a contact and a channel, not a campaign (CAN-SPAM: an opt-out covers all our
+commercial messages on that channel) and needs no login.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session
 
-from contacts.optout import opt_in_again, opt_out
+from contacts.optout import OptOut, opt_in_again, opt_out, opt_out_many
 from contacts.suppressions import SELF_LIFTABLE, active_suppression
 from core.redact import mask_address
 from storage.db import transaction
 from storage.models import Channel, ConsentStatus, Contact
 from templates.links import ContactToken, InvalidToken
-from web.fast_tokens import FastTokenReader
 from web.group_commit import GroupCommitter
 from web.pages import not_found, page
 from web.services import WebServices
-from web.unsubscribe_writer import Unsubscribe, UnsubscribeWriter
 
 router = APIRouter(tags=["unsubscribe"])
 
 LABELS = {Channel.EMAIL: "emails", Channel.SMS: "text messages"}
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
-CHANNEL_CODES = {"e": Channel.EMAIL, "s": Channel.SMS}  # as templates.links writes them
-TOKEN_MAX = 200
 # Under a flood of one-clicks, the writer waits up to this long for as many unsubscribes as its
-# last batch held before it commits (GroupCommitter._gather): with checkpoints beside the commits
-# (sqlite_rows.Checkpointer), committing at once split 50 connections into two groups of ~25
-# taking turns, each paying a whole fsync. A lone unsubscribe never waits.
+# last batch held before it commits (GroupCommitter._gather), so that the requests one commit
+# answered, back with their next unsubscribe, share the next commit's fsync instead of
+# splitting into two groups taking turns. A lone unsubscribe never waits.
 BUSY_LINGER = 0.002
 NOT_FOUND = {404: {"description": "Friendly page: the link is not valid"}}
+# BEGIN IMMEDIATE (the batch reads, then writes) and an fsync at commit (storage.db).
+DURABLE = {"sqlite_begin": "IMMEDIATE", "sqlite_synchronous": "FULL"}
 
 
 class UnsubscribeService:
@@ -44,22 +47,11 @@ class UnsubscribeService:
 
     def __init__(self, nurture: WebServices) -> None:
         self.nurture = nurture
-        signer = nurture.signer
-        self._fast = FastTokenReader(nurture.secret_key, "unsubscribe", signer.max_age)
-        self._fast.check_against(signer.unsubscribe_url(1, "sms").rsplit("/", 1)[1], "1~s")
-        self.writer_sql = UnsubscribeWriter(nurture.engine)
-        self.writer: GroupCommitter[Unsubscribe] = GroupCommitter(
-            "unsubscribe-writer", self.writer_sql, busy_linger=BUSY_LINGER
+        self.writer: GroupCommitter[OptOut] = GroupCommitter(
+            "unsubscribe-writer", self.write, busy_linger=BUSY_LINGER
         )
 
     def read(self, token: str) -> ContactToken | None:
-        if len(token) > TOKEN_MAX:
-            return None
-        value = self._fast.payload(token)
-        if value is not None:
-            contact_id, _, code = value.partition("~")
-            if contact_id.isdigit() and code in CHANNEL_CODES:
-                return ContactToken(int(contact_id), CHANNEL_CODES[code])
         try:
             parsed = self.nurture.signer.read_unsubscribe(token)
         except InvalidToken:
@@ -67,12 +59,24 @@ class UnsubscribeService:
         return parsed if parsed.channel is not None else None
 
     async def unsubscribe(self, parsed: ContactToken, source: str) -> None:
-        """Returns once the suppression is committed (raises if it could not be)."""
+        """Returns once the opt-out is committed (raises if it could not be)."""
         assert parsed.channel is not None
-        # Stamped with the wall clock at commit (like opt_in_again), so the consent ledger keeps
-        # the person's choices in the order they made them.
-        item = Unsubscribe(parsed.contact_id, parsed.channel, source)
-        await self.writer.commit(item)
+        await self.writer.commit(
+            OptOut(parsed.contact_id, parsed.channel, source, at=self.nurture.clock())
+        )
+
+    def write(self, batch: Sequence[OptOut]) -> None:
+        """One transaction for the batch, durable before any of its requests is answered."""
+        with durable(self.nurture) as session:
+            opt_out_many(session, batch)
+
+
+@contextmanager
+def durable(nurture: WebServices) -> Iterator[Session]:
+    """A session in one transaction whose commit survives a power cut (see DURABLE)."""
+    with nurture.sessions() as session, session.begin():
+        session.connection(execution_options=DURABLE)
+        yield session
 
 
 def _service(request: Request) -> UnsubscribeService:
@@ -177,8 +181,6 @@ def _channel_rows(session: Session, contact: Contact) -> list[dict[str, object]]
 
 
 def _contact(request: Request, session: Session, token: str) -> Contact | None:
-    if len(token) > TOKEN_MAX:
-        return None
     app: WebServices = request.app.state.nurture
     try:
         parsed = app.signer.read_preferences(token)
@@ -212,10 +214,11 @@ async def save_preferences(
 ) -> Response:
     form = await request.form(max_files=0, max_fields=10)
     app: WebServices = request.app.state.nurture
-    with transaction(app.sessions) as session:
+    with durable(app) as session:
         contact = _contact(request, session, token)
         if contact is None:
             return not_found(request)
+        now = app.clock()
         for row in _channel_rows(session, contact):
             channel, wanted = Channel(str(row["name"])), form.get(str(row["name"])) == "yes"
             if not row["available"] or wanted == row["subscribed"]:
@@ -227,10 +230,9 @@ async def save_preferences(
                     channel,
                     how="preference page",
                     evidence=f"checked '{row['label']}' on the preference page. {row['consent']}",
+                    at=now,
                 )
             else:
-                # Same time source as opt_in_again (which takes no time), so the ledger's
-                # "latest event wins" rule sees the person's choices in the order they made them.
-                opt_out(session, contact, channel, source="preference page")
+                opt_out(session, contact, channel, source="preference page", at=now)
         rows = _channel_rows(session, contact)
     return page(request, "preferences.html", channels=rows, saved=True)

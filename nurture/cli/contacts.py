@@ -243,11 +243,13 @@ def suppress(
             select(Contact).where(getattr(Contact, _column(channel)) == normal)
         )
         if contact is not None:
-            newly = opt_out(session, contact, channel, reason=reason, source=note)
+            newly = opt_out(
+                session, contact, channel, reason=reason, source=note, at=nurture.clock()
+            )
         else:
-            before = active_suppression(session, channel, normal)
-            add_suppression(session, channel, normal, reason, source=note)
-            newly = before is None
+            newly = add_suppression(
+                session, channel, normal, reason, source=note, at=nurture.clock()
+            )
     who = f"contact #{contact.id}" if contact else "no contact yet; future imports"
     if newly:
         console.print(f"Suppressed {channel} {normal} ({reason}); {who} will not be sent to.")

@@ -4,36 +4,47 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from nurture.app import NurtureApp
-from nurture.cli.common import console, ready_app
+from nurture.cli.common import console, ready_app, setup_logging
 
 if TYPE_CHECKING:
     import uvicorn
+    from fastapi import FastAPI
+
+# uvicorn's settings for our app, whatever the number of processes: its own access log is off
+# (web.access_log writes ours, without the tokens in the paths), and so are its proxy headers
+# (web.proxy believes them only from `web.trusted_proxies`).
+SERVER_OPTIONS: dict[str, Any] = {
+    "log_level": "warning",
+    "access_log": False,
+    "proxy_headers": False,
+    "server_header": False,
+}
 
 
 def serve_web(nurture: NurtureApp, host: str, port: int) -> uvicorn.Server:
+    """The web server in this process (`nurture run`, the demo, `nurture web --workers 1`)."""
     # Imported here, not at the top: the worker process stays lean, it loads only what it runs.
     import uvicorn
 
     from web.app import create_app
-    from web.recipient_protocol import server_options
 
-    app = create_app(nurture)
-    config = uvicorn.Config(
-        app,
-        **server_options(app),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-    )
+    config = uvicorn.Config(create_app(nurture), host=host, port=port, **SERVER_OPTIONS)
     return uvicorn.Server(config)
+
+
+def web_app() -> FastAPI:
+    """The app of one of `nurture web --workers N`'s processes (uvicorn calls this factory in
+    each; the parent has already migrated the database)."""
+    from core.settings import load_settings
+    from web.app import create_app
+
+    setup_logging()
+    return create_app(NurtureApp(settings=load_settings()))
 
 
 def wait_for_signal() -> None:
@@ -59,13 +70,32 @@ def worker() -> None:
 def web(
     host: str | None = typer.Option(None, help="Address to listen on (default from settings)."),
     port: int | None = typer.Option(None, help="Port (default from settings)."),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        help="Server processes sharing the port (uvicorn's own workers): more requests a second "
+        "on more cores. Each has its own group-commit writers; the database is shared.",
+    ),
 ) -> None:
     """Run the web server only: links, unsubscribe, webhooks, staff pages."""
     nurture = ready_app()
-    server = serve_web(
-        nurture, host or nurture.settings.web.host, port or nurture.settings.web.port
+    host, port = host or nurture.settings.web.host, port or nurture.settings.web.port
+    if workers == 1:
+        serve_web(nurture, host, port).run()
+        return
+    import uvicorn
+
+    nurture.secret_key  # noqa: B018  (on the SQLite default, made once here, not by each worker)
+    nurture.dispose()  # each worker process opens its own connections
+    uvicorn.run(
+        f"{__name__}:web_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_config=None,  # each worker's logging is ours (web_app), not uvicorn's dictConfig
+        **SERVER_OPTIONS,
     )
-    server.run()
 
 
 def run(

@@ -1,5 +1,5 @@
-"""Link tokens stay the stock itsdangerous tokens: links in messages already sent must keep
-working whatever the signer's internals, and a token under another key or salt is refused."""
+"""Link tokens are the stock itsdangerous tokens: links in messages already sent must keep
+working, and a token under another key or salt, expired or too long is refused."""
 
 from __future__ import annotations
 
@@ -8,22 +8,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from itsdangerous import BadSignature, TimestampSigner
 
-from templates.links import InvalidToken, KeyedSigner, LinkSigner
+from templates.links import InvalidToken, LinkSigner
 
 SECRET = "link-signing-test-secret-0123456789"
 
 
-@given(st.text(max_size=60))
-def test_keyed_signer_makes_exactly_the_stock_signers_tokens(value):
-    keyed = KeyedSigner(SECRET, salt="nurture.click")
+@given(st.integers(min_value=1, max_value=10**12), st.sampled_from(["booking", "site"]))
+def test_tokens_are_exactly_the_stock_signers(message_id, destination):
+    signer = LinkSigner(SECRET, "https://clinic.example", 30)
     stock = TimestampSigner(SECRET, salt="nurture.click")
-    fixed = 1_790_000_000
-    keyed.get_timestamp = lambda: fixed  # type: ignore[method-assign]
-    stock.get_timestamp = lambda: fixed  # type: ignore[method-assign]
-    token = keyed.sign(value)
-    assert token == stock.sign(value)
-    assert stock.unsign(token).decode() == value
-    assert keyed.unsign(stock.sign(value)).decode() == value
+    token = signer.click_url(message_id, destination).rsplit("/", 1)[1]
+    assert stock.unsign(token).decode() == f"{message_id}~{destination}"
+    read = signer.read_click(stock.sign(f"{message_id}~{destination}").decode())
+    assert (read.message_id, read.destination) == (message_id, destination)
 
 
 def test_a_token_signed_with_another_key_or_purpose_is_refused():
@@ -36,9 +33,24 @@ def test_a_token_signed_with_another_key_or_purpose_is_refused():
     with pytest.raises(InvalidToken):
         signer.read_click(unsubscribe)
     with pytest.raises(BadSignature):
-        KeyedSigner(SECRET, salt="nurture.unsubscribe").unsign(
-            KeyedSigner(SECRET, salt="nurture.click").sign("7~booking")
+        TimestampSigner(SECRET, salt="nurture.unsubscribe").unsign(
+            TimestampSigner(SECRET, salt="nurture.click").sign("7~booking")
         )
+
+
+def test_expired_and_oversized_tokens_are_refused(monkeypatch):
+    signer = LinkSigner(SECRET, "https://clinic.example", 30)
+    token = signer.click_url(7, "booking").rsplit("/", 1)[1]
+    signed_at = TimestampSigner(SECRET, salt="nurture.click").unsign(token, return_timestamp=True)[
+        1
+    ]
+    later = signed_at.timestamp() + signer.max_age + 1
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(later))
+    with pytest.raises(InvalidToken, match="expired"):
+        signer.read_click(token)
+    monkeypatch.undo()
+    with pytest.raises(InvalidToken, match="too long"):
+        signer.read_click(token + "x" * 200)
 
 
 def test_the_signer_reads_back_what_it_signed():

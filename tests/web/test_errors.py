@@ -6,6 +6,9 @@ import logging
 
 from fastapi.testclient import TestClient
 
+from contacts.suppressions import is_suppressed
+from storage.db import transaction
+from storage.models import Contact
 from web.app import create_app
 
 
@@ -61,3 +64,35 @@ def test_access_log_never_carries_tokens(nurture_app, make_contact, client, sign
     token = path.rsplit("/", 1)[1]
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("nurture"))
     assert "path=/u/" in ours and token not in ours  # (the test client logs its own URLs)
+
+
+def test_clicks_and_one_clicks_pass_through_the_middleware(
+    nurture_app, make_contact, send, client, signing, caplog
+):
+    """/l/ and /u/ are plain routes: access-logged (without their tokens), security headers on,
+    and bodies over the limit refused before anything is written."""
+    contact = make_contact()
+    click = signing.path_of(nurture_app.signer.click_url(send(contact), "booking"))
+    unsubscribe = signing.path_of(nurture_app.signer.unsubscribe_url(contact, "email"))
+    with caplog.at_level(logging.INFO, logger="nurture.web.access"):
+        redirect = client.get(click)
+        done = client.post(unsubscribe, content=b"List-Unsubscribe=One-Click")
+    assert redirect.status_code == 302 and done.status_code == 200
+    for response in (redirect, done):
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+    lines = [r.getMessage() for r in caplog.records if r.name == "nurture.web.access"]
+    assert any("method=GET path=/l/… status=302" in line for line in lines)
+    assert any("method=POST path=/u/… status=200" in line for line in lines)
+    assert not any(click.rsplit("/", 1)[1] in line for line in lines)
+
+    other = make_contact()
+    path = signing.path_of(nurture_app.signer.unsubscribe_url(other, "email"))
+    limit = nurture_app.settings.web.max_body_bytes
+    too_big = b"List-Unsubscribe=One-Click" + b"&x=" + b"x" * limit
+    assert client.post(path, content=too_big).status_code == 413
+    with client.stream("POST", path, content=iter([too_big[:limit], too_big[limit:]])) as streamed:
+        assert streamed.status_code == 413  # no content-length: counted as it streams
+    with transaction(nurture_app.sessions) as session:
+        address = session.get_one(Contact, other).email
+        assert not is_suppressed(session, "email", address)

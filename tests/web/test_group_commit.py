@@ -1,5 +1,5 @@
-"""web.group_commit: what waits is answered after its commit; the after-batch step (a WAL
-checkpoint) runs once a batch is answered, and a failing one loses nothing."""
+"""web.group_commit: what waits is answered after its commit, a failed batch is written one by
+one so a bad row fails alone, and in a flood the writer gathers a batch before committing."""
 
 from __future__ import annotations
 
@@ -9,48 +9,37 @@ import threading
 from web.group_commit import GroupCommitter
 
 
-def test_after_batch_runs_once_the_batch_is_answered():
-    written: list[list[int]] = []
-    events: list[str] = []
-    answered = threading.Event()
+def test_a_waiter_is_answered_after_its_commit_and_a_bad_row_fails_alone():
+    committed: list[int] = []
 
     def write(batch):
-        written.append(list(batch))
-        events.append("commit")
+        if -1 in batch:
+            raise ValueError("bad row")
+        committed.extend(batch)
 
-    def after_batch():
-        answered.wait(5)  # the waiters' futures are settled before this step runs
-        events.append("after")
-
-    writer = GroupCommitter("test-writer", write, after_batch=after_batch)
+    writer = GroupCommitter("test-writer", write)
     writer.start()
 
-    async def one() -> None:
-        await writer.commit(1)
-        answered.set()
+    async def both() -> list[object]:
+        good = writer.commit(1)
+        bad = writer.commit(-1)
+        results = await asyncio.gather(good, bad, return_exceptions=True)
+        assert committed == [1]  # the good one was committed before its answer came back
+        return results
 
-    asyncio.run(one())
+    results = asyncio.run(both())
     writer.stop()
-    assert written == [[1]] and events == ["commit", "after"]
+    assert results[0] is None and isinstance(results[1], ValueError)
 
 
-def test_a_failing_after_batch_step_loses_nothing():
+def test_queued_writes_are_drained_on_stop():
     written: list[int] = []
-
-    def after_batch():
-        raise RuntimeError("checkpoint failed")
-
-    writer = GroupCommitter("test-writer", written.extend, after_batch=after_batch)
+    writer = GroupCommitter("test-writer", written.extend, linger=0.5)
     writer.start()
     for n in range(100):
         writer.add(n)
-
-    async def last() -> None:
-        await writer.commit(100)
-
-    asyncio.run(last())
     writer.stop()
-    assert written == list(range(101))
+    assert written == list(range(100))
 
 
 def test_in_a_flood_the_writer_gathers_as_many_as_its_last_batch_then_commits():

@@ -109,21 +109,3 @@ def test_clicks_are_group_committed_and_drained_on_shutdown(
     assert not api.state.links.recorder.running
     with transaction(nurture_app.sessions) as session:
         assert session.scalar(select(func.count()).where(Event.kind == "clicked")) == 50
-
-
-def test_sqlite_checkpoints_run_off_the_commit_path(sqlite_app, tmp_path):
-    """While the server is up, the writers' commits leave WAL checkpoints out: each writer
-    checkpoints after answering a batch, and a thread does so a few times a second."""
-    import threading
-
-    api = create_app(sqlite_app)
-    with TestClient(api):
-        names = {thread.name for thread in threading.enumerate()}
-        assert "wal-checkpoint" in names
-        assert api.state.links.quiet_checkpoints
-        assert api.state.unsubscribes.writer_sql.quiet_checkpoints
-        assert api.state.links.recorder.after_batch is not None
-        assert api.state.unsubscribes.writer.after_batch is not None
-    assert "wal-checkpoint" not in {thread.name for thread in threading.enumerate()}
-    assert not api.state.links.quiet_checkpoints
-    assert api.state.links.recorder.after_batch is None

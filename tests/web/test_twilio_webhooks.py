@@ -91,6 +91,7 @@ def test_stop_from_an_unknown_number_still_suppresses(nurture_app, client, signi
 def test_start_resubscribes_and_help_answers(nurture_app, make_contact, client, signing):
     contact = make_contact(phone=PHONE, sms=True)
     signing.twilio_post(client, "/webhooks/twilio/inbound", _inbound("STOP", sid="SM1"))
+    nurture_app.clock.advance(minutes=1)  # (at the same instant, the STOP would win)
     response = signing.twilio_post(client, "/webhooks/twilio/inbound", _inbound("start", sid="SM2"))
     assert "subscribed again" in response.text and response.text.count("<Message>") == 1
     assert not _sms_suppressed(nurture_app)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
-from sqlalchemy import select
+import threading
 
-from contacts.optout import opt_out
+from fastapi.testclient import TestClient
+from sqlalchemy import event, select
+
+from contacts.optout import OptOut
 from contacts.suppressions import is_suppressed
 from nurture.app import NurtureApp
 from storage.db import transaction
-from storage.models import Channel, ConsentEvent, Contact, Event, Suppression
+from storage.models import Channel, Contact, Suppression
 from web.app import create_app
-from web.unsubscribe_writer import Unsubscribe, UnsubscribeWriter
 
 
 def _suppressed(app: NurtureApp, contact_id: int, channel: str) -> bool:
@@ -57,19 +58,56 @@ def test_one_click_is_durable_before_the_response(nurture_app, make_contact, sig
         assert not _suppressed(nurture_app, contact, "email")
 
 
+def test_one_click_is_answered_only_after_its_commit(nurture_app, make_contact, signing):
+    """The 200 waits for the writer thread's commit: held back, the request does not finish."""
+    contact = make_contact()
+    path = signing.path_of(nurture_app.signer.unsubscribe_url(contact, "email"))
+    api = create_app(nurture_app)
+    writer = api.state.unsubscribes.writer
+    held, release = threading.Event(), threading.Event()
+    write = writer.write
+
+    def slow_write(batch):
+        held.set()
+        release.wait(10)
+        write(batch)
+
+    writer.write = slow_write
+    answers: list[int] = []
+    with TestClient(api) as client:
+        request = threading.Thread(
+            target=lambda: answers.append(
+                client.post(path, content=b"List-Unsubscribe=One-Click").status_code
+            )
+        )
+        request.start()
+        assert held.wait(10)
+        request.join(0.3)
+        assert request.is_alive() and answers == []  # no answer while the commit is held
+        assert not _suppressed(nurture_app, contact, "email")
+        release.set()
+        request.join(10)
+    assert answers == [200] and _suppressed(nurture_app, contact, "email")
+
+
 def test_sqlite_unsubscribe_commits_survive_a_power_cut(sqlite_app):
-    """The writer's own SQLite connection fsyncs every commit (synchronous=FULL); the click
-    writer's, whose rows nobody waits for, does not (NORMAL)."""
+    """The unsubscribe writer's transactions run with synchronous=FULL (an fsync at commit);
+    the connection goes back to NORMAL for everyone else's."""
+    with transaction(sqlite_app.sessions) as session:
+        contact = Contact(email="pat@example.com", timezone="UTC")
+        session.add(contact)
     api = create_app(sqlite_app)
-    unsubscribes = api.state.unsubscribes.writer_sql
-    unsubscribes([Unsubscribe(1, Channel.EMAIL, "one-click")])  # no such contact: no rows
-    with unsubscribes._writer.transaction() as raw:
-        assert raw.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-        assert raw.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    with api.state.links._writer.transaction() as raw:
-        assert raw.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-    unsubscribes.close()
-    api.state.links.close()
+    seen: list[int] = []
+
+    @event.listens_for(sqlite_app.engine, "commit")
+    def level(connection):
+        seen.append(connection.exec_driver_sql("PRAGMA synchronous").scalar())
+
+    now = sqlite_app.clock()
+    api.state.unsubscribes.write([OptOut(contact.id, Channel.EMAIL, "one-click", now)])
+    with transaction(sqlite_app.sessions) as session:
+        assert is_suppressed(session, "email", "pat@example.com")
+    assert seen == [2, 1]  # FULL, then NORMAL
 
 
 def test_one_click_multipart(nurture_app, make_contact, client, signing):
@@ -91,53 +129,15 @@ def test_bad_token_changes_nothing(nurture_app, make_contact, client, signing):
         assert session.scalars(select(Suppression)).all() == []
 
 
-def test_bulk_writer_matches_opt_out(nurture_app, make_contact):
-    """The group-commit path writes what contacts.optout.opt_out writes, row for row."""
-    by_orm, by_batch = make_contact(), make_contact()
-    now = nurture_app.clock()
-    with transaction(nurture_app.sessions) as session:
-        opt_out(session, session.get_one(Contact, by_orm), "email", source="one-click", at=now)
-    writer = UnsubscribeWriter(nurture_app.engine)
-    writer([Unsubscribe(by_batch, Channel.EMAIL, "one-click", now)] * 2)  # twice in one batch
-
-    def rows(contact_id: int) -> tuple:
-        with transaction(nurture_app.sessions) as session:
-            contact = session.get_one(Contact, contact_id)
-            suppression = session.scalar(
-                select(Suppression).where(Suppression.address == contact.email)
-            )
-            consents = session.scalars(
-                select(ConsentEvent).where(
-                    ConsentEvent.contact_id == contact_id, ConsentEvent.status == "opted_out"
-                )
-            ).all()
-            events = session.scalars(select(Event).where(Event.contact_id == contact_id)).all()
-            return (
-                contact.email_consent,
-                (
-                    suppression.reason,
-                    suppression.source,
-                    suppression.created_at,
-                    suppression.lifted_at,
-                ),
-                [(c.status, c.source, c.evidence, c.occurred_at) for c in consents],
-                [(e.kind, e.channel, e.data, e.occurred_at) for e in events],
-            )
-
-    assert rows(by_orm) == rows(by_batch)
-    before = rows(by_batch)
-    writer([Unsubscribe(by_batch, Channel.EMAIL, "one-click", now)])  # a repeat click later
-    after = rows(by_batch)
-    assert after[:3] == before[:3] and len(after[3]) == 2  # one more event, nothing else
-
-
-def test_bulk_writer_reactivates_a_lifted_suppression(nurture_app, make_contact, client, signing):
+def test_one_click_reactivates_a_lifted_suppression(nurture_app, make_contact, client, signing):
     contact = make_contact()
     preferences = signing.path_of(nurture_app.signer.preferences_url(contact))
     unsubscribe = signing.path_of(nurture_app.signer.unsubscribe_url(contact, "email"))
     client.post(unsubscribe, content=b"List-Unsubscribe=One-Click")
+    nurture_app.clock.advance(minutes=1)
     client.post(preferences, data={"email": "yes"})  # the person re-subscribes explicitly
     assert not _suppressed(nurture_app, contact, "email")
+    nurture_app.clock.advance(minutes=1)
     client.post(unsubscribe, content=b"List-Unsubscribe=One-Click")
     assert _suppressed(nurture_app, contact, "email")
 
@@ -152,6 +152,7 @@ def test_preferences_choose_channels(nurture_app, make_contact, client, signing)
     assert saved.status_code == 200 and "Saved" in saved.text
     assert _suppressed(nurture_app, contact, "email")
     assert not _suppressed(nurture_app, contact, "sms")
+    nurture_app.clock.advance(minutes=1)
     client.post(path, data={"sms": "yes", "email": "yes"})
     assert not _suppressed(nurture_app, contact, "email")
     with transaction(nurture_app.sessions) as session:
