@@ -1,74 +1,68 @@
 """Addresses in one canonical form: E.164 phones (phonenumbers) and normalised emails.
 
-Both libraries are the reference; the two speed-ups below return exactly what they would
-(tests/contacts/test_normalize.py checks this with hypothesis), because an import of a million
-rows spends most of its time here:
+Both libraries are the reference and are reached through their public functions only. An import
+of a million rows spends most of its time here, so:
 
-- email-validator spends two thirds of each call checking the domain (IDNA/UTS-46 rules), a pure
-  function of the domain, and a contact list has few distinct domains: that check is memoised.
-- an address that is plainly ASCII ("maria.lopez+web@example.com": dot-atom local part, letters,
-  digits, dots and hyphens after the @, not long) skips email-validator's character-by-character
-  split, which cannot find anything to unquote or strip in it, and goes straight to the same
-  memoised domain check.
+- email-validator spends most of each call checking the domain (IDNA/UTS-46 rules), a pure
+  function of the domain, and a contact list has few distinct domains. A plain ASCII address is
+  checked in two calls of the public `validate_email`: its domain once per distinct domain
+  (memoised, on a stand-in local part), and its local part on every row (on a stand-in domain
+  literal, which skips the domain rules). The library accepts both halves; nothing is accepted
+  without it. The only rule that spans both halves is the total length, so a long or non-ASCII
+  address (whose normalised form may grow), or one with a second @, takes one whole call.
 - phonenumbers.parse is half the cost of a phone; a plainly written North American number
   ("(310) 555-0102", "+1 213.555.0101") is built directly and still validated by phonenumbers.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterable
 from functools import lru_cache
 from zoneinfo import available_timezones
 
-import email_validator
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from email_validator.rfc_constants import ATEXT
 from phonenumbers import timezone as phone_timezone
 
 from core.errors import InputError
 
 DEFAULT_REGION = "US"
 
-# The package re-exports the function under the submodule's name, so fetch the module itself.
-_email_validator_module = importlib.import_module("email_validator.validate_email")
-_check_domain = _email_validator_module.validate_email_domain_name
-if not hasattr(_check_domain, "cache_info"):
-    _email_validator_module.validate_email_domain_name = lru_cache(maxsize=4096)(_check_domain)  # type: ignore[assignment]
-
 #: A NANP number written plainly: optional +1/1, area code (maybe in brackets), 7 digits.
 _PLAIN_NANP = re.compile(
     r"\s*(?:\+?1[\s.-]?)?\(?([2-9]\d{2})\)?[\s.-]?([2-9]\d{2})[\s.-]?(\d{4})\s*\Z"
 )
 
-
-#: What email-validator accepts as an ASCII dot-atom local part, an @, then an ASCII domain.
-_PLAIN_EMAIL = re.compile(rf"([{ATEXT}]+(?:\.[{ATEXT}]+)*)@([A-Za-z0-9.-]+)\Z")
-#: Below every length limit email-validator checks after the parts (254 for the address).
-_PLAIN_EMAIL_MAX = 200
+#: Checked in halves up to this length, well below every limit email-validator checks on the
+#: whole address (254 characters), so the halves' verdicts are the whole address's verdict.
+_SPLIT_MAX = 200
+#: What each half is checked beside: a local part and a domain literal the library accepts.
+_STAND_IN_LOCAL = "postmaster"
+_STAND_IN_DOMAIN = "[192.0.2.1]"  # RFC 5737 documentation address
 
 
 def normalize_email(raw: str) -> str:
     """Validate syntax (no DNS) and return the normalised address; InputError if invalid."""
     text = raw.strip()
-    plain = _PLAIN_EMAIL.match(text) if len(text) <= _PLAIN_EMAIL_MAX else None
+    local, at, domain = text.rpartition("@")
     try:
-        if plain:
-            # validate_email would find the same two parts, accept the local part as it is
-            # (NFC leaves ASCII alone) and normalise the domain with this very call.
-            local, domain = plain.groups()
-            checked = _email_validator_module.validate_email_domain_name(
-                domain,
-                test_environment=email_validator.TEST_ENVIRONMENT,
-                globally_deliverable=email_validator.GLOBALLY_DELIVERABLE,
-            )
-            return f"{local}@{checked['domain']}".lower()
-        result = validate_email(text, check_deliverability=False)
+        if at and len(text) <= _SPLIT_MAX and text.isascii() and "@" not in local:
+            # Local part first, as validate_email does, so an address wrong in both halves
+            # gets the same message.
+            local_part = validate_email(
+                f"{local}@{_STAND_IN_DOMAIN}", check_deliverability=False, allow_domain_literal=True
+            ).local_part
+            return f"{local_part}@{_email_domain(domain)}".lower()
+        return validate_email(text, check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise InputError(f"invalid email: {exc}") from None
-    return result.normalized.lower()
+
+
+@lru_cache(maxsize=4096)
+def _email_domain(domain: str) -> str:
+    """email-validator's normalised form of a domain; EmailNotValidError (not kept) if invalid."""
+    return validate_email(f"{_STAND_IN_LOCAL}@{domain}", check_deliverability=False).domain
 
 
 def _parse_candidate(raw: str, region: str) -> phonenumbers.PhoneNumber:
@@ -117,8 +111,8 @@ def phone_and_zone(raw: str, region: str = DEFAULT_REGION) -> tuple[str, str | N
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if phonenumbers.is_number_type_geographical(kind, number.country_code):
         zones = phone_timezone.time_zones_for_geographical_number(number)
-    else:
-        zones = phone_timezone._country_level_time_zones_for_number(number)
+    else:  # rare (toll-free, non-geographic mobiles): the public call works the type out again
+        zones = phone_timezone.time_zones_for_number(number)
     return e164, _single_zone(zones)
 
 
