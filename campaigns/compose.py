@@ -7,7 +7,7 @@ clinic's public details, and link helpers that only reach registered destination
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from campaigns.definitions import Sequence, Step
@@ -15,8 +15,16 @@ from core.errors import NurtureError
 from core.settings import Settings
 from providers.base import OutgoingEmail, OutgoingSms
 from storage.models import Channel
+from templates.audit import inspect_template
 from templates.links import LinkSigner
-from templates.renderer import RenderedEmail, RenderedSms, TemplateRenderer, contact_view
+from templates.renderer import (
+    SMS_PART,
+    RenderedEmail,
+    RenderedSms,
+    TemplateRenderer,
+    TemplateRenderError,
+    contact_view,
+)
 
 
 class UnknownDestination(NurtureError):
@@ -28,6 +36,10 @@ class Composer:
     settings: Settings
     renderer: TemplateRenderer
     signer: LinkSigner
+    #: text template → the variables it (or a template it reaches) reads; None: any of them
+    _text_reads: dict[str, frozenset[str] | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def destinations(self, sequence: Sequence) -> dict[str, str]:
         return {**sequence.link_destinations, **self.settings.clinic.destinations()}
@@ -46,12 +58,12 @@ class Composer:
             return signed[destination]
 
         clinic = self.settings.clinic
-        sms = step.channel == Channel.SMS
+        sms = step.channel == "sms"
         folder = sequence.template_folder
 
         def signed_if_read(variable: str, sign: Callable[[], str]) -> str:
             """An email always carries both links; a text only those its template prints."""
-            if sms and not self.renderer.sms_reads(folder, step.template, variable):
+            if sms and not self._text_reads_variable(f"{folder}/{step.template}", variable):
                 return ""
             return sign()
 
@@ -75,11 +87,25 @@ class Composer:
             "step": step.name,
         }
 
+    def _text_reads_variable(self, template: str, variable: str) -> bool:
+        """Whether a text's template may print `variable`, by the audit's static reading (once
+        per template). A template it cannot read ahead (named at render time, missing, broken)
+        may print anything: everything is signed, and rendering reports what is wrong."""
+        name = f"{template}.{SMS_PART}"
+        if name not in self._text_reads:
+            try:
+                read = frozenset(inspect_template(self.renderer, name).variables)
+            except TemplateRenderError:
+                read = None
+            self._text_reads[name] = read
+        read = self._text_reads[name]
+        return read is None or variable in read
+
     def render(
         self, sequence: Sequence, step: Step, contact: Any, message_id: int, contact_id: int
     ) -> RenderedEmail | RenderedSms:
         context = self.context(sequence, step, contact, message_id, contact_id)
-        if step.channel == Channel.EMAIL:
+        if step.channel == "email":
             return self.renderer.render_email(sequence.template_folder, step.template, context)
         return self.renderer.render_sms(sequence.template_folder, step.template, context)
 
@@ -97,7 +123,7 @@ class Composer:
         """Render and wrap one message; each signed URL is computed once (the dispatcher's hot
         path: HMAC signing was half the cost of an email)."""
         context = self.context(sequence, step, contact, message_id, contact_id)
-        if step.channel == Channel.EMAIL:
+        if step.channel == "email":
             rendered = self.renderer.render_email(sequence.template_folder, step.template, context)
             return self.email(
                 rendered,

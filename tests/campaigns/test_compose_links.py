@@ -3,6 +3,7 @@ text is signed only the links its template prints (its way out is STOP)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ import pytest
 from campaigns.compose import Composer
 from campaigns.definitions import Sequence, load_sequence
 from core.settings import load_settings
-from templates.links import LinkSigner
+from providers.base import OutgoingEmail
+from storage.models import Channel
+from templates.links import ClickToken, ContactToken, LinkSigner
 from templates.renderer import TemplateRenderer
 
 CONTACT = {"first_name": "Pat", "last_name": "Lee", "custom_fields": {}}
@@ -109,3 +112,27 @@ def test_a_text_is_signed_the_links_its_templates_may_print(
     assert made.signer.signed == signed  # type: ignore[attr-defined]
     if "unsubscribe" in signed and "include" not in files["seq/x.sms.txt"]:
         assert "/u/" in text.body  # type: ignore[union-attr]
+
+
+def test_each_email_carries_its_own_signed_links() -> None:
+    """Two messages of one step to one contact: the same page, each with its own links."""
+    made = composer()
+    sequence = load_sequence("spasm-relief")
+    step = next(step for step in sequence.steps if step.channel == "email")
+    for message_id, contact_id in ((10, 3), (11, 4)):
+        email = made.compose(
+            sequence,
+            step,
+            CONTACT,
+            message_id=message_id,
+            contact_id=contact_id,
+            to="pat@example.com",
+            campaign="c",
+        )
+        assert isinstance(email, OutgoingEmail)
+        links = dict(re.findall(r'href="[^"]*/([lup])/([^"]+)"', email.html))
+        assert made.signer.read_click(links["l"]) == ClickToken(message_id, "booking")
+        assert made.signer.read_unsubscribe(links["u"]) == ContactToken(contact_id, Channel.EMAIL)
+        assert made.signer.read_preferences(links["p"]).contact_id == contact_id
+        assert f"/l/{links['l']}" in email.text
+        assert links["u"] in email.headers["List-Unsubscribe"]
