@@ -274,16 +274,18 @@ def dispatch(app: NurtureApp, channel: str, count: int) -> float:
 def baseline(app: NurtureApp, channel: str, count: int, concurrency: int) -> float:
     """The same payload, built once, posted `count` times through the same pooled client
     (PooledHttp, same concurrency): the HTTP cost alone, nothing of the engine."""
+    from urllib.parse import urlencode
+
     from providers.sendgrid import build_mail
-    from providers.twilio import form_body
+    from providers.twilio import form
 
     payload = getattr(app.dispatcher, f"sent_example_{channel}")
     target = email_channel(app.settings) if channel == "email" else sms_channel(app.settings)
-    pool = target.pool  # type: ignore[attr-defined]
+    pool = target.pool  # type: ignore[attr-defined]  # SendGrid and Twilio have one
     if channel == "email":
         body = json.dumps(build_mail(payload).get()).encode()
     else:
-        body = form_body(payload)
+        body = urlencode(form(payload)).encode()
 
     async def run() -> None:
         gate = asyncio.Semaphore(concurrency)
@@ -335,7 +337,11 @@ def bench_settings(args: argparse.Namespace) -> Settings:
             "concurrency": args.concurrency,
         },
         twilio={"api_base_url": args.fake_url, "concurrency": args.concurrency},
-        scheduler={"batch_size": args.batch, "sms_frequency_cap_hours": 24},
+        scheduler={
+            "batch_size": args.batch,
+            "sms_frequency_cap_hours": 24,
+            "sender_process": args.sender_process,
+        },
     )
 
 
@@ -376,6 +382,8 @@ def run_worker(args: argparse.Namespace) -> list[object]:
     command = [sys.executable, __file__, "--channel", args.channel, "--count", str(args.count)]
     command += ["--db-url", args.db_url, "--fake-url", args.fake_url, "--folder", args.folder]
     command += ["--concurrency", str(args.concurrency), "--batch", str(args.batch)]
+    if not args.sender_process:
+        command.append("--no-sender-process")
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     sampler = RssSampler(child.pid)
@@ -408,6 +416,12 @@ def main() -> None:
     parser.add_argument(
         "--suppressions", type=int, default=10_000, help="other addresses on the suppression list"
     )
+    parser.add_argument(
+        "--sender-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="[scheduler] sender_process: provider calls in the worker's child process",
+    )
     for internal in ("--channel", "--count", "--db-url", "--fake-url", "--folder"):
         parser.add_argument(internal, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -431,7 +445,8 @@ def main() -> None:
             f"dispatch benchmark: {args.emails:,} emails + {args.texts:,} texts, "
             f"{args.db}, concurrency {args.concurrency}, batch {args.batch}, "
             f"{args.suppressions:,} suppressed addresses, fake answers after "
-            f"{args.fake_delay * 1000:g} ms, {psutil.cpu_count()} cores; "
+            f"{args.fake_delay * 1000:g} ms, {psutil.cpu_count()} cores, sender process "
+            f"{'on' if args.sender_process else 'off'}; "
             "each channel in a fresh worker process"
         )
         rows = []

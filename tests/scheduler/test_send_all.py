@@ -16,19 +16,23 @@ def email(message_id: int) -> Outgoing:
 
 
 class HeldChannel:
-    """Each call waits until the test lets it answer."""
+    """A provider whose calls each wait until the test lets them answer."""
+
+    name = "held"
+    rate_bucket = None
+    concurrency = 4
 
     def __init__(self) -> None:
         self.calls: list[asyncio.Future[None]] = []
 
-    def send_email(self, payload: OutgoingEmail) -> SendResult:
-        raise AssertionError("a channel with an async call is called async")
-
-    async def send_email_async(self, payload: OutgoingEmail) -> SendResult:
+    async def send(self, message: OutgoingEmail) -> SendResult:
         answer = asyncio.get_running_loop().create_future()
         self.calls.append(answer)
         await answer
-        return SendResult("held", str(payload.message_id))
+        return SendResult("held", str(message.message_id))
+
+    async def aclose(self) -> None:
+        pass
 
 
 def test_started_comes_once_the_last_call_has_a_connection_and_before_the_answers() -> None:
