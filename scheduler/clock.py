@@ -2,8 +2,14 @@
 
 APScheduler's FAQ warns that schedulers must not share a job store, so each process keeps its own
 in-memory store and only ticks; every message's state lives in our tables. Each job has an id and
-explicit coalesce / max_instances / misfire_grace_time, so a slow tick is never run twice at once
-and missed ticks collapse into one.
+explicit coalesce / max_instances / misfire_grace_time, and missed ticks collapse into one.
+
+A slow tick is never run twice at once, and skipping is quiet. With max_instances=1 APScheduler
+3 refuses the next run itself and logs a WARNING ("maximum number of running instances
+reached") on every interval for as long as a long dispatch lasts. So each job's body holds a
+non-blocking lock (`Tick`): a run that finds the previous one still going returns at once,
+logged at DEBUG. max_instances=2 lets that run start (the long one plus the one that returns),
+and the pool has a thread for each, so no run waits in its queue to be reported as missed.
 
 Jobs: "plan" (the planner), "dispatch" (the dispatcher; a retryable failure is re-planned with
 its backoff as due_at, so retries need no job of their own) and "recover" (housekeeping: claims
@@ -27,17 +33,45 @@ from scheduler.planner import Planner
 log = logging.getLogger("nurture.clock")
 
 
+#: One run that works and one that finds it working and returns (see the module docstring).
+INSTANCES = 2
+
+
+class Tick:
+    """A job's body: runs `func` unless this job's previous run is still going (then returns at
+    once, quietly); a failing run is logged and retried next tick, it never stops the clock."""
+
+    def __init__(self, name: str, func: Callable[[], Any]) -> None:
+        self.name, self.func = name, func
+        self.running = threading.Lock()
+
+    def __call__(self) -> None:
+        if not self.running.acquire(blocking=False):
+            log.debug("%s: the previous tick is still running; this one is skipped", self.name)
+            return
+        try:
+            self.func()
+        except Exception:
+            log.exception("%s failed; retrying next tick", self.name)
+        finally:
+            self.running.release()
+
+
 class EngineClock:
     def __init__(self, planner: Planner, dispatcher: Dispatcher, tick_seconds: float) -> None:
         self.planner, self.dispatcher, self.tick_seconds = planner, dispatcher, tick_seconds
-        self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=3)}, timezone="UTC"
-        )
+        self.ticks = {
+            "plan": Tick("plan", self.planner.tick),
+            "dispatch": Tick("dispatch", self._dispatch),
+            "recover": Tick("recover", self.dispatcher.recover),
+        }
+        pool = ThreadPoolExecutor(max_workers=INSTANCES * len(self.ticks))
+        self.scheduler = BackgroundScheduler(executors={"default": pool}, timezone="UTC")
         self.ticked = threading.Event()
         grace = max(1, int(tick_seconds))
-        self._add("plan", self._guard(self.planner.tick), tick_seconds, grace)
-        self._add("dispatch", self._guard(self._dispatch), tick_seconds, grace)
-        self._add("recover", self._guard(self.dispatcher.recover), max(tick_seconds, 30.0), grace)
+        for name, tick in self.ticks.items():
+            seconds = max(tick_seconds, 30.0) if name == "recover" else tick_seconds
+            self._add(name, tick, seconds, grace)
 
     def _add(self, job_id: str, func: Callable[[], Any], seconds: float, grace: int) -> None:
         self.scheduler.add_job(
@@ -45,8 +79,9 @@ class EngineClock:
             "interval",
             seconds=seconds,
             id=job_id,
+            name=job_id,
             coalesce=True,
-            max_instances=1,
+            max_instances=INSTANCES,
             misfire_grace_time=grace,
             replace_existing=True,
             next_run_time=datetime.now(UTC),  # first tick at start, not one interval later
@@ -67,18 +102,6 @@ class EngineClock:
                 result.uncertain,
             )
         self.ticked.set()
-
-    @staticmethod
-    def _guard(func: Callable[[], Any]) -> Callable[[], None]:
-        """A failing tick is logged and retried next tick; it never stops the clock."""
-
-        def run() -> None:
-            try:
-                func()
-            except Exception:
-                log.exception("%s failed; retrying next tick", getattr(func, "__name__", func))
-
-        return run
 
     def start(self) -> None:
         self.dispatcher.recover()

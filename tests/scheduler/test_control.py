@@ -125,3 +125,59 @@ def test_a_clean_shutdown_hands_back_claims_it_never_sent(h: Any, nurture_app: N
     assert set(h.states(nurture_app).values()) == {MessageState.CLAIMED}
     assert nurture_app.dispatcher.shutdown() == 3
     assert set(h.states(nurture_app).values()) == {MessageState.PLANNED}
+
+
+class _LongDispatch:
+    """A dispatcher whose first tick lasts until the test lets it end (a long campaign's batch),
+    counting the ticks the clock tried to start meanwhile."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.started, self.release = threading.Event(), threading.Event()
+        self.stopping = threading.Event()
+
+    def tick(self) -> Any:
+        self.started.set()
+        self.release.wait(10)
+        return type("Tally", (), {"claimed": 0})()
+
+    def recover(self) -> tuple[int, int]:
+        return 0, 0
+
+    def stop(self) -> None:
+        self.release.set()
+
+    def shutdown(self) -> int:
+        return 0
+
+
+def test_a_long_dispatch_keeps_the_log_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    """APScheduler 3 logs a WARNING for every tick refused while a run goes on (max_instances);
+    the clock skips those ticks itself, at DEBUG, so a long dispatch leaves the log quiet."""
+    import threading
+    import time as wall
+
+    from scheduler.clock import EngineClock
+
+    dispatcher = _LongDispatch()
+    planner = type("Planner", (), {"tick": staticmethod(lambda: None)})()
+    clock = EngineClock(planner, dispatcher, tick_seconds=0.02)  # type: ignore[arg-type]
+    waiting = threading.Event()
+    caplog.set_level("DEBUG")
+    clock.start()
+    try:
+        assert dispatcher.started.wait(5)
+        job = clock.scheduler.get_job("dispatch")
+        later = job.next_run_time + timedelta(seconds=0.1)  # five more ticks come due
+        deadline = wall.monotonic() + 5
+        while clock.scheduler.get_job("dispatch").next_run_time < later:
+            assert wall.monotonic() < deadline
+            waiting.wait(0.01)
+        assert not dispatcher.release.is_set()  # the first tick was running all along
+    finally:
+        clock.stop()
+    # The CLI shows WARNING and above of APScheduler's loggers, everything of ours from INFO.
+    loud = [record.getMessage() for record in caplog.records if record.levelno >= 30]
+    assert loud == []
+    assert any("still running" in record.getMessage() for record in caplog.records)
