@@ -14,7 +14,7 @@ from campaigns.definitions import Sequence
 from core.clock import FrozenClock
 from nurture.app import NurtureApp
 from storage.db import transaction
-from storage.models import Contact, Enrollment, EnrollmentState, Message, MessageState
+from storage.models import Campaign, Contact, Enrollment, EnrollmentState, Message, MessageState
 
 LA = ZoneInfo("America/Los_Angeles")
 
@@ -139,3 +139,139 @@ def test_the_walk_for_ready_enrollments_leaves_the_sqlite_write_lock_free(
     assert lock_free and all(lock_free)
     with transaction(sqlite_app.sessions, immediate=False) as session:
         assert session.scalars(select(Message.contact_id)).all() == [staying]
+
+
+def _one_step(channel: str, **step: Any) -> Sequence:
+    template = "01-welcome" if channel == "email" else "02-cycle"
+    return Sequence.model_validate(
+        {
+            "name": f"one-{channel}",
+            "title": "one step",
+            "template_folder": "spasm-relief",
+            "steps": [{"name": "only", "channel": channel, "template": template, **step}],
+        }
+    )
+
+
+def _due_by_zone(app: NurtureApp) -> dict[str, set[datetime]]:
+    with transaction(app.sessions, immediate=False) as session:
+        rows = session.execute(
+            select(Contact.timezone, Message.due_at).join(Contact, Contact.id == Message.contact_id)
+        ).all()
+    found: dict[str, set[datetime]] = {}
+    for zone, due in rows:
+        found.setdefault(zone, set()).add(due)
+    return found
+
+
+def _planner(app: NurtureApp, batch_size: int, clock: FrozenClock) -> Any:
+    """Another worker's planner: its own engine (connections) on the same database."""
+    from core.settings import load_settings
+    from scheduler.planner import Planner
+    from storage.db import make_engine, session_factory
+
+    url = app.engine.url.render_as_string(hide_password=False)
+    settings = load_settings(database={"url": url}, scheduler={"batch_size": batch_size})
+    return Planner(settings, session_factory(make_engine(url)), clock)
+
+
+def test_a_launch_is_planned_in_each_contacts_zone_and_window(
+    nurture_app: NurtureApp, make_contact: Any, frozen_clock: FrozenClock
+) -> None:
+    """Tuesday 18:00 UTC; window 09:00-17:00 local on weekdays. Batches of 4 mix the zones, so
+    each zone's due time must come from its own group, not from the batch's first contact."""
+    zones = ["America/Los_Angeles", "America/New_York", "Pacific/Honolulu", "Europe/London"]
+    for n in range(12):
+        make_contact(timezone=zones[n % 4])
+    window = {"days": "mon-fri", "start": "09:00", "end": "17:00"}
+    with transaction(nurture_app.sessions) as session:
+        lifecycle.launch(session, _one_step("email", window=window), now=frozen_clock())
+    planner = _planner(nurture_app, 4, frozen_clock)
+    assert planner.tick().planned == 12
+    now = frozen_clock()
+    assert _due_by_zone(nurture_app) == {
+        "America/Los_Angeles": {now},  # 10:00 PST: inside the window
+        "America/New_York": {now},  # 13:00 EST
+        "Pacific/Honolulu": {datetime(2026, 12, 1, 9, 0, tzinfo=ZoneInfo("Pacific/Honolulu"))},
+        "Europe/London": {datetime(2026, 12, 2, 9, 0, tzinfo=ZoneInfo("Europe/London"))},
+    }
+    with transaction(nurture_app.sessions, immediate=False) as session:
+        late = session.execute(select(Message.due_at, Message.not_after)).all()
+    assert all(not_after == due + timedelta(hours=48) for due, not_after in late)
+
+
+def test_a_text_launched_at_night_waits_for_8am_local_across_the_spring_change(
+    nurture_app: NurtureApp, make_contact: Any, frozen_clock: FrozenClock
+) -> None:
+    """TCPA quiet hours: launched Saturday 2027-03-13 22:00 PST, the texts wait for Sunday 08:00
+    local, which in Los Angeles is PDT (clocks went forward at 02:00): 15:00 UTC, not 16:00."""
+    frozen_clock.now = datetime(2027, 3, 13, 22, 0, tzinfo=LA).astimezone(UTC)
+    for n in range(3):
+        make_contact(phone=f"+1310555014{n}", sms=True)
+    make_contact(phone="+12125550150", sms=True, timezone="America/New_York")
+    with transaction(nurture_app.sessions) as session:
+        lifecycle.launch(session, _one_step("sms"), now=frozen_clock())
+    assert nurture_app.planner.tick().planned == 4
+    assert _due_by_zone(nurture_app) == {
+        "America/Los_Angeles": {datetime(2027, 3, 14, 15, 0, tzinfo=UTC)},
+        "America/New_York": {datetime(2027, 3, 14, 12, 0, tzinfo=UTC)},  # 08:00 EDT
+    }
+
+
+def test_a_window_that_never_opens_skips_the_step_with_its_reason(
+    nurture_app: NurtureApp, make_contact: Any, frozen_clock: FrozenClock
+) -> None:
+    """A text window entirely inside the quiet hours (22:00-23:00) has no send time."""
+    make_contact(phone="+13105550160", sms=True)
+    window = {"days": "mon-sun", "start": "22:00", "end": "23:00"}
+    with transaction(nurture_app.sessions) as session:
+        sequence = _one_step("sms", window=window)
+        session.add(Campaign(name=sequence.name, definition=sequence.snapshot(),
+                             state="active", starts_at=frozen_clock(),
+                             launched_at=frozen_clock()))  # fmt: skip
+        session.flush()
+        from campaigns.enrollment import enroll_audience
+
+        campaign = session.scalars(select(Campaign)).one()
+        enroll_audience(session, campaign, at=frozen_clock())
+    assert nurture_app.planner.tick().planned == 1
+    with transaction(nurture_app.sessions, immediate=False) as session:
+        message = session.scalars(select(Message)).one()
+    assert message.state == MessageState.SKIPPED
+    assert message.skip_reason == "no allowed send time in the step's window"
+
+
+def test_two_planners_at_once_plan_each_enrollment_exactly_once(
+    nurture_app: NurtureApp, make_contact: Any, frozen_clock: FrozenClock
+) -> None:
+    """Two workers' planners tick together on one database (row locks with SKIP LOCKED on
+    PostgreSQL, the write lock on SQLite; the unique key and ON CONFLICT DO NOTHING below)."""
+    import threading
+
+    for _ in range(40):
+        make_contact()
+    with transaction(nurture_app.sessions) as session:
+        lifecycle.launch(session, _one_step("email"), now=frozen_clock())
+    planners = [_planner(nurture_app, 3, frozen_clock) for _ in range(2)]
+    start = threading.Barrier(2)
+    results: list[Any] = []
+
+    def run(planner: Any) -> None:
+        start.wait()
+        results.append(planner.tick())
+
+    threads = [threading.Thread(target=run, args=(planner,)) for planner in planners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for planner in planners:
+        planner.sessions.kw["bind"].dispose()
+    assert sum(result.planned for result in results) == 40
+    with transaction(nurture_app.sessions, immediate=False) as session:
+        per_enrollment = session.execute(
+            select(Message.enrollment_id, func.count()).group_by(Message.enrollment_id)
+        ).all()
+        steps = set(session.scalars(select(Enrollment.planned_step)))
+    assert len(per_enrollment) == 40 and {count for _, count in per_enrollment} == {1}
+    assert steps == {0}
