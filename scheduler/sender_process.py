@@ -8,11 +8,13 @@ message. It reads ahead: the next sub-batch's calls start as soon as the one bef
 connection, so the pool never drains between sub-batches, and the worker never waits to hand
 one over. Meanwhile the worker records what was answered and renders what comes next.
 
-The child is a `multiprocessing` spawn process; the two talk over a `multiprocessing.Pipe`,
-whose `send`/`recv` frame and pickle each message. Worker to child: a sub-batch (a list of
-`Outgoing`), then None for end of input. Child to worker: READY once, then (STARTED, n) when
-every call of sub-batch n (counted from 0) has begun, and (ANSWER, outcomes) per sub-batch, in
-the order handed over.
+The child is `python -m scheduler.sender_process`, which imports only what sending needs (a
+multiprocessing spawn would import the worker's main module again: the whole CLI). The two talk
+over a `multiprocessing.connection` Listener/Client pair (a Unix socket, authenticated with a
+key handed over on the child's stdin), whose `send`/`recv` frame and pickle each message.
+Worker to child: the providers and limits once, each sub-batch (a list of `Outgoing`), then None
+for end of input. Child to worker: READY once, then (STARTED, n) when every call of sub-batch n
+(counted from 0) has begun, and (ANSWER, outcomes) per sub-batch, in the order handed over.
 
 Exactly once still holds: a message is marked "sending" before it is handed over. A child that
 dies before it has the whole of a sub-batch sent none of it (retried like any outage); one that
@@ -25,15 +27,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import queue
+import secrets
 import signal
+import subprocess
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
+from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
 from providers.base import Provider, ProviderError, ProviderUnavailable, ProviderUncertain
@@ -43,6 +46,8 @@ from scheduler.sending import Channels, Outcome, Outgoing, new_event_loop, send_
 
 log = logging.getLogger("nurture.send")
 
+#: How often a worker waiting for its new sender to connect checks that it is still alive.
+POLL_SECONDS = 0.5
 NOT_HANDED = "the sender process did not take these messages (nothing was sent)"
 UNANSWERED = "the sender process stopped after the messages were handed to it"
 READY, STARTED, ANSWER = "ready", "started", "answer"
@@ -80,7 +85,7 @@ class SenderProcess:
 
     def __init__(self, channels: Channels, limits: dict[str, int]) -> None:
         self.channels, self.limits = channels, limits
-        self._child: BaseProcess | None = None
+        self._child: subprocess.Popen[bytes] | None = None
         self._pipe: Connection | None = None
         self._queued: deque[PendingSend] = deque()  # handed over, answers still to come
         self._handed = 0  # sub-batches handed to this child, for its STARTED messages
@@ -143,32 +148,32 @@ class SenderProcess:
         if pipe is not None:
             pipe.close()
         if child is not None:
-            child.join(timeout=10)
-            if child.is_alive():
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 child.kill()
-                child.join()
+                child.wait()
 
     def _connection(self) -> Connection:
         """The child's pipe, starting the child and waiting for it to say it is ready (a child
         that cannot start sent nothing, so its sub-batch may be retried)."""
         if self._pipe is None:
-            context = multiprocessing.get_context("spawn")  # never fork a threaded worker
-            ours, theirs = context.Pipe()
+            key = secrets.token_bytes(32)
+            with Listener(family="AF_UNIX", authkey=key) as listener:
+                address = str(listener.address)  # a Unix socket path
+                command = [sys.executable, "-m", "scheduler.sender_process", address]
+                child = subprocess.Popen(command, stdin=subprocess.PIPE)
+                assert child.stdin is not None
+                with child.stdin:
+                    child.stdin.write(key)
+                self._child = child
+                self._pipe = _accept(listener, child, key)
             level = logging.getLogger().getEffectiveLevel()
-            child = context.Process(
-                target=child_main,
-                args=(theirs, self.channels, self.limits, level),
-                name="nurture-sender",
-                daemon=True,
-            )
-            self._pipe, self._child = ours, child
-            child.start()
-            theirs.close()  # the child's end lives in the child only: its exit is our EOF
+            self._pipe.send((self.channels, self.limits, level))
             try:
-                ready = ours.recv()
+                ready = self._pipe.recv()
             except EOFError:
-                child.join()
-                raise OSError(f"it did not start (exit status {child.exitcode})") from None
+                raise OSError(f"it did not start (exit status {child.wait()})") from None
             if ready != READY:
                 raise OSError(f"it did not start: {ready!r:.200}")
         return self._pipe
@@ -179,10 +184,36 @@ class SenderProcess:
         self._handed = 0  # a new child counts from 0
         if pipe is not None:
             pipe.close()
-        if child is not None:
-            if child.is_alive():
-                child.kill()
-            child.join()
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def _accept(listener: Listener, child: subprocess.Popen[bytes], key: bytes) -> Connection:
+    """The child's connection, or OSError if it exits first (then nothing waits for it: the
+    worker connects to its own listener, which ends the accept)."""
+    accepted: list[Connection] = []
+    failed: list[BaseException] = []
+
+    def accept() -> None:
+        try:
+            accepted.append(listener.accept())
+        except Exception as exc:
+            failed.append(exc)
+
+    waiting = threading.Thread(target=accept, name="nurture-sender-accept", daemon=True)
+    waiting.start()
+    while waiting.is_alive() and child.poll() is None:
+        waiting.join(POLL_SECONDS)
+    if waiting.is_alive():  # the child exited without connecting
+        Client(listener.address, family="AF_UNIX", authkey=key).close()
+        waiting.join()
+        for connection in accepted:
+            connection.close()
+        raise OSError(f"it did not start (exit status {child.wait()})")
+    if not accepted:
+        raise OSError(f"it did not connect: {failed[0]!r}")
+    return accepted[0]
 
 
 def _all(items: Sequence[Outgoing], error: ProviderError) -> list[Outcome]:
@@ -190,12 +221,15 @@ def _all(items: Sequence[Outgoing], error: ProviderError) -> list[Outcome]:
 
 
 # -- the child ----------------------------------------------------------------------------------
-def child_main(pipe: Connection, channels: Channels, limits: dict[str, int], level: int) -> None:
-    """The sender's entry point (run by multiprocessing in the new process)."""
+def main() -> None:
+    """`python -m scheduler.sender_process ADDRESS`, the key on stdin: started by SenderProcess,
+    never by hand."""
     # Stopping is the worker's to decide (Ctrl-C, or SIGTERM to the whole service): the child
     # finishes what it has and leaves at the end of its input, or when its worker is gone.
     for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, signal.SIG_IGN)
+    pipe = Client(sys.argv[1], family="AF_UNIX", authkey=sys.stdin.buffer.read())
+    channels, limits, level = pipe.recv()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s (sender): %(message)s")
     loop = new_event_loop()
     try:
@@ -262,3 +296,7 @@ async def serve(pipe: Connection, channels: Channels, limits: dict[str, int]) ->
                 await channel.aclose()
         outbox.put(done)
         writer.join()
+
+
+if __name__ == "__main__":
+    main()

@@ -181,7 +181,7 @@ def test_a_sender_gone_before_the_hand_over_sent_nothing_so_it_may_retry(
         child = sender._child
         assert child is not None
         child.kill()
-        child.join()
+        child.wait()
         big = [email(n) for n in range(2, 400)]  # more than a socket buffer holds
         outcomes = sender.submit(big).result()
         assert all(isinstance(outcome, ProviderUnavailable) for outcome in outcomes)
@@ -199,7 +199,7 @@ def test_an_answer_the_sender_gave_before_it_died_still_counts(sender_for: Any) 
         child = sender._child
         assert child is not None
         child.kill()
-        child.join()
+        child.wait()
         refused = sender.submit([email(3)])
         assert isinstance(answered.result()[0], SendResult)  # not uncertain: it was answered
         assert isinstance(refused.result()[0], ProviderUnavailable)
@@ -218,7 +218,7 @@ def test_a_killed_worker_takes_its_sender_with_it(tmp_path: Any) -> None:
                 from providers.sendgrid import SendGridChannel
                 from scheduler.sender_process import SenderProcess
                 from scheduler.sending import Outgoing
-                if __name__ == "__main__":  # the sender is a spawned process: it imports this
+                if __name__ == "__main__":
                     sender = SenderProcess(
                         {{"email": SendGridChannel("SG.test", {running.url!r})}}, {{"email": 4}}
                     )
@@ -354,4 +354,4 @@ def test_sigterm_to_the_whole_service_lets_the_sender_finish_its_calls(
         assert sender.pid is not None
         os.kill(sender.pid, signal.SIGTERM)
         assert isinstance(pending.result()[0], SendResult)
-        assert sender._child is not None and sender._child.is_alive()
+        assert sender._child is not None and sender._child.poll() is None
