@@ -1,4 +1,5 @@
-"""What an inbound text asks for: stop, start again, help, or nothing we act on.
+"""What an inbound text asks for (stop, start again, help, or nothing we act on), what we do about
+it, and what we answer.
 
 CTIA and carriers require the standard keywords to work whatever the case or punctuation
 ("Stop.", " stop "); Twilio sends `OptOutType` only when Advanced Opt-Out is on, so we classify
@@ -12,6 +13,15 @@ from __future__ import annotations
 
 import enum
 import re
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from contacts.optout import opt_in_again, opt_out
+from contacts.suppressions import lift_by_person, suppress
+from core.redact import mask_phone
+from core.settings import ClinicSettings
+from storage.models import Channel, Contact, SuppressionReason
 
 
 class Intent(enum.StrEnum):
@@ -65,3 +75,51 @@ def classify(body: str, opt_out_type: str | None = None) -> Intent:
     if _REVOCATION.search(" ".join(body.split())):
         return Intent.REVOKE
     return Intent.OTHER
+
+
+def act_on(
+    session: Session, intent: Intent, sender: str, contact: Contact | None, *, at: datetime
+) -> None:
+    """STOP (or a plain request to stop) opts the number out of texts at once; START opts it
+    back in. A number we hold no contact for is suppressed, or its suppression lifted."""
+    if intent in (Intent.STOP, Intent.REVOKE):
+        source = "reply STOP" if intent == Intent.STOP else "free-text reply asking to stop"
+        if contact is not None:
+            opt_out(
+                session, contact, Channel.SMS, reason=SuppressionReason.STOP, source=source, at=at
+            )
+        else:
+            suppress(session, Channel.SMS, sender, SuppressionReason.STOP, source=source, at=at)
+    elif intent == Intent.START:
+        if contact is not None:
+            opt_in_again(
+                session,
+                contact,
+                Channel.SMS,
+                how="reply START",
+                evidence=f"texted START from {mask_phone(sender)} to resubscribe",
+                at=at,
+            )
+        else:
+            lift_by_person(session, Channel.SMS, sender, "reply START", at=at)
+
+
+def reply_to(intent: Intent, clinic: ClinicSettings) -> str | None:
+    """The one answer CTIA expects to each keyword: the opt-out confirmation, the re-subscribe
+    confirmation, and the help text (who we are, how to reach us, how to stop)."""
+    if intent in (Intent.STOP, Intent.REVOKE):
+        return (
+            f"{clinic.name}: You are unsubscribed and will get no more texts from us. "
+            "Reply START to resubscribe."
+        )
+    if intent == Intent.START:
+        return (
+            f"{clinic.name}: You are subscribed again. Msg & data rates may apply. "
+            "Reply HELP for help, STOP to opt out."
+        )
+    if intent == Intent.HELP:
+        return clinic.sms_help_text or (
+            f"{clinic.name}: call {clinic.phone_display} for help. Msg & data rates may apply. "
+            "Reply STOP to opt out."
+        )
+    return None

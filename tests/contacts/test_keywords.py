@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contacts.keywords import Intent, classify
+from contacts.keywords import Intent, classify, reply_to
 
 
 @given(
@@ -52,3 +52,17 @@ def test_keyword_families_and_free_text():
 @given(st.text(max_size=200))
 def test_classify_never_fails(text):
     assert classify(text) in set(Intent)
+
+
+def test_each_keyword_gets_its_one_answer() -> None:
+    from core.settings import load_settings
+
+    clinic = load_settings().clinic
+    assert "unsubscribed" in reply_to(Intent.STOP, clinic) == reply_to(Intent.REVOKE, clinic)
+    assert "START to resubscribe" in reply_to(Intent.STOP, clinic)
+    assert "subscribed again" in reply_to(Intent.START, clinic)
+    help_text = reply_to(Intent.HELP, clinic)
+    assert clinic.name in help_text and "STOP" in help_text
+    assert reply_to(Intent.OTHER, clinic) is None
+    custom = clinic.model_copy(update={"sms_help_text": "Call us."})
+    assert reply_to(Intent.HELP, custom) == "Call us."

@@ -13,21 +13,18 @@ import logging
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from contacts.keywords import Intent, classify
+from contacts.keywords import Intent, act_on, classify, reply_to
 from contacts.normalize import normalize_phone
-from contacts.optout import opt_in_again, opt_out
-from contacts.suppressions import lift_by_person, suppress
 from core.errors import InputError
 from core.redact import mask_phone
 from providers.events import DeliveryEvent, EventType, RejectReason
 from scheduler.deliveries import apply_event, seen
 from storage.db import transaction
-from storage.models import Channel, Contact, Event, SuppressionReason
+from storage.models import Channel, Contact, Event
 from web.proxy import public_url
 from web.services import WebServices
 
@@ -130,9 +127,9 @@ def handle_inbound(app: WebServices, params: dict[str, str]) -> str | None:
             )
         )
         if sender:
-            _act(app, session, intent, sender, contact)
+            act_on(session, intent, sender, contact, at=app.clock())
     log.info("inbound text from %s: %s", mask_phone(sender), intent)
-    return _reply(app, intent)
+    return reply_to(intent, app.settings.clinic)
 
 
 def _phone(raw: str) -> str:
@@ -140,58 +137,6 @@ def _phone(raw: str) -> str:
         return normalize_phone(raw)
     except InputError:
         return raw.strip()[:20]
-
-
-def _act(
-    app: WebServices, session: Session, intent: Intent, sender: str, contact: Contact | None
-) -> None:
-    if intent in (Intent.STOP, Intent.REVOKE):
-        source = "reply STOP" if intent == Intent.STOP else "free-text reply asking to stop"
-        if contact is not None:
-            opt_out(
-                session,
-                contact,
-                Channel.SMS,
-                reason=SuppressionReason.STOP,
-                source=source,
-                at=app.clock(),
-            )
-        else:
-            suppress(
-                session, Channel.SMS, sender, SuppressionReason.STOP, source=source, at=app.clock()
-            )
-    elif intent == Intent.START:
-        if contact is not None:
-            opt_in_again(
-                session,
-                contact,
-                Channel.SMS,
-                how="reply START",
-                evidence=f"texted START from {mask_phone(sender)} to resubscribe",
-                at=app.clock(),
-            )
-        else:
-            lift_by_person(session, Channel.SMS, sender, "reply START", at=app.clock())
-
-
-def _reply(app: WebServices, intent: Intent) -> str | None:
-    clinic = app.settings.clinic
-    if intent in (Intent.STOP, Intent.REVOKE):
-        return (
-            f"{clinic.name}: You are unsubscribed and will get no more texts from us. "
-            "Reply START to resubscribe."
-        )
-    if intent == Intent.START:
-        return (
-            f"{clinic.name}: You are subscribed again. Msg & data rates may apply. "
-            "Reply HELP for help, STOP to opt out."
-        )
-    if intent == Intent.HELP:
-        return clinic.sms_help_text or (
-            f"{clinic.name}: call {clinic.phone_display} for help. Msg & data rates may apply. "
-            "Reply STOP to opt out."
-        )
-    return None
 
 
 @router.post(
