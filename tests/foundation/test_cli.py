@@ -74,7 +74,7 @@ def test_starting_the_cli_loads_no_command_only_package() -> None:
         "import nurture.cli.main\n"
         "loaded = set(sys.modules) | {name.split('.')[0] for name in sys.modules}\n"
         "print(sorted(loaded & {'uvicorn', 'fastapi', 'starlette', 'web.app', "
-        "'web.admin.accounts', 'phonenumbers', 'email_validator', 'argon2', 'watchfiles', "
+        "'staff.accounts', 'phonenumbers', 'email_validator', 'argon2', 'watchfiles', "
         "'click'}))\n"
     )
     result = subprocess.run(
