@@ -1,11 +1,16 @@
-"""How fast content checks run: exact SMS segment counting (what `nurture sms-info --ndjson` does
-per line) and whole-sequence validation (what every launch pays).
+"""How fast content is made and checked: exact SMS segment counting (what `nurture sms-info
+--ndjson` does per line), whole-sequence validation (what every launch pays) and composing one
+message (what the dispatcher pays per email and per text: context, signed links, render).
 
 Each figure is printed beside a baseline measured in the same run:
 - sms_info against a naive count (len / 153 with no encoding detection: wrong, but the floor);
-- validating spasm-relief against rendering its steps once for one contact (no checks).
+- validating spasm-relief against rendering its steps once for one contact (no checks);
+- composing a message against building its context alone (its three signed links, which any
+  render needs), for one first name shared by every contact and for many distinct ones.
+Per-message figures are CPU time of this process (the best of several rounds), so that other
+processes on the machine move them less.
 
-    python bench/content_bench.py            # ~10 s
+    python bench/content_bench.py            # ~20 s
     python bench/content_bench.py --texts 1000000 --rounds 20
 """
 
@@ -17,9 +22,10 @@ import random
 import time
 from collections.abc import Callable
 
-from campaigns.definitions import load_sequence
+from campaigns.compose import Composer
+from campaigns.definitions import Sequence, Step, load_sequence
 from campaigns.validation import SAMPLE_ID, sample_composer, validate_sequence
-from core.settings import load_settings
+from core.settings import Settings, load_settings
 from templates.sms_segments import sms_info
 
 ALPHABETS = (
@@ -57,10 +63,62 @@ def timed(function: Callable[[], object], rounds: int) -> float:
     return (time.perf_counter() - started) / rounds * 1000
 
 
+def per_message(function: Callable[[int], object], count: int, rounds: int = 5) -> float:
+    """µs of this process's CPU time per call, the best of `rounds`."""
+    best = math.inf
+    for round_ in range(rounds):
+        started = time.process_time()
+        for index in range(count):
+            function(round_ * count + index + 1)
+        best = min(best, time.process_time() - started)
+    return best / count * 1e6
+
+
+def step_figures(
+    composer: Composer, sequence: Sequence, step: Step, names: int, count: int
+) -> tuple[float, float]:
+    """µs to compose one message of `step`, and to build its context alone."""
+    contacts = [
+        {"first_name": f"Name{index}", "last_name": "L", "custom_fields": {}}
+        for index in range(names)
+    ]
+
+    def compose(message: int) -> object:
+        return composer.compose(
+            sequence,
+            step,
+            contacts[message % names],
+            message_id=message,
+            contact_id=message,
+            to="pat@example.com",
+            campaign="bench",
+        )
+
+    def context(message: int) -> object:
+        return composer.context(sequence, step, contacts[message % names], message, message)
+
+    return per_message(compose, count), per_message(context, count)
+
+
+def compose_figures(settings: Settings, sequence: Sequence, count: int) -> None:
+    composer = sample_composer(settings)
+    email = next(step for step in sequence.steps if step.channel == "email")
+    text = next(step for step in sequence.steps if step.channel == "sms")
+    print(f"Composing one message of spasm-relief, best of 5 rounds of {count:,} (CPU µs):")
+    for label, names in (("one first name", 1), ("5,000 first names", 5000)):
+        for step in (email, text):
+            made, floor = step_figures(composer, sequence, step, names, count)
+            print(
+                f"  {step.channel:5} {label:17} compose {made:7.1f} µs"
+                f"   baseline: context alone {floor:6.1f} µs   ({made / floor:.1f}x)"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--messages", type=int, default=2000, help="per round, when composing")
     args = parser.parse_args()
 
     texts = sample_texts(args.texts)
@@ -84,6 +142,7 @@ def main() -> None:
     print(f"Validation of spasm-relief ({len(sequence.steps)} steps), mean of {args.rounds}:")
     print(f"  validate_sequence     {full:9.1f} ms  (fresh renderer: templates recompiled)")
     print(f"  baseline: render once {render:9.1f} ms  (cached templates, one contact)")
+    compose_figures(settings, sequence, args.messages)
 
 
 if __name__ == "__main__":
