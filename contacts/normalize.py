@@ -109,7 +109,7 @@ def phone_and_zone(raw: str, region: str = DEFAULT_REGION) -> tuple[str, str | N
     if kind == phonenumbers.PhoneNumberType.UNKNOWN:
         raise InputError("invalid phone: not a valid number")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    if phonenumbers.is_number_type_geographical(kind, number.country_code):
+    if phonenumbers.is_number_type_geographical(kind, number.country_code or 0):
         zones = phone_timezone.time_zones_for_geographical_number(number)
     else:  # rare (toll-free, non-geographic mobiles): the public call works the type out again
         zones = phone_timezone.time_zones_for_number(number)

@@ -189,6 +189,6 @@ def _unreachable_count(session: Session, contact_id: int) -> int:
     for kind, data in rows:
         if kind == "delivered":
             break
-        if (data or {}).get("reason") == str(RejectReason.UNREACHABLE):
+        if isinstance(data, dict) and data.get("reason") == str(RejectReason.UNREACHABLE):
             count += 1
     return count
