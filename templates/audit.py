@@ -106,6 +106,8 @@ def _contact_uses(tree: nodes.Template) -> Iterator[str | None]:
     """Each use of `contact`: the field name for contact.x / contact['x'], else None."""
     reached: set[int] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if not isinstance(node, nodes.Getattr | nodes.Getitem):  # find_all's type is Node
+            continue
         target = node.node
         if isinstance(target, nodes.Name) and target.name == "contact":
             reached.add(id(target))
@@ -138,9 +140,9 @@ def _private_attributes(tree: nodes.Template) -> Iterator[str]:
     for node in tree.find_all(nodes.Getattr):
         if node.attr.startswith("_"):
             yield node.attr
-    for node in tree.find_all(nodes.Getitem):
-        if isinstance(node.arg, nodes.Const) and str(node.arg.value).startswith("_"):
-            yield str(node.arg.value)
+    for item in tree.find_all(nodes.Getitem):
+        if isinstance(item.arg, nodes.Const) and str(item.arg.value).startswith("_"):
+            yield str(item.arg.value)
 
 
 def inspect_template(renderer: TemplateRenderer, name: str) -> TemplateUsage:
