@@ -40,8 +40,6 @@ from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
 from providers.base import Provider, ProviderError, ProviderUnavailable, ProviderUncertain
-from providers.sendgrid import SendGridChannel
-from providers.twilio import TwilioChannel
 from scheduler.sending import Channels, Outcome, Outgoing, new_event_loop, send_all
 
 log = logging.getLogger("nurture.send")
@@ -52,13 +50,18 @@ NOT_HANDED = "the sender process did not take these messages (nothing was sent)"
 UNANSWERED = "the sender process stopped after the messages were handed to it"
 READY, STARTED, ANSWER = "ready", "started", "answer"
 #: The providers whose calls go to the sender: the network providers, whose state is settings
-#: (see providers/pooled.py). Their exact classes: the outbox and test doubles (a subclass may
-#: live in a module the child cannot import, or keep what it records in the worker) stay.
-NETWORK_PROVIDERS = (SendGridChannel, TwilioChannel)
+#: (providers/pooled.py). By exact class: the outbox and test doubles stay in the worker (a
+#: subclass may live in a module the child cannot import, or record what it sends in the
+#: worker). Named, not imported, so that a process that only builds a dispatcher (the CLI) or
+#: sends through the outbox never loads the provider SDKs.
+NETWORK_PROVIDERS = frozenset(
+    {"providers.sendgrid.SendGridChannel", "providers.twilio.TwilioChannel"}
+)
 
 
 def runs_in_sender(channel: Provider[Any]) -> bool:
-    return type(channel) in NETWORK_PROVIDERS
+    kind = type(channel)
+    return f"{kind.__module__}.{kind.__qualname__}" in NETWORK_PROVIDERS
 
 
 class PendingSend:
