@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from core import redact
 from nurture.app import NurtureApp
 from nurture.cli.common import console, ready_app, setup_logging
 
@@ -26,6 +28,20 @@ SERVER_OPTIONS: dict[str, Any] = {
 }
 
 
+def plain_access_log() -> None:
+    """The access log (web.access_log: a line a request) through a plain stream handler of its
+    own instead of the console's Rich one, which renders each record at about twice the CPU
+    cost of the request it describes. Same stream (stderr), same level, addresses redacted."""
+    access = logging.getLogger("nurture.web.access")
+    if access.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    access.addHandler(handler)
+    access.propagate = False
+    redact.install(access)
+
+
 def serve_web(nurture: NurtureApp, host: str, port: int) -> uvicorn.Server:
     """The web server in this process (`nurture run`, the demo, `nurture web --workers 1`)."""
     # Imported here, not at the top: the worker process stays lean, it loads only what it runs.
@@ -33,6 +49,7 @@ def serve_web(nurture: NurtureApp, host: str, port: int) -> uvicorn.Server:
 
     from web.app import create_app
 
+    plain_access_log()
     config = uvicorn.Config(create_app(nurture), host=host, port=port, **SERVER_OPTIONS)
     return uvicorn.Server(config)
 
@@ -44,6 +61,7 @@ def web_app() -> FastAPI:
     from web.app import create_app
 
     setup_logging()
+    plain_access_log()
     return create_app(NurtureApp(settings=load_settings()))
 
 
@@ -94,6 +112,9 @@ def web(
         host=host,
         port=port,
         log_config=None,  # each worker's logging is ours (web_app), not uvicorn's dictConfig
+        # A new process must answer the supervisor's first ping within this; its default (5 s)
+        # restarted workers over and over on a busy 2-core machine, before they had imported.
+        timeout_worker_healthcheck=30,
         **SERVER_OPTIONS,
     )
 
