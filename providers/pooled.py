@@ -12,22 +12,21 @@ the request.
 - Anything after that (a read timeout once the body was written, the connection dropped while
   waiting for the answer): the provider may have accepted it, and neither provider takes an
   idempotency key, so the send is *uncertain* and is never blindly retried.
+
+aiohttp is imported on first use: a worker hands its calls to its sender process and never
+opens a pool (the import costs a process about 10 MB).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from providers.base import ProviderUnavailable, ProviderUncertain
 
-#: Failures that happen before a connection exists (aiohttp raises ConnectionTimeoutError for the
-#: `connect` timeout, which covers waiting for a pooled connection and making one).
-NEVER_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-#: Failures once connected: the request may have been written.
-MAYBE_SENT = (TimeoutError, aiohttp.ClientError)
+if TYPE_CHECKING:
+    import aiohttp
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,8 @@ class PooledHttp:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            import aiohttp
+
             connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -81,12 +82,18 @@ class PooledHttp:
     async def post(self, url: str, *, data: bytes) -> Reply:
         """POST `data` with the pool's headers (its Content-Type included); the provider's
         answer whatever its status, or one of the two transport errors (see the module)."""
+        session = self._open()
+        import aiohttp  # imported by _open
+
         try:
-            async with self._open().post(url, data=data) as response:
+            async with session.post(url, data=data) as response:
                 return Reply(response.status, response.headers, await response.read())
-        except NEVER_CONNECTED as exc:
+        # Before a connection exists (ConnectionTimeoutError is the `connect` timeout, which
+        # covers waiting for a pooled connection and making one): nothing was sent.
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise ProviderUnavailable(self.provider, f"cannot connect: {exc}") from exc
-        except MAYBE_SENT as exc:
+        # Once connected: the request may have been written.
+        except (TimeoutError, aiohttp.ClientError) as exc:
             reason = f"no answer after the request was sent ({type(exc).__name__})"
             raise ProviderUncertain(self.provider, reason) from exc
 

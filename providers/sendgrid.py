@@ -5,6 +5,10 @@ RFC 8058 / Gmail and Yahoo bulk-sender rules: List-Unsubscribe carries the one-c
 (and a mailto when configured) with List-Unsubscribe-Post. Our message id travels in custom_args
 for webhook correlation; categories never carry personal data; SendGrid's own click tracking is
 off so links are not wrapped twice.
+
+The SDK's helpers are imported on first use: a worker hands its sends to its sender process and
+never builds a payload (the SDK, with the cryptography package its webhook helper loads, costs a
+process about 8 MB).
 """
 
 from __future__ import annotations
@@ -12,25 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import orjson
-from sendgrid.helpers.mail import (
-    Category,
-    ClickTracking,
-    Content,
-    CustomArg,
-    From,
-    Header,
-    Mail,
-    ReplyTo,
-    To,
-    TrackingSettings,
-)
 
 from core.errors import ConfigError
 from providers.base import OutgoingEmail, ProviderRejected, ProviderUnavailable, SendResult
 from providers.loopback import require_loopback
 from providers.pooled import PooledHttp
+
+if TYPE_CHECKING:
+    from sendgrid.helpers.mail import Mail
 
 NAME = "sendgrid"
 API_HOST = "https://api.sendgrid.com"
@@ -39,6 +35,19 @@ MAIL_SEND = "/v3/mail/send"
 
 def build_mail(email: OutgoingEmail) -> Mail:
     """The v3 payload, built with the SDK's helpers."""
+    from sendgrid.helpers.mail import (
+        Category,
+        ClickTracking,
+        Content,
+        CustomArg,
+        From,
+        Header,
+        Mail,
+        ReplyTo,
+        To,
+        TrackingSettings,
+    )
+
     recipient = To()
     # Set, not parsed: To(address) runs the stdlib's RFC 822 parser on every call (a third of
     # the SDK's build time), and our addresses are already normalised by contacts.normalize.
