@@ -31,7 +31,7 @@ from core.clock import Clock, utcnow
 from core.settings import Settings
 from scheduler.checks import Facts, exit_reason, suppressed_among
 from scheduler.windows import QuietHours, next_allowed
-from storage.db import is_sqlite, transaction
+from storage.db import transaction
 from storage.models import (
     SETTLED_STATES,
     Campaign,
@@ -45,6 +45,8 @@ from storage.models import (
 from storage.sql_lists import among
 
 NO_WINDOW = "no allowed send time in the step's window"
+#: What a step's message holds beside whose it is: the same for every enrollment due at once.
+_MESSAGE_COLUMNS = ("step_index", "channel", "due_at", "state", "skip_reason", "not_after")
 
 
 @dataclass
@@ -148,7 +150,7 @@ class Planner:
         campaigns = _Campaigns()
         after_id = 0  # keyset: each tick walks the enrollments once, never rescans a batch
         with self.sessions() as probe:
-            on_sqlite = is_sqlite(probe.get_bind())  # type: ignore[arg-type]  # a Session's bind is its Engine here
+            on_sqlite = probe.get_bind().dialect.name == "sqlite"
         while True:
             found: list[int] | None = None
             if on_sqlite:
@@ -171,7 +173,7 @@ class Planner:
         statistics) off the state index: through it, every batch read and sorted all of the
         active enrollments to return 500 (a launch of N contacts cost O(N^2)); walking the
         primary key from `after_id` reads each enrollment once per tick."""
-        state = Enrollment.state.concat("") if on_sqlite else Enrollment.state
+        enrollment_state = Enrollment.state.concat("") if on_sqlite else Enrollment.state
         return (
             select(*columns)
             .join(Campaign, Campaign.id == Enrollment.campaign_id)
@@ -184,7 +186,7 @@ class Planner:
             )
             .where(
                 Enrollment.id > after_id,
-                state == str(EnrollmentState.ACTIVE),
+                enrollment_state == str(EnrollmentState.ACTIVE),
                 Campaign.state == CampaignState.ACTIVE,
                 or_(
                     Enrollment.planned_step == -1,
@@ -235,7 +237,7 @@ class Planner:
         known = campaigns.load(session, {row.campaign_id for row in ready})
         facts = self._suppressions(session, ready, known)
         due: dict[tuple[Any, ...], datetime | None] = {}  # a launch's batch shares a handful
-        messages: dict[tuple[Any, ...], list[int]] = defaultdict(list)  # the row -> its enrollments
+        messages: dict[tuple[Any, ...], list[Ready]] = defaultdict(list)  # a message: for whom
         planned: dict[int, list[int]] = defaultdict(list)  # step index -> enrollment ids
         ended: dict[tuple[str, str | None], list[int]] = defaultdict(list)
         for row in ready:
@@ -254,10 +256,10 @@ class Planner:
             key = (base, row.timezone, row.campaign_id, index)
             if key not in due:
                 due[key] = self._due(sequence, index, base, row.timezone)
-            messages[self._message(sequence, index, due[key], now)].append(row.id)
+            messages[self._message(sequence, index, due[key], now)].append(row)
             planned[index].append(row.id)
         self._write(session, messages, planned, ended, now)
-        result.planned += sum(len(ids) for ids in messages.values())
+        result.planned += sum(len(rows) for rows in messages.values())
         return size, end
 
     @staticmethod
@@ -284,49 +286,54 @@ class Planner:
     def _message(
         self, sequence: Sequence, index: int, due: datetime | None, now: datetime
     ) -> tuple[Any, ...]:
-        """A step's message, the same for every enrollment due at that time: (index, channel,
-        due_at, state, skip reason, not_after). Skipped, with its reason, if its window never
-        opens."""
+        """A step's message (_MESSAGE_COLUMNS), the same for every enrollment due at that time.
+        Skipped, with its reason, if its window never opens."""
         step = sequence.steps[index]
         if due is None:
-            return (index, step.channel, now, MessageState.SKIPPED, NO_WINDOW, None)
+            return (index, step.channel, now, str(MessageState.SKIPPED), NO_WINDOW, None)
         lateness = step.max_lateness or self.default_lateness
-        return (index, step.channel, due, MessageState.PLANNED, None, due + lateness)
+        return (index, step.channel, due, str(MessageState.PLANNED), None, due + lateness)
 
     @staticmethod
     def _write(
         session: Session,
-        messages: dict[tuple[Any, ...], list[int]],
+        messages: dict[tuple[Any, ...], list[Ready]],
         planned: dict[int, list[int]],
         ended: dict[tuple[str, str | None], list[int]],
         now: datetime,
     ) -> None:
-        """One INSERT ... SELECT per step and due time (a launch's batch: one per time zone),
-        then one update per step planned and per way of leaving. ON CONFLICT DO NOTHING: a row
-        already there (another planner's) stays as it is, and the enrollment moves on to it."""
+        """The batch's messages: one INSERT ... SELECT for each step and due time that several
+        enrollments share (a launch's batch: one per time zone), and one executemany for those
+        due at a time of their own (a later step counts from each one's own send); then one
+        update per step planned and per way of leaving. ON CONFLICT DO NOTHING: a row already
+        there (another planner's) stays as it is, and the enrollment moves on to it."""
         connection = session.connection()
         dialect = connection.dialect.name
-        dialect_insert = (postgresql if dialect == "postgresql" else sqlite).insert
-        columns = ["enrollment_id", "campaign_id", "contact_id", "step_index", "channel", "due_at",
-                   "state", "skip_reason", "not_after", "attempts", "updated_at"]  # fmt: skip
-        for (index, channel, due_at, state, skip_reason, not_after), ids in messages.items():
-            rows = select(
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert(Message.__table__)
+        insert = insert.on_conflict_do_nothing(index_elements=["enrollment_id", "step_index"])
+        alone: list[dict[str, Any]] = []
+        for message, rows in messages.items():
+            if len(rows) == 1:
+                [row] = rows
+                values = dict(zip(_MESSAGE_COLUMNS, message, strict=True))
+                whose = {"enrollment_id": row.id, "campaign_id": row.campaign_id,
+                         "contact_id": row.contact_id}  # fmt: skip
+                alone.append({**whose, **values, "attempts": 0, "updated_at": now})
+                continue
+            shared = select(
                 Enrollment.id,
                 Enrollment.campaign_id,
                 Enrollment.contact_id,
-                literal(index),
-                literal(channel, Message.channel.type),
-                literal(due_at, Message.due_at.type),
-                literal(str(state), Message.state.type),
-                literal(skip_reason, Message.skip_reason.type),
-                literal(not_after, Message.not_after.type),
+                *(literal(value, Message.__table__.c[name].type)
+                  for name, value in zip(_MESSAGE_COLUMNS, message, strict=True)),
                 literal(0),
                 literal(now, Message.updated_at.type),
-            ).where(among(Enrollment.id, ids, dialect))
-            insert = dialect_insert(Message.__table__).from_select(columns, rows)
-            connection.execute(
-                insert.on_conflict_do_nothing(index_elements=["enrollment_id", "step_index"])
-            )
+            ).where(among(Enrollment.id, [row.id for row in rows], dialect))  # fmt: skip
+            columns = ["enrollment_id", "campaign_id", "contact_id", *_MESSAGE_COLUMNS,
+                       "attempts", "updated_at"]  # fmt: skip
+            connection.execute(insert.from_select(columns, shared))
+        if alone:
+            connection.execute(insert, alone)
         for index, ids in planned.items():
             connection.execute(
                 update(Enrollment)

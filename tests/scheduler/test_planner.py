@@ -275,3 +275,44 @@ def test_two_planners_at_once_plan_each_enrollment_exactly_once(
         steps = set(session.scalars(select(Enrollment.planned_step)))
     assert len(per_enrollment) == 40 and {count for _, count in per_enrollment} == {1}
     assert steps == {0}
+
+
+def test_a_later_step_counts_from_each_contacts_own_send(
+    nurture_app: NurtureApp, make_contact: Any, frozen_clock: FrozenClock
+) -> None:
+    """Two contacts sent at the same instant share a due time, a third has its own: one batch
+    writes both kinds (shared rows set-based, the lone one among computed rows) alike."""
+    for _ in range(3):
+        make_contact()
+    sequence = Sequence.model_validate(
+        {
+            "name": "two-emails",
+            "title": "two emails",
+            "template_folder": "spasm-relief",
+            "steps": [
+                {"name": "a", "channel": "email", "template": "01-welcome"},
+                {"name": "b", "channel": "email", "template": "01-welcome", "delay": "2d"},
+            ],
+        }
+    )
+    with transaction(nurture_app.sessions) as session:
+        lifecycle.launch(session, sequence, now=frozen_clock())
+    assert nurture_app.planner.tick().planned == 3
+    sent = [frozen_clock(), frozen_clock(), frozen_clock() + timedelta(minutes=7)]
+    with transaction(nurture_app.sessions) as session:
+        messages = session.scalars(select(Message).order_by(Message.id)).all()
+        for message, at in zip(messages, sent, strict=True):
+            message.state, message.sent_at = MessageState.SENT, at
+    frozen_clock.advance(hours=1)
+    assert nurture_app.planner.tick().planned == 3
+    with transaction(nurture_app.sessions, immediate=False) as session:
+        later = session.execute(
+            select(Message.due_at, Message.not_after, Message.state, Message.updated_at)
+            .where(Message.step_index == 1)
+            .order_by(Message.contact_id)
+        ).all()
+    assert [due for due, *_ in later] == [at + timedelta(days=2) for at in sent]
+    assert all(not_after == due + timedelta(hours=48) for due, not_after, *_ in later)
+    assert {(state, updated) for *_, state, updated in later} == {
+        (MessageState.PLANNED, frozen_clock())
+    }
