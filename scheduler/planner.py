@@ -6,11 +6,13 @@ per (enrollment, step), so planning twice is harmless: the unique key refuses a 
 the insert says ON CONFLICT DO NOTHING.
 
 Set-based, a batch of enrollments at a time: one statement reads the batch with its contacts'
-facts and each previous step's settle time, one looks up its suppressions, one inserts its
-messages (an executemany of computed rows), and one update per step (and per way of leaving)
-moves its enrollments on. No ORM object per enrollment: at launch that walk was a third of the
-worker's time (issue 16). A due time is computed once per (instant, zone, step), so a launch's
-batch, enrolled at one instant, asks the window rules once per time zone.
+facts and each previous step's settle time, one looks up its suppressions, the messages go in
+as one INSERT ... SELECT per step and due time that several share (a launch's batch, enrolled
+at one instant: one per time zone) plus one executemany for the due times of their own (a later
+step counts from each contact's own send), and one update per step (and per way of leaving)
+moves the enrollments on. No ORM object per enrollment: at launch that walk was a third of the
+worker's time (issue 16). The window rules (scheduler.windows) are asked once per instant, zone
+and step; the exit rule is the send-time one (scheduler.checks).
 """
 
 from __future__ import annotations
