@@ -109,6 +109,17 @@ def postgres_url(pg_template: str) -> Iterator[str]:
         drop_pg_database(name)
 
 
+@pytest.fixture(autouse=True)
+def quick_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2id parameters in tests only: the production cost is the point in production,
+    and dozens of sign-ins at that cost would make the suite slow."""
+    from argon2 import PasswordHasher
+
+    from staff import accounts
+
+    monkeypatch.setattr(accounts, "hasher", PasswordHasher(time_cost=1, memory_cost=1024))
+
+
 @pytest.fixture
 def frozen_clock() -> FrozenClock:
     """Tuesday 2026-12-01 18:00 UTC = 10:00 in Los Angeles: inside every window."""

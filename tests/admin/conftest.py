@@ -25,15 +25,6 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-@pytest.fixture(autouse=True)
-def quick_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cheap argon2id parameters in tests only: the production cost is the point in production,
-    and dozens of sign-ins at that cost would make this folder slow."""
-    from argon2 import PasswordHasher
-
-    monkeypatch.setattr(accounts, "hasher", PasswordHasher(time_cost=1, memory_cost=1024))
-
-
 @pytest.fixture
 def staff_accounts(sqlite_app: NurtureApp) -> NurtureApp:
     with transaction(sqlite_app.sessions) as session:

@@ -44,9 +44,15 @@ def make_contact(staff_accounts: NurtureApp):
             )
             session.add(contact)
             session.flush()
-            record_consent(session, contact.id, "email", "opted_in", source="t", evidence="f")
+            record_consent(
+                session, contact.id, "email", "opted_in", source="t", evidence="f",
+                occurred_at=staff_accounts.clock(),
+            )  # fmt: skip
             if sms:
-                record_consent(session, contact.id, "sms", "opted_in", source="t", evidence="f")
+                record_consent(
+                    session, contact.id, "sms", "opted_in", source="t", evidence="f",
+                    occurred_at=staff_accounts.clock(),
+                )  # fmt: skip
             return contact.id
 
     return make
