@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 
 from core.clock import utcnow
 from core.errors import InputError
-from storage.models import Channel, ConsentEvent, ConsentStatus, Contact
+from storage.models import Base, Channel, ConsentEvent, ConsentStatus, Contact
 
-_LEDGER = ConsentEvent.__table__
-_CONTACTS = Contact.__table__
+_LEDGER = Base.metadata.tables[ConsentEvent.__tablename__]
+_CONTACTS = Base.metadata.tables[Contact.__tablename__]
 # Parameters of the statements below (also bound by contacts.optout's batched form).
 CONTACT, AT = "consent_contact", "consent_at"
 

@@ -22,6 +22,7 @@ from contacts.consent import AT, CONTACT, follow_newest, outranked, record_conse
 from contacts.suppressions import NewSuppression, address_hash, lift_by_person, suppress_many
 from core.clock import utcnow
 from storage.models import (
+    Base,
     Channel,
     ConsentEvent,
     ConsentStatus,
@@ -30,7 +31,9 @@ from storage.models import (
     SuppressionReason,
 )
 
-_CONTACTS = Contact.__table__
+_CONTACTS = Base.metadata.tables[Contact.__tablename__]
+_LEDGER = Base.metadata.tables[ConsentEvent.__tablename__]
+_EVENTS = Base.metadata.tables[Event.__tablename__]
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
         ],
     )
     session.execute(
-        insert(ConsentEvent.__table__),
+        insert(_LEDGER),
         [
             {
                 "contact_id": r.contact_id,
@@ -112,7 +115,7 @@ def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
         if rows:
             session.execute(follow_newest(channel, ConsentStatus.OPTED_OUT), rows)
     session.execute(
-        insert(Event.__table__),
+        insert(_EVENTS),
         [
             {
                 "kind": "unsubscribed",

@@ -16,13 +16,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from storage.models import Channel, Suppression, SuppressionReason
+from storage.models import Base, Channel, Suppression, SuppressionReason
 
 #: Reasons a person may lift by opting in again themselves; a hard bounce or complaint may not.
 SELF_LIFTABLE = frozenset(
     {SuppressionReason.UNSUBSCRIBED, SuppressionReason.STOP, SuppressionReason.MANUAL}
 )
-_TABLE = Suppression.__table__
+_TABLE = Base.metadata.tables[Suppression.__tablename__]
 
 
 class NewSuppression(NamedTuple):
@@ -89,23 +89,21 @@ def suppress_many(session: Session, rows: Sequence[NewSuppression]) -> set[tuple
         return set()
     session.flush()
     dialect_insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
-    statement = dialect_insert(_TABLE)
-    excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
+    insert = dialect_insert(_TABLE)
+    upsert = insert.on_conflict_do_update(
         index_elements=[_TABLE.c.channel, _TABLE.c.address_hash],
         set_={
-            "reason": excluded.reason,
-            "source": excluded.source,
-            "created_at": excluded.created_at,
+            "reason": insert.excluded.reason,
+            "source": insert.excluded.source,
+            "created_at": insert.excluded.created_at,
             "lifted_at": None,
             "lifted_by": None,
         },
         where=_TABLE.c.lifted_at.is_not(None),
     ).returning(_TABLE.c.channel, _TABLE.c.address_hash)
     # A row comes back only where one was inserted or re-activated (ON CONFLICT ... WHERE).
-    newly = {
-        (channel, digest) for channel, digest in session.execute(statement, list(wanted.values()))
-    }
+    rows_back = session.execute(upsert, list(wanted.values()))
+    newly = {(str(channel), str(digest)) for channel, digest in rows_back}
     _expire_loaded(session, set(wanted))
     return newly
 

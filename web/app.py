@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import redact
 from core.errors import ConfigError, InputError, NotFound, NurtureError
@@ -76,7 +76,7 @@ class BodySizeLimit:
             return
         seen = 0
 
-        async def limited() -> dict:  # type: ignore[type-arg]
+        async def limited() -> Message:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
@@ -144,7 +144,7 @@ def create_app(nurture: WebServices) -> FastAPI:
     _install_error_pages(api)
     api.add_middleware(AccessLog)
     api.add_middleware(
-        BodySizeLimit,  # type: ignore[arg-type]
+        BodySizeLimit,
         max_bytes=nurture.settings.web.max_body_bytes,
         upload_path="/admin/imports",
         max_upload_bytes=nurture.settings.web.max_upload_bytes,

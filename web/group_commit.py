@@ -147,7 +147,7 @@ class GroupCommitter(Generic[T]):
         self._gather_until = 0
 
     def _take(self) -> list[tuple[T, _Waiter]]:
-        batch = []
+        batch: list[tuple[T, _Waiter]] = []
         while self._queue and len(batch) < self.max_batch:
             batch.append(self._queue.popleft())
         return batch

@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from sqlalchemy import Engine, bindparam, insert, select
 
 from campaigns.definitions import Sequence
-from storage.models import Campaign, Event, Message
+from storage.models import Base, Campaign, Event, Message
 from templates.links import InvalidToken
 from web.group_commit import GroupCommitter
 from web.pages import not_found
@@ -79,6 +79,7 @@ class _MessageFacts(NamedTuple):
     channel: str
 
 
+_EVENTS = Base.metadata.tables[Event.__tablename__]
 _MESSAGE = select(Message.contact_id, Message.campaign_id, Message.step_index, Message.channel)
 
 
@@ -166,7 +167,7 @@ class LinkService:
 def record_clicks(engine: Engine, clicks: Rows[Click]) -> None:
     """Store clicks as `clicked` events, in one transaction (the recorder's batch)."""
     with engine.begin() as connection:
-        connection.execute(insert(Event.__table__), [_row(click) for click in clicks])
+        connection.execute(insert(_EVENTS), [_row(click) for click in clicks])
 
 
 def _row(click: Click) -> dict[str, object]:

@@ -16,7 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 def trust_proxies(api: Starlette, trusted_proxies: list[str]) -> None:
     """Believe forwarded headers only from the configured proxy addresses or CIDR ranges."""
     if trusted_proxies:
-        api.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(trusted_proxies))  # type: ignore[arg-type]
+        api.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(trusted_proxies))
 
 
 def public_url(request: Request, public_base_url: str) -> str:

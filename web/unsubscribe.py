@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
@@ -37,7 +38,9 @@ ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 # answered, back with their next unsubscribe, share the next commit's fsync instead of
 # splitting into two groups taking turns. A lone unsubscribe never waits.
 BUSY_LINGER = 0.002
-NOT_FOUND = {404: {"description": "Friendly page: the link is not valid"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Friendly page: the link is not valid"}
+}
 # BEGIN IMMEDIATE (the batch reads, then writes) and an fsync at commit (storage.db).
 DURABLE = {"sqlite_begin": "IMMEDIATE", "sqlite_synchronous": "FULL"}
 
@@ -155,7 +158,7 @@ async def _is_one_click(request: Request) -> bool:
 
 
 def _channel_rows(session: Session, contact: Contact) -> list[dict[str, object]]:
-    rows = []
+    rows: list[dict[str, object]] = []
     for channel in (Channel.EMAIL, Channel.SMS):
         address = contact.address(channel)
         blocked = None if address is None else active_suppression(session, channel, address)
