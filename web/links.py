@@ -185,7 +185,7 @@ def _row(click: Click) -> dict[str, object]:
 
 
 def link_service(request: Request) -> LinkService:
-    return request.app.state.links  # type: ignore[no-any-return]
+    return request.app.state.links  # type: ignore[no-any-return]  # Starlette State is untyped
 
 
 @router.get(

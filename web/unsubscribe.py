@@ -83,7 +83,7 @@ def durable(nurture: WebServices) -> Iterator[Session]:
 
 
 def _service(request: Request) -> UnsubscribeService:
-    return request.app.state.unsubscribes  # type: ignore[no-any-return]
+    return request.app.state.unsubscribes  # type: ignore[no-any-return]  # State is untyped
 
 
 @router.get(
