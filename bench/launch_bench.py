@@ -132,7 +132,7 @@ def run_worker(env: dict[str, str], db_url: str, expected: int, limit: float) ->
     )
     process = psutil.Process(worker.pid)
     started = time.perf_counter()
-    peak = 0
+    peak, cpu = 0, 0.0
     sent = 0
     try:
         while sent < expected:
