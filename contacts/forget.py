@@ -63,7 +63,7 @@ def forget_contact(session: Session, contact: Contact, *, requested_by: str) -> 
             .values(address=None)
         )  # fmt: skip
         channels.append(channel)
-    skipped = session.execute(
+    skipped = session.connection().execute(  # a Connection's result is a CursorResult (rowcount)
         update(Message)
         .where(Message.contact_id == contact.id,
                Message.state.in_([MessageState.PLANNED, MessageState.CLAIMED]))

@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session
 
 from contacts.bulk import copy_tuples, insert_tuples, select_in, stored_form
 from contacts.rows import CleanRow
-from storage.models import ConsentEvent, ConsentStatus, Contact, ContactTag
+from storage.models import Base, ConsentEvent, ConsentStatus, Contact, ContactTag
 
 OPTED_IN = ConsentStatus.OPTED_IN.value
-CONTACTS = Contact.__table__
-TAGS = ContactTag.__table__
-EVENTS = ConsentEvent.__table__
+# The tables the import writes, as Tables (declarative types `Model.__table__` as any FromClause).
+CONTACTS = Base.metadata.tables[Contact.__tablename__]
+TAGS = Base.metadata.tables[ContactTag.__tablename__]
+EVENTS = Base.metadata.tables[ConsentEvent.__tablename__]
 CONTACT_COLUMNS = (
     "email", "phone", "first_name", "last_name", "timezone", "custom_fields",
     "email_consent", "sms_consent", "source", "created_at", "updated_at",
@@ -90,7 +91,8 @@ class FreshRows:
         if postgres:
             # Ids drawn from the sequence up front, then COPY (several times faster than
             # INSERTs): no lookup afterwards to learn which id each new contact got.
-            ids = [i for (i,) in session.connection().exec_driver_sql(PG_IDS_SQL, (len(rows),))]
+            drawn = session.connection().exec_driver_sql(PG_IDS_SQL, (len(rows),))
+            ids: list[int] = list(drawn.scalars())
             copy_tuples(session, CONTACTS, ("id", *CONTACT_COLUMNS),
                         [(i, *c) for i, c in zip(ids, contacts, strict=True)])  # fmt: skip
         else:
@@ -128,7 +130,7 @@ class FreshRows:
         where that puts it, the ids are looked up by email and phone instead."""
         if first_id is None:
             return None
-        last = session.connection().exec_driver_sql(MAX_ID_SQL).scalar_one()
+        last: int = session.connection().exec_driver_sql(MAX_ID_SQL).scalar_one()
         return list(range(first_id, first_id + count)) if last == first_id + count - 1 else None
 
     def _ids(self, session: Session, rows: list[CleanRow]) -> list[int]:

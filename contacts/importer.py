@@ -212,8 +212,11 @@ def _checked_chunks(checked: CsvFile, rules: RowRules, workers: int) -> Iterator
         ) as pool:
             pending: deque[tuple[Chunk | Span, Future[Results]]] = deque()
             for rows in _work(checked):
-                task = _check_span if isinstance(rows, Span) else _check_chunk
-                pending.append((rows, pool.submit(task, rows)))
+                if isinstance(rows, Span):
+                    future = pool.submit(_check_span, rows)
+                else:
+                    future = pool.submit(_check_chunk, rows)
+                pending.append((rows, future))
                 if len(pending) > IN_FLIGHT_ROWS // CHUNK_ROWS + workers:
                     done, future = pending.popleft()
                     yield Checked(future.result(), done)

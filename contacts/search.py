@@ -47,7 +47,7 @@ class Search:
     limit: int = 50
 
 
-def search_query(search: Search) -> Select[tuple[Contact]]:
+def search_query(search: Search) -> Select[Contact]:
     query = select(Contact)
     if not search.include_forgotten:
         query = query.where(Contact.erased_at.is_(None))

@@ -20,16 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from contacts.bulk import executemany, json_dict, select_in
 from contacts.consent import record_consent
-from contacts.fresh import FreshRows, default_evidence, split_fresh
+from contacts.fresh import CONTACTS, EVENTS, TAGS, FreshRows, default_evidence, split_fresh
 from contacts.merge import ContactState, MergeConflict, MergeResult, merge_row, new_contact
 from contacts.rows import CleanRow, Consent
 from contacts.suppressions import address_hash, suppress
 from storage.db import transaction
-from storage.models import ConsentEvent, ConsentStatus, Contact, ContactTag
+from storage.models import ConsentStatus
 
-CONTACTS = Contact.__table__
-TAGS = ContactTag.__table__
-EVENTS = ConsentEvent.__table__
 STATE_SQL = (
     "SELECT id, email, phone, first_name, last_name, timezone, custom_fields, email_consent,"
     " sms_consent FROM contacts WHERE "
