@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi.testclient import TestClient
@@ -109,3 +110,37 @@ def test_clicks_are_group_committed_and_drained_on_shutdown(
     assert not api.state.links.recorder.running
     with transaction(nurture_app.sessions) as session:
         assert session.scalar(select(func.count()).where(Event.kind == "clicked")) == 50
+
+
+def test_clicks_in_one_turn_share_one_lookup_and_each_gets_its_own_answer(
+    nurture_app, make_contact, send, signing
+):
+    from sqlalchemy import event as sa_event
+
+    first, second = send(make_contact()), send(make_contact(), step_index=1)
+    links = create_app(nurture_app).state.links
+    tokens = [
+        nurture_app.signer.click_url(message, "booking").rsplit("/", 1)[1]
+        for message in (first, second, second, first + second + 99)
+    ]
+    lookups = []
+    sa_event.listen(
+        nurture_app.engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: (
+            lookups.append(statement) if "FROM messages" in statement else None
+        ),
+    )
+
+    async def together() -> list[str | None]:
+        return list(await asyncio.gather(*(links.follow(t, "Mail/1.0") for t in tokens)))
+
+    first_to, second_to, again, unknown = asyncio.run(together())
+    assert len(lookups) == 1
+    assert "utm_medium=email" in first_to and "utm_content=welcome" in first_to
+    assert "utm_medium=sms" in second_to and again == second_to and unknown is None
+    assert [(c.message_id, c.channel) for c in _clicks(nurture_app)] == [
+        (first, "email"),
+        (second, "sms"),
+        (second, "sms"),
+    ]
