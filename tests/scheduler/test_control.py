@@ -162,7 +162,7 @@ def test_a_long_dispatch_keeps_the_log_quiet(caplog: pytest.LogCaptureFixture) -
 
     dispatcher = _LongDispatch()
     planner = type("Planner", (), {"tick": staticmethod(lambda: None)})()
-    clock = EngineClock(planner, dispatcher, tick_seconds=0.02)  # type: ignore[arg-type]
+    clock = EngineClock(planner, dispatcher, tick_seconds=0.02)  # type: ignore[arg-type]  # fakes at the seam
     waiting = threading.Event()
     caplog.set_level("DEBUG")
     clock.start()
