@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
@@ -124,7 +124,7 @@ def campaign_funnel(session: Session, campaign: Campaign) -> CampaignFunnel:
         .group_by(Message.step_index, Message.state)
     ):
         _add_message_state(_step(funnel.steps, index), state, count)
-    for index, count in session.execute(
+    for step_index, clicks in session.execute(
         select(Event.step_index, func.count(func.distinct(Event.message_id)))
         .where(
             Event.campaign_id == campaign.id,
@@ -133,7 +133,7 @@ def campaign_funnel(session: Session, campaign: Campaign) -> CampaignFunnel:
         )
         .group_by(Event.step_index)
     ):
-        _step(funnel.steps, index).clicked = count
+        _step(funnel.steps, step_index or 0).clicked = clicks
     # Who booked or unsubscribed, credited to the last step they had reached.
     for index, reason, count in session.execute(
         select(Enrollment.planned_step, Enrollment.exit_reason, func.count())
@@ -231,7 +231,7 @@ def day_bounds(first_day: date, days: int, zone: str) -> list[tuple[datetime, da
 
 def _counts_per_day(
     session: Session,
-    column: ColumnElement[datetime],
+    column: SQLColumnExpression[datetime | None],
     where: list[ColumnElement[bool]],
     bounds: list[tuple[datetime, datetime]],
 ) -> list[int]:
@@ -251,7 +251,7 @@ def daily_series(
     first_day = last_day - timedelta(days=days - 1)
     bounds = day_bounds(first_day, days, zone)
     points = [DailyPoint(first_day + timedelta(days=n)) for n in range(days)]
-    series: dict[str, tuple[ColumnElement[datetime], list[ColumnElement[bool]]]] = {
+    series: dict[str, tuple[SQLColumnExpression[datetime | None], list[ColumnElement[bool]]]] = {
         "enrolled": (Enrollment.enrolled_at, [Enrollment.campaign_id == campaign_id]),
         "sent": (Message.sent_at, [Message.campaign_id == campaign_id]),
     }

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,8 +161,8 @@ def plan_columns(header: list[str], mapping: ColumnMapping | None = None) -> Col
     mapping = mapping or ColumnMapping()
     names = [h.strip() for h in header]
     if len(set(map(_squash, names))) != len(names):
-        seen: set[str] = set()
-        dupes = [n for n in names if _squash(n) in seen or seen.add(_squash(n))]  # type: ignore[func-returns-value]
+        counts = Counter(map(_squash, names))
+        dupes = [n for n in names if counts[_squash(n)] > 1]
         raise InputError(f"the header names a column twice: {', '.join(map(repr, dupes))}")
     position = {_squash(name): i for i, name in enumerate(names)}
 

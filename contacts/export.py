@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
 from contacts.suppressions import address_hash
@@ -77,7 +77,7 @@ def export_to_file(session: Session, path: Path, which: ExportFilter | None = No
         return export_csv(session, out, which)
 
 
-def _query(which: ExportFilter):  # type: ignore[no-untyped-def]
+def _query(which: ExportFilter) -> Select[Contact]:
     query = select(Contact).where(Contact.erased_at.is_(None))
     if which.tag:
         query = query.where(
@@ -104,6 +104,7 @@ def _pages(session: Session, which: ExportFilter) -> Iterator[list[Contact]]:
 def _custom_keys(session: Session, which: ExportFilter) -> set[str]:
     keys: set[str] = set()
     query = _query(which).with_only_columns(Contact.custom_fields)
+    fields: dict[str, str] | None
     for fields in session.scalars(query.execution_options(yield_per=PAGE)):
         keys.update(fields or {})
     return keys

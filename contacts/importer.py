@@ -28,7 +28,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -306,7 +306,7 @@ class RejectsFile:
         self.path = path
         self.header = checked.header
         self._handle: IO[str] | None = None
-        self._writer: csv._writer | None = None  # type: ignore[name-defined]
+        self._writer: Any = None  # a csv.writer (its class, _csv.Writer, is private)
         path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
 
     def add(self, line: int, reason: str, values: list[str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -181,7 +182,9 @@ def clean_row(rules: RowRules, line: int, values: list[str]) -> CleanRow:
     )
 
 
-def _consent(channel: str, get, shared_at: datetime | None, rules: RowRules) -> Consent | None:  # type: ignore[no-untyped-def]
+def _consent(
+    channel: str, get: Callable[[str], str], shared_at: datetime | None, rules: RowRules
+) -> Consent | None:
     """The row's statement about a channel; an SMS "yes" without evidence has status ""."""
     column = f"{channel}_consent"
     said = get(column).lower()

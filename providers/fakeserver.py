@@ -126,9 +126,7 @@ class RunningFake:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.port = self._runner.addresses[0][1]
 
     @property
     def url(self) -> str:
@@ -186,7 +184,7 @@ class CountingSink(asyncio.Protocol):
             self.buffer = self.buffer[end:]
             CountingSink.count += 1
             key = b"/v3/mail/send" if path.startswith(b"/v3/") else b"/2010-04-01"
-            answer = self.transport.write  # type: ignore[attr-defined]
+            answer = self.transport.write  # type: ignore[attr-defined]  # a stream transport (TCP)
             if self.delay:
                 asyncio.get_running_loop().call_later(self.delay, answer, _ACCEPTED[key])
             else:
@@ -215,7 +213,7 @@ def main() -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", args.port)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = runner.addresses[0][1]
         print(f"FAKE_PROVIDERS_URL=http://127.0.0.1:{port}", flush=True)
         await asyncio.Event().wait()
 

@@ -38,7 +38,7 @@ def claim_due(
     )
     if channel is not None:
         due = due.where(Message.channel == channel)
-    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+    if not is_sqlite(session.get_bind()):
         due = due.with_for_update(skip_locked=True)
     # Core statements on the session's connection: the ORM's paths cost more than the SQL here.
     connection = session.connection()

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,8 +32,8 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
+def is_sqlite(bind: Engine | Connection) -> bool:
+    return bind.dialect.name == "sqlite"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -91,7 +91,7 @@ def transaction(factory: sessionmaker[Session], *, immediate: bool = True) -> It
     """
     session = factory()
     try:
-        if immediate and is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        if immediate and is_sqlite(session.get_bind()):
             session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
         yield session
         session.commit()

@@ -10,7 +10,7 @@ cache and PostgreSQL's prepared statements serve every call.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import ColumnElement, String, all_, any_, bindparam
@@ -47,10 +47,10 @@ def among(column: Any, values: Iterable[Any], dialect_name: str) -> ColumnElemen
     test_sql_lists.py reads the plans)."""
     values = list(values)
     if values and dialect_name == "sqlite":
-        return column.operate(_IN, _json_document(values))  # type: ignore[no-any-return]
+        return cast("ColumnElement[bool]", column.operate(_IN, _json_document(values)))
     if values and dialect_name == "postgresql":
-        return column == any_(_array(column, values))  # type: ignore[no-any-return]
-    return column.in_(values)  # type: ignore[no-any-return]
+        return cast("ColumnElement[bool]", column == any_(_array(column, values)))
+    return cast("ColumnElement[bool]", column.in_(values))
 
 
 def not_among(column: Any, values: Iterable[Any], dialect_name: str) -> ColumnElement[bool]:
@@ -58,10 +58,10 @@ def not_among(column: Any, values: Iterable[Any], dialect_name: str) -> ColumnEl
     NOT IN and `<> ALL` answer NULL, not true."""
     values = list(values)
     if values and dialect_name == "sqlite":
-        return column.operate(_NOT_IN, _json_document(values))  # type: ignore[no-any-return]
+        return cast("ColumnElement[bool]", column.operate(_NOT_IN, _json_document(values)))
     if values and dialect_name == "postgresql":
-        return column != all_(_array(column, values))  # type: ignore[no-any-return]
-    return column.not_in(values)  # type: ignore[no-any-return]
+        return cast("ColumnElement[bool]", column != all_(_array(column, values)))
+    return cast("ColumnElement[bool]", column.not_in(values))
 
 
 def _json_document(values: list[Any]) -> _JsonValues:

@@ -55,7 +55,8 @@ class CampaignRow:
 
 
 def _nurture(request: Request) -> WebServices:
-    return request.app.state.nurture  # type: ignore[no-any-return]
+    services: WebServices = request.app.state.nurture  # Starlette's State is untyped
+    return services
 
 
 def _definition(name: str) -> tuple[Sequence | None, str | None]:

@@ -49,7 +49,7 @@ def funnel_svg(stages: Sequence[tuple[str, int]], *, title: str) -> Markup:
 def _tick_step(peak: int, ticks: int = 4) -> int:
     """1, 2 or 5 x 10^n such that `ticks` steps reach the peak: the axis reads in round numbers."""
     need = max(1, -(-peak // ticks))
-    magnitude = 10 ** (len(str(need)) - 1)
+    magnitude: int = 10 ** (len(str(need)) - 1)
     for step in (1, 2, 5, 10):
         if need <= step * magnitude:
             return step * magnitude

@@ -40,7 +40,7 @@ RESULTS = 50
 TIMELINE = 200
 
 
-def search_query(text: str, region: str = "US") -> Select[tuple[Contact]]:
+def search_query(text: str, region: str = "US") -> Select[Contact]:
     """An exact address when the text is one (unique index), else name prefixes.
 
     Emails and phones are matched after the same normalisation the importer applies, so

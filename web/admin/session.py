@@ -74,7 +74,8 @@ def _serializer(secret: str) -> URLSafeTimedSerializer:
 
 
 def _nurture(request: Request) -> WebServices:
-    return request.app.state.nurture  # type: ignore[no-any-return]
+    services: WebServices = request.app.state.nurture  # Starlette's State is untyped
+    return services
 
 
 def read_session(request: Request) -> dict[str, Any]:

@@ -9,6 +9,7 @@ wrong `X-Twilio-Signature` is a 403 with no side effect. The URL is rebuilt from
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
@@ -31,7 +32,7 @@ from web.services import WebServices
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
 log = logging.getLogger("nurture.web.twilio")
 
-SIGNED = {
+SIGNED: dict[int | str, dict[str, Any]] = {
     403: {"description": "Missing or wrong X-Twilio-Signature (nothing was changed)"},
     503: {"description": "TWILIO_AUTH_TOKEN is not configured"},
 }
