@@ -32,8 +32,9 @@ from templates.sms_segments import SmsInfo, sms_info
 
 #: Contact fields a template may use. Nothing else of a contact reaches a message.
 CONTACT_FIELDS = ("first_name", "last_name")
-#: Jinja globals kept: lipsum, cycler and joiner have no use in a message.
-KEPT_GLOBALS = ("range", "dict", "namespace")
+#: Jinja globals kept: none. range, dict, namespace, lipsum, cycler and joiner have no use in a
+#: message, and each global is copied into every render's context (about 20 µs an email).
+KEPT_GLOBALS: tuple[str, ...] = ()
 MAX_POWER = 64
 MAX_REPEAT = 10_000
 

@@ -108,7 +108,7 @@ def test_values_are_escaped_in_html_and_links_as_they_are_in_text(
         "<p>{% if contact.first_name %}{{ contact.first_name }}{% else %}there{% endif %}</p>",
         '<a href="{{ link(\'booking\') }}" title="{{ "}}" }} {# } #}">b</a>',
         "{% raw %}<p>{{ not jinja }}</p>{% endraw %}",
-        "<ul>{% for i in range(2) %}<li>{{ i }}</li>{% endfor %}</ul>",
+        "<ul>{% for i in [1, 2] %}<li>{{ i }}</li>{% endfor %}</ul>",
         "<!-- {{ step }} --><p>&amp; {{ step }} &middot;</p>",
     ],
 )

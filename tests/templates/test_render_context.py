@@ -1,12 +1,14 @@
 """Each part of a message renders from the same variables: a part cannot change them for the
-next, and templates are offered only the few Jinja globals a message has a use for."""
+next, and templates are offered no Jinja globals (a message has no use for them)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from templates.renderer import TemplateRenderer
+import pytest
+
+from templates.renderer import TemplateRenderer, TemplateRenderError
 
 FILES = {
     "layouts/base.html": "<title>{% block title %}{{ clinic.name }}{% endblock %}</title>"
@@ -34,12 +36,14 @@ def test_a_part_cannot_change_the_variables_of_the_next(
     assert renderer.render_sms("seq", "sets", context).body == "changed WELCOME"
 
 
-def test_only_the_kept_globals_are_offered(
+def test_templates_are_offered_no_jinja_globals(
     scratch: Callable[..., TemplateRenderer], context: dict[str, Any]
 ) -> None:
+    """A message has no use for range, namespace or lipsum; using one is a clear render error."""
     renderer = scratch(**FILES)
-    assert set(renderer.env.globals) == {"range", "dict", "namespace"}
-    assert renderer.render_sms("seq", "globals", context).body == "3 1"
+    assert renderer.env.globals == {}
+    with pytest.raises(TemplateRenderError, match=r"missing variable: 'namespace'"):
+        renderer.render_sms("seq", "globals", context)
 
 
 def test_layouts_includes_and_macros_render(
