@@ -23,7 +23,6 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Update, and_, bindparam, exists, or_, update
 from sqlalchemy.orm import Session
 
-from core.clock import utcnow
 from core.errors import InputError
 from storage.models import Base, Channel, ConsentEvent, ConsentStatus, Contact
 
@@ -79,7 +78,7 @@ def record_consent(
     *,
     source: str,
     evidence: str = "",
-    occurred_at: datetime | None = None,
+    occurred_at: datetime,
 ) -> ConsentEvent:
     if channel == Channel.SMS and status == ConsentStatus.OPTED_IN and not evidence.strip():
         raise InputError("an SMS opt-in needs written consent evidence (TCPA)")
@@ -90,7 +89,7 @@ def record_consent(
         contact_id=contact_id,
         channel=str(channel),
         status=str(status),
-        occurred_at=occurred_at or utcnow(),
+        occurred_at=occurred_at,
         source=source,
         evidence=evidence,
     )

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from contacts.suppressions import address_hash, suppress
-from core.clock import utcnow
 from core.errors import InputError
 from storage.models import (
     ConsentEvent,
@@ -42,13 +42,14 @@ class Forgotten:
     messages_skipped: int
 
 
-def forget_contact(session: Session, contact: Contact, *, requested_by: str) -> Forgotten:
+def forget_contact(
+    session: Session, contact: Contact, *, requested_by: str, now: datetime
+) -> Forgotten:
     """Erase the contact's personal data in the caller's transaction."""
     if contact.erased_at is not None:
         raise InputError(
             f"contact {contact.id} was already forgotten on {contact.erased_at:%Y-%m-%d}"
         )
-    now = utcnow()
     channels = []
     for channel in ("email", "sms"):
         address = contact.address(channel)

@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from contacts.consent import AT, CONTACT, follow_newest, outranked, record_consent
 from contacts.suppressions import NewSuppression, address_hash, lift_by_person, suppress_many
-from core.clock import utcnow
 from storage.models import (
     Base,
     Channel,
@@ -56,7 +55,7 @@ def opt_out(
     *,
     reason: SuppressionReason | str = SuppressionReason.UNSUBSCRIBED,
     source: str,
-    at: datetime | None = None,
+    at: datetime,
     message_id: int | None = None,
     campaign_id: int | None = None,
 ) -> bool:
@@ -65,7 +64,7 @@ def opt_out(
         contact.id,
         Channel(channel),
         source,
-        at or utcnow(),
+        at,
         SuppressionReason(reason),
         message_id,
         campaign_id,
@@ -146,7 +145,7 @@ def opt_in_again(
     *,
     how: str,
     evidence: str,
-    at: datetime | None = None,
+    at: datetime,
 ) -> bool:
     """The person's own explicit re-opt-in (START reply, preference page): the only way back.
 
@@ -155,7 +154,7 @@ def opt_in_again(
     address = contact.address(channel)
     if address is None:
         return False
-    when = at or utcnow()
+    when = at
     record_consent(
         session,
         contact.id,

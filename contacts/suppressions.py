@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.clock import utcnow
 from storage.models import Base, Channel, Suppression, SuppressionReason
 
 #: Reasons a person may lift by opting in again themselves; a hard bounce or complaint may not.
@@ -60,10 +59,10 @@ def suppress(
     reason: SuppressionReason | str,
     *,
     source: str = "",
-    at: datetime | None = None,
+    at: datetime,
 ) -> bool:
     """Add (or re-activate) one suppression; True if the address was not suppressed before."""
-    row = NewSuppression(str(channel), address, str(reason), source, at or utcnow())
+    row = NewSuppression(str(channel), address, str(reason), source, at)
     return bool(suppress_many(session, [row]))
 
 
@@ -114,7 +113,7 @@ def lift_by_person(
     address: str,
     how: str,
     *,
-    at: datetime | None = None,
+    at: datetime,
 ) -> bool:
     """Lift a suppression because the person asked (START reply, preference page)."""
     row = active_suppression(session, channel, address)
@@ -122,7 +121,7 @@ def lift_by_person(
         return False
     if row.reason not in SELF_LIFTABLE:
         return False
-    row.lifted_at = at or utcnow()
+    row.lifted_at = at
     row.lifted_by = how
     session.flush()
     return True

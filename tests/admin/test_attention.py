@@ -26,7 +26,15 @@ def uncertain(staff_accounts: NurtureApp) -> int:
         session.add(contact)
         session.flush()
         contact.add_tags(["demo"])
-        record_consent(session, contact.id, "email", "opted_in", source="t", evidence="f")
+        record_consent(
+            session,
+            contact.id,
+            "email",
+            "opted_in",
+            source="t",
+            evidence="f",
+            occurred_at=app.clock(),
+        )
         lifecycle.launch(session, load_sequence("demo"), now=app.clock(), settings=app.settings)
     app.planner.tick()
     with transaction(app.sessions) as session:

@@ -59,8 +59,24 @@ def server(sqlite_app: NurtureApp) -> Iterator[str]:
             session.add(contact)
             session.flush()
             contact.add_tags(["demo"])
-            record_consent(session, contact.id, "email", "opted_in", source="t", evidence="form")
-            record_consent(session, contact.id, "sms", "opted_in", source="t", evidence="form")
+            record_consent(
+                session,
+                contact.id,
+                "email",
+                "opted_in",
+                source="t",
+                evidence="form",
+                occurred_at=sqlite_app.clock(),
+            )
+            record_consent(
+                session,
+                contact.id,
+                "sms",
+                "opted_in",
+                source="t",
+                evidence="form",
+                occurred_at=sqlite_app.clock(),
+            )
     port = _free_port()
     config = uvicorn.Config(
         create_app(sqlite_app), host="127.0.0.1", port=port, log_level="warning", lifespan="off"

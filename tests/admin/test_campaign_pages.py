@@ -43,9 +43,25 @@ def demo_contacts(staff_accounts: NurtureApp) -> list[int]:
             session.add(contact)
             session.flush()
             contact.add_tags(["demo"])
-            record_consent(session, contact.id, "email", "opted_in", source="t", evidence="form")
+            record_consent(
+                session,
+                contact.id,
+                "email",
+                "opted_in",
+                source="t",
+                evidence="form",
+                occurred_at=staff_accounts.clock(),
+            )
             if phone:
-                record_consent(session, contact.id, "sms", "opted_in", source="t", evidence="form")
+                record_consent(
+                    session,
+                    contact.id,
+                    "sms",
+                    "opted_in",
+                    source="t",
+                    evidence="form",
+                    occurred_at=staff_accounts.clock(),
+                )
             ids.append(contact.id)
     return ids
 

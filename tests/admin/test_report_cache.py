@@ -52,7 +52,15 @@ def _launch(app: NurtureApp, contacts: int) -> None:
             session.add(contact)
             session.flush()
             contact.add_tags(["demo"])
-            record_consent(session, contact.id, "email", "opted_in", source="t", evidence="f")
+            record_consent(
+                session,
+                contact.id,
+                "email",
+                "opted_in",
+                source="t",
+                evidence="f",
+                occurred_at=app.clock(),
+            )
         lifecycle.launch(session, load_sequence("demo"), now=app.clock(), settings=app.settings)
 
 

@@ -63,7 +63,9 @@ def test_funnel_counts_each_stage_per_step(
                 )
             )
         mark_booked(session, session.get_one(Contact, ids[0]), at=frozen_clock(), source="test")
-        opt_out(session, session.get_one(Contact, ids[1]), "email", source="test")
+        opt_out(
+            session, session.get_one(Contact, ids[1]), "email", source="test", at=frozen_clock()
+        )
     nurture_app.planner.tick()  # the opted-out contact leaves the sequence
 
     campaign, funnel = _funnel(nurture_app)

@@ -178,9 +178,23 @@ def test_import_lifts_no_suppression_and_opts_no_suppressed_address_in(
             source="twilio",
             at=nurture_app.clock(),
         )
-        suppress(session, "email", "james@example.com", "bounced", source="sendgrid")
-        suppress(session, "email", "new@example.com", "unsubscribed", source="preferences")
-        suppress(session, "sms", "+18185550104", "manual", source="staff")
+        suppress(
+            session,
+            "email",
+            "james@example.com",
+            "bounced",
+            source="sendgrid",
+            at=nurture_app.clock(),
+        )
+        suppress(
+            session,
+            "email",
+            "new@example.com",
+            "unsubscribed",
+            source="preferences",
+            at=nurture_app.clock(),
+        )
+        suppress(session, "sms", "+18185550104", "manual", source="staff", at=nurture_app.clock())
     before = snapshot()["suppressions"]
 
     again = [

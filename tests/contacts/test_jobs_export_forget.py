@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,9 @@ def test_forget_erases_personal_data_and_keeps_a_hashed_suppression(
     run_import(path)
     with transaction(nurture_app.sessions) as session:
         maria = find_contact(session, "(310) 555-0101")
-        result = forget_contact(session, maria, requested_by="email from Maria")
+        result = forget_contact(
+            session, maria, requested_by="email from Maria", now=nurture_app.clock()
+        )
         assert sorted(result.suppressed) == ["email", "sms"]
     with transaction(nurture_app.sessions, immediate=False) as session:
         gone = session.get(Contact, result.contact_id)
@@ -141,7 +144,7 @@ def test_forget_erases_personal_data_and_keeps_a_hashed_suppression(
         assert rows[0].address_hash == address_hash("email", "maria@example.com")
         assert is_suppressed(session, "email", "maria@example.com")
         with pytest.raises(InputError, match="already forgotten"):
-            forget_contact(session, gone, requested_by="again")
+            forget_contact(session, gone, requested_by="again", now=nurture_app.clock())
     # The same file again: Maria comes back as a new contact, still suppressed, not opted in.
     summary = run_import(path)
     assert (summary.inserted, summary.suppressions_kept) == (1, 1)
@@ -162,7 +165,8 @@ def test_only_the_person_can_lift_a_suppression(
     with transaction(nurture_app.sessions) as session:
         maria = find_contact(session, "maria@example.com")
         assert is_suppressed(session, "sms", maria.phone)
-        opt_in_again(session, maria, "sms", how="START reply", evidence="START")
+        later = nurture_app.clock() + timedelta(minutes=1)  # a tie with the STOP goes to STOP
+        opt_in_again(session, maria, "sms", how="START reply", evidence="START", at=later)
         assert not is_suppressed(session, "sms", maria.phone)
 
 

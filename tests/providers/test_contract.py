@@ -155,10 +155,22 @@ def test_the_engine_sends_through_both_mocks(
         session.add(contact)
         session.flush()
         record_consent(
-            session, contact.id, "email", ConsentStatus.OPTED_IN, source="t", evidence="form"
+            session,
+            contact.id,
+            "email",
+            ConsentStatus.OPTED_IN,
+            source="t",
+            evidence="form",
+            occurred_at=NOW,
         )
         record_consent(
-            session, contact.id, "sms", ConsentStatus.OPTED_IN, source="t", evidence="form"
+            session,
+            contact.id,
+            "sms",
+            ConsentStatus.OPTED_IN,
+            source="t",
+            evidence="form",
+            occurred_at=NOW,
         )
         lifecycle.launch(session, load_sequence("demo"), now=NOW)
     try:

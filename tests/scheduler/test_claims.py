@@ -87,12 +87,20 @@ def test_every_suppression_lookup_of_a_dispatch_goes_through_an_index(
     emails = h.seed(sqlite_app, emails=40, due=NOW)
     with transaction(sqlite_app.sessions) as session:
         for n in range(300):  # a list of other people who left
-            suppress(session, "email", f"gone{n}@example.org", SuppressionReason.UNSUBSCRIBED)
+            suppress(
+                session,
+                "email",
+                f"gone{n}@example.org",
+                SuppressionReason.UNSUBSCRIBED,
+                at=sqlite_app.clock(),
+            )
         first = session.get(Message, emails[0])
         assert first is not None
         contact = session.get(Contact, first.contact_id)
         assert contact is not None and contact.email
-        suppress(session, "email", contact.email, SuppressionReason.UNSUBSCRIBED)
+        suppress(
+            session, "email", contact.email, SuppressionReason.UNSUBSCRIBED, at=sqlite_app.clock()
+        )
 
     def lookup(statement: str) -> bool:
         return "FROM suppressions" in statement and statement.lstrip().startswith("SELECT")

@@ -142,8 +142,8 @@ def test_unsubscribe_committed_mid_batch_stops_every_unsent_message_to_that_cont
 
     def unsubscribe() -> None:
         with transaction(app.sessions) as session:
-            suppress(session, "email", leaver_email, SuppressionReason.UNSUBSCRIBED)
-            suppress(session, "sms", leaver_phone, SuppressionReason.UNSUBSCRIBED)
+            suppress(session, "email", leaver_email, SuppressionReason.UNSUBSCRIBED, at=app.clock())
+            suppress(session, "sms", leaver_phone, SuppressionReason.UNSUBSCRIBED, at=app.clock())
 
     fake.fake.on_request = on_first_request(unsubscribe)
     result = app.dispatcher.tick()
@@ -173,7 +173,7 @@ def test_unqueued_an_unsubscribe_stops_even_the_very_next_sub_batch(
 
     def unsubscribe() -> None:
         with transaction(app.sessions) as session:
-            suppress(session, "email", leaver_email, SuppressionReason.UNSUBSCRIBED)
+            suppress(session, "email", leaver_email, SuppressionReason.UNSUBSCRIBED, at=app.clock())
 
     fake.fake.on_request = on_first_request(unsubscribe)
     result = app.dispatcher.tick()
