@@ -381,7 +381,7 @@ def main() -> None:
             stale.unlink()  # built for an older schema
         build_database(cached, args.contacts)
     work = ROOT / "var/bench/web-run.db"
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", "-writers.lock"):
         Path(f"{work}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(cached, work)
     with work.open("rb") as copied:  # not the server's first fsync's job: it would stall a run
