@@ -98,8 +98,3 @@ def record_consent(
     session.execute(follow_newest(channel, status), {CONTACT: contact_id, AT: event.occurred_at})
     session.expire(contact, [f"{channel}_consent", "updated_at"])
     return event
-
-
-def has_consent(contact: Contact, channel: Channel | str) -> bool:
-    """Current consent, from the column the ledger keeps up to date."""
-    return contact.consent_for(channel) == ConsentStatus.OPTED_IN

@@ -55,7 +55,3 @@ def next_allowed(
         if at < closes:
             return at.astimezone(UTC)
     return None
-
-
-def allowed_now(at: datetime, zone_name: str, window: SendWindow, quiet: QuietHours | None) -> bool:
-    return next_allowed(at, zone_name, window, quiet) == at.astimezone(UTC)
