@@ -10,10 +10,18 @@ import re
 from datetime import time
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -44,29 +52,39 @@ def _clock(value: str | time) -> time:
     return time(hours % 24, minutes)
 
 
+def _web_address(value: str) -> str:
+    """Only http(s) URLs with a host: a link in an email must open a web page, never run a
+    `javascript:` or `data:` URL or open a local `file:` (OWASP: allow-list URL schemes)."""
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        raise ValueError(f"not a URL: {value!r}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL with a host, got {value!r}")
+    return value.strip()
+
+
+#: A web page address (http or https with a host), checked when settings load.
+WebAddress = Annotated[str, AfterValidator(_web_address)]
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ClinicSettings(Section):
     name: str = "Spinal Decompression LA"
-    website: str = "https://spinaldecompressionla.com"
+    website: WebAddress = "https://spinaldecompressionla.com"
     postal_address: str = Field(min_length=10)
     phone_display: str = "888-20-DECOM"
     phone_e164: str = "+18882033266"
-    booking_url: str = "https://spinaldecompressionla.com/book"
-    link_destinations: dict[str, str] = Field(default_factory=dict)
+    booking_url: WebAddress = "https://spinaldecompressionla.com/book"
+    #: Tracked-link targets by name; each must be an http(s) address (see _web_address).
+    link_destinations: dict[str, WebAddress] = Field(default_factory=dict)
     sms_help_text: str = ""
     default_timezone: str = "America/Los_Angeles"
 
     _check_zone = field_validator("default_timezone")(_zone)
-
-    @field_validator("booking_url")
-    @classmethod
-    def _https(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return value
 
     def destinations(self) -> dict[str, str]:
         """Registered tracked-link targets; `booking` always points at the booking page."""
@@ -74,7 +92,7 @@ class ClinicSettings(Section):
 
 
 class WebSettings(Section):
-    public_base_url: str = "http://127.0.0.1:8000"
+    public_base_url: WebAddress = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     trusted_proxies: list[str] = Field(default_factory=list)
@@ -85,8 +103,6 @@ class WebSettings(Section):
     @field_validator("public_base_url")
     @classmethod
     def _strip(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
 
 

@@ -82,3 +82,32 @@ def test_provider_test_hosts_must_be_loopback(url: str) -> None:
 @pytest.mark.parametrize("url", ["http://127.0.0.1:4010", "http://localhost:9", "http://[::1]:80"])
 def test_loopback_test_hosts_are_accepted(url: str) -> None:
     assert require_loopback(url, "sendgrid.api_host") == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(document.cookie)",
+        "JavaScript://%0aalert(1)",
+        "data:text/html;base64,PHNjcmlwdD4=",
+        "file:///etc/passwd",
+        "spinaldecompressionla.com/spring",
+        "//spinaldecompressionla.com/spring",
+        "https://",
+    ],
+)
+def test_link_destinations_must_be_http_or_https(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("NURTURE_CLINIC__LINK_DESTINATIONS__PROMO", url)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "clinic.link_destinations.promo" in message and "http(s)" in message
+    assert "\n" not in message
+
+
+def test_http_and_https_link_destinations_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NURTURE_CLINIC__LINK_DESTINATIONS__PROMO", "https://example.com/spring")
+    monkeypatch.setenv("NURTURE_CLINIC__LINK_DESTINATIONS__MAP", "http://maps.example.com/?q=1")
+    destinations = load_settings().clinic.destinations()
+    assert destinations["promo"] == "https://example.com/spring"
+    assert destinations["map"] == "http://maps.example.com/?q=1"
