@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import logging
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -35,7 +35,7 @@ log = logging.getLogger("nurture.web.booking")
 
 HEADER = "X-Nurture-Signature"
 REPLAY_WINDOW = 300
-_HEADER_FORMAT = re.compile(r"^t=(\d{1,12}),sha256=([0-9a-f]{64})$")
+_HEADER_FORMAT = re.compile(r"^t=([0-9]{1,12}),sha256=([0-9a-f]{64})$")
 
 
 class BookingNotice(BaseModel):
@@ -52,8 +52,13 @@ class BookingNotice(BaseModel):
     def _someone(self) -> BookingNotice:
         if not (self.email or self.phone):
             raise ValueError("give email or phone")
-        if self.booked_at is not None and self.booked_at.tzinfo is None:
-            raise ValueError("booked_at needs a time zone offset")
+        if self.booked_at is not None:
+            if self.booked_at.tzinfo is None:
+                raise ValueError("booked_at needs a time zone offset")
+            try:  # 9999-12-31T23:59-05:00 is past the last UTC moment Python can hold
+                self.booked_at = self.booked_at.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("booked_at is out of range") from None
         return self
 
 

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from sendgrid.helpers.eventwebhook import EventWebhook
 from starlette.concurrency import run_in_threadpool
 
+from core.untrusted import whole_number
 from providers.events import DeliveryEvent, EventType, RejectReason
 from scheduler.deliveries import apply_event
 from storage.db import transaction
@@ -68,9 +69,10 @@ class SendGridVerifier:
         helper = self.helper
         if helper is None:
             raise HTTPException(503, "not configured")
-        if not signature or not timestamp.isdigit() or len(timestamp) > 12:
+        seconds = whole_number(timestamp, max_digits=12)
+        if not signature or seconds is None:
             return False
-        if abs(now.timestamp() - int(timestamp)) > REPLAY_WINDOW:
+        if abs(now.timestamp() - seconds) > REPLAY_WINDOW:
             return False
         try:
             return bool(helper.verify_signature(body.decode("utf-8"), signature, timestamp))
@@ -117,7 +119,7 @@ async def events(request: Request) -> Response:
         raise HTTPException(403, "invalid signature")
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         raise HTTPException(400, "body is not JSON") from None
     if not isinstance(payload, list) or not all(isinstance(item, dict) for item in payload):
         raise HTTPException(400, "expected a JSON array of event objects")
@@ -170,8 +172,7 @@ def _provider_list(description: str) -> bool:
 
 
 def _our_id(value: Any) -> int | None:
-    text = str(value or "")
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    return whole_number(str(value or ""), max_digits=18)
 
 
 def _time(value: Any, now: datetime) -> datetime:

@@ -22,6 +22,7 @@ from contacts.keywords import Intent, act_on, classify, reply_to
 from contacts.normalize import normalize_phone
 from core.errors import InputError
 from core.redact import mask_phone
+from core.untrusted import whole_number
 from providers.events import DeliveryEvent, EventType, RejectReason
 from scheduler.deliveries import apply_event, seen
 from storage.db import transaction
@@ -172,13 +173,13 @@ def status_event(app: WebServices, params: dict[str, str], m: str | None) -> Del
     if not sid or not word:
         return None
     code = (params.get("ErrorCode") or "").strip()
-    unreachable = code.isdigit() and int(code) in app.settings.status.unreachable_codes
+    unreachable = whole_number(code, max_digits=9) in app.settings.status.unreachable_codes
     return DeliveryEvent(
         provider="twilio",
         event_type=STATUSES.get(word, EventType.UNKNOWN),
         event_id=f"twilio:{sid}:{word}"[:200],
         occurred_at=app.clock(),
-        message_id=int(m) if m and m.isdigit() and len(m) < 19 else None,
+        message_id=whole_number(m, max_digits=18),
         provider_message_id=sid[:100],
         recipient=_phone(params.get("To", "")),
         reject_reason=RejectReason.UNREACHABLE if unreachable else None,
