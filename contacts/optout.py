@@ -6,7 +6,8 @@ There is one implementation, `opt_out_many`, a handful of set-based statements f
 batch (the web server's group-committed one-click unsubscribes); `opt_out` is a batch of one.
 Every entry point uses it: the unsubscribe and preference pages, RFC 8058 one-click, Twilio
 STOP, SendGrid unsubscribe and spam reports, the dashboard and `nurture contacts suppress`.
-Late events follow the rule in `contacts.consent`.
+Late events follow the rule in `contacts.consent`. A text opt-out is lifted only by a reply
+from that phone (`opt_in_again`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from contacts.consent import AT, CONTACT, follow_newest, outranked, record_consent
-from contacts.suppressions import NewSuppression, address_hash, lift_by_person, suppress_many
+from contacts.suppressions import (
+    NewSuppression,
+    active_suppression,
+    address_hash,
+    lift_by_person,
+    suppress_many,
+)
+from core.errors import InputError
+from core.redact import mask_phone
 from storage.models import (
     Base,
     Channel,
@@ -33,6 +42,11 @@ from storage.models import (
 _CONTACTS = Base.metadata.tables[Contact.__tablename__]
 _LEDGER = Base.metadata.tables[ConsentEvent.__tablename__]
 _EVENTS = Base.metadata.tables[Event.__tablename__]
+
+
+class StoppedByText(InputError):
+    """Texts to a number were stopped by a text from it: only a reply from that phone starts
+    them again (see `opt_in_again`)."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +146,7 @@ def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
     results = []
     for request in requests:
         address = addresses.get(request.contact_id, {}).get(request.channel)
-        key = (str(request.channel), address_hash(request.channel, address or ""))
+        key = (str(request.channel), address_hash(session, request.channel, address or ""))
         results.append(address is not None and key in newly)
         newly.discard(key)  # a second request for the same address found it suppressed
     return results
@@ -146,14 +160,30 @@ def opt_in_again(
     how: str,
     evidence: str,
     at: datetime,
+    replied_from: str | None = None,
 ) -> bool:
     """The person's own explicit re-opt-in (START reply, preference page): the only way back.
 
-    Recorded whatever its time; it re-subscribes (lifts the suppression) only if no opt-out in
-    the ledger outranks it (contacts.consent): True if it did."""
+    Texts stopped by a text (STOP, a plain request to stop, a carrier's STOP error) are lifted
+    only by a reply from that very phone (`replied_from`, the number the START came from): a
+    preference-page link in a forwarded email, or anyone else, cannot put a phone back on the
+    list, because TCPA consent to texts is the phone's subscriber's to give, and CTIA has the
+    opt-out undone by the same channel (START). Raises StoppedByText, recording nothing.
+
+    Otherwise recorded whatever its time; it re-subscribes (lifts the suppression) only if no
+    opt-out in the ledger outranks it (contacts.consent): True if it did."""
     address = contact.address(channel)
     if address is None:
         return False
+    if (
+        Channel(channel) == Channel.SMS
+        and replied_from != address
+        and stopped_by_text(session, address)
+    ):
+        raise StoppedByText(
+            f"texts to {mask_phone(address)} were stopped by a text from that phone: "
+            "only a START reply from it resumes them"
+        )
     when = at
     record_consent(
         session,
@@ -180,6 +210,13 @@ def opt_in_again(
     lift_by_person(session, channel, address, how, at=when)
     session.flush()
     return True
+
+
+def stopped_by_text(session: Session, phone: str) -> bool:
+    """Whether texts to the number are stopped by a text from it (suppression reason STOP:
+    a STOP keyword, a free-text revocation, Twilio's 21610 "replied STOP")."""
+    blocked = active_suppression(session, Channel.SMS, phone)
+    return blocked is not None and blocked.reason == SuppressionReason.STOP
 
 
 def _expire_loaded_contacts(session: Session, ids: set[int]) -> None:

@@ -141,7 +141,7 @@ def test_forget_erases_personal_data_and_keeps_a_hashed_suppression(
             ("email", None, "forgotten"),
             ("sms", None, "forgotten"),
         }
-        assert rows[0].address_hash == address_hash("email", "maria@example.com")
+        assert rows[0].address_hash == address_hash(session, "email", "maria@example.com")
         assert is_suppressed(session, "email", "maria@example.com")
         with pytest.raises(InputError, match="already forgotten"):
             forget_contact(session, gone, requested_by="again", now=nurture_app.clock())
@@ -166,7 +166,15 @@ def test_only_the_person_can_lift_a_suppression(
         maria = find_contact(session, "maria@example.com")
         assert is_suppressed(session, "sms", maria.phone)
         later = nurture_app.clock() + timedelta(minutes=1)  # a tie with the STOP goes to STOP
-        opt_in_again(session, maria, "sms", how="START reply", evidence="START", at=later)
+        opt_in_again(
+            session,
+            maria,
+            "sms",
+            how="START reply",
+            evidence="START",
+            at=later,
+            replied_from=maria.phone,
+        )
         assert not is_suppressed(session, "sms", maria.phone)
 
 

@@ -90,10 +90,11 @@ def twiml(text: str | None) -> Response:
     description=(
         "Signed by Twilio (X-Twilio-Signature over web.public_base_url + path + query and the "
         "sorted form parameters). STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT "
-        "(or OptOutType=STOP) suppress texts to the sender at once and answer one confirmation; "
-        "START, UNSTOP, YES re-subscribe; HELP, INFO answer the clinic's help text. Free text "
-        "that plainly asks to stop counts as a revocation and is flagged for staff. Idempotent "
-        "per MessageSid."
+        "and Spanish PARAR, ALTO, CANCELAR, BASTA, NO MAS (or OptOutType=STOP) suppress texts "
+        "to the sender at once and answer one confirmation; START, UNSTOP, YES (SI, COMENZAR, "
+        "REANUDAR) re-subscribe; HELP, INFO (AYUDA) answer the clinic's help text. Free text "
+        "that plainly asks to stop, in English or Spanish, counts as a revocation and is flagged "
+        "for staff. Answers are in the sender's language. Idempotent per MessageSid."
     ),
     responses={200: {"content": {"application/xml": {}}}, **SIGNED},
     response_class=Response,
@@ -110,7 +111,7 @@ def handle_inbound(app: WebServices, params: dict[str, str]) -> str | None:
     """Apply an inbound text in one transaction; returns the reply text, if any."""
     sid = params.get("MessageSid") or params.get("SmsSid") or ""
     body = params.get("Body", "")
-    intent = classify(body, params.get("OptOutType"))
+    heard = classify(body, params.get("OptOutType"))
     sender = _phone(params.get("From", ""))
     event_id = f"twilio:{sid}:received" if sid else None
     with transaction(app.sessions) as session:
@@ -119,19 +120,24 @@ def handle_inbound(app: WebServices, params: dict[str, str]) -> str | None:
         contact = session.scalar(select(Contact).where(Contact.phone == sender)) if sender else None
         session.add(
             Event(
-                kind="inbound_flagged" if intent == Intent.REVOKE else "inbound",
+                kind="inbound_flagged" if heard.intent == Intent.REVOKE else "inbound",
                 occurred_at=app.clock(),
                 contact_id=contact.id if contact else None,
                 channel=str(Channel.SMS),
                 provider="twilio",
                 provider_event_id=event_id,
-                data={"intent": str(intent), "body": body[:1600], "from": mask_phone(sender)},
+                data={
+                    "intent": str(heard.intent),
+                    "language": str(heard.language),
+                    "body": body[:1600],
+                    "from": mask_phone(sender),
+                },
             )
         )
         if sender:
-            act_on(session, intent, sender, contact, at=app.clock())
-    log.info("inbound text from %s: %s", mask_phone(sender), intent)
-    return reply_to(intent, app.settings.clinic)
+            act_on(session, heard.intent, sender, contact, at=app.clock())
+    log.info("inbound text from %s: %s (%s)", mask_phone(sender), heard.intent, heard.language)
+    return reply_to(heard, app.settings.clinic)
 
 
 def _phone(raw: str) -> str:
