@@ -19,7 +19,7 @@ from fastapi import FastAPI, Path, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session
 
-from contacts.optout import OptOut, opt_in_again, opt_out, opt_out_many
+from contacts.optout import OptOut, opt_in_again, opt_out, opt_out_many, stopped_by_text
 from contacts.suppressions import SELF_LIFTABLE, active_suppression
 from core.redact import mask_address
 from storage.db import transaction, writer_turn
@@ -30,6 +30,7 @@ from web.pages import not_found, page
 from web.services import WebServices
 
 LABELS = {Channel.EMAIL: "emails", Channel.SMS: "text messages"}
+STOPPED_BY_TEXT = "stopped by text: reply START to resume"
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 # Under a flood of one-clicks, the writer waits up to this long for as many unsubscribes as its
 # last batch held before it commits (GroupCommitter._gather), so that the requests one commit
@@ -136,11 +137,17 @@ async def _is_one_click(request: Request) -> bool:
 
 
 def _channel_rows(session: Session, contact: Contact) -> list[dict[str, object]]:
+    """Each channel as the page shows it. Texts stopped by a text are shown as such with no
+    control: only START from that phone resumes them (contacts.optout.opt_in_again), so a
+    forwarded email cannot put the phone back on the list."""
     rows: list[dict[str, object]] = []
     for channel in (Channel.EMAIL, Channel.SMS):
         address = contact.address(channel)
         blocked = None if address is None else active_suppression(session, channel, address)
         permanent = blocked is not None and blocked.reason not in SELF_LIFTABLE
+        by_text = (
+            channel == Channel.SMS and address is not None and stopped_by_text(session, address)
+        )
         name = "Emails" if channel == Channel.EMAIL else "Text messages"
         rows.append(
             {
@@ -152,9 +159,12 @@ def _channel_rows(session: Session, contact: Contact) -> list[dict[str, object]]
                 "subscribed": address is not None
                 and contact.consent_for(channel) == ConsentStatus.OPTED_IN
                 and blocked is None,
-                "available": address is not None and not permanent,
+                "available": address is not None and not permanent and not by_text,
+                "stopped_by_text": by_text,
                 "why": "no address on file"
                 if address is None
+                else STOPPED_BY_TEXT
+                if by_text
                 else "messages to this address could not be delivered",
             }
         )
