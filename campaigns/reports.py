@@ -13,7 +13,6 @@ to the last step the contact had reached.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections import Counter
 from dataclasses import dataclass, field, fields
@@ -25,6 +24,7 @@ from sqlalchemy import ColumnElement, SQLColumnExpression, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
+from core.csv_safety import csv_writer
 from storage.models import (
     Campaign,
     Enrollment,
@@ -272,26 +272,19 @@ STEP_COLUMNS = [f.name for f in fields(StepFunnel)]
 def funnel_csv(funnel: CampaignFunnel, series: list[DailyPoint]) -> str:
     """One file a spreadsheet opens: the totals row, one row per step, then the daily series."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_writer(out)
     writer.writerow(["campaign", *STEP_COLUMNS])
     totals = Counter({name: getattr(funnel, name, 0) for name in STEP_COLUMNS[3:]})
     totals["reached"] = funnel.enrolled
     writer.writerow([funnel.name, "", "all steps", "", *(totals[c] for c in STEP_COLUMNS[3:])])
     for step in funnel.steps:
-        writer.writerow([funnel.name, *(_safe(getattr(step, c)) for c in STEP_COLUMNS)])
+        writer.writerow([funnel.name, *(getattr(step, c) for c in STEP_COLUMNS)])
     writer.writerow([])
     names = [f.name for f in fields(DailyPoint)]
     writer.writerow(names)
     for point in series:
         writer.writerow([getattr(point, name) for name in names])
     return out.getvalue()
-
-
-def _safe(value: object) -> object:
-    """Spreadsheets run cells that start with = + - @ as formulas (CSV injection); quote them."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value
 
 
 # -- what will be sent soon ------------------------------------------------------------------------

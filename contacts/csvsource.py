@@ -4,6 +4,9 @@ The whole file is checked before anything is written (a streamed pass over the b
 records), so a file in the wrong encoding, without the needed columns, or empty fails with one
 clear message and no half-import. Excel writes a UTF-8 BOM ("CSV UTF-8") or UTF-16 ("Unicode
 text"); both are read. Some locales export with ";" or tabs; the header line tells which.
+
+Every cell is read back through core.csv_safety.read_back: the apostrophe our exports and rejects
+files put before a cell a spreadsheet would run as a formula is removed, so they import unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.csv_safety import read_back, read_back_row
 from core.errors import InputError
 
 BLOCK = 1 << 20
@@ -52,10 +56,11 @@ class CsvFile:
             data = handle.read(span.end - span.start)
         text = data.decode(_span_encoding(self.encoding), "surrogateescape")
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter)
+        escaped = "'" in text  # most files hold no apostrophe: nothing to read back
         line = span.line
         for values in reader:
             if values and any(values):
-                yield line, values
+                yield line, read_back_row(values) if escaped else values
             line = span.line + reader.line_num
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
@@ -66,7 +71,7 @@ class CsvFile:
             line = reader.line_num + 1
             for values in reader:
                 if values and any(values):
-                    yield line, values
+                    yield line, read_back_row(values)
                 line = reader.line_num + 1
 
 
@@ -98,7 +103,7 @@ def inspect_csv(path: Path, encoding: str | None = None, span_rows: int = 2000) 
         raise InputError(f"{name}: the first line should name the columns, but it is blank")
     if total == 0:
         raise InputError(f"{name}: the file has a header but no data rows")
-    header = [h.strip() for h in header]
+    header = [read_back(h).strip() for h in header]
     return CsvFile(path, encoding, delimiter, header, total, bad_line, spans)
 
 

@@ -3,12 +3,12 @@
 The columns are the ones the importer understands, so an export imports again unchanged into
 another database (suppressions and opt-outs included). Read page by page (keyset on id), so any
 number of contacts streams in bounded memory. The file holds personal data: it is created
-readable by its owner only.
+readable by its owner only. Cells a spreadsheet would run as a formula (`=`, `+`, `-`, `@`...)
+are escaped (core.csv_safety, OWASP CSV injection); the importer reads them back unchanged.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
 from contacts.suppressions import address_hash
+from core.csv_safety import csv_writer
 from storage.models import ConsentEvent, Contact, ContactTag, Suppression
 
 PAGE = 1000
@@ -42,7 +43,7 @@ def export_csv(session: Session, out: IO[str], which: ExportFilter | None = None
     """Write the CSV to `out`; returns the number of contacts written."""
     which = which or ExportFilter()
     custom = sorted(_custom_keys(session, which))
-    writer = csv.writer(out)
+    writer = csv_writer(out)
     writer.writerow(BASE_COLUMNS + CONSENT_COLUMNS + custom)
     count = 0
     for page in _pages(session, which):

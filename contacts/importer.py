@@ -17,7 +17,6 @@ indexes (contacts.writer); workers ~26 s, mostly phonenumbers and email-validato
 
 from __future__ import annotations
 
-import csv
 import gc
 import logging
 import multiprocessing
@@ -28,7 +27,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +36,7 @@ from contacts.csvsource import CsvFile, Span, guess_encoding, inspect_csv
 from contacts.rows import CleanRow, Rejected, RowRules, clean_rows, warm_up
 from contacts.writer import ANY_SUPPRESSION_SQL, BatchWriter
 from core.clock import Clock, utcnow
+from core.csv_safety import SafeCsvWriter, csv_writer
 from core.errors import InputError
 from storage.db import transaction
 
@@ -300,19 +300,24 @@ def _write_batch(
 
 
 class RejectsFile:
-    """`<name>.rejects.csv` beside the input: line, reason, then the row as it was."""
+    """`<name>.rejects.csv` beside the input: line, reason, then the row as it was.
+
+    Staff download it, fix the rows in a spreadsheet and import it again, so its cells are
+    formula-safe (core.csv_safety.escape_cell, OWASP CSV injection) and the importer reads an
+    escaped cell back as the original value (contacts.csvsource applies read_back).
+    """
 
     def __init__(self, path: Path, checked: CsvFile) -> None:
         self.path = path
         self.header = checked.header
         self._handle: IO[str] | None = None
-        self._writer: Any = None  # a csv.writer (its class, _csv.Writer, is private)
+        self._writer: SafeCsvWriter | None = None
         path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
 
     def add(self, line: int, reason: str, values: list[str]) -> None:
         if self._writer is None:
             self._handle = self.path.open("w", newline="", encoding="utf-8", errors="replace")
-            self._writer = csv.writer(self._handle)
+            self._writer = csv_writer(self._handle)
             self._writer.writerow(["line", "reason", *self.header])
         safe = [v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for v in values]
         self._writer.writerow([line, reason, *safe])

@@ -28,6 +28,7 @@ from campaigns import lifecycle
 from campaigns.definitions import load_sequence
 from contacts import importer
 from core.clock import utcnow
+from core.csv_safety import csv_writer
 from core.settings import REPO_ROOT, load_settings
 from nurture.app import NurtureApp
 from storage.db import transaction
@@ -80,10 +81,10 @@ def prepare_contacts(folder: Path, zone: str) -> Path:
     with SAMPLE_CSV.open(newline="", encoding="utf-8") as source:
         rows = list(csv.DictReader(source))
     with target.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
+        writer = csv_writer(out)
+        writer.writerow(rows[0])
         for row in rows:
-            writer.writerow({**row, "timezone": zone})
+            writer.writerow({**row, "timezone": zone}.values())
     return target
 
 
