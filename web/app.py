@@ -15,14 +15,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import redact
 from core.errors import ConfigError, InputError, NotFound, NurtureError
+from core.untrusted import whole_number
 from web import admin, links, unsubscribe
 from web.access_log import AccessLog
 from web.admin.session import COOKIE as STAFF_COOKIE
+from web.admin.session import may_upload
 from web.links import LinkService
 from web.pages import not_found, page
 from web.proxy import trust_proxies
@@ -45,8 +49,11 @@ DESCRIPTION = """Where recipients and providers reach Nurture.
 class BodySizeLimit:
     """Refuse request bodies over the limit before reading them (413), declared or streamed.
 
-    Staff CSV uploads get their own, larger limit, and only with a staff session cookie present
-    (the route itself then checks the session): an anonymous client cannot send big bodies.
+    Staff CSV uploads get their own, larger limit, and only once the session cookie is verified
+    (signature, live session row, a role allowed to upload: web.admin.session.may_upload)
+    before a byte of the body is read. A forged or stale cookie, or a viewer's, keeps the small
+    limit, so nobody without an editor's session can make the server take in a large body
+    (OWASP: authenticate before accepting large input).
     """
 
     def __init__(
@@ -55,13 +62,15 @@ class BodySizeLimit:
         self.app, self.max_bytes = app, max_bytes
         self.upload_path, self.max_upload_bytes = upload_path, max_upload_bytes
 
-    def _limit(self, scope: Scope, headers: dict[bytes, bytes]) -> int:
+    async def _limit(self, scope: Scope, headers: dict[bytes, bytes]) -> int:
         if (
-            self.upload_path
+            self.max_upload_bytes > self.max_bytes
+            and scope.get("method") == "POST"
             and scope.get("path") == self.upload_path
             and f"{STAFF_COOKIE}=".encode() in headers.get(b"cookie", b"")
-        ):
-            return max(self.max_bytes, self.max_upload_bytes)
+            and await run_in_threadpool(may_upload, StarletteRequest(scope))
+        ):  # the session check reads the database: only for an upload with a staff cookie
+            return self.max_upload_bytes
         return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,9 +78,9 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        limit = self._limit(scope, headers)
+        limit = await self._limit(scope, headers)
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and _declared_size(declared) > limit:
             await PlainTextResponse("Request too large\n", status_code=413)(scope, receive, send)
             return
         seen = 0
@@ -92,6 +101,14 @@ class BodySizeLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+def _declared_size(value: bytes) -> int:
+    """The Content-Length as a number; one too long to read is taken as too large, one that is
+    not a number as 0 (the body is then counted as it streams)."""
+    if len(value.strip()) > 18:
+        return 1 << 62
+    return whole_number(value.strip(), max_digits=18) or 0
 
 
 def create_app(nurture: WebServices) -> FastAPI:

@@ -1,13 +1,19 @@
-"""Imports: upload a CSV, watch its progress, download the rejects file."""
+"""Imports: upload a CSV, watch its progress, download the rejects file.
+
+The upload route takes no body parameters, so FastAPI reads nothing before its dependency has
+checked the session and the editor role; only then is the multipart body parsed (and
+web.app.BodySizeLimit has allowed its larger size for that same verified session alone).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Request, UploadFile
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
+from starlette.datastructures import UploadFile
 
 from storage.models import ImportJob
 from web.admin import imports
@@ -18,6 +24,7 @@ from web.services import WebServices
 router = APIRouter()
 JobId = Annotated[int, Path(ge=1)]
 CHUNK = 1 << 16
+MAX_SOURCE = 100
 
 
 def _job(nurture: WebServices, job_id: int) -> ImportJob:
@@ -71,17 +78,19 @@ def import_list(request: Request, staff: StaffReader) -> Response:
 
 
 @router.post("/imports")
-async def upload(
-    request: Request,
-    staff: StaffEditor,
-    file: Annotated[UploadFile, File()],
-    source: str = Form(..., max_length=100),
-) -> Response:
+async def upload(request: Request, staff: StaffEditor) -> Response:
     nurture: WebServices = request.app.state.nurture
+    form = await request.form()  # already parsed by the CSRF check, after the role check
+    file, source = form.get("file"), form.get("source")
+    if not isinstance(file, UploadFile):
+        return _page(request, staff, error="Choose a .csv file to upload.", status=400)
     name = (file.filename or "upload.csv").replace("\\", "/").rsplit("/", 1)[-1]
-    source = source.strip()
+    source = source.strip() if isinstance(source, str) else ""
     if not source:
         return _page(request, staff, error="Say where these contacts came from.", status=400)
+    if len(source) > MAX_SOURCE:
+        error = f"Name where these contacts came from in at most {MAX_SOURCE} characters."
+        return _page(request, staff, error=error, status=400)
     if not name.lower().endswith(".csv"):
         return _page(request, staff, error="Upload a .csv file.", status=400)
     chunks = []

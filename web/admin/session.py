@@ -67,6 +67,11 @@ class Staff:
     def can_edit(self) -> bool:
         return self.role == Role.EDITOR
 
+    @property
+    def can_upload(self) -> bool:
+        """Importing contacts changes data: editors only (the same rule as every edit)."""
+        return self.can_edit
+
 
 @lru_cache(maxsize=4)
 def _serializer(secret: str) -> URLSafeTimedSerializer:
@@ -176,6 +181,15 @@ def current_staff(request: Request) -> Staff | None:
         return Staff(found.id, found.email, found.role, csrf, session_id)
 
 
+def may_upload(request: Request) -> bool:
+    """Whether the request comes from a signed-in staff member allowed to upload contacts,
+    checked from the cookie and the session row alone, before any of the body is read: only
+    then does web.app.BodySizeLimit allow an upload's larger size (a forged or stale cookie, or
+    a viewer's, keeps the small limit). Blocking: call it from a worker thread."""
+    staff = current_staff(request)
+    return staff is not None and staff.can_upload
+
+
 def safe_next(path: str | None) -> str:
     """Only our own staff pages: never an absolute, scheme-relative or backslash URL."""
     if (
@@ -220,10 +234,12 @@ async def staff_poster(request: Request) -> Staff:
 
 
 async def staff_editor(request: Request) -> Staff:
-    """A signed-in editor posting a form with the session's CSRF token."""
-    staff = await staff_poster(request)
+    """A signed-in editor posting a form with the session's CSRF token. The role is checked
+    before the form is read, so a viewer's post is refused without parsing its body."""
+    staff = staff_reader(request)
     if not staff.can_edit:
         raise StaffForbidden("Your account can view pages but not change anything.")
+    await _check_csrf(request, staff.csrf)
     return staff
 
 
