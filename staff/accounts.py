@@ -1,9 +1,15 @@
 """Staff accounts: argon2id password hashes, roles, and lockout after repeated failures.
 
 OWASP's authentication guidance: hash with a memory-hard function (argon2id, argon2-cffi's
-defaults follow RFC 9106), answer "wrong email or password" the same way for an unknown email
-and a wrong password (and spend the same time on both), and lock an account for a while after a
-few failures so a password cannot be guessed online.
+defaults follow RFC 9106), lock an account for a while after a few failures so a password cannot
+be guessed online, and never let a sign-in answer tell whether an account exists: an unknown
+email, a wrong password and a locked account get the same answer (`SIGN_IN_FAILED`) at the same
+cost, one password verification each (against a dummy hash when there is no usable account).
+
+Lockout and unknown addresses: only real accounts count failures and lock. An unknown address
+keeps no counter (there is no account to guess into, and recording guessed addresses would be a
+table an attacker fills); since every failure reads and costs the same, a locked account and an
+unknown address cannot be told apart from outside.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -28,10 +35,13 @@ log = logging.getLogger("nurture.staff")
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 12
+#: The one answer to every failed sign-in (unknown email, wrong password, locked account).
+SIGN_IN_FAILED = (
+    f"Wrong email or password. After {MAX_FAILURES} failed attempts an account is locked for "
+    f"{int(LOCKOUT.total_seconds() // 60)} minutes; an editor can unlock it sooner."
+)
 
 hasher = PasswordHasher()
-#: Verified against when the email is unknown, so that answer takes as long as a wrong password.
-_DUMMY_HASH = hasher.hash("not a real password, only here to spend the same time")
 
 
 def normalise_staff_email(email: str) -> str:
@@ -114,18 +124,20 @@ class LoginOutcome:
 def authenticate(session: Session, email: str, password: str, *, now: datetime) -> LoginOutcome:
     """Check a login in the caller's (write) transaction, counting failures and locking.
 
-    A locked account refuses even the right password until the lock ends, or a guesser could
-    keep trying and learn the answer from the one success.
+    Every path verifies one password (see the module docstring). A locked account refuses even
+    the right password until the lock ends, or a guesser could keep trying and learn the answer
+    from the one success.
     """
     user = find_user(session, email)
     if user is None:
-        _verify(_DUMMY_HASH, password)
+        verify_password(_dummy_hash(), password)
         log.info("failed staff login for unknown account %s", mask_email(email))
         return LoginOutcome(None)
     if user.locked_until is not None and user.locked_until > now:
+        verify_password(_dummy_hash(), password)
         log.warning("login refused: %s is locked", mask_email(user.email))
         return LoginOutcome(None, locked=True)
-    if not _verify(user.password_hash, password):
+    if not verify_password(user.password_hash, password):
         if user.locked_until is not None:  # an expired lock: start counting afresh
             user.failed_logins, user.locked_until = 0, None
         user.failed_logins += 1
@@ -147,8 +159,21 @@ def authenticate(session: Session, email: str, password: str, *, now: datetime) 
     return LoginOutcome(user)
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def verify_password(password_hash: str, password: str) -> bool:
+    """The one place a password is checked against a hash (argon2id)."""
     try:
         return hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def _dummy_hash() -> str:
+    return _dummy_hash_of(hasher)
+
+
+@cache
+def _dummy_hash_of(current: PasswordHasher) -> str:
+    """A hash at the hasher's own cost, verified when there is no usable account so that answer
+    costs what a wrong password costs. Made on first use, not at import, so that commands that
+    never sign anyone in do not pay for it."""
+    return current.hash("not a real password, only here to spend the same time")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from staff.accounts import LOCKOUT, authenticate
+from staff.accounts import SIGN_IN_FAILED, authenticate
 from storage.db import transaction
 from web.admin.render import render
 from web.admin.session import (
@@ -64,14 +64,8 @@ def login(
             if outcome.user is not None
             else None
         )
-    if new_session is None:
-        minutes = int(LOCKOUT.total_seconds() // 60)
-        error = (
-            f"Too many failed sign-ins. This account is locked for {minutes} minutes."
-            if outcome.locked
-            else "Wrong email or password."
-        )
-        return _login_page(request, next_path=next, error=error, status_code=401)
+    if new_session is None:  # one answer for every failure: no account enumeration (OWASP)
+        return _login_page(request, next_path=next, error=SIGN_IN_FAILED, status_code=401)
     response = RedirectResponse(safe_next(next), status_code=303)
     write_session(request, response, new_session)
     return response
