@@ -11,6 +11,7 @@ from web.admin import (
     campaign_pages,
     contact_pages,
     import_pages,
+    inbound_pages,
     login,
     previews,
     projection,
@@ -25,6 +26,7 @@ router.include_router(projection.router)
 router.include_router(contact_pages.router)
 router.include_router(import_pages.router)
 router.include_router(attention_pages.router)
+router.include_router(inbound_pages.router)
 
 STATIC = {"admin.css": "text/css", "admin.js": "text/javascript"}
 
