@@ -32,6 +32,7 @@ from make_contacts import write
 
 from contacts.csvsource import inspect_csv
 from contacts.importer import import_csv
+from core.suppression_hash import SuppressionHasher
 from storage.db import ensure_schema, make_engine, session_factory
 
 
@@ -124,7 +125,7 @@ def main() -> None:
         try:
             engine = make_engine(url)
             ensure_schema(engine)
-            sessions = session_factory(engine)
+            sessions = session_factory(engine, SuppressionHasher.from_secret("bench"))
             base_seconds, rows = baseline(csv_path)
             with PeakMemory() as memory:
                 cpu_before = _cpu_seconds()

@@ -18,7 +18,7 @@ from typing import IO, Any
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
-from contacts.suppressions import address_hash
+from contacts.suppressions import hasher_of
 from core.csv_safety import csv_writer
 from storage.models import ConsentEvent, Contact, ContactTag, Suppression
 
@@ -133,8 +133,9 @@ def _latest_consents(session: Session, ids: list[int]) -> dict[tuple[int, str], 
 
 
 def _suppressions(session: Session, page: list[Contact]) -> dict[tuple[str, str], str]:
+    hasher = hasher_of(session)
     wanted = {
-        address_hash(channel, address): (channel, address)
+        hasher(channel, address): (channel, address)
         for contact in page
         for channel in CHANNELS
         if (address := contact.address(channel))

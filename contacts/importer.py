@@ -34,10 +34,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from contacts.columns import ColumnMapping, plan_columns
 from contacts.csvsource import CsvFile, Span, guess_encoding, inspect_csv
 from contacts.rows import CleanRow, Rejected, RowRules, clean_rows, warm_up
+from contacts.suppressions import hasher_of
 from contacts.writer import ANY_SUPPRESSION_SQL, BatchWriter
 from core.clock import Clock, utcnow
 from core.csv_safety import SafeCsvWriter, csv_writer
 from core.errors import InputError
+from core.suppression_hash import SuppressionHasher
 from storage.db import transaction
 
 log = logging.getLogger("nurture.contacts.import")
@@ -132,7 +134,7 @@ def import_csv(
         default_timezone,
         now,
         check_encoding=checked.first_bad_line is not None,
-        hash_addresses=_any_suppression(sessions),
+        hasher=_hasher_if_any_suppression(sessions),
     )
     writer = BatchWriter(sessions, source, path.name, default_timezone, now)
     rejects = RejectsFile(path.with_name(f"{path.stem}.rejects.csv"), checked)
@@ -161,9 +163,13 @@ def import_csv(
     return summary
 
 
-def _any_suppression(sessions: sessionmaker[Session]) -> bool:
+def _hasher_if_any_suppression(sessions: sessionmaker[Session]) -> SuppressionHasher | None:
+    """The suppression hasher for the workers, or None when the list is empty (nothing to
+    look up, so the rows need no hashes)."""
     with transaction(sessions, immediate=False) as session:
-        return session.connection().exec_driver_sql(ANY_SUPPRESSION_SQL).first() is not None
+        if session.connection().exec_driver_sql(ANY_SUPPRESSION_SQL).first() is None:
+            return None
+        return hasher_of(session)
 
 
 Chunk = list[tuple[int, list[str]]]

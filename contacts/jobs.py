@@ -1,6 +1,7 @@
 """An import recorded in the `imports` table (ImportJob), so staff can watch it from the dashboard.
 
-Usage from a web handler (the upload has been saved to `path`)::
+Usage from a web handler (the upload has been saved to `path`; the job deletes it when it ends,
+see contacts.import_files for why)::
 
     job_id = start_import_job(sessions, path, source)      # returns at once
     thread = threading.Thread(target=run_import_job, args=(sessions, job_id, path, source),
@@ -65,6 +66,10 @@ def run_import_job(
     rejects_path (or None). On a whole-file problem (encoding, missing columns, empty file):
     status "failed" and `error` holds the one-line message staff should see; nothing was
     imported. Any other exception is recorded the same way and re-raised.
+
+    The upload at `path` is deleted when the job ends, however it ends: its rows are in the
+    database or the rejects file by then, and a forgotten person must not stay in a copy of the
+    file (CCPA; contacts.import_files).
     """
     if not _exists(sessions, job_id):
         raise NotFound(f"no import job {job_id}")
@@ -82,6 +87,8 @@ def run_import_job(
         _finish(sessions, job_id, status=FAILED, error=f"import stopped: {exc}",
                 finished_at=clock(), processed_rows=progress.done)  # fmt: skip
         raise
+    finally:
+        path.unlink(missing_ok=True)
     _finish(
         sessions, job_id, status=FINISHED, finished_at=clock(), counts=summary.counts(),
         total_rows=summary.total_rows, processed_rows=summary.processed,

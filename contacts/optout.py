@@ -146,7 +146,7 @@ def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
     results = []
     for request in requests:
         address = addresses.get(request.contact_id, {}).get(request.channel)
-        key = (str(request.channel), address_hash(request.channel, address or ""))
+        key = (str(request.channel), address_hash(session, request.channel, address or ""))
         results.append(address is not None and key in newly)
         newly.discard(key)  # a second request for the same address found it suppressed
     return results

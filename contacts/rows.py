@@ -22,8 +22,8 @@ from contacts.normalize import (
     normalize_timezone,
     phone_and_zone,
 )
-from contacts.suppressions import address_hash
 from core.errors import InputError
+from core.suppression_hash import SuppressionHasher
 from storage.models import ConsentStatus, SuppressionReason
 
 YES_WORDS = frozenset(
@@ -66,7 +66,7 @@ class CleanRow(NamedTuple):
     sms_suppression: str | None
     sms_without_evidence: bool
     email_hash: str  # suppression keys (contacts.suppressions.address_hash), made here on
-    phone_hash: str  # the workers' cores (or "" when RowRules.hash_addresses is off)
+    phone_hash: str  # the workers' cores (or "" when RowRules.hasher is None)
 
     @property
     def custom(self) -> dict[str, str]:
@@ -92,9 +92,11 @@ class RowRules:
     now: datetime
     region: str = DEFAULT_REGION
     check_encoding: bool = False
+    #: The install's suppression hasher (keyed; pickled as its derived key, never the secret).
     #: Suppression keys are only looked up when the suppression list has entries; with an
-    #: empty list (a first import) the workers skip hashing and the writer hashes on demand.
-    hash_addresses: bool = True
+    #: empty list (a first import) it is None, the workers skip hashing and the writer hashes
+    #: on demand.
+    hasher: SuppressionHasher | None = None
 
 
 def warm_up() -> None:
@@ -177,8 +179,8 @@ def clean_row(rules: RowRules, line: int, values: list[str]) -> CleanRow:
         email_suppression=_suppression(get("email_suppression"), "email_suppression"),
         sms_suppression=_suppression(get("sms_suppression"), "sms_suppression"),
         sms_without_evidence=no_proof,
-        email_hash=address_hash("email", email) if email and rules.hash_addresses else "",
-        phone_hash=address_hash("sms", phone) if phone and rules.hash_addresses else "",
+        email_hash=rules.hasher("email", email) if email and rules.hasher else "",
+        phone_hash=rules.hasher("sms", phone) if phone and rules.hasher else "",
     )
 
 

@@ -2,11 +2,12 @@
 
 Rows are keyed by a hash of the address so that `forget` can erase the address itself and the
 person stays unsubscribed. Only the person's own re-opt-in (START, preference page) lifts one.
+The hash is keyed with this install's secret (core.suppression_hash: a plain SHA-256 of a phone
+number brute-forces in minutes); sessions carry the hasher, so every lookup uses the same key.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
@@ -15,6 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.errors import ConfigError
+from core.suppression_hash import HASHER_KEY, SuppressionHasher
 from storage.models import Base, Channel, Suppression, SuppressionReason
 
 #: Reasons a person may lift by opting in again themselves; a hard bounce or complaint may not.
@@ -32,8 +35,23 @@ class NewSuppression(NamedTuple):
     at: datetime
 
 
-def address_hash(channel: Channel | str, address: str) -> str:
-    return hashlib.sha256(f"{channel}:{address.strip().lower()}".encode()).hexdigest()
+def hasher_of(session: Session) -> SuppressionHasher:
+    """The install's suppression hasher, which its sessions carry (storage.db.session_factory).
+
+    A session without one fails loudly: a hash under another key (or none) would match nothing,
+    and a send would go to a suppressed address."""
+    hasher = session.info.get(HASHER_KEY)
+    if not isinstance(hasher, SuppressionHasher):
+        raise ConfigError(
+            "this database session has no suppression hash key "
+            "(make sessions with storage.db.session_factory(engine, suppression_hasher))"
+        )
+    return hasher
+
+
+def address_hash(session: Session, channel: Channel | str, address: str) -> str:
+    """The suppression list's key for one address (for many, call hasher_of once)."""
+    return hasher_of(session)(str(channel), address)
 
 
 def active_suppression(
@@ -42,7 +60,7 @@ def active_suppression(
     return session.scalar(
         select(Suppression).where(
             Suppression.channel == str(channel),
-            Suppression.address_hash == address_hash(channel, address),
+            Suppression.address_hash == address_hash(session, channel, address),
             Suppression.lifted_at.is_(None),
         )
     )
@@ -71,8 +89,9 @@ def suppress_many(session: Session, rows: Sequence[NewSuppression]) -> set[tuple
     as it is (its first reason is kept), so this is idempotent. Returns the (channel, address
     hash) keys that were not active before. Within `rows`, the first for an address counts."""
     wanted: dict[tuple[str, str], dict[str, object]] = {}
+    hasher = hasher_of(session)
     for row in rows:
-        key = (row.channel, address_hash(row.channel, row.address))
+        key = (row.channel, hasher(row.channel, row.address))
         wanted.setdefault(
             key,
             {

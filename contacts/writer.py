@@ -23,7 +23,7 @@ from contacts.consent import record_consent
 from contacts.fresh import CONTACTS, EVENTS, TAGS, FreshRows, default_evidence, split_fresh
 from contacts.merge import ContactState, MergeConflict, MergeResult, merge_row, new_contact
 from contacts.rows import CleanRow, Consent
-from contacts.suppressions import address_hash, suppress
+from contacts.suppressions import hasher_of, suppress
 from storage.db import transaction
 from storage.models import ConsentStatus
 
@@ -218,9 +218,10 @@ class BatchWriter:
     def _suppressed(self, session: Session, rows: list[CleanRow]) -> set[tuple[str, str]]:
         if session.connection().exec_driver_sql(ANY_SUPPRESSION_SQL).first() is None:
             return set()  # a first import: nothing to look up (and rows come without hashes)
-        wanted = {r.email_hash or address_hash("email", r.email): ("email", r.email)
+        hasher = hasher_of(session)
+        wanted = {r.email_hash or hasher("email", r.email): ("email", r.email)
                   for r in rows if r.email}  # fmt: skip
-        wanted |= {r.phone_hash or address_hash("sms", r.phone): ("sms", r.phone)
+        wanted |= {r.phone_hash or hasher("sms", r.phone): ("sms", r.phone)
                    for r in rows if r.phone}  # fmt: skip
         found = select_in(session, SUPPRESSIONS_SQL, sorted(wanted))
         return {wanted[digest] for (digest,) in found}

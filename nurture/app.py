@@ -13,10 +13,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.compose import Composer
+from contacts.forget import PersonalFiles
+from contacts.import_files import ImportFiles, imports_folder
 from core.clock import Clock, utcnow
 from core.errors import ConfigError
 from core.settings import Settings, load_settings
+from core.suppression_hash import SuppressionHasher
 from providers.base import EmailProvider, SmsProvider
+from providers.outbox import OutboxFiles
 from providers.registry import email_channel, sms_channel
 from scheduler.clock import EngineClock
 from scheduler.dispatcher import Dispatcher
@@ -57,14 +61,25 @@ class NurtureApp:
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
-        return session_factory(self.engine)
+        return session_factory(self.engine, self.suppression_hasher)
 
     def migrate(self) -> None:
-        ensure_schema(self.engine)
+        ensure_schema(self.engine, self.suppression_hasher)
 
     @cached_property
     def secret_key(self) -> str:
         return resolve_secret_key(self.settings)
+
+    @cached_property
+    def suppression_hasher(self) -> SuppressionHasher:
+        """Keys the suppression list's address hashes (a key derived from the secret key)."""
+        return SuppressionHasher.from_secret(self.secret_key)
+
+    @cached_property
+    def personal_files(self) -> tuple[PersonalFiles, ...]:
+        """Where personal data is written outside the database (contacts.forget erases it)."""
+        outbox = Path(self.settings.outbox.dir)
+        return ImportFiles(imports_folder(outbox)), OutboxFiles(outbox)
 
     @cached_property
     def signer(self) -> LinkSigner:

@@ -2,18 +2,24 @@
 
 It is the default, so the demo and a fresh clone never reach a real provider. One object serves
 as both the email and the SMS provider; its writes run in a thread, off the event loop.
+The files hold whole messages to real people, so `OutboxFiles` erases a forgotten person's
+(CCPA right to delete; contacts.forget).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
+from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
+from typing import IO
 
+from contacts.forget import Person
 from core.clock import utcnow
 from providers.base import OutgoingEmail, OutgoingSms, SendResult
 
@@ -71,9 +77,67 @@ class OutboxChannel:
             "at": utcnow().isoformat(),
         }
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        with self._lock, self.sms_file.open("a", encoding="utf-8") as handle:
+        with self._lock, self.sms_file.open("a", encoding="utf-8") as handle, _locked(handle):
             handle.write(line)
+            handle.flush()  # before the lock is released
         return SendResult(self.name, f"outbox-sms-{sms.message_id}")
+
+
+class OutboxFiles:
+    """The outbox folder, as one of the places `forget` erases a person from: the .eml file of
+    each of their messages goes, and sms.jsonl loses the lines of their texts."""
+
+    def __init__(self, folder: Path) -> None:
+        self.email_dir = folder / "email"
+        self.sms_file = folder / "sms.jsonl"
+
+    def forget(self, person: Person) -> int:
+        changed = 0
+        for message_id in sorted(person.message_ids):
+            path = self.email_dir / f"{message_id:08d}.eml"
+            if path.exists():
+                path.unlink()
+                changed += 1
+        return changed + self._forget_texts(person)
+
+    def _forget_texts(self, person: Person) -> int:
+        """Rewritten in place under the same lock the senders append under (of another process
+        too: a dispatcher may be writing), so no line sent meanwhile is lost."""
+        if not self.sms_file.exists():
+            return 0
+        with self.sms_file.open("r+", encoding="utf-8") as handle, _locked(handle):
+            lines = handle.readlines()
+            kept = [line for line in lines if not _is_theirs(line, person)]
+            if len(kept) == len(lines):
+                return 0
+            handle.seek(0)
+            handle.writelines(kept)
+            handle.truncate()
+            handle.flush()
+        return 1
+
+
+def _is_theirs(line: str, person: Person) -> bool:
+    try:
+        message_id = json.loads(line).get("message_id")
+    except (ValueError, AttributeError):
+        message_id = None
+    return message_id in person.message_ids or person.mentioned_in(line)
+
+
+@contextlib.contextmanager
+def _locked(handle: IO[str]) -> Iterator[None]:
+    """An exclusive flock on an open file (POSIX advisory; nothing to do where there is none)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover  (Windows)
+        yield
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

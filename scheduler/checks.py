@@ -19,7 +19,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
-from contacts.suppressions import address_hash
+from contacts.suppressions import hasher_of
 from scheduler.windows import QuietHours, next_allowed
 from storage.models import (
     Campaign,
@@ -136,7 +136,7 @@ class Facts:
         address = row.address(channel)
         if address is None or row.consent(channel) != ConsentStatus.OPTED_IN:
             return False
-        digest = self.hashes.get((channel, address)) or address_hash(channel, address)
+        digest = self.hashes[(channel, address)]  # every row's addresses, hashed by the loader
         return (channel, digest) not in self.suppressed
 
 
@@ -168,8 +168,9 @@ def load_facts(
         select(Campaign.id, Campaign.definition).where(Campaign.id.in_(missing))
     ):
         sequences[snapshot.id] = Sequence.from_snapshot(snapshot.definition)
+    hasher = hasher_of(session)
     hashes = {
-        (channel, address): address_hash(channel, address)
+        (channel, address): hasher(channel, address)
         for row in rows
         for channel in ("email", "sms")
         if (address := row.address(channel))
@@ -205,11 +206,12 @@ def refresh_facts(session: Session, claimed: Facts, ids: Iterable[int]) -> Facts
         )
     }
     hashes: dict[tuple[str, str], str] = {}
+    hasher = hasher_of(session)
     for row in rows:
         for channel in ("email", "sms"):
             if address := row.address(channel):
                 key = (channel, address)
-                hashes[key] = claimed.hashes.get(key) or address_hash(channel, address)
+                hashes[key] = claimed.hashes.get(key) or hasher(channel, address)
     suppressed = suppressed_among(session, hashes.values())
     return Facts(rows, campaigns, claimed.sequences, suppressed, hashes)
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.definitions import Sequence
 from campaigns.enrollment import enroll_audience
-from contacts.suppressions import address_hash
+from contacts.suppressions import hasher_of
 from core.clock import Clock, utcnow
 from core.settings import Settings
 from scheduler.checks import Facts, exit_reason, suppressed_among
@@ -270,8 +270,9 @@ class Planner:
     ) -> Facts:
         """The batch's address hashes and active suppressions, in the form the send-time rules
         (scheduler.checks) read them: the planner applies the very same exit rule."""
+        hasher = hasher_of(session)
         hashes = {
-            (channel, address): address_hash(channel, address)
+            (channel, address): hasher(channel, address)
             for row in ready
             for channel in ("email", "sms")
             if (address := row.address(channel))

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from campaigns.audience import audience_query
 from campaigns.definitions import Sequence
-from contacts.suppressions import address_hash
+from contacts.suppressions import hasher_of
+from core.suppression_hash import SuppressionHasher
 from scheduler.windows import QuietHours, next_allowed
 from storage.models import (
     SETTLED_STATES,
@@ -104,8 +105,9 @@ def simulate(
         )
     }
     projected: list[Projected] = []
+    hasher = hasher_of(session)
     for point in starting_points(session, sequence, campaign, start):
-        projected.extend(_one_contact(point, sequence, end, quiet, sms_cap, suppressed))
+        projected.extend(_one_contact(point, sequence, end, quiet, sms_cap, suppressed, hasher))
     projected.sort(key=lambda item: (item.at, item.step, item.contact_id))
     return projected
 
@@ -117,6 +119,7 @@ def _one_contact(
     quiet: QuietHours,
     sms_cap: timedelta,
     suppressed: set[tuple[str, str]],
+    hasher: SuppressionHasher,
 ) -> list[Projected]:
     contact, base, out = point.contact, point.base, []
     last_text: datetime | None = None
@@ -139,7 +142,7 @@ def _one_contact(
         reason = ""
         if address is None or contact.consent_for(step.channel) != ConsentStatus.OPTED_IN:
             reason = f"no {step.channel} consent"
-        elif (step.channel, address_hash(step.channel, address)) in suppressed:
+        elif (step.channel, hasher(step.channel, address)) in suppressed:
             reason = "suppressed"
         elif step.channel == "sms":
             last_text = due

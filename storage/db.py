@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import ConfigError
+from core.suppression_hash import HASHER_KEY, SuppressionHasher
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -120,8 +121,13 @@ def writer_turn(engine: Engine) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def session_factory(
+    engine: Engine, suppression_hasher: SuppressionHasher | None = None
+) -> sessionmaker[Session]:
+    """Sessions that carry the suppression hasher (in Session.info), so every suppression
+    lookup of this install uses its own key (contacts.suppressions.hasher_of reads it)."""
+    info = {HASHER_KEY: suppression_hasher} if suppression_hasher is not None else {}
+    return sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 @contextmanager
@@ -146,19 +152,25 @@ def transaction(factory: sessionmaker[Session], *, immediate: bool = True) -> It
         session.close()
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str, suppression_hasher: SuppressionHasher | None = None) -> Config:
+    """The one place migrations get the suppression hasher (migration 0005 re-keys stored
+    hashes with it, and refuses to run on suppressions without it)."""
     from alembic.config import Config  # imported on use: alembic and mako cost a process 10 MB
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    if suppression_hasher is not None:
+        config.attributes[HASHER_KEY] = suppression_hasher
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(
+    url: str, revision: str = "head", *, suppression_hasher: SuppressionHasher | None = None
+) -> None:
     from alembic import command
 
-    command.upgrade(alembic_config(url), revision)
+    command.upgrade(alembic_config(url, suppression_hasher), revision)
 
 
 def head_revision() -> str:
@@ -178,13 +190,13 @@ def current_revision(engine: Engine) -> str | None:
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def ensure_schema(engine: Engine) -> None:
+def ensure_schema(engine: Engine, suppression_hasher: SuppressionHasher | None = None) -> None:
     """Upgrade the database to the newest migration (first run of the embedded default)."""
     if current_revision(engine) == head_revision():
         return
     from alembic import command
 
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    config = alembic_config(engine.url.render_as_string(hide_password=False), suppression_hasher)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -287,7 +287,13 @@ def forget(
                 f"Erase contact #{contact.id} ({contact.first_name} {contact.last_name}) for good?",
                 abort=True,
             )
-        result = forget_contact(session, contact, requested_by=requested_by, now=nurture.clock())
+        result = forget_contact(
+            session,
+            contact,
+            requested_by=requested_by,
+            now=nurture.clock(),
+            files=nurture.personal_files,
+        )
     console.print(
         f"Contact #{result.contact_id} forgotten: personal data erased; "
         f"{', '.join(result.suppressed) or 'no'} address(es) kept only as a hash so they stay "

@@ -125,8 +125,9 @@ def test_forget_erases_personal_data_and_keeps_a_hashed_suppression(
     with transaction(nurture_app.sessions) as session:
         maria = find_contact(session, "(310) 555-0101")
         result = forget_contact(
-            session, maria, requested_by="email from Maria", now=nurture_app.clock()
-        )
+            session, maria, requested_by="email from Maria", now=nurture_app.clock(),
+            files=nurture_app.personal_files,
+        )  # fmt: skip
         assert sorted(result.suppressed) == ["email", "sms"]
     with transaction(nurture_app.sessions, immediate=False) as session:
         gone = session.get(Contact, result.contact_id)
@@ -144,7 +145,7 @@ def test_forget_erases_personal_data_and_keeps_a_hashed_suppression(
         assert rows[0].address_hash == address_hash(session, "email", "maria@example.com")
         assert is_suppressed(session, "email", "maria@example.com")
         with pytest.raises(InputError, match="already forgotten"):
-            forget_contact(session, gone, requested_by="again", now=nurture_app.clock())
+            forget_contact(session, gone, requested_by="again", now=nurture_app.clock(), files=())
     # The same file again: Maria comes back as a new contact, still suppressed, not opted in.
     summary = run_import(path)
     assert (summary.inserted, summary.suppressions_kept) == (1, 1)

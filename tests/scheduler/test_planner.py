@@ -172,7 +172,7 @@ def _planner(app: NurtureApp, batch_size: int, clock: FrozenClock) -> Any:
 
     url = app.engine.url.render_as_string(hide_password=False)
     settings = load_settings(database={"url": url}, scheduler={"batch_size": batch_size})
-    return Planner(settings, session_factory(make_engine(url)), clock)
+    return Planner(settings, session_factory(make_engine(url), app.suppression_hasher), clock)
 
 
 def test_a_launch_is_planned_in_each_contacts_zone_and_window(

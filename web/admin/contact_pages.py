@@ -98,7 +98,8 @@ class TimelineEntry:
 def _suppressions(session: Session, contact: Contact) -> list[Suppression]:
     keys = [
         and_(
-            Suppression.channel == channel, Suppression.address_hash == address_hash(channel, addr)
+            Suppression.channel == channel,
+            Suppression.address_hash == address_hash(session, channel, addr),
         )
         for channel, addr in (("email", contact.email), ("sms", contact.phone))
         if addr

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 from contacts import jobs
+from contacts.import_files import imports_folder
 from storage.db import transaction
 from storage.models import ImportJob
 from web.services import WebServices
@@ -27,7 +28,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def imports_dir(nurture: WebServices) -> Path:
     """Uploads and rejects files live beside the outbox (var/imports by default)."""
-    folder = Path(nurture.settings.outbox.dir).resolve().parent / "imports"
+    folder = imports_folder(nurture.settings.outbox.dir)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
