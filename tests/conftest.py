@@ -36,6 +36,16 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NURTURE_SECRET_KEY", TEST_SECRET)
 
 
+@pytest.fixture(autouse=True)
+def keep_the_umask() -> Iterator[None]:
+    """The CLI sets the process umask to 0o077 (nurture.cli.main); a test that runs it in this
+    process leaves the next test the umask it found."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)
+
+
 def _pg_connect(dbname: str = "postgres") -> psycopg.Connection[Any]:
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + dbname
     return psycopg.connect(url, autocommit=True, connect_timeout=3)

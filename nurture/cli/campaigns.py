@@ -23,6 +23,10 @@ from storage.models import Campaign, Contact, Message
 
 app = typer.Typer(help="Campaigns: sequences sent to an audience.", no_args_is_help=True)
 
+#: How far `simulate` may look ahead: a year covers any sequence, and the projection's date
+#: arithmetic stays far from the calendar's end.
+SIMULATE_DAYS = (0.1, 366)
+
 
 @app.command("list")
 def list_() -> None:
@@ -148,7 +152,9 @@ def simulate(
     name: str = typer.Argument(
         ..., help="Sequence definition (or a launched campaign) to project."
     ),
-    days: float = typer.Option(7, "--days", min=0.1, help="How many days ahead."),
+    days: float = typer.Option(
+        7, "--days", help=f"How many days ahead ({SIMULATE_DAYS[0]:g} to {SIMULATE_DAYS[1]})."
+    ),
     start: str | None = typer.Option(None, help="ISO start with offset; default now."),
     contacts: bool = typer.Option(False, "--contacts", help="One row per message, not grouped."),
 ) -> None:
@@ -161,6 +167,9 @@ def simulate(
     from campaigns.definitions import Sequence
     from scheduler.projection import project
 
+    low, high = SIMULATE_DAYS
+    if not low <= days <= high:  # also refuses nan
+        raise InputError(f"--days must be between {low:g} and {high} days, not {days:g}")
     nurture = ready_app()
     settings = nurture.settings
     zone = ZoneInfo(settings.clinic.default_timezone)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from core.errors import NurtureError, ValidationFailed
 from nurture.cli import booking, campaigns, contacts, content, db, serve, users
 from nurture.cli.common import console, err_console, setup_logging
+from nurture.cli.errors import one_line, safe_text
+
+#: Everything Nurture writes holds patients' data: the database and its WAL, uploads, rejects
+#: files, outbox messages, exports. Owner-only files (0600) and folders (0700), set once for the
+#: process so the web server, worker and demo it starts (and their child processes) inherit it
+#: (CCPA "reasonable security"; nothing for other local users to read).
+PRIVATE_UMASK = 0o077
 
 app = typer.Typer(
     name="nurture",
@@ -32,6 +41,7 @@ app.command()(serve.run)
 
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    os.umask(PRIVATE_UMASK)
     setup_logging(verbose)
 
 
@@ -51,21 +61,32 @@ def demo(
 
 
 def main() -> None:
-    """Run the CLI; our errors become one line and an exit code, usage errors click's message.
+    """Run the CLI; errors become one line and an exit code (nurture.cli.errors), usage errors
+    click's message.
 
-    Typer (standalone mode) prints usage errors itself and exits 2; only NurtureError reaches us.
+    Typer (standalone mode) prints usage errors itself and exits 2; everything else reaches us.
+    A bug (an error nurture.cli.errors cannot explain) keeps its traceback.
     """
     try:
         app()
-    except NurtureError as exc:
-        if isinstance(exc, ValidationFailed):
-            for problem in exc.problems:
-                err_console.print(f"[red]✗[/red] {problem}", highlight=False)
-        else:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        explained = one_line(exc)
+        if explained is None:
+            raise
+        message, code = explained
+        if isinstance(exc, ValidationFailed):
+            for problem in exc.problems:
+                _say(f"[red]✗[/red] {escape(safe_text(problem))}")
+        else:
+            _say(f"[red]error:[/red] {escape(safe_text(message))}")
+        sys.exit(code)
+
+
+def _say(markup: str) -> None:
+    """One line on stderr, never wrapped to the terminal's width."""
+    err_console.print(markup, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":
