@@ -245,13 +245,15 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_index", name="uq_message_step"),
         Index("ix_message_due", "state", "due_at"),
-        # The dispatcher's claims, per channel: only planned rows, so a row leaves it once
+        # The dispatcher's claims, per channel, in claim order (due_at, id: PostgreSQL sorted
+        # every planned row without the id): only planned rows, so a row leaves it once
         # claimed and later state changes never touch it; one channel's backlog is not walked
         # to find the other's due rows.
         Index(
             "ix_message_planned_channel_due",
             "channel",
             "due_at",
+            "id",
             sqlite_where=text("state = 'planned'"),
             postgresql_where=text("state = 'planned'"),
         ),

@@ -142,3 +142,29 @@ def test_every_id_list_of_a_dispatch_is_looked_up_not_scanned(
             )
             assert details[0].startswith(expected), (statement, details)
             assert not [step for step in details if re.match(r"SCAN (?!json_each)", step)], details
+
+
+def test_a_claim_reads_the_oldest_due_in_index_order_without_sorting_the_backlog(
+    h: Any, nurture_app: NurtureApp
+) -> None:
+    """A launch plans every message at one due time. On PostgreSQL, whose index entries do not
+    end in the id as SQLite's do, a (channel, due_at) index left (due_at, id) to a sort of the
+    whole planned backlog on every claim: 56 ms a claim at 100,000 planned."""
+    emails = h.seed(nurture_app, emails=3000, due=NOW)
+    claim = "SELECT messages.id"
+    with transaction(nurture_app.sessions) as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
+        if postgres:  # the planner's statistics, as autovacuum keeps them on a live database
+            session.connection().exec_driver_sql("ANALYZE messages")
+    with captured(nurture_app, lambda statement: statement.lstrip().startswith(claim)) as seen:
+        with transaction(nurture_app.sessions) as session:
+            claimed = claim_due(session, now=NOW, limit=100, worker="w1", channel="email")
+            statement, params = seen[-1]
+            if postgres:
+                rows = session.connection().exec_driver_sql(f"EXPLAIN {statement}", params)
+                plan = " ".join(str(row[0]) for row in rows)
+            else:
+                plan = " ".join(plan_of(session, statement, params))
+    assert claimed == emails[:100]  # the oldest first, ties by id
+    assert "ix_message_planned_channel_due" in plan
+    assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
