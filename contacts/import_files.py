@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from contacts.forget import Person
+from core.csv_safety import csv_writer, read_back_row
 
 log = logging.getLogger("nurture.contacts.import_files")
 
@@ -52,15 +53,16 @@ class ImportFiles:
 
 def _rewrite_rejects(path: Path, person: Person) -> int:
     """The rejects file without the person's rows (contacts.importer writes it: UTF-8, commas,
-    a header line). Written beside and moved over the old one, so a download never sees half."""
+    a header line). Written beside and moved over the old one, so a download never sees half.
+    Cells are read back and written again through core.csv_safety, so they stay formula-safe."""
     with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        rows = list(csv.reader(handle))
+        rows = [read_back_row(row) for row in csv.reader(handle)]
     kept = [row for index, row in enumerate(rows) if index == 0 or not _names(row, person)]
     if len(kept) == len(rows):
         return 0
     temporary = path.with_name(f".{path.name}.forget")
     with temporary.open("w", newline="", encoding="utf-8") as out:
-        csv.writer(out).writerows(kept)
+        csv_writer(out).writerows(kept)
     os.replace(temporary, path)
     return 1
 

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from contacts.export import ExportFilter, export_to_file
+from contacts.forget import Person
+from contacts.import_files import ImportFiles
 from nurture.app import NurtureApp
 from storage.db import transaction
 from storage.models import Contact
@@ -98,3 +100,19 @@ def test_the_rejects_file_escapes_formulas_and_a_fixed_row_imports_as_written(
     with transaction(nurture_app.sessions, immediate=False) as session:
         notes = {c.email: c.custom_fields["notes"] for c in session.scalars(select(Contact))}
     assert notes == {"ana@example.com": SUM, "obrien@example.com": "'quoted'"}
+
+
+def test_forget_rewrites_a_rejects_file_with_the_others_cells_still_escaped(
+    write_csv: Callable[..., Path], run_import: Callable[..., Any]
+) -> None:
+    rows = [
+        {"first_name": LINK, "last_name": CALC, "email": "not-an-email"},
+        {"first_name": "Maria", "last_name": "Lopez", "email": "maria@"},
+    ]
+    summary = run_import(write_csv(rows, header=list(rows[0])))
+    assert summary.rejects_path is not None
+    person = Person(1, "maria@example.com", None, "Maria Lopez", frozenset())
+    assert ImportFiles(summary.rejects_path.parent).forget(person) == 1
+    header, *kept = _cells(summary.rejects_path)
+    assert header[:2] == ["line", "reason"]
+    assert [row[2:] for row in kept] == [["'" + LINK, "'" + CALC, "not-an-email"]]
