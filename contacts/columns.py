@@ -43,6 +43,7 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
         "smsnumber",
     ),
     "timezone": ("timezone", "tz", "zone", "ianatimezone"),
+    "language": ("language", "idioma", "lang", "preferredlanguage", "lenguaje"),
     "tags": ("tags", "tag", "labels", "groups", "lists"),
     "consent_at": ("consentat", "consentdate", "optindate", "signupdate", "signedupat"),
     "email_consent": ("emailconsent", "emailoptin", "acceptsemail", "emailmarketing"),

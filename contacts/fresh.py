@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from contacts.bulk import copy_tuples, insert_tuples, select_in, stored_form
 from contacts.rows import CleanRow
+from core.languages import DEFAULT_LANGUAGE
 from storage.models import Base, ConsentEvent, ConsentStatus, Contact, ContactTag
 
 OPTED_IN = ConsentStatus.OPTED_IN.value
@@ -27,7 +28,7 @@ TAGS = Base.metadata.tables[ContactTag.__tablename__]
 EVENTS = Base.metadata.tables[ConsentEvent.__tablename__]
 CONTACT_COLUMNS = (
     "email", "phone", "first_name", "last_name", "timezone", "custom_fields",
-    "email_consent", "sms_consent", "source", "created_at", "updated_at",
+    "email_consent", "sms_consent", "source", "created_at", "updated_at", "language",
 )  # fmt: skip
 EVENT_COLUMNS = (
     "contact_id", "channel", "status", "occurred_at", "source", "evidence", "recorded_at",
@@ -85,7 +86,7 @@ class FreshRows:
             (row.email, row.phone, row.first_name, row.last_name,
              row.timezone or row.phone_zone or default_zone, row.custom_json,
              OPTED_IN if row.email_consent else None, OPTED_IN if row.sms_consent else None,
-             source, now, now)
+             source, now, now, row.language or DEFAULT_LANGUAGE)
             for row in rows
         ]  # fmt: skip
         if postgres:

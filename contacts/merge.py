@@ -4,6 +4,8 @@
   row is rejected for (two people never become one silently).
 - Names and custom fields fill blanks only, tags are added, the time zone is kept: so the first
   value wins and re-importing any file, even one with duplicates, changes nothing.
+- A language the row states is the contact's language from then on (every contact has one,
+  English by default, so there is no blank to fill: the file is what staff know now).
 - Consent is only raised from "never asked" to opted in, with the row's evidence; an opt-out is
   never turned back into an opt-in (only the person can do that: contacts.optout.opt_in_again).
 - A suppressed address is never lifted and never opted in; a row may add a suppression.
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from contacts.rows import CleanRow, Consent
+from core.languages import DEFAULT_LANGUAGE
 from storage.models import ConsentStatus, SuppressionReason
 
 CHANNELS = ("email", "sms")
@@ -39,6 +42,7 @@ class ContactState:
     email_consent: str | None = None
     sms_consent: str | None = None
     suppressed: set[str] = field(default_factory=set)  # channels with an active suppression
+    language: str = DEFAULT_LANGUAGE
 
     def address(self, channel: str) -> str | None:
         return self.email if channel == "email" else self.phone
@@ -50,7 +54,7 @@ class ContactState:
         return ContactState(
             self.id, self.email, self.phone, self.first_name, self.last_name, self.timezone,
             set(self.tags), dict(self.custom), self.email_consent, self.sms_consent,
-            set(self.suppressed),
+            set(self.suppressed), self.language,
         )  # fmt: skip
 
 
@@ -97,6 +101,8 @@ def merge_row(before: ContactState, row: CleanRow) -> MergeResult:
         state.first_name, result.fields_changed = row.first_name, True
     if row.last_name and not state.last_name:
         state.last_name, result.fields_changed = row.last_name, True
+    if row.language and row.language != state.language:
+        state.language, result.fields_changed = row.language, True
     fresh_custom = {k: v for k, v in row.custom.items() if not state.custom.get(k)}
     if fresh_custom:
         state.custom.update(fresh_custom)

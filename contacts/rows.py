@@ -23,6 +23,7 @@ from contacts.normalize import (
     phone_and_zone,
 )
 from core.errors import InputError
+from core.languages import LANGUAGE_NAMES, LANGUAGE_WORDS
 from core.suppression_hash import SuppressionHasher
 from storage.models import ConsentStatus, SuppressionReason
 
@@ -67,6 +68,7 @@ class CleanRow(NamedTuple):
     sms_without_evidence: bool
     email_hash: str  # suppression keys (contacts.suppressions.address_hash), made here on
     phone_hash: str  # the workers' cores (or "" when RowRules.hasher is None)
+    language: str = ""  # a code of core.languages, or "" when the row does not say
 
     @property
     def custom(self) -> dict[str, str]:
@@ -181,6 +183,7 @@ def clean_row(rules: RowRules, line: int, values: list[str]) -> CleanRow:
         sms_without_evidence=no_proof,
         email_hash=rules.hasher("email", email) if email and rules.hasher else "",
         phone_hash=rules.hasher("sms", phone) if phone and rules.hasher else "",
+        language=_language(get("language")),
     )
 
 
@@ -255,6 +258,21 @@ def _parse_when(text: str, column: str, rules: RowRules) -> datetime:
     if parsed > rules.now + timedelta(days=1):
         raise InputError(f"{column} {text!r} is in the future")
     return parsed.astimezone(UTC)
+
+
+def _language(text: str) -> str:
+    """A language code for what the row says ("ES", "Spanish", "español" -> "es"): one dict
+    lookup (the import runs it a million times); "" when the row says nothing, so the contact
+    keeps (or gets) its language."""
+    if not text:
+        return ""
+    code = LANGUAGE_WORDS.get(text.lower())
+    if code is None:
+        raise InputError(
+            f"language {text!r} is not one we write in "
+            f"(use {' or '.join(LANGUAGE_NAMES)}, or e.g. English, Spanish, español)"
+        )
+    return code
 
 
 def _suppression(text: str, column: str) -> str | None:

@@ -29,7 +29,7 @@ from storage.models import ConsentStatus
 
 STATE_SQL = (
     "SELECT id, email, phone, first_name, last_name, timezone, custom_fields, email_consent,"
-    " sms_consent FROM contacts WHERE "
+    " sms_consent, language FROM contacts WHERE "
 )
 #: A batch inserts at ~10,000 random places in each of the email and phone indexes; the pages
 #: it dirties must fit the cache, or SQLite spills them to the WAL mid-transaction and reads
@@ -207,7 +207,7 @@ class BatchWriter:
                 if row[0] not in states:
                     states[row[0]] = ContactState(
                         row[0], row[1], row[2], row[3], row[4], row[5],
-                        set(), json_dict(row[6]), row[7], row[8],
+                        set(), json_dict(row[6]), row[7], row[8], language=row[9],
                     )  # fmt: skip
         for contact_id, tag in select_in(session, TAGS_SQL, sorted(states)):
             states[contact_id].tags.add(tag)
@@ -271,6 +271,7 @@ class BatchWriter:
             "custom_fields": state.custom,
             "email_consent": consent_from.email_consent,
             "sms_consent": consent_from.sms_consent,
+            "language": state.language,
             "updated_at": self.now,
         }
 

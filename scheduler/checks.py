@@ -77,6 +77,7 @@ class Row(NamedTuple):
     first_name: str
     last_name: str
     custom_fields: dict[str, Any]
+    language: str  # which templates the composer picks (core.languages)
 
     def address(self, channel: str) -> str | None:
         return self.email if channel == "email" else self.phone
@@ -106,6 +107,7 @@ _COLUMNS = (
     Contact.first_name,
     Contact.last_name,
     Contact.custom_fields,
+    Contact.language,
 )
 
 

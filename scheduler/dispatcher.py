@@ -269,6 +269,7 @@ class Dispatcher:
             "first_name": row.first_name,
             "last_name": row.last_name,
             "custom_fields": row.custom_fields,
+            "language": row.language,
         }
         address = row.address(step.channel)
         assert address is not None  # verdict() checked reachability

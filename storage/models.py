@@ -125,6 +125,9 @@ class Contact(Base):
     email_consent: Mapped[str | None] = mapped_column(String(20))
     sms_consent: Mapped[str | None] = mapped_column(String(20))
     custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The language messages and pages are written in for this person (core.languages; "en"
+    # unless an import, the preference page or a Spanish keyword text said otherwise).
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     source: Mapped[str] = mapped_column(String(100), default="")
     booked_at: Mapped[datetime | None]
     erased_at: Mapped[datetime | None]
