@@ -2,16 +2,22 @@
 
 The render context is the whole surface a template sees: the allow-listed contact fields, the
 clinic's public details, and link helpers that only reach registered destinations.
+
+A contact is written to in their language: each step is read from the sequence's folder for that
+language when the step is translated, else in English (TemplateRenderer.language_folder), and
+the footer's reason follows (Sequence.reason_in). Texts go out as `[sms] smart_encoding` says
+(templates.sms_segments.smart_encode), counted as sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from campaigns.definitions import Sequence, Step
 from core.errors import NurtureError
+from core.languages import language_of
 from core.settings import Settings
 from providers.base import OutgoingEmail, OutgoingSms
 from storage.models import Channel
@@ -25,10 +31,18 @@ from templates.renderer import (
     TemplateRenderError,
     contact_view,
 )
+from templates.sms_segments import smart_encode, sms_info
 
 
 class UnknownDestination(NurtureError):
     """A template asked for a link target that is not registered (no open redirect)."""
+
+
+def contact_language(contact: Any) -> str:
+    """The language a contact (a model or a mapping) reads us in; English when unknown."""
+    if isinstance(contact, Mapping):
+        return language_of(contact.get("language"))
+    return language_of(getattr(contact, "language", None))
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,12 @@ class Composer:
 
     def destinations(self, sequence: Sequence) -> dict[str, str]:
         return {**sequence.link_destinations, **self.settings.clinic.destinations()}
+
+    def folder(self, sequence: Sequence, step: Step, language: str) -> str:
+        """Where this step's templates are read for a contact in `language`."""
+        return self.renderer.language_folder(
+            sequence.template_folder, step.template, step.channel, language
+        )
 
     def context(
         self, sequence: Sequence, step: Step, contact: Any, message_id: int, contact_id: int
@@ -59,7 +79,8 @@ class Composer:
 
         clinic = self.settings.clinic
         sms = step.channel == "sms"
-        folder = sequence.template_folder
+        language = contact_language(contact)
+        folder = self.folder(sequence, step, language)
 
         def signed_if_read(variable: str, sign: Callable[[], str]) -> str:
             """An email always carries both links; a text only those its template prints."""
@@ -83,7 +104,7 @@ class Composer:
             "preferences_url": signed_if_read(
                 "preferences_url", lambda: self.signer.preferences_url(contact_id)
             ),
-            "reason": sequence.reason,
+            "reason": sequence.reason_in(language),
             "step": step.name,
         }
 
@@ -105,9 +126,18 @@ class Composer:
         self, sequence: Sequence, step: Step, contact: Any, message_id: int, contact_id: int
     ) -> RenderedEmail | RenderedSms:
         context = self.context(sequence, step, contact, message_id, contact_id)
+        folder = self.folder(sequence, step, contact_language(contact))
         if step.channel == "email":
-            return self.renderer.render_email(sequence.template_folder, step.template, context)
-        return self.renderer.render_sms(sequence.template_folder, step.template, context)
+            return self.renderer.render_email(folder, step.template, context)
+        return self.as_sent(self.renderer.render_sms(folder, step.template, context))
+
+    def as_sent(self, rendered: RenderedSms) -> RenderedSms:
+        """The text as it goes out: transliterated when `[sms] smart_encoding` is on, and
+        counted as such (a preview, validation and the send all see the same segments)."""
+        if not self.settings.sms.smart_encoding:
+            return rendered
+        body = smart_encode(rendered.body)
+        return rendered if body is rendered.body else RenderedSms(body, sms_info(body))
 
     def compose(
         self,
@@ -123,8 +153,9 @@ class Composer:
         """Render and wrap one message; each signed URL is computed once (the dispatcher's hot
         path: HMAC signing was half the cost of an email)."""
         context = self.context(sequence, step, contact, message_id, contact_id)
+        folder = self.folder(sequence, step, contact_language(contact))
         if step.channel == "email":
-            rendered = self.renderer.render_email(sequence.template_folder, step.template, context)
+            rendered = self.renderer.render_email(folder, step.template, context)
             return self.email(
                 rendered,
                 message_id=message_id,
@@ -133,7 +164,7 @@ class Composer:
                 campaign=campaign,
                 one_click=context["unsubscribe_url"],
             )
-        text = self.renderer.render_sms(sequence.template_folder, step.template, context)
+        text = self.as_sent(self.renderer.render_sms(folder, step.template, context))
         return self.sms(text, message_id=message_id, to=to)
 
     def email(

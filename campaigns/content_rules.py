@@ -16,15 +16,21 @@ from templates.links import InvalidToken, LinkSigner
 from templates.renderer import RenderedEmail, RenderedSms
 
 URL = re.compile(r"https?://[^\s\"'<>()]+")
-#: CTIA: a text ends by telling how to stop, in words carriers recognise (STOP is mandatory).
+#: CTIA: a text ends by telling how to stop, in words carriers recognise (STOP is mandatory),
+#: in English or in Spanish ("Responda STOP o PARAR para dejar de recibir mensajes.").
 OPT_OUT_ENDING = re.compile(
-    r"(reply|text|txt|send)\s+\"?stop\"?\s+(to\s+)?(opt[\s-]?out|unsubscribe|stop|end|cancel|quit)"
+    r"(?:(reply|text|txt|send)\s+\"?stop\"?\s+(to\s+)?(opt[\s-]?out|unsubscribe|stop|end|cancel"
+    r"|quit)|(responda|conteste|env[ií]e|escriba|mande)\s+\"?stop\"?(\s*(/|o)\s*\"?parar\"?)?\s+"
+    r"para\s+(no\s+recibir\s+m[aá]s|dejar\s+de\s+recibir|darse\s+de\s+baja|cancelar)"
+    r"(\s+(m[aá]s\s+)?(mensajes|textos)(\s+de\s+texto)?)?)"
     r"[^\w]*$",
     re.IGNORECASE,
 )
 CURE_WORDING = re.compile(
     r"\b(cures?|cured|guarantee[sd]?|pain[\s-]free|permanent(ly)?\s+(fix|relief|cure)|"
-    r"miracle|100\s?%|never\s+hurt\s+again)\b",
+    r"miracle|100\s?%|never\s+hurt\s+again|"
+    r"cura[rs]?|curamos|curaci[oó]n|garantiza\w*|garant[ií]a|sin\s+dolor|milagro\w*|"
+    r"(alivio|soluci[oó]n)\s+(permanente|definitiv[oa])|nunca\s+m[aá]s\s+(dolor|le\s+duel\w+))\b",
     re.IGNORECASE,
 )
 HEADER_REACH = 300  # visible characters (a hidden preheader comes first) where the header sits
@@ -167,7 +173,8 @@ def check_sms(rendered: RenderedSms, clinic: ClinicAsShown, signer: LinkSigner) 
         out.problems.append(f"the text does not name the sender ({clinic.name}; CTIA)")
     if not OPT_OUT_ENDING.search(body):
         out.problems.append(
-            'the text does not end with opt-out wording, e.g. "Reply STOP to opt out."'
+            'the text does not end with opt-out wording, e.g. "Reply STOP to opt out." or '
+            '"Responda STOP o PARAR para dejar de recibir mensajes."'
         )
     if clinic.phone not in body:
         out.problems.append(f"the text does not give the clinic's number {clinic.phone}")

@@ -135,6 +135,12 @@ class ExitConditions(Strict):
     unsubscribed_everywhere: bool = True
 
 
+class Translation(Strict):
+    """What a sequence says outside its templates, in another language: the footer's reason."""
+
+    reason: str = Field(min_length=8)
+
+
 class Sequence(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
@@ -145,6 +151,8 @@ class Sequence(Strict):
     exit: ExitConditions = ExitConditions()
     link_destinations: dict[str, str] = Field(default_factory=dict)
     custom_fields: tuple[str, ...] = ()
+    #: by language code, e.g. [translations.es] reason = "..." (English is `reason` itself)
+    translations: dict[str, Translation] = Field(default_factory=dict)
     steps: tuple[Step, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -153,6 +161,11 @@ class Sequence(Strict):
         if len(names) != len(set(names)):
             raise ValueError("step names must be unique")
         return self
+
+    def reason_in(self, language: str) -> str:
+        """The footer's reason in `language`; the English one where there is no translation."""
+        translation = self.translations.get(language)
+        return translation.reason if translation else self.reason
 
     @property
     def channels(self) -> frozenset[str]:

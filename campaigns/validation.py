@@ -5,6 +5,11 @@ fields, known variables and registered link destinations, render under StrictUnd
 sample contact, and the rendered messages meet the content rules (campaigns.content_rules); texts
 fit their segment limit and go out only inside 08:00-21:00 local (TCPA).
 
+Every language the sequence has a folder for (templates/<folder>/es/) is checked the same way,
+with the footer's reason in that language; a step it lacks is named (its contacts get the
+English step), and each text's segments are reported per language, counted as sent (with
+`[sms] smart_encoding` when it is on).
+
 Sample links are signed with a validation-only key, so nothing a validation renders is a working
 link; message and contact ids are large so link lengths (and SMS segments) are never understated.
 """
@@ -26,18 +31,18 @@ from campaigns.content_rules import (
 )
 from campaigns.definitions import TCPA_EARLIEST, TCPA_LATEST, Sequence, Step, load_sequence
 from core.errors import NurtureError, ValidationFailed
+from core.languages import DEFAULT_LANGUAGE, LANGUAGE_NAMES
 from core.settings import Settings
 from templates.audit import inspect_template, looks_like_health_field
 from templates.links import LinkSigner
 from templates.renderer import (
     CONTACT_FIELDS,
-    EMAIL_PARTS,
     KEPT_GLOBALS,
-    SMS_PART,
     RenderedEmail,
     RenderedSms,
     TemplateRenderer,
     TemplateRenderError,
+    step_files,
 )
 
 SAMPLE_ID = 99_999_999
@@ -56,12 +61,15 @@ class SampleContact:
     last_name: str
     must_fit: bool = True
 
-    def as_contact(self, custom_fields: Iterable[str]) -> dict[str, Any]:
+    def as_contact(
+        self, custom_fields: Iterable[str], language: str = DEFAULT_LANGUAGE
+    ) -> dict[str, Any]:
         filler = "Sample" if self.first_name else ""
         return {
             "first_name": self.first_name,
             "last_name": self.last_name,
             "custom_fields": {name: filler for name in custom_fields},
+            "language": language,
         }
 
 
@@ -78,6 +86,10 @@ class ValidationReport:
     sequence: str
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: language -> the steps (by name) it has no translation for
+    untranslated: dict[str, list[str]] = field(default_factory=dict)
+    #: one line per text step: its segments in each language, for a typical name
+    segments: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -101,8 +113,7 @@ def sample_composer(settings: Settings, renderer: TemplateRenderer | None = None
 
 
 def template_files(step: Step) -> list[str]:
-    parts = EMAIL_PARTS if step.channel == "email" else (SMS_PART,)
-    return [f"{step.template}.{part}" for part in parts]
+    return list(step_files(step.template, step.channel))
 
 
 def _window_findings(step: Step, settings: Settings) -> Findings:
@@ -122,13 +133,17 @@ def _window_findings(step: Step, settings: Settings) -> Findings:
 
 
 def _usage_findings(
-    step: Step, sequence: Sequence, composer: Composer, context_names: set[str]
+    step: Step,
+    sequence: Sequence,
+    composer: Composer,
+    context_names: set[str],
+    folder: str | None = None,
 ) -> Findings:
     out = Findings()
     allowed_fields = (*CONTACT_FIELDS, *sequence.custom_fields)
     destinations = composer.destinations(sequence)
     for name in template_files(step):
-        path = f"{sequence.template_folder}/{name}"
+        path = f"{folder or sequence.template_folder}/{name}"
         if not composer.renderer.exists(path):
             out.problems.append(f"unknown template {path} (no such file under templates/)")
             continue
@@ -179,19 +194,30 @@ def _segment_findings(
         )
 
 
-def _render_findings(step: Step, sequence: Sequence, composer: Composer) -> Findings:
+def _render_findings(
+    step: Step,
+    sequence: Sequence,
+    composer: Composer,
+    language: str = DEFAULT_LANGUAGE,
+    counted: list[RenderedSms] | None = None,
+) -> Findings:
+    """Render for every sample contact in `language`; `counted` receives the typical
+    contact's text, for the segments report."""
     out = Findings()
     shown = composer.context(sequence, step, {}, SAMPLE_ID, SAMPLE_ID)["clinic"]
     clinic = ClinicAsShown(**shown)
     for sample in SAMPLE_CONTACTS:
-        contact = sample.as_contact(sequence.custom_fields)
+        contact = sample.as_contact(sequence.custom_fields, language)
         try:
             rendered = composer.render(sequence, step, contact, SAMPLE_ID, SAMPLE_ID)
         except NurtureError as exc:
             out.problems.append(f"does not render for a contact with {sample.label}: {exc}")
             continue
+        if counted is not None and sample is SAMPLE_CONTACTS[0]:
+            if isinstance(rendered, RenderedSms):
+                counted.append(rendered)
         found = (
-            check_email(rendered, clinic, sequence.reason, composer.signer)
+            check_email(rendered, clinic, sequence.reason_in(language), composer.signer)
             if isinstance(rendered, RenderedEmail)
             else check_sms(rendered, clinic, composer.signer)
         )
@@ -229,6 +255,7 @@ def validate_sequence(
     report.add(sequence.name, _sequence_findings(sequence, composer))
     first = composer.context(sequence, sequence.steps[0], {}, SAMPLE_ID, SAMPLE_ID)
     context_names = set(first)
+    languages = _languages(sequence, composer, report)
     for number, step in enumerate(sequence.steps, start=1):
         where = f"{sequence.name} step {number} ({step.name}, {step.channel})"
         report.add(where, _window_findings(step, settings))
@@ -236,8 +263,70 @@ def validate_sequence(
         report.add(where, usage)
         if any("unknown template" in problem for problem in usage.problems):
             continue  # rendering would only repeat the missing file
-        report.add(where, _render_findings(step, sequence, composer))
+        texts: list[RenderedSms] = []
+        report.add(where, _render_findings(step, sequence, composer, counted=texts))
+        counts = [f"{DEFAULT_LANGUAGE} {_describe(texts)}"]
+        for language in languages:
+            translated = _translation_findings(step, sequence, composer, language, report)
+            if translated is None:
+                counts.append(f"{language} as in English")
+                continue
+            report.add(f"{where} [{language}]", translated)
+            if any("unknown template" in problem for problem in translated.problems):
+                continue
+            texts = []
+            found = _render_findings(step, sequence, composer, language, counted=texts)
+            report.add(f"{where} [{language}]", found)
+            counts.append(f"{language} {_describe(texts)}")
+        if step.channel == "sms":
+            report.segments.append(f"{where}: " + "; ".join(counts))
     return report
+
+
+def _languages(sequence: Sequence, composer: Composer, report: ValidationReport) -> list[str]:
+    """The languages other than English this sequence has a folder for."""
+    found = []
+    for language in composer.renderer.translations(sequence.template_folder):
+        if language == DEFAULT_LANGUAGE or language not in LANGUAGE_NAMES:
+            report.warnings.append(
+                f"{sequence.name}: templates/{sequence.template_folder}/{language}/ is not a "
+                f"language a contact can have ({', '.join(LANGUAGE_NAMES)}); nobody gets it"
+            )
+            continue
+        found.append(language)
+        if language not in sequence.translations:
+            report.warnings.append(
+                f"{sequence.name}: no [translations.{language}] reason: the "
+                f"{LANGUAGE_NAMES[language]} footer says why in English"
+            )
+    return found
+
+
+def _translation_findings(
+    step: Step, sequence: Sequence, composer: Composer, language: str, report: ValidationReport
+) -> Findings | None:
+    """The step's template checks in `language`, or None (and a warning) when it lacks a
+    translation and those contacts get the English step."""
+    folder = sequence.template_folder
+    missing = composer.renderer.missing_translation(folder, step.template, step.channel, language)
+    if missing:
+        number = sequence.steps.index(step) + 1
+        report.untranslated.setdefault(language, []).append(step.name)
+        report.warnings.append(
+            f"{sequence.name} step {number} ({step.name}, {step.channel}) has no "
+            f"{LANGUAGE_NAMES[language]} ({language}) translation: {', '.join(missing)} "
+            "missing, so those contacts get it in English"
+        )
+        return None
+    context_names = set(composer.context(sequence, step, {}, SAMPLE_ID, SAMPLE_ID))
+    return _usage_findings(step, sequence, composer, context_names, f"{folder}/{language}")
+
+
+def _describe(texts: list[RenderedSms]) -> str:
+    if not texts:
+        return "(does not render)"
+    info = texts[0].info
+    return f"{info.segments} segment(s), {info.encoding}, {info.units} units"
 
 
 def validate_named(name: str | Path, settings: Settings) -> ValidationReport:

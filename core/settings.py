@@ -127,6 +127,9 @@ class SmsSettings(Section):
     from_number: str = ""
     messaging_service_sid: str = ""
     segments_per_second: float = Field(1.0, gt=0)
+    #: Transliterate before sending, as Twilio's Smart Encoding does (á -> a, curly quotes ->
+    #: straight ones: templates.sms_segments.smart_encode), so a Spanish text stays GSM-7.
+    smart_encoding: bool = False
 
 
 class SendGridSettings(Section):

@@ -6,6 +6,11 @@ fields, the clinic's public details and link helpers, never a model object (no h
 `__class__` walks). The sandbox also refuses arithmetic that would build huge values, so a typo in
 a template cannot stall a worker. HTML is autoescaped (by file name). Email CSS is inlined once
 per HTML template, when it is loaded (templates/inline_css.py), so a message is only rendered.
+
+Each language other than English has its own folder beside a sequence's English files
+(`spasm-relief/es/01-welcome.html`). A step is read from the contact's language's folder when
+every part of it is there, and otherwise wholly in English: an email never mixes a Spanish
+subject with an English body (`language_folder`, the one rule the composer and validation use).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from core.errors import NurtureError
+from core.languages import DEFAULT_LANGUAGE
 from templates import TEMPLATES_DIR
 from templates.inline_css import InliningLoader
 from templates.sms_segments import SmsInfo, sms_info
@@ -40,6 +46,12 @@ MAX_REPEAT = 10_000
 
 EMAIL_PARTS = ("subject.txt", "html", "txt")
 SMS_PART = "sms.txt"
+
+
+def step_files(template: str, channel: str) -> tuple[str, ...]:
+    """The files one step is made of: subject, HTML and text for an email; one file for a text."""
+    parts = EMAIL_PARTS if channel == "email" else (SMS_PART,)
+    return tuple(f"{template}.{part}" for part in parts)
 
 
 class TemplateRenderError(NurtureError):
@@ -119,6 +131,9 @@ class TemplateRenderer:
         self.root = root
         self.loader = InliningLoader(root)
         self.env = make_environment(self.loader)
+        #: (folder, template, channel, language) -> the folder the step is read from; the
+        #: files never change while the process runs (auto_reload is off too)
+        self._folders: dict[tuple[str, str, str, str], str] = {}
 
     def _render(self, name: str, context: Mapping[str, Any]) -> str:
         try:
@@ -140,6 +155,36 @@ class TemplateRenderer:
 
     def exists(self, name: str) -> bool:
         return (self.root / name).is_file()
+
+    def missing_translation(
+        self, folder: str, template: str, channel: str, language: str
+    ) -> list[str]:
+        """The step's files that `language` lacks, as paths under the templates folder."""
+        return [
+            f"{folder}/{language}/{name}"
+            for name in step_files(template, channel)
+            if not self.exists(f"{folder}/{language}/{name}")
+        ]
+
+    def language_folder(self, folder: str, template: str, channel: str, language: str) -> str:
+        """Where the step's files are read for a contact in `language`: its translation when
+        complete, else the English files (the fallback only where a translation is missing)."""
+        if language == DEFAULT_LANGUAGE or "/" in language or language.startswith("."):
+            return folder
+        key = (folder, template, channel, language)
+        found = self._folders.get(key)
+        if found is None:
+            missing = self.missing_translation(folder, template, channel, language)
+            found = folder if missing else f"{folder}/{language}"
+            self._folders[key] = found
+        return found
+
+    def translations(self, folder: str) -> tuple[str, ...]:
+        """The languages a sequence's folder has a subfolder for, e.g. ("es",)."""
+        base = self.root / folder
+        if not base.is_dir():
+            return ()
+        return tuple(sorted(path.name for path in base.iterdir() if path.is_dir()))
 
     def source(self, name: str) -> str:
         """The template's text as written (before CSS inlining), through the loader, so a name

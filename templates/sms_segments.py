@@ -91,9 +91,46 @@ def _ucs2(text: str, forcing: tuple[str, ...]) -> SmsInfo:
     return SmsInfo(UCS2, _parts(units, single, multi, splits_a_pair), units, forcing)
 
 
-def sms_info(text: str) -> SmsInfo:
-    """Encoding and billed parts of a text, as the carrier counts them."""
+def sms_info(text: str, *, smart_encoding: bool = False) -> SmsInfo:
+    """Encoding and billed parts of a text, as the carrier counts them; with `smart_encoding`,
+    of the text as smart_encode sends it."""
+    if smart_encoding:
+        text = smart_encode(text)
     if not text:
         return SmsInfo(GSM7, 1, 0)  # an empty text still travels as one part
     forcing = non_gsm_characters(text)
     return _ucs2(text, forcing) if forcing else _gsm7(text)
+
+
+#: Twilio's Smart Encoding, as its published list has it
+#: (https://www.twilio.com/docs/messaging/services/smart-encoding-char-list): typographic quotes,
+#: apostrophes, dashes, spaces and the ellipsis become their plain forms; and the accented
+#: vowels GSM-7 lacks (it has é, É, à, è, ì, ò, ù, ä, ö, ü, ñ) lose their accent.
+SMART_ENCODING = str.maketrans(
+    {
+        **dict.fromkeys("«»“”ʺˮ‟❝❞〝〞＂„", '"'),  # noqa: RUF001 - these characters are the point
+        **dict.fromkeys("‘’ʻˈʼʽʹ‛＇´ˊ`ˋ❛❜′‚", "'"),  # noqa: RUF001
+        **dict.fromkeys("‐‑‒–—―−⁃", "-"),  # noqa: RUF001
+        **dict.fromkeys(
+            "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+            "\u202f\u205f\u3000",
+            " ",
+        ),
+        **dict.fromkeys("\u200b\u2060\ufeff", ""),
+        "…": "...",
+        "⁄": "/",  # noqa: RUF001
+        "∕": "/",  # noqa: RUF001
+        **dict(zip("áíóúÁÍÓÚâêîôûÂÊÎÔÛãõÃÕç", "aiouAIOUaeiouAEIOUaoAOÇ", strict=True)),
+    }
+)
+
+
+def smart_encode(text: str) -> str:
+    """The text as Twilio's Smart Encoding sends it: transliterated when that leaves only GSM-7
+    characters, else unchanged (an emoji or a Vietnamese name keeps the whole text UCS-2, and
+    Twilio then sends the original). The one transliteration: the sender's composer and every
+    counter (`sms-info`, `campaigns validate`) go through it."""
+    if text.isascii() and "`" not in text:  # most texts: the grave accent is ASCII's only
+        return text  # character outside GSM-7
+    plain = text.translate(SMART_ENCODING)
+    return text if non_gsm_characters(plain) else plain
