@@ -49,6 +49,8 @@ def validate(
         report = validate_named(each, settings)
         for warning in report.warnings:
             console.print(f"[yellow]![/yellow] {warning}", highlight=False, soft_wrap=True)
+        for line in report.segments:
+            console.print(f"[dim]· {line}[/dim]", highlight=False, soft_wrap=True)
         if report.ok:
             console.print(f"[green]✓[/green] {report.sequence}: valid", highlight=False)
         problems += report.problems
@@ -138,7 +140,7 @@ def preview(
     console.print(f"HTML preview: {path}", highlight=False, soft_wrap=True)
 
 
-def _ndjson_line(number: int, line: bytes) -> tuple[str, bool]:
+def _ndjson_line(number: int, line: bytes, smart_encoding: bool = False) -> tuple[str, bool]:
     """One output line for one input line, and whether it was a JSON string."""
     try:
         value = json.loads(line)
@@ -146,7 +148,7 @@ def _ndjson_line(number: int, line: bytes) -> tuple[str, bool]:
         return json.dumps({"error": f"line {number}: not JSON: {exc}"}), False
     if not isinstance(value, str):
         return json.dumps({"error": f"line {number}: expected a JSON string"}), False
-    return json.dumps(count_segments(value).as_dict()), True
+    return json.dumps(count_segments(value, smart_encoding=smart_encoding).as_dict()), True
 
 
 def sms_info(
@@ -154,14 +156,21 @@ def sms_info(
     ndjson: bool = typer.Option(
         False, "--ndjson", help="Read one JSON string per line on stdin; one result per line."
     ),
+    smart_encoding: bool | None = typer.Option(
+        None,
+        "--smart-encoding/--no-smart-encoding",
+        help="Count it as Smart Encoding sends it (á -> a...); default: [sms] smart_encoding.",
+    ),
 ) -> None:
-    """Encoding (GSM-7 or UCS-2) and billed segments of a text, as JSON."""
+    """Encoding (GSM-7 or UCS-2) and billed segments of a text, as JSON, counted as it is sent."""
     import click
 
     if (text is None) == (not ndjson):
         raise InputError("give a TEXT argument or --ndjson (one JSON string per line on stdin)")
+    if smart_encoding is None:
+        smart_encoding = load_settings().sms.smart_encoding
     if text is not None:
-        info = count_segments(text)
+        info = count_segments(text, smart_encoding=smart_encoding)
         click.echo(json.dumps(info.as_dict()))
         if info.ucs2_characters:
             forced = ", ".join(f"{c!r} U+{ord(c):04X}" for c in info.ucs2_characters)
@@ -173,7 +182,7 @@ def sms_info(
     for number, line in enumerate(stdin, start=1):
         if not line.strip():
             continue  # a blank line (e.g. a trailing one) is not a record
-        output, ok = _ndjson_line(number, line)
+        output, ok = _ndjson_line(number, line, smart_encoding)
         bad += not ok
         stdout.write(output + "\n")
     stdout.flush()
