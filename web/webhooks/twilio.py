@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from contacts.keywords import Intent, act_on, classify, reply_to
+from contacts.keywords import Intent, Language, act_on, classify, reply_to
 from contacts.normalize import normalize_phone
 from core.errors import InputError
 from core.redact import mask_phone
@@ -136,6 +136,9 @@ def handle_inbound(app: WebServices, params: dict[str, str]) -> str | None:
         )
         if sender:
             act_on(session, heard.intent, sender, contact, at=app.clock())
+        if contact is not None and heard.intent != Intent.OTHER:
+            if heard.language == Language.SPANISH:  # PARAR, AYUDA, "ya no me manden": a
+                contact.language = str(Language.SPANISH)  # clear sign they read Spanish
     log.info("inbound text from %s: %s (%s)", mask_phone(sender), heard.intent, heard.language)
     return reply_to(heard, app.settings.clinic)
 
