@@ -7,20 +7,18 @@ import secrets as token_source
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.compose import Composer
-from contacts.forget import PersonalFiles
-from contacts.import_files import ImportFiles, imports_folder
 from core.clock import Clock, utcnow
 from core.errors import ConfigError
 from core.settings import Settings, load_settings
 from core.suppression_hash import SuppressionHasher
 from providers.base import EmailProvider, SmsProvider
-from providers.outbox import OutboxFiles
 from providers.registry import email_channel, sms_channel
 from scheduler.clock import EngineClock
 from scheduler.dispatcher import Dispatcher
@@ -28,6 +26,9 @@ from scheduler.planner import Planner
 from storage.db import ensure_schema, make_engine, session_factory
 from templates.links import LinkSigner
 from templates.renderer import TemplateRenderer
+
+if TYPE_CHECKING:
+    from contacts.forget import PersonalFiles
 
 log = logging.getLogger("nurture")
 
@@ -77,7 +78,12 @@ class NurtureApp:
 
     @cached_property
     def personal_files(self) -> tuple[PersonalFiles, ...]:
-        """Where personal data is written outside the database (contacts.forget erases it)."""
+        """Where personal data is written outside the database (contacts.forget erases it).
+
+        Imported here: forgetting needs phonenumbers, which every other command starts without."""
+        from contacts.import_files import ImportFiles, imports_folder
+        from providers.outbox import OutboxFiles
+
         outbox = Path(self.settings.outbox.dir)
         return ImportFiles(imports_folder(outbox)), OutboxFiles(outbox)
 

@@ -17,11 +17,13 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from contacts.forget import Person
 from core.clock import utcnow
 from providers.base import OutgoingEmail, OutgoingSms, SendResult
+
+if TYPE_CHECKING:  # forgetting loads phonenumbers, which a worker never needs
+    from contacts.forget import Person
 
 
 class OutboxChannel:
