@@ -7,6 +7,9 @@ sent: the one-clicks, which come in floods, many to a transaction (web.group_com
 `opt_out_many`), each commit fsynced on SQLite (synchronous=FULL) so it survives a power cut.
 A token names a contact and a channel, not a campaign (CAN-SPAM: an opt-out covers all our
 commercial messages on that channel) and needs no login.
+
+The pages speak the contact's language (web.pages.page_language), with a switch to the other;
+the preference page also lets the person choose the language of our messages.
 """
 
 from __future__ import annotations
@@ -21,16 +24,45 @@ from sqlalchemy.orm import Session
 
 from contacts.optout import OptOut, opt_in_again, opt_out, opt_out_many, stopped_by_text
 from contacts.suppressions import SELF_LIFTABLE, active_suppression
+from core.languages import LANGUAGE_NAMES, SPANISH
 from core.redact import mask_address
 from storage.db import transaction, writer_turn
 from storage.models import Channel, ConsentStatus, Contact
 from templates.links import ContactToken, InvalidToken
 from web.group_commit import GroupCommitter
-from web.pages import not_found, page
+from web.pages import not_found, page, page_language, with_language
 from web.services import WebServices
 
-LABELS = {Channel.EMAIL: "emails", Channel.SMS: "text messages"}
-STOPPED_BY_TEXT = "stopped by text: reply START to resume"
+#: The words the pages' Python side writes, per language (the rest is in web/pages/<language>/).
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "emails": "emails",
+        "texts": "text messages",
+        "Emails": "Emails",
+        "Texts": "Text messages",
+        "to": "to",
+        "consent": "I agree to receive marketing texts at this number; reply STOP to end.",
+        "no address": "no address on file",
+        "stopped": "stopped by text: reply START to resume",
+        "undeliverable": "messages to this address could not be delivered",
+    },
+    SPANISH: {
+        "emails": "correos electrónicos",
+        "texts": "mensajes de texto",
+        "Emails": "Correos electrónicos",
+        "Texts": "Mensajes de texto",
+        "to": "a",
+        "consent": (
+            "Acepto recibir mensajes de texto promocionales en este número; responda STOP o "
+            "PARAR para terminarlos."
+        ),
+        "no address": "no tenemos esa dirección",
+        "stopped": "detenidos por texto: responda START o COMENZAR para reanudarlos",
+        "undeliverable": "no se pudieron entregar mensajes a esta dirección",
+    },
+}
+LABELS = {Channel.EMAIL: "emails", Channel.SMS: "texts"}  # keys of WORDS
+STOPPED_BY_TEXT = WORDS["en"]["stopped"]
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 # Under a flood of one-clicks, the writer waits up to this long for as many unsubscribes as its
 # last batch held before it commits (GroupCommitter._gather), so that the requests one commit
@@ -86,18 +118,31 @@ def _service(request: Request) -> UnsubscribeService:
     return request.app.state.unsubscribes  # type: ignore[no-any-return]  # State is untyped
 
 
+def _unsubscribe_page(request: Request, parsed: ContactToken, *, done: bool) -> Response:
+    """The confirmation page, in the contact's language unless the switch asked for another."""
+    app: WebServices = request.app.state.nurture
+    assert parsed.channel is not None
+    stored = None
+    if "lang" not in request.query_params:  # one read by primary key, for a page view only
+        with transaction(app.sessions, immediate=False) as session:
+            contact = session.get(Contact, parsed.contact_id)
+            stored = contact.language if contact is not None else None
+    language = page_language(request, stored)
+    return page(
+        request,
+        "unsubscribe.html",
+        language=language,
+        done=done,
+        channel_label=WORDS[language][LABELS[parsed.channel]],
+        preferences_url=with_language(app.signer.preferences_url(parsed.contact_id), language),
+    )
+
+
 def unsubscribe_page(request: Request, token: str = Path(description="Signed token")) -> Response:
     parsed = _service(request).read(token)
     if parsed is None or parsed.channel is None:
         return not_found(request)
-    app: WebServices = request.app.state.nurture
-    return page(
-        request,
-        "unsubscribe.html",
-        done=False,
-        channel_label=LABELS[parsed.channel],
-        preferences_url=app.signer.preferences_url(parsed.contact_id),
-    )
+    return _unsubscribe_page(request, parsed, done=False)
 
 
 async def unsubscribe(request: Request, token: str = Path(description="Signed token")) -> Response:
@@ -109,14 +154,7 @@ async def unsubscribe(request: Request, token: str = Path(description="Signed to
     await service.unsubscribe(parsed, "one-click" if one_click else "unsubscribe page")
     if one_click:
         return one_click_done()
-    app: WebServices = request.app.state.nurture
-    return page(
-        request,
-        "unsubscribe.html",
-        done=True,
-        channel_label=LABELS[parsed.channel],
-        preferences_url=app.signer.preferences_url(parsed.contact_id),
-    )
+    return _unsubscribe_page(request, parsed, done=True)
 
 
 def one_click_done() -> Response:
@@ -136,10 +174,13 @@ async def _is_one_click(request: Request) -> bool:
     return False
 
 
-def _channel_rows(session: Session, contact: Contact) -> list[dict[str, object]]:
-    """Each channel as the page shows it. Texts stopped by a text are shown as such with no
-    control: only START from that phone resumes them (contacts.optout.opt_in_again), so a
-    forwarded email cannot put the phone back on the list."""
+def _channel_rows(
+    session: Session, contact: Contact, language: str = "en"
+) -> list[dict[str, object]]:
+    """Each channel as the page shows it, in `language`. Texts stopped by a text are shown as
+    such with no control: only START from that phone resumes them
+    (contacts.optout.opt_in_again), so a forwarded email cannot put the phone back on the list."""
+    words = WORDS[language]
     rows: list[dict[str, object]] = []
     for channel in (Channel.EMAIL, Channel.SMS):
         address = contact.address(channel)
@@ -148,24 +189,22 @@ def _channel_rows(session: Session, contact: Contact) -> list[dict[str, object]]
         by_text = (
             channel == Channel.SMS and address is not None and stopped_by_text(session, address)
         )
-        name = "Emails" if channel == Channel.EMAIL else "Text messages"
+        name = words["Emails"] if channel == Channel.EMAIL else words["Texts"]
         rows.append(
             {
                 "name": str(channel),
-                "label": f"{name} to {mask_address(address)}" if address else name,
-                "consent": "I agree to receive marketing texts at this number; reply STOP to end."
-                if channel == Channel.SMS
-                else "",
+                "label": f"{name} {words['to']} {mask_address(address)}" if address else name,
+                "consent": words["consent"] if channel == Channel.SMS else "",
                 "subscribed": address is not None
                 and contact.consent_for(channel) == ConsentStatus.OPTED_IN
                 and blocked is None,
                 "available": address is not None and not permanent and not by_text,
                 "stopped_by_text": by_text,
-                "why": "no address on file"
+                "why": words["no address"]
                 if address is None
-                else STOPPED_BY_TEXT
+                else words["stopped"]
                 if by_text
-                else "messages to this address could not be delivered",
+                else words["undeliverable"],
             }
         )
     return rows
@@ -187,8 +226,18 @@ def preferences_page(request: Request, token: str = Path(description="Signed tok
         contact = _contact(request, session, token)
         if contact is None:
             return not_found(request)
-        rows = _channel_rows(session, contact)
-    return page(request, "preferences.html", channels=rows, saved=False)
+        language = page_language(request, contact.language)
+        rows = _channel_rows(session, contact, language)
+        chosen = contact.language
+    return page(
+        request,
+        "preferences.html",
+        language=language,
+        channels=rows,
+        saved=False,
+        languages=LANGUAGE_NAMES,
+        contact_language=chosen,
+    )
 
 
 async def save_preferences(
@@ -201,7 +250,8 @@ async def save_preferences(
         if contact is None:
             return not_found(request)
         now = app.clock()
-        for row in _channel_rows(session, contact):
+        shown = page_language(request, contact.language)  # the words the person just read
+        for row in _channel_rows(session, contact, shown):
             channel, wanted = Channel(str(row["name"])), form.get(str(row["name"])) == "yes"
             if not row["available"] or wanted == row["subscribed"]:
                 continue
@@ -216,8 +266,21 @@ async def save_preferences(
                 )
             else:
                 opt_out(session, contact, channel, source="preference page", at=now)
-        rows = _channel_rows(session, contact)
-    return page(request, "preferences.html", channels=rows, saved=True)
+        wanted_language = form.get("language")
+        if wanted_language in LANGUAGE_NAMES and wanted_language != contact.language:
+            contact.language = str(wanted_language)  # ours to write in from now on
+            shown = contact.language  # and the page's
+        rows = _channel_rows(session, contact, shown)
+        chosen = contact.language
+    return page(
+        request,
+        "preferences.html",
+        language=shown,
+        channels=rows,
+        saved=True,
+        languages=LANGUAGE_NAMES,
+        contact_language=chosen,
+    )
 
 
 def install(api: FastAPI) -> None:
