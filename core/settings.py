@@ -161,6 +161,10 @@ class SchedulerSettings(Section):
     #: only once every call before it has begun, so an unsubscribe stops more of what is in
     #: flight, at about 25% fewer messages per second (scheduler/dispatcher.py).
     queue_checked_sub_batches: bool = True
+    #: A worker whose heartbeat is older than this is not running (scheduler/heartbeat.py); it
+    #: beats four times in this span, so a busy database can delay a beat or two without the
+    #: dashboard crying wolf, and a killed worker shows as stopped within a minute.
+    worker_stale_seconds: float = Field(45, ge=10)
 
     _check_zone = field_validator("default_timezone")(_zone)
     _check_clock = field_validator("sms_quiet_hours_start", "sms_quiet_hours_end", mode="before")(

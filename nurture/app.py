@@ -22,6 +22,7 @@ from providers.base import EmailProvider, SmsProvider
 from providers.registry import email_channel, sms_channel
 from scheduler.clock import EngineClock
 from scheduler.dispatcher import Dispatcher
+from scheduler.heartbeat import Heartbeat
 from scheduler.planner import Planner
 from storage.db import ensure_schema, make_engine, session_factory
 from templates.links import LinkSigner
@@ -119,7 +120,15 @@ class NurtureApp:
         )
 
     def engine_clock(self) -> EngineClock:
-        return EngineClock(self.planner, self.dispatcher, self.settings.scheduler.tick_seconds)
+        heartbeat = Heartbeat(
+            self.sessions,
+            self.clock,
+            worker=self.dispatcher.worker,
+            channels=list(self.dispatcher.channels),
+            stale_seconds=self.settings.scheduler.worker_stale_seconds,
+        )
+        scheduler = self.settings.scheduler
+        return EngineClock(self.planner, self.dispatcher, scheduler.tick_seconds, heartbeat)
 
     def dispose(self) -> None:
         if "dispatcher" in self.__dict__:

@@ -12,8 +12,9 @@ logged at DEBUG. max_instances=2 lets that run start (the long one plus the one 
 and the pool has a thread for each, so no run waits in its queue to be reported as missed.
 
 Jobs: "plan" (the planner), "dispatch" (the dispatcher; a retryable failure is re-planned with
-its backoff as due_at, so retries need no job of their own) and "recover" (housekeeping: claims
-and "sending" marks left by a stopped worker).
+its backoff as due_at, so retries need no job of their own), "recover" (housekeeping: claims
+and "sending" marks left by a stopped worker) and "heartbeat" (scheduler/heartbeat.py: this
+worker is alive, for the dashboard and `nurture status`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from scheduler.dispatcher import Dispatcher
+from scheduler.heartbeat import Heartbeat
 from scheduler.planner import Planner
 
 log = logging.getLogger("nurture.clock")
@@ -58,20 +60,30 @@ class Tick:
 
 
 class EngineClock:
-    def __init__(self, planner: Planner, dispatcher: Dispatcher, tick_seconds: float) -> None:
+    def __init__(
+        self,
+        planner: Planner,
+        dispatcher: Dispatcher,
+        tick_seconds: float,
+        heartbeat: Heartbeat | None = None,
+    ) -> None:
         self.planner, self.dispatcher, self.tick_seconds = planner, dispatcher, tick_seconds
+        self.heartbeat = heartbeat  # None: tests whose dispatcher is a fake
         self.ticks = {
             "plan": Tick("plan", self.planner.tick),
             "dispatch": Tick("dispatch", self._dispatch),
             "recover": Tick("recover", self.dispatcher.recover),
         }
+        intervals = {"recover": max(tick_seconds, 30.0)}
+        if heartbeat is not None:
+            self.ticks["heartbeat"] = Tick("heartbeat", heartbeat.beat)
+            intervals["heartbeat"] = heartbeat.interval
         pool = ThreadPoolExecutor(max_workers=INSTANCES * len(self.ticks))
         self.scheduler = BackgroundScheduler(executors={"default": pool}, timezone="UTC")
         self.ticked = threading.Event()
         grace = max(1, int(tick_seconds))
         for name, tick in self.ticks.items():
-            seconds = max(tick_seconds, 30.0) if name == "recover" else tick_seconds
-            self._add(name, tick, seconds, grace)
+            self._add(name, tick, intervals.get(name, tick_seconds), grace)
 
     def _add(self, job_id: str, func: Callable[[], Any], seconds: float, grace: int) -> None:
         self.scheduler.add_job(
@@ -113,3 +125,5 @@ class EngineClock:
         released = self.dispatcher.shutdown()
         if released:
             log.info("released %d claimed message(s) on shutdown", released)
+        if self.heartbeat is not None:
+            self.heartbeat.stopped()

@@ -367,3 +367,24 @@ class StaffSession(Base):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
+
+
+class WorkerHeartbeat(Base):
+    """One worker process, as its clock last reported it (scheduler/heartbeat.py).
+
+    The database is the only state the web server and the workers share, so this row is how a
+    dashboard in another process knows whether anything is planning and sending: a row whose
+    last tick is older than `scheduler.worker_stale_seconds`, or that says it stopped, is a
+    worker that is gone.
+    """
+
+    __tablename__ = "worker_heartbeats"
+
+    worker: Mapped[str] = mapped_column(String(100), primary_key=True)  # Dispatcher.worker
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    version: Mapped[str] = mapped_column(String(50))
+    channels: Mapped[str] = mapped_column(String(100))  # what it drains: "email,sms"
+    started_at: Mapped[datetime]
+    last_tick_at: Mapped[datetime] = mapped_column(index=True)
+    stopped_at: Mapped[datetime | None]
