@@ -3,7 +3,9 @@
 A sequence is valid when every step's templates exist and parse, reach only allow-listed contact
 fields, known variables and registered link destinations, render under StrictUndefined for every
 sample contact, and the rendered messages meet the content rules (campaigns.content_rules); texts
-fit their segment limit and go out only inside 08:00-21:00 local (TCPA).
+fit their segment limit and go out only inside 08:00-21:00 local (TCPA). A text window that
+reaches outside 08:00-20:00 is a warning: Florida, Oklahoma and Maryland numbers get texts only
+in those hours (contacts.state_rules), so the engine narrows the window for them.
 
 Every language the sequence has a folder for (templates/<folder>/es/) is checked the same way,
 with the footer's reason in that language; a step it lacks is named (its contacts get the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from campaigns.content_rules import (
     describe_ucs2,
 )
 from campaigns.definitions import TCPA_EARLIEST, TCPA_LATEST, Sequence, Step, load_sequence
+from contacts.state_rules import RULES, STATE_EARLIEST, STATE_LATEST
 from core.errors import NurtureError, ValidationFailed
 from core.languages import DEFAULT_LANGUAGE, LANGUAGE_NAMES
 from core.settings import Settings
@@ -127,9 +131,33 @@ def _window_findings(step: Step, settings: Settings) -> Findings:
             "the hours texts are allowed in the recipient's time zone (TCPA)"
         )
     quiet = settings.scheduler
-    if max(window.start, quiet.sms_quiet_hours_end) >= min(window.end, quiet.sms_quiet_hours_start):
+    opens = max(window.start, quiet.sms_quiet_hours_end)
+    closes = min(window.end, quiet.sms_quiet_hours_start)
+    if opens >= closes:
         out.problems.append("send window never overlaps the texting hours set in [scheduler]")
+    elif opens < STATE_EARLIEST or closes > STATE_LATEST:
+        out.warnings.append(_state_hours_warning(opens, closes))
     return out
+
+
+def _state_hours_warning(opens: time, closes: time) -> str:
+    """The step's texting hours reach outside the state rules' 08:00-20:00 (contacts.state_rules):
+    the engine narrows them for those numbers, or never texts them when nothing is left."""
+    *others, last = (rule.name for rule in RULES.values())
+    names = f"{', '.join(others)} and {last}" if others else last
+    laws = "; ".join(rule.law for rule in RULES.values())
+    hours = f"{opens:%H:%M}-{closes:%H:%M}"
+    allowed = f"{STATE_EARLIEST:%H:%M}-{STATE_LATEST:%H:%M}"
+    narrowed = max(opens, STATE_EARLIEST), min(closes, STATE_LATEST)
+    if narrowed[0] >= narrowed[1]:
+        return (
+            f"texting hours {hours} lie outside {allowed} local: numbers in {names} never get "
+            f"this text ({laws})"
+        )
+    return (
+        f"texting hours {hours} reach outside {allowed} local: numbers in {names} get this text "
+        f"only {narrowed[0]:%H:%M}-{narrowed[1]:%H:%M} ({laws})"
+    )
 
 
 def _usage_findings(

@@ -11,8 +11,14 @@ as one INSERT ... SELECT per step and due time that several share (a launch's ba
 at one instant: one per time zone) plus one executemany for the due times of their own (a later
 step counts from each contact's own send), and one update per step (and per way of leaving)
 moves the enrollments on. No ORM object per enrollment: at launch that walk was a third of the
-worker's time (issue 16). The window rules (scheduler.windows) are asked once per instant, zone
-and step; the exit rule is the send-time one (scheduler.checks).
+worker's time (issue 16). The window rules (scheduler.windows) are asked once per instant, zone,
+step and state rule; the exit rule is the send-time one (scheduler.checks).
+
+A text to a number under a state rule (contacts.state_rules: Florida, Oklahoma, Maryland) is due
+inside the state's hours too, and no earlier than its count allows: the contact's texts sent,
+claimed or planned (at their due time) across every campaign, read with one query per batch,
+plus those this batch plans, are counted as the dispatcher will count them when it comes due.
+The dispatcher's check at the send stays the authority (two planners may each plan a third).
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.definitions import Sequence
 from campaigns.enrollment import enroll_audience
+from contacts.state_rules import DAY, StateRule, prepare, rule_for
 from contacts.suppressions import hasher_of
 from core.clock import Clock, utcnow
 from core.settings import Settings
-from scheduler.checks import Facts, exit_reason, suppressed_among
-from scheduler.windows import QuietHours, next_allowed
+from scheduler.checks import Facts, exit_reason, suppressed_among, texts_since
+from scheduler.windows import QuietHours, next_allowed, next_allowed_text, texting_hours
 from storage.db import transaction
 from storage.models import (
     SETTLED_STATES,
@@ -102,6 +109,16 @@ _READY_COLUMNS = (
 )
 
 
+class _Counted(NamedTuple):
+    """A text whose due time waits for its state rule's count (Planner._counted)."""
+
+    row: Ready
+    sequence: Sequence
+    step_index: int
+    due: datetime
+    rule: StateRule
+
+
 def quiet_hours(settings: Settings) -> QuietHours:
     return QuietHours(
         allowed_from=settings.scheduler.sms_quiet_hours_end,
@@ -135,6 +152,7 @@ class Planner:
         self.settings, self.sessions, self.clock = settings, sessions, clock
         self.quiet = quiet_hours(settings)
         self.default_lateness = timedelta(hours=settings.scheduler.max_lateness_hours)
+        prepare()  # the state rules' geocoder data, loaded now rather than inside a batch
 
     def tick(self) -> PlanResult:
         result = PlanResult()
@@ -242,6 +260,7 @@ class Planner:
         messages: dict[tuple[Any, ...], list[Ready]] = defaultdict(list)  # a message: for whom
         planned: dict[int, list[int]] = defaultdict(list)  # step index -> enrollment ids
         ended: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+        counted: list[_Counted] = []  # texts under a state rule: due once counted
         for row in ready:
             sequence, starts_at = known[row.campaign_id]
             reason = exit_reason(row, sequence, facts)
@@ -255,11 +274,19 @@ class Planner:
                 result.completed += 1
                 continue
             base = row.settled_at or max(row.enrolled_at, starts_at or row.enrolled_at)
-            key = (base, row.timezone, row.campaign_id, index)
+            rule = rule_for(row.phone) if sequence.steps[index].channel == "sms" else None
+            key = (base, row.timezone, row.campaign_id, index, rule)
             if key not in due:
-                due[key] = self._due(sequence, index, base, row.timezone)
-            messages[self._message(sequence, index, due[key], now)].append(row)
+                due[key] = self._due(sequence, index, base, row.timezone, rule)
             planned[index].append(row.id)
+            when = due[key]
+            if rule is not None and when is not None:
+                counted.append(_Counted(row, sequence, index, when, rule))
+                continue
+            messages[self._message(sequence, index, when, now)].append(row)
+        for text, counted_when in self._counted(session, counted):
+            message = self._message(text.sequence, text.step_index, counted_when, now)
+            messages[message].append(text.row)
         self._write(session, messages, planned, ended, now)
         result.planned += sum(len(rows) for rows in messages.values())
         return size, end
@@ -281,10 +308,35 @@ class Planner:
         suppressed = suppressed_among(session, hashes.values())
         return Facts([], {}, sequences, suppressed, hashes)
 
-    def _due(self, sequence: Sequence, index: int, base: datetime, zone: str) -> datetime | None:
+    def _due(
+        self, sequence: Sequence, index: int, base: datetime, zone: str, rule: StateRule | None
+    ) -> datetime | None:
         step = sequence.steps[index]
-        quiet = self.quiet if step.channel == "sms" else None
+        quiet = texting_hours(self.quiet, rule) if step.channel == "sms" else None
         return next_allowed(base + step.delay, zone, step.window, quiet)
+
+    def _counted(
+        self, session: Session, counted: list[_Counted]
+    ) -> list[tuple[_Counted, datetime | None]]:
+        """Texts under a state rule, each due when the rule's count allows it and inside the
+        step's window and the state's hours (None: the window never opens again). Counted in
+        due order, so a contact's texts planned by this batch count for its later ones."""
+        if not counted:
+            return []
+        since = min(text.due for text in counted) - DAY
+        contacts = {text.row.contact_id for text in counted}
+        texted = texts_since(session, contacts, since, planned=True)
+        out: list[tuple[_Counted, datetime | None]] = []
+        for text in sorted(counted, key=lambda text: (text.due, text.row.id)):
+            times = texted.setdefault(text.row.contact_id, [])
+            window = text.sequence.steps[text.step_index].window
+            when = next_allowed_text(
+                text.due, text.row.timezone, window, self.quiet, text.rule, times
+            )
+            if when is not None:
+                times.append(when)
+            out.append((text, when))
+        return out
 
     def _message(
         self, sequence: Sequence, index: int, due: datetime | None, now: datetime

@@ -4,6 +4,11 @@ The same windows, TCPA quiet hours, consent, suppressions and SMS frequency cap 
 applied to the audience as it is now (a campaign not yet launched) or to each active enrollment
 from where it stands (a running campaign). Each step is assumed sent at its due time, so the
 projection is what would happen if every send succeeded on time.
+
+Texts to Florida, Oklahoma and Maryland numbers follow their state rule (contacts.state_rules:
+08:00-20:00 local, three a day) through the engine's one function (scheduler.windows.
+next_allowed_text); a text the rule moves later says so (`Projected.state_rule`). Only this
+campaign's texts are counted: other campaigns' texts to the same contact may move it further.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from sqlalchemy.orm import Session
 
 from campaigns.audience import audience_query
 from campaigns.definitions import Sequence
+from contacts.state_rules import rule_for
 from contacts.suppressions import hasher_of
 from core.suppression_hash import SuppressionHasher
-from scheduler.windows import QuietHours, next_allowed
+from scheduler.windows import QuietHours, next_allowed, next_allowed_text
 from storage.models import (
     SETTLED_STATES,
     Campaign,
@@ -38,6 +44,7 @@ class Projected:
     channel: str
     contact_id: int
     skipped: str = ""  # why it would not be sent; empty when it would be
+    state_rule: str = ""  # the state ("FL") whose rule moved this text later; empty if none
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,8 @@ def _one_contact(
 ) -> list[Projected]:
     contact, base, out = point.contact, point.base, []
     last_text: datetime | None = None
+    rule = rule_for(contact.phone)
+    texted: list[datetime] = []  # this campaign's texts so far, for the state rule's count
     if sequence.exit.booked and contact.booked_at is not None:
         return []
     for index in range(point.step_index, len(sequence.steps)):
@@ -133,6 +142,11 @@ def _one_contact(
         if due is not None and step.channel == "sms" and last_text and sms_cap:
             if due < last_text + sms_cap:
                 due = next_allowed(last_text + sms_cap, contact.timezone, step.window, rules)
+        moved_by = ""
+        if due is not None and step.channel == "sms" and rule is not None:
+            strict = next_allowed_text(due, contact.timezone, step.window, quiet, rule, texted)
+            moved_by = rule.state if strict != due else ""
+            due = strict
         if due is None:
             out.append(Projected(base, step.name, step.channel, contact.id, "no send time"))
             continue
@@ -146,6 +160,7 @@ def _one_contact(
             reason = "suppressed"
         elif step.channel == "sms":
             last_text = due
-        out.append(Projected(due, step.name, step.channel, contact.id, reason))
+            texted.append(due)
+        out.append(Projected(due, step.name, step.channel, contact.id, reason, moved_by))
         base = due
     return out

@@ -1,17 +1,20 @@
 """When a step may go out: its send window and, for texts, quiet hours, in the contact's zone.
 
-TCPA: no marketing text before 8:00 or after 21:00 at the recipient's location. Local times are
-built with zoneinfo for each calendar day, so daylight-saving changes move the UTC instant and
-never the local hour.
+TCPA: no marketing text before 8:00 or after 21:00 at the recipient's location; for a number
+in a state with stricter hours (Florida, Oklahoma, Maryland: contacts.state_rules) the state's
+hours narrow them further. Local times are built with zoneinfo for each calendar day, so
+daylight-saving changes move the UTC instant and never the local hour.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from campaigns.definitions import SendWindow
+from contacts.state_rules import StateRule
 
 SEARCH_DAYS = 15
 
@@ -22,6 +25,16 @@ class QuietHours:
 
     allowed_from: time = time(8, 0)
     allowed_until: time = time(21, 0)
+
+
+@lru_cache(maxsize=64)  # a handful of (clinic hours, state rule) pairs: one object each
+def texting_hours(quiet: QuietHours, rule: StateRule | None) -> QuietHours:
+    """The clinic's texting hours narrowed by the number's state rule: the strictest holds."""
+    if rule is None:
+        return quiet
+    return QuietHours(
+        max(quiet.allowed_from, rule.allowed_from), min(quiet.allowed_until, rule.allowed_until)
+    )
 
 
 def _local(day: date, clock: time, zone: ZoneInfo) -> datetime:
@@ -55,3 +68,23 @@ def next_allowed(
         if at < closes:
             return at.astimezone(UTC)
     return None
+
+
+def next_allowed_text(
+    at: datetime,
+    zone_name: str,
+    window: SendWindow,
+    quiet: QuietHours,
+    rule: StateRule | None,
+    texted: list[datetime],
+) -> datetime | None:
+    """The earliest instant >= `at` a text may go: inside the window and the clinic's texting
+    hours narrowed by the number's state rule, and, under a state rule, once fewer than its
+    limit of the contact's texts `texted` lie within the day before (contacts.state_rules)."""
+    hours = texting_hours(quiet, rule)
+    when = next_allowed(at, zone_name, window, hours)
+    if rule is None:
+        return when
+    while when is not None and (slot := rule.next_slot(texted, when)) > when:
+        when = next_allowed(slot, zone_name, window, hours)
+    return when

@@ -225,6 +225,13 @@ def simulate(
     console.print(table)
     would = projection.would_send
     console.print(f"{would:,} would be sent, {len(rows) - would:,} skipped")
+    moved = Counter(row.state_rule for row in rows if row.state_rule and not row.skipped)
+    if moved:  # contacts.state_rules: Florida, Oklahoma, Maryland
+        states = ", ".join(f"{state} {count:,}" for state, count in sorted(moved.items()))
+        console.print(
+            f"{moved.total():,} text(s) moved later by state rules ({states}): "
+            "08:00-20:00 local and three a day"
+        )
 
 
 def _projected_as(status: CampaignStatus) -> str:
