@@ -104,7 +104,8 @@ class Composer:
             "preferences_url": signed_if_read(
                 "preferences_url", lambda: self.signer.preferences_url(contact_id)
             ),
-            "reason": sequence.reason_in(language),
+            # the footer's reason in the language the step is read in (English when it falls back)
+            "reason": sequence.reason_in(language if folder != sequence.template_folder else ""),
             "step": step.name,
         }
 
