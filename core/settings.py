@@ -154,6 +154,16 @@ class SchedulerSettings(Section):
     max_attempts: int = Field(6, ge=1)
     retry_base_seconds: float = Field(30, ge=0)
     sending_timeout_seconds: float = Field(300, gt=0)
+    #: An uncertain message is checked against the provider's own log within this many seconds
+    #: of becoming uncertain (scheduler/settle.py: the settling step runs this often).
+    settle_uncertain_after_seconds: float = Field(120, gt=0)
+    #: The clocks' slack around a text's send window when Twilio's Messages list is read.
+    settle_window_margin_seconds: float = Field(60, ge=0)
+    #: With the SendGrid Event Webhook healthy, an email with no event this long after its send
+    #: never reached SendGrid and is planned again.
+    settle_email_wait_seconds: float = Field(600, gt=0)
+    #: The Event Webhook counts as healthy while its last event is at most this old.
+    event_webhook_healthy_within_seconds: float = Field(3600, gt=0)
     #: SendGrid and Twilio calls go through a child process, so a worker renders and records on
     #: one core while the calls run on the other (scheduler/sender_process.py).
     sender_process: bool = True

@@ -24,6 +24,7 @@ from scheduler.clock import EngineClock
 from scheduler.dispatcher import Dispatcher
 from scheduler.heartbeat import Heartbeat
 from scheduler.planner import Planner
+from scheduler.settle import Settler
 from storage.db import ensure_schema, make_engine, session_factory
 from templates.links import LinkSigner
 from templates.renderer import TemplateRenderer
@@ -128,7 +129,10 @@ class NurtureApp:
             stale_seconds=self.settings.scheduler.worker_stale_seconds,
         )
         scheduler = self.settings.scheduler
-        return EngineClock(self.planner, self.dispatcher, scheduler.tick_seconds, heartbeat)
+        settler = Settler(self.settings, self.sessions, self.dispatcher.sms, self.clock)
+        return EngineClock(
+            self.planner, self.dispatcher, scheduler.tick_seconds, heartbeat, settler
+        )
 
     def dispose(self) -> None:
         if "dispatcher" in self.__dict__:

@@ -10,6 +10,7 @@ Which transport failure is which is decided in one place, `providers.pooled`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from core.errors import NurtureError
@@ -54,6 +55,20 @@ class SendResult:
     provider: str
     provider_message_id: str
     status: str = "sent"
+
+
+@dataclass(frozen=True)
+class FoundMessage:
+    """A text the provider's own log holds (Twilio's Messages list): the evidence that settles
+    a message whose send was cut short (scheduler/settle.py). `body` is compared, never logged."""
+
+    sid: str
+    to: str
+    from_number: str = ""
+    messaging_service_sid: str = ""
+    status: str = ""
+    created_at: datetime | None = None
+    body: str = ""
 
 
 class ProviderError(NurtureError):
@@ -137,4 +152,14 @@ class Provider(Protocol[M]):
 
 
 EmailProvider = Provider[OutgoingEmail]
-SmsProvider = Provider[OutgoingSms]
+
+
+class SmsProvider(Provider[OutgoingSms], Protocol):
+    """The SMS channel also answers from its own log which texts went to a number.
+
+    Neither provider takes an idempotency key, so after a crash between the provider call and
+    its record only the provider knows whether a text left. `find_sent` lists what the provider
+    created for `to` between `after` and `before` (aware UTC); it raises `ProviderUnavailable`
+    when the log cannot be read, so that nothing is decided on a failed lookup."""
+
+    async def find_sent(self, to: str, after: datetime, before: datetime) -> list[FoundMessage]: ...

@@ -5,6 +5,8 @@ at about 1k requests/s and cannot produce the errors that matter (429, 5xx, Twil
 21211). This fake answers as fast as aiohttp can, records what it received (our message id,
 taken from SendGrid custom_args or the Twilio StatusCallback), and can be told to fail, stall or
 answer slowly. Like MemoryChannel, it ships beside the real channels (procrastinate does the same).
+It also answers Twilio's Messages list (GET, filtered by To and DateSent) from what it accepted,
+timed by `clock` (tests hand in their app's frozen clock), or fails it with `list_error`.
 
     python -m providers.fakeserver --port 0 [--delay 0.05] [--count-only]
 """
@@ -17,9 +19,13 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import format_datetime
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
+
+from core.clock import Clock, utcnow
 
 #: (kind "email"|"sms", our message id, recipient, how many times this id was seen) -> an
 #: answer (status, JSON body) to fail with, or None to accept.
@@ -31,6 +37,8 @@ class Received:
     kind: str
     message_id: int
     to: str
+    at: datetime | None = None
+    sender: str = ""
 
 
 @dataclass
@@ -42,6 +50,10 @@ class FakeProviders:
     count: int = 0
     #: Called (in the server thread) for each request before it is answered.
     on_request: Callable[[Received], None] | None = None
+    #: When accepted texts were created, for the Messages list.
+    clock: Clock = utcnow
+    #: An answer (status, JSON body) the Messages list fails with, when set.
+    list_error: tuple[int, dict[str, object]] | None = None
     _seen: dict[tuple[str, int], int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -49,14 +61,17 @@ class FakeProviders:
         app = web.Application()
         app.router.add_post("/v3/mail/send", self._sendgrid)
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._twilio)
+        app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", self._twilio_list)
         return app
 
     def ids(self, kind: str | None = None) -> list[int]:
         with self._lock:
             return [item.message_id for item in self.received if kind in (None, item.kind)]
 
-    def _note(self, kind: str, message_id: int, to: str) -> tuple[int, dict[str, object]] | None:
-        item = Received(kind, message_id, to)
+    def _note(
+        self, kind: str, message_id: int, to: str, sender: str = ""
+    ) -> tuple[int, dict[str, object]] | None:
+        item = Received(kind, message_id, to, self.clock(), sender)
         with self._lock:
             seen = self._seen.get((kind, message_id), 0) + 1
             self._seen[(kind, message_id)] = seen
@@ -97,11 +112,46 @@ class FakeProviders:
         callback = str(form.get("StatusCallback", ""))
         message_id = int(parse_qs(urlsplit(callback).query).get("m", ["0"])[0])
         to = str(form.get("To", ""))
-        answer = await asyncio.to_thread(self._note, "sms", message_id, to)
+        sender = str(form.get("MessagingServiceSid") or form.get("From") or "")
+        answer = await asyncio.to_thread(self._note, "sms", message_id, to, sender)
         if answer is not None:
             status, payload = answer
             return web.json_response(payload, status=status)
         return web.json_response({"sid": f"SM{message_id:032d}", "status": "queued"}, status=201)
+
+    async def _twilio_list(self, request: web.Request) -> web.Response:
+        if self.list_error is not None:
+            status, payload = self.list_error
+            return web.json_response(payload, status=status)
+        query = request.query
+        after, before = query.get("DateSent>"), query.get("DateSent<")
+        with self._lock:
+            texts = [item for item in self.received if item.kind == "sms" and item.at]
+        listed = [
+            _listed(item)
+            for item in reversed(texts)  # newest first, as Twilio lists them
+            if item.to == query.get("To", item.to)
+            and (not after or (item.at and item.at >= datetime.fromisoformat(after)))
+            and (not before or (item.at and item.at <= datetime.fromisoformat(before)))
+        ]
+        return web.json_response(
+            {"messages": listed, "next_page_uri": None, "page": 0, "page_size": len(listed)}
+        )
+
+
+def _listed(item: Received) -> dict[str, object]:
+    service = item.sender if item.sender.startswith("MG") else None
+    stamp = format_datetime(item.at) if item.at else None
+    return {
+        "sid": f"SM{item.message_id:032d}",
+        "to": item.to,
+        "from": None if service else item.sender,
+        "messaging_service_sid": service,
+        "status": "delivered",
+        "direction": "outbound-api",
+        "date_created": stamp,
+        "date_sent": stamp,
+    }
 
 
 class RunningFake:

@@ -14,13 +14,14 @@ import json
 import os
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from core.clock import utcnow
-from providers.base import OutgoingEmail, OutgoingSms, SendResult
+from providers.base import FoundMessage, OutgoingEmail, OutgoingSms, SendResult
 
 if TYPE_CHECKING:  # forgetting loads phonenumbers, which a worker never needs
     from contacts.forget import Person
@@ -46,6 +47,38 @@ class OutboxChannel:
 
     async def aclose(self) -> None:
         """Nothing to release: each write opens and closes its file."""
+
+    async def find_sent(self, to: str, after: datetime, before: datetime) -> list[FoundMessage]:
+        """The outbox is its own provider log: the lines of sms.jsonl for `to` in the window."""
+        return await asyncio.to_thread(self._texts_to, to, after, before)
+
+    def _texts_to(self, to: str, after: datetime, before: datetime) -> list[FoundMessage]:
+        if not self.sms_file.exists():
+            return []
+        with self.sms_file.open(encoding="utf-8") as handle, _locked(handle):
+            lines = handle.readlines()
+        found = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+                at = datetime.fromisoformat(record["at"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a crash mid-write was never a sent text
+            if record.get("to") == to and after <= at <= before:
+                sender = str(record.get("from") or "")
+                service = sender if sender.startswith("MG") else ""
+                found.append(
+                    FoundMessage(
+                        f"outbox-sms-{record.get('message_id')}",
+                        to,
+                        "" if service else sender,
+                        service,
+                        "sent",
+                        at,
+                        str(record.get("body") or ""),
+                    )
+                )
+        return found
 
     def _write_email(self, email: OutgoingEmail) -> SendResult:
         message = EmailMessage()

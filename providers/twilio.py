@@ -5,17 +5,31 @@ also decides what a timeout means).
 
 The sender is a messaging service when configured (Twilio picks the number and handles its
 opt-out keywords), else the single number from settings.
+
+`find_sent` reads Twilio's Messages list through the official SDK (`client.messages.list`,
+which pages for us): it runs only to settle a text whose send was cut short, so its speed does
+not matter, and the SDK's filters (`To`, `DateSent>`, `DateSent<`) are the documented ones.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 
 from core.errors import ConfigError
-from providers.base import OutgoingSms, ProviderRejected, ProviderUnavailable, SendResult
+from providers.base import (
+    FoundMessage,
+    OutgoingSms,
+    ProviderRejected,
+    ProviderUnavailable,
+    SendResult,
+)
 from providers.loopback import require_loopback
 from providers.pooled import PooledHttp
 
@@ -27,6 +41,13 @@ FORM = "application/x-www-form-urlencoded"
 #: 21614 not a mobile number, 21612 unreachable route and 21408 region not enabled.
 OPTED_OUT_CODE = 21610
 RATE_LIMIT_CODES = frozenset({20429, 14107})
+#: Texts read from the Messages list at most: more than one candidate is ambiguous already,
+#: and a few more leave room for those the settling step recognises as another message's.
+LOOKUP_LIMIT = 20
+#: The SDK's own request log prints the query (the recipient's full number) at INFO: it gets a
+#: logger of its own that says only warnings.
+SDK_LOG = logging.getLogger("nurture.twilio.sdk")
+SDK_LOG.setLevel(logging.WARNING)
 
 
 def classify(
@@ -85,6 +106,12 @@ class TwilioChannel:
             )
         base = require_loopback(api_base_url, "twilio.api_base_url") if api_base_url else TWILIO_API
         self.url = f"{base}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        self.account_sid, self.auth_token, self.base, self.timeout = (
+            account_sid,
+            auth_token,
+            base,
+            timeout,
+        )
         self.concurrency = concurrency
         #: Twilio queues per sender (long code, toll-free, short code, messaging service).
         self.rate_bucket: str | None = f"twilio:{sender or account_sid}"
@@ -114,5 +141,51 @@ class TwilioChannel:
             reply.headers.get("Retry-After"),
         )
 
+    async def find_sent(self, to: str, after: datetime, before: datetime) -> list[FoundMessage]:
+        """Twilio's Messages list for `to`, sent between `after` and `before`."""
+        return await asyncio.to_thread(self._list, to, after, before)
+
+    def _list(self, to: str, after: datetime, before: datetime) -> list[FoundMessage]:
+        from twilio.base.exceptions import TwilioException
+        from twilio.rest import Client
+
+        client = Client(self.account_sid, self.auth_token, http_client=self._http_client())
+        try:
+            listed = client.messages.list(
+                to=to, date_sent_after=after, date_sent_before=before, limit=LOOKUP_LIMIT
+            )
+        # requests' errors (refused, timed out) are OSErrors; TwilioRestException is an answer
+        # other than 2xx. Either way Twilio's log was not read, so nothing may be decided on it.
+        except (TwilioException, OSError) as exc:
+            raise ProviderUnavailable(NAME, f"Messages list failed: {exc}") from exc
+        return [_found(item) for item in listed]
+
+    def _http_client(self) -> Any:
+        """The SDK's own client; for the loopback test URL, one that sends api.twilio.com's
+        requests there (the SDK's documented custom HTTP client; it has no base-URL option)."""
+        from twilio.http.http_client import TwilioHttpClient
+
+        base = self.base
+
+        class Loopback(TwilioHttpClient):  # type: ignore[misc]  # the SDK ships no type hints
+            def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+                return super().request(method, url.replace(TWILIO_API, base, 1), *args, **kwargs)
+
+        kind = TwilioHttpClient if base == TWILIO_API else Loopback
+        return kind(timeout=self.timeout, logger=SDK_LOG)
+
     async def aclose(self) -> None:
         await self.pool.aclose()
+
+
+def _found(item: Any) -> FoundMessage:
+    """The SDK's MessageInstance as provider evidence (its status is Twilio's own word)."""
+    return FoundMessage(
+        sid=str(item.sid or ""),
+        to=str(item.to or ""),
+        from_number=str(item.from_ or ""),
+        messaging_service_sid=str(item.messaging_service_sid or ""),
+        status=str(item.status or ""),
+        created_at=item.date_created,
+        body=str(item.body or ""),
+    )

@@ -13,8 +13,9 @@ and the pool has a thread for each, so no run waits in its queue to be reported 
 
 Jobs: "plan" (the planner), "dispatch" (the dispatcher; a retryable failure is re-planned with
 its backoff as due_at, so retries need no job of their own), "recover" (housekeeping: claims
-and "sending" marks left by a stopped worker) and "heartbeat" (scheduler/heartbeat.py: this
-worker is alive, for the dashboard and `nurture status`).
+and "sending" marks left by a stopped worker), "heartbeat" (scheduler/heartbeat.py: this
+worker is alive, for the dashboard and `nurture status`) and "settle" (scheduler/settle.py:
+uncertain messages settled from the providers' own evidence).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from scheduler.dispatcher import Dispatcher
 from scheduler.heartbeat import Heartbeat
 from scheduler.planner import Planner
+from scheduler.settle import Settler
 
 log = logging.getLogger("nurture.clock")
 
@@ -66,6 +68,7 @@ class EngineClock:
         dispatcher: Dispatcher,
         tick_seconds: float,
         heartbeat: Heartbeat | None = None,
+        settler: Settler | None = None,
     ) -> None:
         self.planner, self.dispatcher, self.tick_seconds = planner, dispatcher, tick_seconds
         self.heartbeat = heartbeat  # None: tests whose dispatcher is a fake
@@ -78,6 +81,9 @@ class EngineClock:
         if heartbeat is not None:
             self.ticks["heartbeat"] = Tick("heartbeat", heartbeat.beat)
             intervals["heartbeat"] = heartbeat.interval
+        if settler is not None:  # uncertain messages, from the providers' evidence
+            self.ticks["settle"] = Tick("settle", settler.tick)
+            intervals["settle"] = settler.interval
         pool = ThreadPoolExecutor(max_workers=INSTANCES * len(self.ticks))
         self.scheduler = BackgroundScheduler(executors={"default": pool}, timezone="UTC")
         self.ticked = threading.Event()

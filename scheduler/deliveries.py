@@ -18,6 +18,7 @@ from contacts.suppressions import suppress
 from core.redact import mask_address
 from core.settings import StatusSettings
 from providers.events import DeliveryEvent, EventType, RejectReason, advances
+from scheduler.settle import settle_on_event
 from storage.models import Channel, Contact, Event, Message, MessageState, SuppressionReason
 
 log = logging.getLogger("nurture.deliveries")
@@ -85,6 +86,7 @@ def apply_event(session: Session, event: DeliveryEvent, status: StatusSettings) 
     except IntegrityError:  # the same event, committed by a concurrent request just now
         return False
     if message is not None:
+        settle_on_event(session, message, event)  # an uncertain one: the provider has it
         _advance(message, event)
     _consequences(session, event, message, status)
     session.flush()
