@@ -1,7 +1,9 @@
 """Messages that need a person: uncertain sends (a crash between the provider call and its
-record). The engine never re-sends them on its own (neither SendGrid nor Twilio takes an
-idempotency key); an editor who has checked the provider's log settles each one here, through
-scheduler.attention like `nurture campaigns resolve`."""
+record). The engine never re-sends them blindly (neither SendGrid nor Twilio takes an
+idempotency key): it settles what the providers' own evidence decides (scheduler/settle.py;
+those decisions are listed here as "settled automatically") and leaves the rest to an editor,
+who checks the provider's log and settles each one here, through scheduler.attention like
+`nurture campaigns resolve`."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from core.errors import NurtureError
-from scheduler.attention import Resolution, needing_attention, resolve
+from scheduler.attention import Resolution, needing_attention, recently_settled, resolve
+from scheduler.settle import checked_automatically
 from storage.db import transaction
 from web.admin.render import render
 from web.admin.session import Staff, StaffEditor, StaffReader
@@ -25,11 +28,14 @@ def _page(
     request: Request, staff: Staff, *, error: str | None = None, status: int = 200
 ) -> Response:
     nurture: WebServices = request.app.state.nurture
+    automatic = checked_automatically(nurture.settings)
     with nurture.sessions() as session:
-        items = needing_attention(session)
+        items = needing_attention(session, checked_automatically=automatic)
+        checking = len(needing_attention(session)) - len(items)
+        settled = recently_settled(session)
     return render(
         request, "attention.html", staff, status_code=status, items=items, error=error,
-        nav="attention",
+        nav="attention", settled=settled, checking=checking,
     )  # fmt: skip
 
 
