@@ -168,3 +168,89 @@ def test_two_workers_texting_one_contact_from_two_campaigns_send_one_text(
     assert fake.fake.ids() == [one]
     states = h.states(first)
     assert states[one] == MessageState.SENT and states[two] == MessageState.PLANNED
+
+
+@pytest.mark.parametrize("killed_while", ["email", "sms"])
+def test_after_kill_9_every_uncertain_message_settles_itself_correctly(
+    killed_while: str,
+    h: Any,
+    provider_app: Callable[..., NurtureApp],
+    fake: RunningFake,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed mid-batch, then recovered: each uncertain text is settled by Twilio's Messages
+    list, each uncertain email (Event Webhook on) by its SendGrid events or their absence, within
+    the configured wait; the never-sent ones then go exactly once."""
+    from providers.events import DeliveryEvent, EventType
+    from scheduler.deliveries import apply_event
+    from scheduler.settle import Settler
+    from storage.db import transaction
+
+    monkeypatch.setenv("NURTURE_SENDGRID_WEBHOOK_PUBLIC_KEY", "MFkw-test-key")
+    overrides = {
+        "sendgrid": {"concurrency": CONCURRENCY, "api_host": fake.url},
+        "twilio": {"concurrency": CONCURRENCY, "api_base_url": fake.url},
+        "scheduler": {"batch_size": 200, "sending_timeout_seconds": 60},
+    }
+    app = provider_app(clock=FrozenClock(NOW), **overrides)
+    ids = h.seed(app, emails=60, texts=60, due=NOW)
+    fake.fake.clock = FrozenClock(NOW)  # Twilio's log is stamped on the app's frozen clock
+    fake.fake.delay = 0.05
+    midway = threading.Event()
+    # Killed while that channel's sub-batches are on the wire (emails go first in a batch).
+    fake.fake.on_request = lambda item: (
+        midway.set() if len(fake.fake.ids(killed_while)) >= 20 else None
+    )
+    sections = h.provider_sections(db_url, tmp_path, **overrides)
+    worker = subprocess.Popen(
+        [sys.executable, str(WORKER), NOW.isoformat()],
+        env=_env(sections),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert midway.wait(30), "the worker never reached the provider"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    fake.fake.delay = 0.0
+    clock = FrozenClock(NOW + timedelta(minutes=2))
+    later = provider_app(clock=clock, **overrides)
+    _replanned, uncertain = later.dispatcher.recover()
+    uncertain_ids = {m for m, state in h.states(later).items() if state == MessageState.UNCERTAIN}
+    assert uncertain == len(uncertain_ids) > 0
+    channels = {row.channel for m, row in h.message_rows(later).items() if m in uncertain_ids}
+    assert killed_while in channels
+    reached = set(fake.fake.ids())
+    # SendGrid's webhook reports what it accepted (a processed event for each), while the
+    # record of some was lost with the worker.
+    with transaction(later.sessions) as session:
+        for message_id in sorted(set(fake.fake.ids("email"))):
+            event = DeliveryEvent(
+                "sendgrid", EventType.QUEUED, f"sg-{message_id}", NOW, message_id,
+                f"sg-{message_id}", provider_status="processed",
+            )  # fmt: skip
+            apply_event(session, event, later.settings.status)
+
+    settler = Settler(later.settings, later.sessions, later.dispatcher.sms, clock)
+    settler.tick()  # texts: at once; emails: their events, or the wait
+    clock.advance(seconds=later.settings.scheduler.settle_email_wait_seconds)
+    settler.tick()
+    after = h.states(later)
+    assert not {m for m in uncertain_ids if after[m] == MessageState.UNCERTAIN}
+    rows = h.message_rows(later)
+    for message_id in uncertain_ids:
+        if message_id in reached:  # it went: sent, with the provider's id
+            assert after[message_id] == MessageState.SENT, message_id
+            assert rows[message_id].provider_message_id, message_id
+        else:  # it never left: planned again
+            assert after[message_id] == MessageState.PLANNED, message_id
+    later.dispatcher.tick()
+    final = h.states(later)
+    assert set(final.values()) == {MessageState.SENT}
+    assert Counter(fake.fake.ids()) == Counter(ids)  # everyone got their message exactly once
