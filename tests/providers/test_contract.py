@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from campaigns.definitions import load_sequence
 from core.clock import FrozenClock
 from core.settings import load_settings
 from nurture.app import NurtureApp
-from providers.base import OutgoingEmail, OutgoingSms, ProviderRejected
+from providers.base import OutgoingEmail, OutgoingSms, ProviderRejected, ProviderUnavailable
 from providers.sendgrid import SendGridChannel
 from providers.twilio import TwilioChannel
 
@@ -188,3 +188,23 @@ def test_the_engine_sends_through_both_mocks(
     finally:
         app.dispatcher.shutdown()
         app.dispose()
+
+
+def test_twilio_messages_list_is_read_through_the_sdk(provider_mocks: dict[str, str]) -> None:
+    """The settling step's lookup (scheduler/settle.py): the SDK's messages.list with To and
+    the DateSent window, accepted by the spec's mock and read back as provider evidence."""
+    channel = TwilioChannel(SID, "token", api_base_url=provider_mocks["twilio"])
+    after, before = NOW - timedelta(minutes=1), NOW + timedelta(minutes=6)
+    found = asyncio.run(channel.find_sent("+12135550101", after, before))
+    assert found and all(item.sid[:2] in ("SM", "MM") for item in found)  # MM: with media
+    first = found[0]
+    assert first.status and first.from_number and first.created_at is not None
+    assert first.created_at.tzinfo is not None  # RFC 2822 dates parsed, aware
+
+
+def test_twilio_messages_list_failure_is_unavailable(provider_mocks: dict[str, str]) -> None:
+    """A list the mock refuses (an account SID breaking the spec's pattern) is a failed lookup,
+    on which the settling step decides nothing."""
+    channel = TwilioChannel("ACnot-a-sid", "token", api_base_url=provider_mocks["twilio"])
+    with pytest.raises(ProviderUnavailable, match="Messages list failed"):
+        asyncio.run(channel.find_sent("+12135550101", NOW, NOW + timedelta(minutes=5)))
