@@ -10,7 +10,7 @@ from campaigns.definitions import load_sequence
 from contacts.consent import record_consent
 from nurture.app import NurtureApp
 from storage.db import transaction
-from storage.models import Contact, Message, MessageState
+from storage.models import Contact, Event, Message, MessageState
 
 
 def _token(client: TestClient, path: str) -> str:
@@ -82,3 +82,29 @@ def test_a_viewer_cannot_settle(
     assert response.status_code == 403
     with staff_accounts.sessions() as session:
         assert session.get_one(Message, uncertain).state == MessageState.UNCERTAIN
+
+
+def test_automatic_decisions_are_listed_and_only_what_they_left_is_to_do(
+    viewer: TestClient, staff_accounts: NurtureApp, uncertain: int
+) -> None:
+    """An email is staff's without the Event Webhook; once the evidence settles it, it leaves
+    the to-do list and shows under "Settled automatically" with its evidence and rule."""
+    from providers.memory import MemoryChannel
+    from scheduler.settle import Settler
+
+    page = viewer.get("/admin/attention").text
+    assert "No message has been settled automatically yet." in page
+    assert "worker stopped mid-send" in page  # to do: no webhook, so no automatic check
+    app = staff_accounts
+    with transaction(app.sessions) as session:
+        message = session.get_one(Message, uncertain)
+        message.claimed_at = app.clock()
+        session.add(
+            Event(kind="opened", message_id=uncertain, provider="sendgrid", provider_event_id="e1")
+        )
+    [decision] = Settler(app.settings, app.sessions, MemoryChannel(), app.clock).tick()
+    page = viewer.get("/admin/attention").text
+    assert "Nothing needs attention" in page and 'id="settled"' in page
+    settled = page.split('id="settled"', 1)[1]
+    assert "SendGrid event opened e1" in settled and decision.rule in settled
+    assert "m***@example.com" in settled and "maria@example.com" not in page
