@@ -4,13 +4,23 @@ A fresh SQLite database and outbox under var/demo, three sample contacts, the sp
 with its delays compressed (campaigns/demo.toml), the scheduler and the web server together.
 Sample contacts are placed in a time zone where it is daytime now, so the real quiet-hours rule
 (no text outside 8:00-21:00 local) lets the demo's text through instead of being switched off.
+
+The port is taken first, before the previous demo's folder is deleted: a second demo started
+while the first still serves stops there (one line, nurture.cli.errors) and the first keeps its
+database. The demo makes an editor account with a random password and prints it once (on the
+console only: no log line carries it), so its dashboard can be signed in to; `nurture users add
+--demo` adds more accounts to the same database (`demo_settings` is the one place that says
+where it is). With --keep-serving the scheduler keeps ticking beside the web server, so a
+campaign launched from the dashboard is planned and sent.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+import secrets as token_source
 import shutil
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -29,8 +39,10 @@ from campaigns.definitions import load_sequence
 from contacts import importer
 from core.clock import utcnow
 from core.csv_safety import csv_writer
-from core.settings import REPO_ROOT, load_settings
+from core.errors import NotFound
+from core.settings import REPO_ROOT, Settings, load_settings
 from nurture.app import NurtureApp
+from staff.roles import Role
 from storage.db import transaction
 from storage.models import SETTLED_STATES, Enrollment, EnrollmentState, Message
 
@@ -55,6 +67,10 @@ DEMO_ZONES = (
     "America/Anchorage",
 )
 SAMPLE_CSV = REPO_ROOT / "contacts" / "sample_contacts.csv"
+#: Where `nurture demo` keeps its database and outbox unless told otherwise (--folder).
+DEMO_FOLDER = Path("var/demo")
+#: The demo's staff login (RFC 2606: example.com never receives mail).
+DEMO_STAFF_EMAIL = "demo@example.com"
 LINK = re.compile(r"https?://[^\s\"<>]+/l/[A-Za-z0-9._~-]+")
 
 
@@ -88,8 +104,9 @@ def prepare_contacts(folder: Path, zone: str) -> Path:
     return target
 
 
-def demo_app(folder: Path, host: str, port: int) -> NurtureApp:
-    settings = load_settings(
+def demo_settings(folder: Path, host: str = "127.0.0.1", port: int = 8000) -> Settings:
+    """The demo's settings: the one place that says which database the demo uses."""
+    return load_settings(
         database={"url": f"sqlite:///{folder / 'nurture.db'}"},
         outbox={"dir": str(folder / "outbox")},
         email={"provider": "outbox"},
@@ -97,7 +114,41 @@ def demo_app(folder: Path, host: str, port: int) -> NurtureApp:
         web={"public_base_url": f"http://{host}:{port}", "host": host, "port": port},
         scheduler={"tick_seconds": 1, "batch_size": 100},
     )
-    return NurtureApp(settings=settings)
+
+
+def demo_app(folder: Path, host: str, port: int) -> NurtureApp:
+    return NurtureApp(settings=demo_settings(folder, host, port))
+
+
+def existing_demo_app(folder: Path = DEMO_FOLDER) -> NurtureApp:
+    """The database of the demo last run in `folder` (`nurture users add --demo`)."""
+    database = folder / "nurture.db"
+    if not database.is_file():
+        raise NotFound(f"no demo database at {database}; run `nurture demo --keep-serving` first")
+    nurture = NurtureApp(settings=demo_settings(folder))
+    nurture.migrate()
+    return nurture
+
+
+def listen_on(host: str, port: int) -> socket.socket:
+    """The web server's listening socket, taken before anything else happens.
+
+    A busy port raises OSError (EADDRINUSE), which nurture.cli.errors turns into one line and
+    an exit code. uvicorn is handed this very socket, so nothing can take the port between
+    this check and the server's start.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family)
+
+
+def add_demo_editor(nurture: NurtureApp) -> str:
+    """A demo editor account with a random password, returned to be printed once."""
+    from staff import accounts  # argon2, loaded only when an account is made
+
+    password = token_source.token_urlsafe(12)  # 16 characters, 96 random bits
+    with transaction(nurture.sessions) as session:
+        accounts.add_user(session, DEMO_STAFF_EMAIL, password, Role.EDITOR)
+    return password
 
 
 def run_demo(
@@ -109,6 +160,22 @@ def run_demo(
     keep_serving: bool,
     timeout: float = 180,
 ) -> DemoResult:
+    listening = listen_on(host, port)  # a busy port ends the demo here, before any deletion
+    try:
+        return _run(console, listening, folder, host, port, keep_serving, timeout)
+    finally:
+        listening.close()  # uvicorn closes it too; this covers a failure before it started
+
+
+def _run(
+    console: Console,
+    listening: socket.socket,
+    folder: Path,
+    host: str,
+    port: int,
+    keep_serving: bool,
+    timeout: float,
+) -> DemoResult:
     from nurture.cli.serve import serve_web
 
     if folder.exists():
@@ -116,6 +183,7 @@ def run_demo(
     folder.mkdir(parents=True)
     nurture = demo_app(folder, host, port)
     nurture.migrate()
+    password = add_demo_editor(nurture)
     zone = daytime_zone(utcnow())
     summary = importer.import_csv(
         nurture.sessions,
@@ -136,7 +204,9 @@ def run_demo(
     )
 
     server = serve_web(nurture, host, port)
-    web_thread = threading.Thread(target=server.run, name="web", daemon=True)
+    web_thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listening]}, name="web", daemon=True
+    )
     web_thread.start()
     clock = nurture.engine_clock()
     clock.start()
@@ -145,21 +215,40 @@ def run_demo(
         finished = _wait_until_done(
             console, nurture, campaign_id, enrolled * len(sequence.steps), timeout
         )
+        result = _collect(nurture, campaign_id, finished)
+        _report(console, result)
+        _sign_in(console, nurture.settings.web.public_base_url, password)
+        if keep_serving:
+            console.print(
+                "Web server and scheduler still running, so links can be clicked and campaigns "
+                "launched from the dashboard are sent; Ctrl-C stops them."
+            )
+            _wait_for_interrupt(web_thread)
     finally:
         clock.stop()
-    result = _collect(nurture, campaign_id, finished)
-    _report(console, result)
-    if keep_serving:
-        console.print("Web server still up so links can be clicked; Ctrl-C stops it.")
-        try:
-            while web_thread.is_alive():
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
-    server.should_exit = True
-    web_thread.join(timeout=10)
-    nurture.dispose()
+        server.should_exit = True
+        web_thread.join(timeout=10)
+        nurture.dispose()
     return result
+
+
+def _wait_for_interrupt(web_thread: threading.Thread) -> None:
+    try:
+        while web_thread.is_alive():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+
+
+def _sign_in(console: Console, base_url: str, password: str) -> None:
+    """How to sign in to the demo's dashboard, printed once (never logged)."""
+    console.print(
+        f"  the dashboard: {base_url}/admin/ : sign in as {DEMO_STAFF_EMAIL} with the one-time "
+        "password below (a new one each run; `nurture users add --demo` adds accounts)",
+        soft_wrap=True,
+        highlight=False,
+    )
+    console.print(f"  password: {password}", soft_wrap=True, highlight=False, markup=False)
 
 
 def _wait_until_done(

@@ -6,6 +6,8 @@ the program are mapped here too, so no command needs a try/except of its own:
 * the database cannot be reached or opened (sqlalchemy OperationalError, InterfaceError): 69
   EX_UNAVAILABLE, or 78 EX_CONFIG for a URL that is not a database URL at all;
 * a file or folder cannot be read or created (OSError): 74 EX_IOERR;
+* the web server's port is taken (OSError EADDRINUSE, e.g. a second `nurture demo`): 69
+  EX_UNAVAILABLE, said before anything else happens (nurture.demo.listen_on);
 * a date or number out of range (OverflowError from date arithmetic): 65 EX_DATAERR, like
   any other bad input.
 
@@ -15,6 +17,7 @@ any `scheme://user:password@` in a line is masked before it is printed.
 
 from __future__ import annotations
 
+import errno
 import re
 
 from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
@@ -43,6 +46,12 @@ def one_line(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, OverflowError):
         return f"a date or number is out of range ({exc}); choose a nearer date", (
             InputError.exit_code
+        )
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return (
+            f"{exc.strerror or exc}: another program is listening there (a running "
+            "`nurture demo` or server?); stop it or choose another --port",
+            EX_UNAVAILABLE,
         )
     if isinstance(exc, OSError):
         where = f": {exc.filename}" if exc.filename else ""

@@ -47,15 +47,21 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 @app.command()
 def demo(
-    keep_serving: bool = typer.Option(False, help="Keep the web server up afterwards."),
+    keep_serving: bool = typer.Option(
+        False, help="Keep the web server and the scheduler running afterwards (Ctrl-C stops)."
+    ),
     host: str = typer.Option("127.0.0.1", help="Web server address."),
     port: int = typer.Option(8000, help="Web server port."),
-    folder: Path = typer.Option(Path("var/demo"), help="Where the demo database and outbox go."),
+    folder: Path | None = typer.Option(
+        None, help="Where the demo database and outbox go (default var/demo)."
+    ),
 ) -> None:
     """Run the whole engine end to end on embedded defaults (SQLite, offline outbox)."""
-    from nurture.demo import run_demo
+    from nurture.demo import DEMO_FOLDER, run_demo
 
-    result = run_demo(console, folder=folder, host=host, port=port, keep_serving=keep_serving)
+    result = run_demo(
+        console, folder=folder or DEMO_FOLDER, host=host, port=port, keep_serving=keep_serving
+    )
     if not result.finished:
         raise NurtureError("the demo sequence did not finish in time; see the log above")
 

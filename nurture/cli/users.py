@@ -14,6 +14,7 @@ import typer
 
 from core.errors import InputError
 from core.redact import mask_email
+from nurture.app import NurtureApp
 from nurture.cli.common import console, ready_app
 from staff.roles import Role
 from storage.db import transaction
@@ -47,15 +48,27 @@ def add(
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help=f"Read the password from stdin (or set {PASSWORD_ENV})."
     ),
+    demo: bool = typer.Option(
+        False,
+        "--demo",
+        help="Add it to the demo's database (var/demo, what `nurture demo` serves), not yours.",
+    ),
 ) -> None:
     """Add a staff account."""
     from staff import accounts
 
+    nurture = _demo_app() if demo else ready_app()  # a missing database before the prompt
     password = _password(password_stdin)
-    nurture = ready_app()
     with transaction(nurture.sessions) as session:
         accounts.add_user(session, email, password, role)
     console.print(f"added {mask_email(email)} as {role.value}")
+
+
+def _demo_app() -> NurtureApp:
+    """The demo's own database, as `nurture demo` names it (nurture.demo.demo_settings)."""
+    from nurture.demo import existing_demo_app
+
+    return existing_demo_app()
 
 
 @app.command("list")

@@ -1,22 +1,32 @@
 """`nurture demo` on embedded defaults: it ends by itself, leaves .eml files and texts in the
-outbox, and the links in them work against the web app."""
+outbox, and the links in them work against the web app; it prints how to sign in to its
+dashboard; with --keep-serving a campaign launched from the dashboard is sent; a busy port stops
+it before it touches the previous demo's folder."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
-from core.settings import load_settings
+from core.settings import REPO_ROOT, load_settings
 from nurture.app import NurtureApp
+from nurture.demo import DEMO_STAFF_EMAIL, demo_app
+from staff import accounts
+from storage.models import Campaign, Message, MessageState
 from web.app import create_app
 
 pytestmark = pytest.mark.slow
@@ -74,4 +84,167 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     response = client.get(link.group(1))
     assert response.status_code == 302
     assert response.headers["location"].startswith("https://spinaldecompressionla.com/book?")
+
+    # Its dashboard can be signed in to with what it printed, and the password is in no file.
+    password = _printed_password(result.stdout)
+    assert f"sign in as {DEMO_STAFF_EMAIL}" in result.stdout
+    assert f"http://127.0.0.1:{port}/admin/" in result.stdout
+    assert _sign_in(client, password + "x").status_code != 303
+    signed_in = _sign_in(client, password)
+    assert signed_in.status_code == 303, signed_in.text
+    assert password not in result.stderr
+    for path in [folder.parent, *folder.rglob("*")]:
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), path
     app.dispose()
+
+
+PASSWORD_LINE = re.compile(r"^  password: (\S+)$", re.MULTILINE)
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _printed_password(stdout: str) -> str:
+    found = PASSWORD_LINE.findall(stdout)
+    assert len(found) == 1, stdout  # printed once
+    return str(found[0])
+
+
+def _sign_in(client: TestClient | httpx.Client, password: str) -> httpx.Response:
+    form = client.get("/admin/login")
+    token = CSRF.search(form.text)
+    assert token, form.text
+    return client.post(
+        "/admin/login",
+        data={
+            "email": DEMO_STAFF_EMAIL,
+            "password": password,
+            "next": "/admin/",
+            "csrf_token": token.group(1),
+        },
+    )
+
+
+def _demo_command(folder: Path, port: int, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "nurture.cli.main",
+        "demo",
+        "--folder",
+        str(folder),
+        "--port",
+        str(port),
+        *extra,
+    ]
+
+
+def test_keep_serving_keeps_the_scheduler_so_a_dashboard_launch_is_sent(tmp_path: Path) -> None:
+    """The issue's trial: after the demo, launch another campaign from its dashboard; before,
+    the scheduler had stopped and the launch only enrolled."""
+    folder, port, log = tmp_path / "demo", _free_port(), tmp_path / "stderr.txt"
+    demo = subprocess.Popen(
+        _demo_command(folder, port, "--keep-serving"),
+        stdout=subprocess.PIPE,
+        stderr=log.open("w"),  # a file: a pipe nobody reads could fill and stall the demo
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        assert demo.stdout is not None
+        lines: list[str] = []
+        while not any("Ctrl-C stops" in line for line in lines):
+            line = demo.stdout.readline()
+            assert line, "".join(lines) + log.read_text()
+            lines.append(line)
+        password = _printed_password("".join(lines))
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as browser:
+            assert _sign_in(browser, password).status_code == 303
+            page = browser.get("/admin/campaigns/spasm-relief")
+            token = CSRF.search(page.text)
+            assert token, page.text
+            launched = browser.post(
+                "/admin/campaigns/spasm-relief/launch",
+                data={"csrf_token": token.group(1), "starts_at": ""},
+            )
+            assert launched.status_code == 303, launched.text
+            assert "scheduler running" in browser.get("/admin/campaigns").text
+        sent = _wait_for_sent(folder, "spasm-relief", at_least=3, seconds=60)
+        assert sent >= 3
+    finally:
+        demo.send_signal(signal.SIGINT)
+        out, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 0, out + log.read_text()
+
+
+def _wait_for_sent(folder: Path, campaign: str, *, at_least: int, seconds: float) -> int:
+    app = NurtureApp(settings=load_settings(database={"url": f"sqlite:///{folder / 'nurture.db'}"}))
+    deadline, sent = time.monotonic() + seconds, 0
+    try:
+        while sent < at_least and time.monotonic() < deadline:
+            time.sleep(0.5)
+            with app.sessions() as session:
+                sent = (
+                    session.scalar(
+                        select(func.count())
+                        .select_from(Message)
+                        .join(Campaign, Campaign.id == Message.campaign_id)
+                        .where(Campaign.name == campaign, Message.state == MessageState.SENT)
+                    )
+                    or 0
+                )
+    finally:
+        app.dispose()
+    return sent
+
+
+def test_a_busy_port_stops_the_demo_before_it_touches_the_previous_one(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    database = folder / "nurture.db"
+    database.write_bytes(b"the first demo's database")
+    before = sorted(path.name for path in folder.iterdir())
+    with socket.create_server(("127.0.0.1", 0)) as first_demo:
+        port = first_demo.getsockname()[1]
+        result = subprocess.run(
+            _demo_command(folder, port),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "80"},
+        )
+    assert result.returncode == 69, result.stdout + result.stderr  # EX_UNAVAILABLE
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "in use" in lines[0] and str(port) in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stdout.strip() == ""  # nothing imported, launched or served
+    assert database.read_bytes() == b"the first demo's database"
+    assert sorted(path.name for path in folder.iterdir()) == before
+
+
+def _users_add(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NURTURE_STAFF_PASSWORD": "a long enough password", "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "nurture.cli.main", "users", "add", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
+    )
+
+
+def test_users_add_demo_writes_to_the_demos_database(tmp_path: Path) -> None:
+    missing = _users_add("staff@clinic.test", "--role", "editor", "--demo", cwd=tmp_path)
+    assert missing.returncode == 66, missing.stdout + missing.stderr  # EX_NOINPUT
+    assert missing.stderr.strip().count("\n") == 0 and "nurture demo" in missing.stderr
+
+    demo = demo_app(tmp_path / "var" / "demo", "127.0.0.1", 8000)
+    demo.migrate()
+    added = _users_add("staff@clinic.test", "--role", "editor", "--demo", cwd=tmp_path)
+    assert added.returncode == 0, added.stdout + added.stderr
+    with demo.sessions() as session:
+        user = accounts.find_user(session, "staff@clinic.test")
+        assert user is not None and user.role == "editor"
+    demo.dispose()
+    assert not (tmp_path / "var" / "nurture.db").exists()  # not the default database

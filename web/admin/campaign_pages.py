@@ -30,12 +30,14 @@ from campaigns.reports import (
 )
 from campaigns.state import CampaignStatus, campaign_status, campaign_statuses
 from core.errors import NurtureError, ValidationFailed
+from scheduler.backlog import due_backlog
 from storage.db import transaction
 from storage.models import Campaign
 from web.admin.charts import daily_svg, funnel_svg
 from web.admin.formatting import describe_delay, describe_window, parse_start
 from web.admin.render import render
 from web.admin.report_cache import report_cache
+from web.admin.scheduler_status import current_scheduler_status
 from web.admin.session import Staff, StaffEditor, StaffNotFound, StaffReader
 from web.services import WebServices
 
@@ -177,6 +179,9 @@ def _campaign_page(
                     report.series, DAILY_SERIES, title=f"{name}: the last {REPORT_DAYS} days"
                 ),
             )
+            if row.state.pausable and not current_scheduler_status(request).running:
+                # Launched and moving, but nothing will plan or send it: say so here.
+                context["stalled"] = due_backlog(session, now=now, campaign_id=campaign.id)
     default_start = now.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
     return render(
         request,

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from web.admin import ADMIN_DIR
+from web.admin.scheduler_status import current_scheduler_status
 from web.admin.session import CSRF_FIELD, Staff
 
 pages = Jinja2Templates(directory=str(ADMIN_DIR / "pages"))
@@ -68,6 +69,8 @@ def render(
         template,
         {
             "staff": staff,
+            # Signed-in pages only: the sign-in page answers strangers and reads nothing.
+            "scheduler": current_scheduler_status(request) if staff is not None else None,
             "csrf_field": CSRF_FIELD,
             "clinic": settings.clinic,
             "zone": zone,
