@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from core.errors import NurtureError, ValidationFailed
-from nurture.cli import booking, campaigns, contacts, content, db, serve, users
+from nurture.cli import booking, campaigns, contacts, content, db, serve, status, users
 from nurture.cli.common import console, err_console, setup_logging
 from nurture.cli.errors import one_line, safe_text
 
@@ -37,6 +37,7 @@ app.add_typer(users.app, name="users")
 app.command()(serve.worker)
 app.command()(serve.web)
 app.command()(serve.run)
+app.command()(status.status)
 
 
 @app.callback()
