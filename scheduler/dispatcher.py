@@ -24,6 +24,7 @@ call before it has begun: about four round trips, at about 25% fewer messages pe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -38,7 +39,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.compose import Composer, UnknownDestination
-from contacts.state_rules import DAY, prepare, rule_for
+from contacts.state_rules import DAY, rule_for
 from core.clock import Clock, utcnow
 from core.settings import Settings
 from providers.base import EmailProvider, Provider, SmsProvider
@@ -58,9 +59,10 @@ from scheduler.claims import claim_due, recover_stale, release_worker
 from scheduler.outcomes import Tally, apply_verdicts, mark_sending, record_outcomes
 from scheduler.pacing import Pacer, Rate
 from scheduler.planner import quiet_hours
+from scheduler.recording import Recorder
 from scheduler.sender_process import SenderProcess, runs_in_sender
 from scheduler.sending import Outcome, Outgoing, Pending, SendLoop
-from storage.db import transaction
+from storage.db import is_sqlite, transaction
 from templates.renderer import TemplateRenderError
 
 log = logging.getLogger("nurture.dispatch")
@@ -108,7 +110,6 @@ class Dispatcher:
         self.worker = worker or worker_id()
         self.quiet = quiet_hours(settings)
         self.cap = timedelta(hours=settings.scheduler.sms_frequency_cap_hours)
-        prepare()  # the state rules' geocoder data, loaded now rather than inside a claim
         self.rates = {
             "email": Rate.of(settings.sendgrid.emails_per_second),
             "sms": Rate.of(settings.sms.segments_per_second),
@@ -121,6 +122,9 @@ class Dispatcher:
         remote = {name: target for name, target in self.channels.items() if runs_in_sender(target)}
         use_child = settings.scheduler.sender_process and remote
         self.sender = SenderProcess(remote, self.limits) if use_child else None
+        with sessions() as session:  # (no connection: the session only names its engine)
+            overlap = not is_sqlite(session.get_bind())
+        self.recorder = Recorder(self._record, overlap=overlap)
 
     # -- the loop -------------------------------------------------------------------------------
     def tick(self) -> Tally:
@@ -208,6 +212,7 @@ class Dispatcher:
         self.loop.close(*self.channels.values())
         if self.sender is not None:
             self.sender.close()
+        self.recorder.close()
 
     def shutdown(self) -> int:
         """Hand back what this worker claimed but never sent, and close the provider pools."""
@@ -335,16 +340,21 @@ class Dispatcher:
 
     def _settle(self, in_flight: deque[Handed], keep: int, tally: Tally) -> None:
         """Wait for the oldest sub-batches' outcomes and record them, until `keep` are left
-        (a sub-batch leaves `in_flight` only once recorded)."""
+        (a sub-batch leaves `in_flight` once handed to the recorder: see scheduler.recording;
+        with none left, once recorded)."""
         while len(in_flight) > keep:
             live, calls = in_flight[0]
-            self._record(list(zip(live, calls.result(), strict=True)), tally)
+            self.recorder.submit(list(zip(live, calls.result(), strict=True)), tally)
             in_flight.popleft()
+        if keep == 0:
+            self.recorder.drain(tally)
 
     def _settle_after_error(self, in_flight: deque[Handed], tally: Tally) -> None:
         """After a failure mid-tick, record what was handed over, without hiding that failure:
         a sub-batch that cannot be recorded stays "sending" (recovery reports it uncertain),
         and its provider ids are logged so that staff can settle it."""
+        with contextlib.suppress(Exception):  # (logged with its provider ids by the recorder)
+            self.recorder.drain(tally)
         while in_flight:
             live, calls = in_flight.popleft()
             sent: list[tuple[Outgoing, Outcome]] = []

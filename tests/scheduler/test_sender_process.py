@@ -284,7 +284,7 @@ def test_the_worker_keeps_no_bodies_of_what_its_sender_has(
     ids = h.seed(app, emails=5, texts=5, due=frozen_clock())
     handed: dict[int, Any] = {}
     recorded: dict[int, Any] = {}
-    record = app.dispatcher._record
+    record = app.dispatcher.recorder.record
 
     def spy(sent: list[tuple[Outgoing, Any]], tally: Any) -> None:
         recorded.update((item.message_id, item.payload) for item, _ in sent)
@@ -296,7 +296,7 @@ def test_the_worker_keeps_no_bodies_of_what_its_sender_has(
 
     submit = app.dispatcher.sender.submit
     monkeypatch.setattr(app.dispatcher.sender, "submit", keep_a_copy)
-    monkeypatch.setattr(app.dispatcher, "_record", spy)
+    monkeypatch.setattr(app.dispatcher.recorder, "record", spy)
     assert app.dispatcher.tick().sent == 10
     assert sorted(fake.fake.ids()) == sorted(recorded) == sorted(handed) == sorted(ids)
     for message_id, kept in recorded.items():
