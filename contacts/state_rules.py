@@ -13,19 +13,15 @@ for every text:
   (in force 2024-01-01): 8:00-20:00 in the called party's time zone, three calls or texts per
   24 hours on the same subject.
 
-Which state: the area code, as the statutes presume. phonenumbers' geocoder
-(`phonenumbers.geocoder.description_for_number`, public API) names a US number's place either
-as a state ("Florida") or as "City, ST" ("Miami, FL"); both are read as a state, and anything
-else (a Canadian province, a Caribbean island, "" for toll-free and non-geographic numbers, a
-number that is not valid, a country other than +1) is "unknown": only the default rules apply.
-The answer is cached per area code ("+1NPA"): in libphonenumber's geocoding data (checked on
-phonenumbers 9.0) every US area code's entries, 32,000 prefixes, name a single state, except
-one exchange of New Jersey's 201 listed as "New York, NY"; no Florida, Oklahoma or Maryland
-area code is mixed. A geographic area code never shares toll-free or non-geographic numbers,
-so a cache filled by the first valid number of each area code answers for all of them (a
-number phonenumbers rejects is never cached). The geocoder's data takes seconds and ~190 MB to
-load, so it is loaded once, on first use or by `prepare()` (the planner and dispatcher call it
-when built, never inside a transaction).
+Which state: the area code, as the statutes presume. The area codes of the three states are
+listed here (AREA_CODES), taken from libphonenumber's geocoding data, the reference for what an
+area code names; a test reads the geocoder (`phonenumbers.geocoder.description_for_number`,
+public API) for every area code 200-999 and fails when it and this list disagree, so an
+overlay added in a phonenumbers release is noticed on upgrade. The list, not the geocoder, is
+read at run time: the geocoder's data takes seconds and ~190 MB to load, more than a whole
+worker otherwise holds. Any other number (another state, a Canadian province, a Caribbean
+island, toll-free, not +1) gets only the default rules. Numbers are checked by phonenumbers when
+they enter the system (contacts.normalize), so only the area code is read here.
 
 Local time: the contact's time zone, the engine's one notion of where the recipient is (the
 same one the TCPA quiet hours use; scheduler.windows).
@@ -41,8 +37,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-
-import phonenumbers
 
 #: The hours all three statutes allow, local time at the recipient.
 STATE_EARLIEST, STATE_LATEST = time(8, 0), time(20, 0)
@@ -88,61 +82,24 @@ RULES: dict[str, StateRule] = {
     )
 }
 
-#: The geocoder's full names of US states (and DC), as it spells them.
-_STATE_NAMES = {
-    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
-    "Colorado": "CO", "Connecticut": "CT", "Delaware": "DE", "Florida": "FL", "Georgia": "GA",
-    "Hawaii": "HI", "Idaho": "ID", "Illinois": "IL", "Indiana": "IN", "Iowa": "IA",
-    "Kansas": "KS", "Kentucky": "KY", "Louisiana": "LA", "Maine": "ME", "Maryland": "MD",
-    "Massachusetts": "MA", "Michigan": "MI", "Minnesota": "MN", "Mississippi": "MS",
-    "Missouri": "MO", "Montana": "MT", "Nebraska": "NE", "Nevada": "NV", "New Hampshire": "NH",
-    "New Jersey": "NJ", "New Mexico": "NM", "New York": "NY", "North Carolina": "NC",
-    "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK", "Oregon": "OR", "Pennsylvania": "PA",
-    "Rhode Island": "RI", "South Carolina": "SC", "South Dakota": "SD", "Tennessee": "TN",
-    "Texas": "TX", "Utah": "UT", "Vermont": "VT", "Virginia": "VA", "Washington State": "WA",
-    "West Virginia": "WV", "Wisconsin": "WI", "Wyoming": "WY",
-    "Washington D.C.": "DC", "District of Columbia": "DC",
-}  # fmt: skip
-_STATE_CODES = frozenset(_STATE_NAMES.values())
-
-#: "+1NPA" -> the area code's state (None: not a US state). At most one entry per area code.
-_by_area_code: dict[str, str | None] = {}
-
-
-def prepare() -> None:
-    """Load the geocoder's data now (seconds, once per process) rather than on the first text."""
-    from phonenumbers import geocoder  # noqa: F401  (imported for its data)
-
-
-def state_named(description: str) -> str | None:
-    """The USPS code in one of the geocoder's descriptions: "Florida" or "Miami, FL"."""
-    if description in _STATE_NAMES:
-        return _STATE_NAMES[description]
-    _, comma, code = description.rpartition(", ")
-    return code if comma and code in _STATE_CODES else None
+#: The area codes of each state with a rule (libphonenumber's geocoding data, phonenumbers 9;
+#: tests/scheduler/test_state_rules.py checks them against the geocoder).
+AREA_CODES: dict[str, frozenset[str]] = {
+    "FL": frozenset(
+        "239 305 321 324 352 386 407 448 561 645 656 689 727 728 754 772 786 813 850 863 904 "
+        "941 954".split()
+    ),
+    "OK": frozenset("405 539 572 580 918".split()),
+    "MD": frozenset("227 240 301 410 443 667".split()),
+}
+_state_by_area_code = {code: state for state, codes in AREA_CODES.items() for code in codes}
 
 
 def state_of(phone: str | None) -> str | None:
-    """The US state of an E.164 number's area code, or None when it is not known."""
+    """The state with a text rule (FL, OK, MD) whose area code an E.164 number has, or None."""
     if phone is None or len(phone) != 12 or not phone.startswith("+1"):
         return None
-    area_code = phone[:5]
-    try:
-        return _by_area_code[area_code]
-    except KeyError:
-        pass
-    try:
-        number = phonenumbers.parse(phone, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None  # not cached: it says nothing about its area code
-    prepare()
-    from phonenumbers import geocoder
-
-    state = state_named(geocoder.description_for_number(number, "en"))
-    _by_area_code[area_code] = state
-    return state
+    return _state_by_area_code.get(phone[2:5])
 
 
 def rule_for(phone: str | None) -> StateRule | None:

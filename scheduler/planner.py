@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.definitions import Sequence
 from campaigns.enrollment import enroll_audience
-from contacts.state_rules import DAY, StateRule, prepare, rule_for
+from contacts.state_rules import DAY, StateRule, rule_for
 from contacts.suppressions import hasher_of
 from core.clock import Clock, utcnow
 from core.settings import Settings
@@ -152,7 +152,6 @@ class Planner:
         self.settings, self.sessions, self.clock = settings, sessions, clock
         self.quiet = quiet_hours(settings)
         self.default_lateness = timedelta(hours=settings.scheduler.max_lateness_hours)
-        prepare()  # the state rules' geocoder data, loaded now rather than inside a batch
 
     def tick(self) -> PlanResult:
         result = PlanResult()

@@ -219,6 +219,10 @@ def test_after_kill_9_every_uncertain_message_settles_itself_correctly(
         if worker.poll() is None:
             worker.kill()
     fake.fake.delay = 0.0
+    # Requests the worker wrote before it died are still answered by the provider (here within
+    # the fake's delay; recovery waits `sending_timeout_seconds` in real time for the same
+    # reason): its log is final only once it has gone quiet.
+    _wait_until_quiet(fake)
     clock = FrozenClock(NOW + timedelta(minutes=2))
     later = provider_app(clock=clock, **overrides)
     _replanned, uncertain = later.dispatcher.recover()
@@ -254,3 +258,17 @@ def test_after_kill_9_every_uncertain_message_settles_itself_correctly(
     final = h.states(later)
     assert set(final.values()) == {MessageState.SENT}
     assert Counter(fake.fake.ids()) == Counter(ids)  # everyone got their message exactly once
+
+
+def _wait_until_quiet(fake: RunningFake, quiet: float = 0.5, limit: float = 10.0) -> None:
+    """Until the fake has accepted nothing new for `quiet` seconds."""
+    deadline = time.monotonic() + limit
+    seen, since = len(fake.fake.ids()), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now_seen = len(fake.fake.ids())
+        if now_seen != seen:
+            seen, since = now_seen, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+    raise AssertionError("the fake provider kept accepting messages after the worker died")

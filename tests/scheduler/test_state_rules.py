@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from campaigns import lifecycle
 from campaigns.definitions import Sequence
-from contacts.state_rules import RULES, rule_for, state_of
+from contacts.state_rules import AREA_CODES, RULES, rule_for, state_of
 from core.clock import FrozenClock
 from core.settings import load_settings
 from nurture.app import NurtureApp
@@ -44,8 +44,8 @@ CAMPAIGNS = ("state-a", "state-b", "state-c", "state-d")
         ("+19185550100", "OK", True),  # Tulsa
         ("+13015550100", "MD", True),  # western Maryland
         ("+14105550100", "MD", True),  # Baltimore
-        ("+13105550100", "CA", False),  # Los Angeles: only the clinic's rules
-        ("+12125550100", "NY", False),
+        ("+13105550100", None, False),  # Los Angeles: only the clinic's rules
+        ("+12125550100", None, False),  # New York: no rule of its own for texts
         ("+18005550100", None, False),  # toll-free: no state
         ("+14165550100", None, False),  # Toronto: a province, not a state
         ("+12425550100", None, False),  # the Bahamas share +1
@@ -67,7 +67,7 @@ def test_the_state_comes_from_the_area_code(
 
 
 def test_every_number_of_a_state_area_code_is_that_state() -> None:
-    """The cache is per area code: any exchange of 305 (Miami) or 918 (Tulsa) is its state."""
+    """The rule is per area code: any exchange of 305 (Miami) or 918 (Tulsa) is its state."""
     for exchange in ("201", "347", "555", "633", "987"):
         assert state_of(f"+1305{exchange}0199") == "FL"
         assert state_of(f"+1918{exchange}0199") == "OK"
@@ -276,3 +276,25 @@ def test_cli_simulate_counts_the_texts_the_state_rules_move(
     result = CliRunner().invoke(cli, ["campaigns", "simulate", "demo", "--start", evening])
     assert result.exit_code == 0, result.output
     assert "2 text(s) moved later by state rules (FL 1, MD 1)" in result.output
+
+
+def test_the_area_codes_with_a_rule_are_the_ones_the_phonenumbers_geocoder_names() -> None:
+    """The run-time list (contacts.state_rules.AREA_CODES) against the reference data: every
+    area code 200-999 whose valid numbers the geocoder places in Florida, Oklahoma or Maryland
+    is listed under that state, and nothing else is. A new overlay in a phonenumbers release
+    fails here until it is added to the list."""
+    import phonenumbers
+    from phonenumbers import geocoder
+
+    names = {"Florida": "FL", "Oklahoma": "OK", "Maryland": "MD"}
+    found: dict[str, set[str]] = {state: set() for state in AREA_CODES}
+    for area_code in range(200, 1000):
+        for exchange, line in (("200", "0100"), ("345", "4567"), ("555", "0100"), ("678", "4567")):
+            number = phonenumbers.parse(f"+1{area_code}{exchange}{line}", None)
+            if not phonenumbers.is_valid_number(number):
+                continue
+            place = geocoder.description_for_number(number, "en")
+            state = names.get(place) or place.rpartition(", ")[2]
+            if state in found:
+                found[state].add(str(area_code))
+    assert {state: frozenset(codes) for state, codes in found.items()} == AREA_CODES
