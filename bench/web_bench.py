@@ -14,8 +14,13 @@ many workers (no database, no signature, no middleware) in the same run: the cei
 server on this machine.
 After the runs the server is stopped with SIGTERM and the rows are counted: every click answered
 must be in `events` (drained on shutdown), every unsubscribe answered in `suppressions`.
-Floors (2 cores): clicks >= 5,000 req/s with p99 <= 20 ms;
-unsubscribes >= 1,000 req/s with p99 <= 50 ms.
+Each is run twice: flat out (as many requests as the server answers, on 50 connections: the
+most it serves), then paced at the floor's rate (the Lua script releases requests on a clock,
+as wrk2's -R does), where its p99 is the latency a recipient sees at that load. Flat out, a
+closed-loop load's latency is mostly its own queue (50 connections over N req/s wait 50/N s on
+average), so there the p99 says more about the connection count than about the server.
+Floors (2 cores): clicks >= 5,000 req/s, with p99 <= 20 ms at 5,000 req/s;
+unsubscribes >= 1,000 req/s, with p99 <= 50 ms at 1,000 req/s.
 """
 
 from __future__ import annotations
@@ -193,8 +198,33 @@ def _bulk(db: sqlite3.Connection, table: Any, rows: Any, vary: tuple[str, ...] =
 
 
 # -- load generation ------------------------------------------------------------------------------
-def lua_script(path: Path, paths: list[str], method: str, body: str | None) -> Path:
-    lines = ["local paths = {"]
+#: Releases requests at `rate` a second per wrk thread (its own clock through LuaJIT's ffi:
+#: wrk's Lua has no millisecond clock); the returned delay is how long the next request waits.
+PACED = """local ffi = require("ffi")
+ffi.cdef[[
+typedef struct {{ long tv_sec; long tv_nsec; }} bench_timespec;
+int clock_gettime(int clk_id, bench_timespec *tp);
+]]
+local ts = ffi.new("bench_timespec")
+local interval, next_at = {interval}, nil
+function delay()
+  ffi.C.clock_gettime(1, ts)
+  local now = tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+  if next_at == nil then next_at = now end
+  next_at = next_at + interval
+  if next_at < now then return 0 end
+  return next_at - now
+end
+"""
+
+
+def lua_script(
+    path: Path, paths: list[str], method: str, body: str | None, rate: float | None = None
+) -> Path:
+    """A wrk script cycling through `paths`; with `rate`, paced to that many requests a second
+    per wrk thread."""
+    lines = [PACED.format(interval=1000 / rate)] if rate else []
+    lines += ["local paths = {"]
     lines += [f'"{p}",' for p in paths]
     lines += ["}", "local i = 0", f'wrk.method = "{method}"']
     if body is not None:
@@ -400,11 +430,24 @@ def main() -> None:
         "GET",
         None,
     )
+    unsub_paths = [signer.unsubscribe_url(i, "email")[len(base) :] for i in unsub_ids]
     unsub_lua = lua_script(
-        scripts / "unsubscribes.lua",
-        [signer.unsubscribe_url(i, "email")[len(base) :] for i in unsub_ids],
+        scripts / "unsubscribes.lua", unsub_paths, "POST", "List-Unsubscribe=One-Click"
+    )
+    # Paced at the floors' rates; the unsubscribes go to other contacts than the flat-out run's.
+    paced_clicks = lua_script(
+        scripts / "clicks-paced.lua",
+        [signer.click_url(i, "booking")[len(base) :] for i in click_ids],
+        "GET",
+        None,
+        FLOORS["click"][0] / args.threads,
+    )
+    paced_unsubs = lua_script(
+        scripts / "unsubscribes-paced.lua",
+        [signer.unsubscribe_url(i, "sms")[len(base) :] for i in unsub_ids],
         "POST",
         "List-Unsubscribe=One-Click",
+        FLOORS["unsubscribe"][0] / args.threads,
     )
 
     env = {
@@ -465,6 +508,12 @@ def main() -> None:
         results["nurture unsubscribe"] = run_wrk(
             base, unsub_lua, args, args.duration, args.unsubscribe_connections
         )
+        results["nurture click, paced"] = run_wrk(
+            base, paced_clicks, args, args.duration, args.connections
+        )
+        results["nurture unsubscribe, paced"] = run_wrk(
+            base, paced_unsubs, args, args.duration, args.unsubscribe_connections
+        )
     except BaseException:
         print("server log (tail):\n" + stop(server)[-4000:], file=sys.stderr)
         raise
@@ -492,20 +541,30 @@ def report(
             f"{row['non_2xx_3xx']:>13}"
         )
     for name, (rps, p99) in FLOORS.items():
-        row = results[f"nurture {name}"]
-        held = row["rps"] >= rps and row["p99"] <= p99 and row["non_2xx_3xx"] == 0
-        print(
-            f"{name}: {row['rps']:,.0f} req/s (floor {rps:,}), p99 {row['p99']:.1f} ms "
-            f"(floor {p99}): {'holds' if held else 'BELOW THE FLOOR'}"
+        flat, paced = results[f"nurture {name}"], results[f"nurture {name}, paced"]
+        # Paced: the offered rate was served (a few requests short of it is the clock's edges).
+        served = paced["rps"] >= 0.97 * rps
+        held = (
+            flat["rps"] >= rps
+            and served
+            and paced["p99"] <= p99
+            and flat["non_2xx_3xx"] == paced["non_2xx_3xx"] == 0
         )
+        print(
+            f"{name}: {flat['rps']:,.0f} req/s flat out (floor {rps:,}); at {paced['rps']:,.0f} "
+            f"req/s paced, p99 {paced['p99']:.1f} ms (floor {p99} at {rps:,}); flat out, p99 "
+            f"{flat['p99']:.1f} ms: {'holds' if held else 'BELOW THE FLOOR'}"
+        )
+    answered = results["nurture click"]["requests"] + results["nurture click, paced"]["requests"]
+    unsubscribed = (
+        results["nurture unsubscribe"]["requests"]
+        + results["nurture unsubscribe, paced"]["requests"]
+    )
     print(
-        f"clicks answered: {results['nurture click']['requests']:,}; click rows written "
+        f"clicks answered: {answered:,}; click rows written "
         f"(after SIGTERM, warm-up excluded): {clicks:,}"
     )
-    print(
-        f"unsubscribes answered: {results['nurture unsubscribe']['requests']:,}; "
-        f"suppression rows: {suppressed:,}"
-    )
+    print(f"unsubscribes answered: {unsubscribed:,}; suppression rows: {suppressed:,}")
     print("load command:", results["nurture click"]["command"])
     print("load command:", results["nurture unsubscribe"]["command"])
     print(
