@@ -140,6 +140,8 @@ class SendGridSettings(Section):
 
 class TwilioSettings(Section):
     api_base_url: str = ""
+    #: messaging.twilio.com's loopback test URL (Messaging Services; `nurture doctor` only).
+    messaging_base_url: str = ""
     concurrency: int = Field(16, ge=1, le=256)
 
 
@@ -201,6 +203,11 @@ class StatusSettings(Section):
     unreachable_threshold: int = Field(2, ge=1)
 
 
+class LogSettings(Section):
+    #: "json": one JSON object per line for a log collector (nurture.cli.logs); "text": for people.
+    format: Literal["text", "json"] = "text"
+
+
 class Secrets(BaseSettings):
     """Credentials, from the environment only (never from settings.toml or a commit)."""
 
@@ -214,6 +221,8 @@ class Secrets(BaseSettings):
     sendgrid_webhook_public_key: str = Field(
         "", validation_alias="NURTURE_SENDGRID_WEBHOOK_PUBLIC_KEY"
     )
+    #: A bearer token a Prometheus server presents on /metrics (web.metrics); empty: staff only.
+    metrics_token: str = Field("", validation_alias="NURTURE_METRICS_TOKEN")
 
     def __repr__(self) -> str:  # never print a secret, even in a traceback
         return "Secrets(<hidden>)"
@@ -239,6 +248,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = TwilioSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     status: StatusSettings = StatusSettings()
+    log: LogSettings = LogSettings()
 
     @classmethod
     def settings_customise_sources(

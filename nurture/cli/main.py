@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from core.errors import NurtureError, ValidationFailed
-from nurture.cli import booking, campaigns, contacts, content, db, serve, status, users
+from nurture.cli import booking, campaigns, contacts, content, db, doctor, serve, status, users
 from nurture.cli.common import console, err_console, setup_logging
 from nurture.cli.errors import one_line, safe_text
 
@@ -38,6 +38,7 @@ app.command()(serve.worker)
 app.command()(serve.web)
 app.command()(serve.run)
 app.command()(status.status)
+app.command()(doctor.doctor)
 
 
 @app.callback()
