@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core import redact
 from core.errors import ConfigError, InputError, NotFound, NurtureError
 from core.untrusted import whole_number
-from web import admin, links, unsubscribe
+from web import admin, links, metrics, unsubscribe
 from web.access_log import AccessLog
 from web.admin.session import COOKIE as STAFF_COOKIE
 from web.admin.session import may_upload
@@ -151,6 +151,7 @@ def create_app(nurture: WebServices) -> FastAPI:
     api.include_router(twilio.router)
     api.include_router(sendgrid.router)
     api.include_router(booking.router)
+    metrics.install(api, nurture)  # /metrics: staff or NURTURE_METRICS_TOKEN
     admin.install(api)  # the staff dashboard under /admin
 
     @api.get("/healthz", tags=["health"], summary="Liveness and database check")
