@@ -3,12 +3,16 @@
 A person who booked must not get another "book your consultation" nudge, so every active
 enrollment whose sequence exits on booking ends now, in the same transaction; the dispatcher then
 skips any step already planned ("exited: booked") instead of sending it.
+
+The booking is credited to the last message the person clicked within `CLICK_CREDIT_WINDOW`
+(its campaign and step go on the `booked` event, which the funnel counts), so a report shows
+which message brought the booking in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +22,10 @@ from campaigns.enrollment import active_enrollments, exit_enrollment
 from contacts.normalize import normalize_email, normalize_phone
 from core.errors import InputError, NotFound
 from storage.models import Campaign, Contact, Event
+
+#: A booking this long after a click is still that message's doing; an older click (or none)
+#: leaves the booking on no campaign. Two weeks covers "read it, thought about it, called".
+CLICK_CREDIT_WINDOW = timedelta(days=14)
 
 
 @dataclass(frozen=True)
@@ -64,11 +72,15 @@ def mark_booked(
         if Sequence.from_snapshot(campaign.definition).exit.booked:
             exit_enrollment(enrollment, "booked", at)
             exited.append(campaign.name)
+    clicked = last_click(session, contact.id, at)
     session.add(
         Event(
             kind="booked",
             occurred_at=at,
             contact_id=contact.id,
+            message_id=clicked.message_id if clicked else None,
+            campaign_id=clicked.campaign_id if clicked else None,
+            step_index=clicked.step_index if clicked else None,
             provider="booking" if reference else None,
             provider_event_id=f"booking:{reference}" if reference else None,
             data={"source": source, "first": first, "exited": exited},
@@ -76,6 +88,23 @@ def mark_booked(
     )
     session.flush()
     return BookingResult(contact.id, first, tuple(exited))
+
+
+def last_click(session: Session, contact_id: int, at: datetime) -> Event | None:
+    """The contact's last click on one of our messages within `CLICK_CREDIT_WINDOW` before
+    `at` (over the (contact, occurred_at) index of events)."""
+    return session.scalar(
+        select(Event)
+        .where(
+            Event.contact_id == contact_id,
+            Event.occurred_at >= at - CLICK_CREDIT_WINDOW,
+            Event.occurred_at <= at,
+            Event.kind == "clicked",
+            Event.message_id.is_not(None),
+        )
+        .order_by(Event.occurred_at.desc(), Event.id.desc())
+        .limit(1)
+    )
 
 
 def booking_recorded(session: Session, reference: str) -> bool:

@@ -6,9 +6,13 @@ scans a table (figures for 1,000,000 contacts: bench/reports_speed.py).
 
 Vocabulary: a message is *sent* once the provider accepted it (sent, delivered or undelivered),
 *delivered* when the provider confirmed delivery, *bounced* when it came back undelivered.
-Clicks are events (distinct messages clicked). A contact who booked or unsubscribed leaves the
-sequence, so those come from the enrollments' exit reasons, which every path records, credited
-to the last step the contact had reached.
+Clicks are events (distinct messages clicked). Unsubscribes and bookings are events credited to
+the message that caused them (contacts.credit, campaigns.booking): counted on that campaign and
+step, as people. The exit reasons say why people left, whatever the message.
+
+The funnel's stages (`stages`) count people, each over the people enrolled: a contact sent five
+messages is one person sent, so no stage exceeds the enrolled. Message totals (`sent`,
+`delivered`, ...) are messages and carry no percentage.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, func, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, case, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
@@ -38,6 +42,7 @@ SENT_STATES = (MessageState.SENT, MessageState.DELIVERED, MessageState.UNDELIVER
 PENDING_STATES = (MessageState.PLANNED, MessageState.CLAIMED, MessageState.SENDING)
 FUNNEL_STAGES = ("enrolled", "sent", "delivered", "clicked", "booked")
 SIDE_COUNTS = ("unsubscribed", "bounced", "failed")
+CREDITED_KINDS = ("booked", "unsubscribed")  # events credited to a message's campaign and step
 
 
 @dataclass
@@ -82,9 +87,22 @@ class CampaignFunnel:
     uncertain: int = 0
     pending: int = 0
     steps: list[StepFunnel] = field(default_factory=list)
+    #: People (distinct contacts) at each of FUNNEL_STAGES: what `stages` shows.
+    people: dict[str, int] = field(default_factory=dict)
 
     def stages(self) -> list[tuple[str, int]]:
-        return [(stage, getattr(self, stage)) for stage in FUNNEL_STAGES]
+        """The funnel in people, each stage at most the people enrolled."""
+        return [(stage, self.people.get(stage, 0)) for stage in FUNNEL_STAGES]
+
+    def share(self, stage: str) -> float | None:
+        """A stage's people over the people enrolled (None before anyone is enrolled)."""
+        return people_share(self.people.get(stage, 0), self.enrolled)
+
+
+def people_share(people: int, enrolled: int) -> float | None:
+    """People at a stage over people enrolled. Both count contacts, so above 1 is a bug in the
+    counting, never a figure to show: it is capped rather than printed as 167%."""
+    return min(people / enrolled, 1.0) if enrolled else None
 
 
 def _steps_of(campaign: Campaign) -> list[StepFunnel]:
@@ -134,25 +152,45 @@ def campaign_funnel(session: Session, campaign: Campaign) -> CampaignFunnel:
         .group_by(Event.step_index)
     ):
         _step(funnel.steps, step_index or 0).clicked = clicks
-    # Who booked or unsubscribed, credited to the last step they had reached.
-    for index, reason, count in session.execute(
-        select(Enrollment.planned_step, Enrollment.exit_reason, func.count())
+    # Who booked or unsubscribed, on the step of the message credited with it.
+    for step_index, kind, people in session.execute(
+        select(Event.step_index, Event.kind, func.count(func.distinct(Event.contact_id)))
         .where(
-            Enrollment.campaign_id == campaign.id,
-            Enrollment.state == EnrollmentState.EXITED,
-            Enrollment.exit_reason.in_(("booked", "unsubscribed")),
-            Enrollment.planned_step >= 0,
+            Event.campaign_id == campaign.id,
+            Event.kind.in_(CREDITED_KINDS),
+            Event.step_index.is_not(None),
         )
-        .group_by(Enrollment.planned_step, Enrollment.exit_reason)
+        .group_by(Event.step_index, Event.kind)
     ):
-        setattr(_step(funnel.steps, index), str(reason), count)
+        setattr(_step(funnel.steps, step_index or 0), str(kind), people)
     for name in ("sent", "delivered", "clicked", "bounced", "failed", "skipped", "uncertain"):
         setattr(funnel, name, sum(getattr(step, name) for step in funnel.steps))
     funnel.pending = sum(step.pending for step in funnel.steps)
-    # Leaving the sequence is recorded on every path (booking webhook, staff, planner, dispatcher).
-    funnel.booked = funnel.exit_reasons.get("booked", 0)
-    funnel.unsubscribed = funnel.exit_reasons.get("unsubscribed", 0)
+    funnel.people = _people(session, campaign.id, funnel.enrolled)
+    funnel.booked = funnel.people["booked"]
+    funnel.unsubscribed = funnel.people["unsubscribed"]
     return funnel
+
+
+def _people(session: Session, campaign_id: int, enrolled: int) -> dict[str, int]:
+    """Distinct contacts at each stage: one read of the campaign's messages, one of its events."""
+    sent_to, delivered_to = session.execute(
+        select(
+            func.count(func.distinct(case((Message.state.in_(SENT_STATES), Message.contact_id)))),
+            func.count(
+                func.distinct(case((Message.state == MessageState.DELIVERED, Message.contact_id)))
+            ),
+        ).where(Message.campaign_id == campaign_id)
+    ).one()
+    people = {"enrolled": enrolled, "sent": sent_to, "delivered": delivered_to}
+    people.update(dict.fromkeys(("clicked", *CREDITED_KINDS), 0))
+    for kind, count in session.execute(
+        select(Event.kind, func.count(func.distinct(Event.contact_id)))
+        .where(Event.campaign_id == campaign_id, Event.kind.in_(("clicked", *CREDITED_KINDS)))
+        .group_by(Event.kind)
+    ):
+        people[str(kind)] = count
+    return people
 
 
 def _add_message_state(step: StepFunnel, state: str, count: int) -> None:

@@ -6,7 +6,10 @@ There is one implementation, `opt_out_many`, a handful of set-based statements f
 batch (the web server's group-committed one-click unsubscribes); `opt_out` is a batch of one.
 Every entry point uses it: the unsubscribe and preference pages, RFC 8058 one-click, Twilio
 STOP, SendGrid unsubscribe and spam reports, the dashboard and `nurture contacts suppress`.
-Late events follow the rule in `contacts.consent`. A text opt-out is lifted only by a reply
+An opt-out's event names the message, campaign and step that caused it: the request's own, or
+for a person's request that names none (a token, a STOP reply) the last message sent to them
+on that channel within a window (`contacts.credit`, one statement per batch). Late events
+follow the rule in `contacts.consent`. A text opt-out is lifted only by a reply
 from that phone (`opt_in_again`).
 """
 
@@ -20,6 +23,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from contacts.consent import AT, CONTACT, follow_newest, outranked, record_consent
+from contacts.credit import CREDITED_REASONS, SentMessage, last_sent, sent_messages
 from contacts.suppressions import (
     NewSuppression,
     active_suppression,
@@ -60,6 +64,7 @@ class OptOut:
     reason: SuppressionReason = SuppressionReason.UNSUBSCRIBED
     message_id: int | None = None
     campaign_id: int | None = None
+    step_index: int | None = None
 
 
 def opt_out(
@@ -72,6 +77,7 @@ def opt_out(
     at: datetime,
     message_id: int | None = None,
     campaign_id: int | None = None,
+    step_index: int | None = None,
 ) -> bool:
     """Suppress the contact's address on a channel; True if it was not suppressed before."""
     request = OptOut(
@@ -82,6 +88,7 @@ def opt_out(
         SuppressionReason(reason),
         message_id,
         campaign_id,
+        step_index,
     )
     return opt_out_many(session, [request])[0]
 
@@ -127,6 +134,7 @@ def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
         rows = [{CONTACT: r.contact_id, AT: r.at} for r, _ in done if r.channel == channel]
         if rows:
             session.execute(follow_newest(channel, ConsentStatus.OPTED_OUT), rows)
+    credits = _credits(session, [r for r, _ in done])
     session.execute(
         insert(_EVENTS),
         [
@@ -135,11 +143,13 @@ def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
                 "occurred_at": r.at,
                 "contact_id": r.contact_id,
                 "channel": str(r.channel),
-                "message_id": r.message_id,
-                "campaign_id": r.campaign_id,
+                "message_id": credit.message_id if credit else r.message_id,
+                "campaign_id": credit.campaign_id if credit else r.campaign_id,
+                "step_index": credit.step_index if credit else r.step_index,
                 "data": {"reason": str(r.reason), "source": r.source},
             }
             for r, _ in done
+            for credit in [credits.get(r)]
         ],
     )
     _expire_loaded_contacts(session, set(ids))
@@ -150,6 +160,35 @@ def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
         results.append(address is not None and key in newly)
         newly.discard(key)  # a second request for the same address found it suppressed
     return results
+
+
+def _guessed(request: OptOut) -> bool:
+    """A person's own request that names no message is credited to their last one."""
+    return request.message_id is None and request.reason in CREDITED_REASONS
+
+
+def _credits(session: Session, requests: Sequence[OptOut]) -> dict[OptOut, SentMessage]:
+    """The message each event is credited to: the one the request names (its campaign and
+    step read by primary key when it gave no step), or for a person's own request naming none,
+    their last message on that channel (contacts.credit). At most two reads per batch."""
+    named = sent_messages(
+        session, {r.message_id for r in requests if r.message_id and r.step_index is None}
+    )
+    guessed = [r for r in requests if _guessed(r)]
+    last = (
+        last_sent(session, {(r.contact_id, r.channel) for r in guessed}, max(r.at for r in guessed))
+        if guessed
+        else {}
+    )
+    credits: dict[OptOut, SentMessage] = {}
+    for r in requests:
+        if r.message_id is not None:
+            found = named.get(r.message_id)
+        else:
+            found = last.get((r.contact_id, r.channel)) if _guessed(r) else None
+        if found is not None:
+            credits[r] = found
+    return credits
 
 
 def opt_in_again(

@@ -6,7 +6,10 @@ with no redirect. Either way the opt-out (contacts.optout) is committed before t
 sent: the one-clicks, which come in floods, many to a transaction (web.group_commit, through
 `opt_out_many`), each commit fsynced on SQLite (synchronous=FULL) so it survives a power cut.
 A token names a contact and a channel, not a campaign (CAN-SPAM: an opt-out covers all our
-commercial messages on that channel) and needs no login.
+commercial messages on that channel) and needs no login. The reports still credit the
+unsubscribe to the message that caused it: `opt_out_many` credits a person's own opt-out to the
+last message sent to them on that channel within a window (contacts.credit), in one indexed
+read per batch, so the route stays as cheap as it was per request.
 
 The pages speak the contact's language (web.pages.page_language), with a switch to the other;
 the preference page also lets the person choose the language of our messages.

@@ -11,7 +11,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from campaigns.reports import DailyPoint
+from campaigns.reports import DailyPoint, people_share
 
 
 def _text(x: float, y: float, body: str, css: str = "", anchor: str = "start") -> str:
@@ -21,7 +21,8 @@ def _text(x: float, y: float, body: str, css: str = "", anchor: str = "start") -
 
 
 def funnel_svg(stages: Sequence[tuple[str, int]], *, title: str) -> Markup:
-    """Horizontal bars, each with its count and its share of the first stage."""
+    """Horizontal bars of people, each with its count and its share of the first stage (the
+    people enrolled): never messages over people, never above 100% (reports.people_share)."""
     width, label_w, row_h, gap = 640, 110, 30, 8
     height = len(stages) * (row_h + gap) + gap
     top = max((value for _, value in stages), default=0) or 1
@@ -35,7 +36,8 @@ def funnel_svg(stages: Sequence[tuple[str, int]], *, title: str) -> Markup:
     for row, (label, value) in enumerate(stages):
         y = gap + row * (row_h + gap)
         bar = max(value / top * bar_space, 2 if value else 0)
-        share = f" ({value / first:.0%})" if first and row else ""
+        fraction = people_share(value, first) if row else None
+        share = f" ({fraction:.0%})" if fraction is not None else ""
         parts.append(_text(0, y + row_h * 0.68, label.capitalize(), "label"))
         parts.append(
             f'<rect x="{label_w}" y="{y}" width="{bar:.1f}" height="{row_h}" rx="3" '
