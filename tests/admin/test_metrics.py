@@ -76,9 +76,10 @@ def _seed(app: NurtureApp, clock: FrozenClock) -> None:
 
 
 @pytest.fixture
-def scraped(sqlite_app: NurtureApp, frozen_clock: FrozenClock) -> Iterator[TestClient]:
-    _seed(sqlite_app, frozen_clock)
-    with TestClient(create_app(sqlite_app), follow_redirects=False) as client:
+def scraped(nurture_app: NurtureApp, frozen_clock: FrozenClock) -> Iterator[TestClient]:
+    """Seeded, on SQLite and on PostgreSQL."""
+    _seed(nurture_app, frozen_clock)
+    with TestClient(create_app(nurture_app), follow_redirects=False) as client:
         yield client
 
 

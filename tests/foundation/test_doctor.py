@@ -26,7 +26,7 @@ from rich.console import Console
 from core.clock import FrozenClock
 from core.settings import REPO_ROOT, load_settings
 from nurture.app import NurtureApp
-from nurture.doctor import Check, Context, Verdict, database_now, fail, run_checks
+from nurture.doctor import Check, Context, Finding, Verdict, database_now, fail, run_checks
 from storage.db import make_engine
 
 pytestmark = pytest.mark.contract
@@ -178,3 +178,34 @@ def test_the_command_exits_non_zero_on_a_failure(
     assert exited.value.code == 1
     printed = command.console.file.getvalue()  # type: ignore[attr-defined]  # the StringIO above
     assert "✗ web.public_base_url (NURTURE_WEB__PUBLIC_BASE_URL) must be https://" in printed
+
+
+@pytest.mark.postgres
+def test_postgresql_page_cost_warns_at_4_not_at_ssd_and_its_clock_is_read(
+    postgres_url: str,
+) -> None:
+    from sqlalchemy import text
+
+    from nurture.doctor import clocks_agree, postgres_page_cost
+
+    settings = load_settings(database={"url": postgres_url})
+    engine = make_engine(postgres_url)
+    try:
+        clock = FrozenClock(database_now(engine))
+        # This test's own database (dropped afterwards); 4 even if the server is tuned.
+        with engine.begin() as connection:
+            name: str = connection.execute(text("SELECT current_database()")).scalar_one()
+            connection.execute(text(f"ALTER DATABASE {name} SET random_page_cost = 4"))
+        engine.dispose()
+        warned = postgres_page_cost(Context(settings, engine, clock))
+        assert warned is not None and warned.verdict is Verdict.WARN
+        assert "random_page_cost is 4" in warned.line
+        with engine.begin() as connection:
+            connection.execute(text(f"ALTER DATABASE {name} SET random_page_cost = 1.1"))
+        engine.dispose()
+        assert postgres_page_cost(Context(settings, engine, clock)) == Finding(
+            Verdict.OK, "PostgreSQL random_page_cost is 1.1"
+        )
+        assert clocks_agree(Context(settings, engine, clock)).verdict is Verdict.OK
+    finally:
+        engine.dispose()
