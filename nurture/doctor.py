@@ -194,12 +194,21 @@ def _is_public_key(value: str) -> bool:
     return True
 
 
+def _twilio_configured(ctx: Context) -> bool:
+    secrets = ctx.settings.secrets
+    return (
+        ctx.settings.sms.provider == "twilio"
+        and ACCOUNT_SID.fullmatch(secrets.twilio_account_sid) is not None
+        and bool(secrets.twilio_auth_token)
+    )
+
+
 def twilio_account_active(ctx: Context) -> Finding:
     if ctx.settings.sms.provider != "twilio":
         return fail("sms.provider (NURTURE_SMS__PROVIDER) is 'outbox': set it to twilio")
-    sid = ctx.settings.secrets.twilio_account_sid
-    if not ACCOUNT_SID.fullmatch(sid) or not ctx.settings.secrets.twilio_auth_token:
+    if not _twilio_configured(ctx):
         return fail("TWILIO_ACCOUNT_SID (AC + 32 hex digits) and TWILIO_AUTH_TOKEN must be set")
+    sid = ctx.settings.secrets.twilio_account_sid
     status = ctx.twilio.api.v2010.accounts(sid).fetch().status
     return passes(
         status == "active",
@@ -208,7 +217,9 @@ def twilio_account_active(ctx: Context) -> Finding:
     )
 
 
-def twilio_sender_exists(ctx: Context) -> Finding:
+def twilio_sender_exists(ctx: Context) -> Finding | None:
+    if not _twilio_configured(ctx):
+        return None  # twilio_account_active names what to set first
     sms = ctx.settings.sms
     if sms.messaging_service_sid:
         service = ctx.twilio.messaging.v1.services(sms.messaging_service_sid).fetch()
@@ -223,9 +234,11 @@ def twilio_sender_exists(ctx: Context) -> Finding:
     )
 
 
-def twilio_webhooks_point_here(ctx: Context) -> Finding:
+def twilio_webhooks_point_here(ctx: Context) -> Finding | None:
     """Inbound texts (STOP, HELP, replies) reach us only if Twilio posts them to our URL; each
     text carries its own StatusCallback, so a sender-wide one may be empty, else ours too."""
+    if not _twilio_configured(ctx):
+        return None  # twilio_account_active names what to set first
     sms, base = ctx.settings.sms, ctx.settings.web.public_base_url
     if sms.messaging_service_sid:
         service = ctx.twilio.messaging.v1.services(sms.messaging_service_sid).fetch()

@@ -209,3 +209,11 @@ def test_postgresql_page_cost_warns_at_4_not_at_ssd_and_its_clock_is_read(
         assert clocks_agree(Context(settings, engine, clock)).verdict is Verdict.OK
     finally:
         engine.dispose()
+
+
+def test_without_twilio_configured_only_the_account_line_says_so(tmp_path: Path) -> None:
+    """No network call and no "could not check" lines for a sender nobody configured."""
+    findings = _doctor(tmp_path, {"sms": {"provider": "twilio"}})
+    lines = [f.line for f in findings]
+    assert "TWILIO_ACCOUNT_SID (AC + 32 hex digits) and TWILIO_AUTH_TOKEN must be set" in lines
+    assert not any("Twilio number" in line or "could not check" in line for line in lines)
