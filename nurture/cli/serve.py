@@ -28,19 +28,25 @@ SERVER_OPTIONS: dict[str, Any] = {
 }
 
 
-def plain_access_log() -> None:
+def plain_access_log(json: bool = False) -> None:
     """The access log (web.access_log: a line a request) through a plain stream handler of its
     own instead of the console's Rich one, which renders each record at about twice the CPU
     cost of the request it describes. Same stream (stderr), same level, addresses redacted;
     lines written in batches, a quarter of a second late at most (web.access_log.BufferedLines:
-    a write a line was a fifth of a click's CPU)."""
+    a write a line was a fifth of a click's CPU). With `[log] format = "json"`, the lines are
+    JSON objects like every other line (nurture.cli.logs.JsonLines)."""
+    from nurture.cli.logs import JsonLines
     from web.access_log import BufferedLines, SecondsCachedFormatter
 
     access = logging.getLogger("nurture.web.access")
     if access.handlers:
         return
     handler = BufferedLines()
-    handler.setFormatter(SecondsCachedFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonLines()
+        if json
+        else SecondsCachedFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     access.addHandler(handler)
     access.propagate = False
     redact.install(access)
@@ -53,7 +59,7 @@ def serve_web(nurture: NurtureApp, host: str, port: int) -> uvicorn.Server:
 
     from web.app import create_app
 
-    plain_access_log()
+    plain_access_log(nurture.settings.log.format == "json")
     config = uvicorn.Config(create_app(nurture), host=host, port=port, **SERVER_OPTIONS)
     return uvicorn.Server(config)
 
@@ -65,8 +71,9 @@ def web_app() -> FastAPI:
     from web.app import create_app
 
     setup_logging()
-    plain_access_log()
-    return create_app(NurtureApp(settings=load_settings()))
+    settings = load_settings()
+    plain_access_log(settings.log.format == "json")
+    return create_app(NurtureApp(settings=settings))
 
 
 def wait_for_signal() -> None:

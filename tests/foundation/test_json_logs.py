@@ -64,3 +64,24 @@ def test_text_stays_the_default(capsys: pytest.CaptureFixture[str]) -> None:
         assert "nurture.test: plain" in err and not err.lstrip().startswith("{")
     finally:
         logging.getLogger().handlers.clear()
+
+
+def test_the_web_servers_access_lines_are_json_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """The access log has a handler of its own (batched writes); in JSON mode its lines are JSON
+    objects like the rest, or a collector would choke on them."""
+    from nurture.cli.serve import plain_access_log
+
+    access = logging.getLogger("nurture.web.access")
+    saved = access.handlers[:], access.propagate, access.filters[:]
+    access.handlers.clear()
+    try:
+        plain_access_log(json=True)
+        access.info("request method=%s path=%s client=%s", "GET", "/l/…", "maria@example.com")
+        for handler in access.handlers:
+            handler.flush()
+        (line,) = _lines(capsys.readouterr().err)
+    finally:
+        access.handlers[:], access.propagate, access.filters[:] = saved
+    assert line["logger"] == "nurture.web.access" and line["level"] == "INFO"
+    assert str(line["message"]).startswith("request method=GET path=/l/…")
+    assert "maria@example.com" not in str(line["message"])
