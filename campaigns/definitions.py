@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from campaigns import CAMPAIGNS_DIR
 from core.errors import InputError, NotFound
+from core.settings import WebAddress
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: TCPA (47 CFR 64.1200(c)(1)): no marketing text before 8:00 or after 21:00 at the recipient's
@@ -149,7 +150,8 @@ class Sequence(Strict):
     reason: str = Field("you asked us to keep in touch", min_length=8)
     audience: Audience = Audience()
     exit: ExitConditions = ExitConditions()
-    link_destinations: dict[str, str] = Field(default_factory=dict)
+    #: Tracked-link targets by name: http(s) addresses only, as the clinic's (core.settings).
+    link_destinations: dict[str, WebAddress] = Field(default_factory=dict)
     custom_fields: tuple[str, ...] = ()
     #: by language code, e.g. [translations.es] reason = "..." (English is `reason` itself)
     translations: dict[str, Translation] = Field(default_factory=dict)

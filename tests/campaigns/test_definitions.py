@@ -74,6 +74,10 @@ def test_weekday_ranges_and_defaults(tmp_path: Path) -> None:
         ('reason = ""\n', "reason"),
         ('custom = "x"\n', "custom"),  # unknown keys are typos, not silently ignored
         ("", "steps"),  # no steps at all
+        # A tracked link that would run script or read files in a recipient's browser.
+        ('link_destinations = { video = "javascript:alert(1)" }\n', "link_destinations.video"),
+        ('link_destinations = { map = "data:text/html,hi" }\n', "link_destinations.map"),
+        ('link_destinations = { faq = "www.example.com/faq" }\n', "link_destinations.faq"),
     ],
 )
 def test_refused_definitions(tmp_path: Path, extra: str, message: str) -> None:
