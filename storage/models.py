@@ -388,3 +388,42 @@ class WorkerHeartbeat(Base):
     started_at: Mapped[datetime]
     last_tick_at: Mapped[datetime] = mapped_column(index=True)
     stopped_at: Mapped[datetime | None]
+
+
+class ApiKey(Base):
+    """A key the clinic's website, booking system or CRM uses on /api/v1 (staff.api_keys).
+
+    Only a SHA-256 of the key is stored: the key is 256 random bits, so no dictionary or brute
+    force reaches it, and a fast hash lets each request find its key by an indexed lookup (a
+    slow password hash exists for low-entropy secrets people choose, not for these).
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(10))  # "write" (also reads) or "read"
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(16))  # shown to staff to tell keys apart
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class IdempotentRequest(Base):
+    """A POST answered under an `Idempotency-Key`: the same key and body replay the stored
+    response; kept 24 hours (web.api.idempotency)."""
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "idempotency_key", name="uq_idempotent_request"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int]
+    response_body: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -27,6 +27,7 @@ from web import admin, links, metrics, unsubscribe
 from web.access_log import AccessLog
 from web.admin.session import COOKIE as STAFF_COOKIE
 from web.admin.session import may_upload
+from web.api import install as install_rest_api
 from web.links import LinkService
 from web.pages import not_found, page
 from web.proxy import trust_proxies
@@ -153,6 +154,7 @@ def create_app(nurture: WebServices) -> FastAPI:
     api.include_router(booking.router)
     metrics.install(api, nurture)  # /metrics: staff or NURTURE_METRICS_TOKEN
     admin.install(api)  # the staff dashboard under /admin
+    install_rest_api(api)  # the REST API under /api/v1
 
     @api.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz() -> dict[str, str]:

@@ -7,6 +7,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from web.admin import (
     ADMIN_DIR,
+    api_key_pages,
     attention_pages,
     campaign_pages,
     contact_pages,
@@ -27,6 +28,7 @@ router.include_router(contact_pages.router)
 router.include_router(import_pages.router)
 router.include_router(attention_pages.router)
 router.include_router(inbound_pages.router)
+router.include_router(api_key_pages.router)
 
 STATIC = {"admin.css": "text/css", "admin.js": "text/javascript"}
 
