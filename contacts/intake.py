@@ -11,7 +11,7 @@ is a conflict, because only the person can undo an opt-out (contacts.optout.opt_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,6 +25,8 @@ from core.languages import LANGUAGE_WORDS
 from storage.models import Channel, ConsentStatus, Contact
 
 MAX_NAME, MAX_TAG = 100, 64
+#: As in a CSV row (contacts.rows): a consent time past this is a mistake, not a plan.
+FUTURE_SLACK = timedelta(days=1)
 
 
 class IntakeConflict(NurtureError):
@@ -53,7 +55,9 @@ class Intake:
     consent: dict[Channel, ConsentStatement] = field(default_factory=dict)
 
 
-def take_in(session: Session, intake: Intake, *, default_timezone: str) -> tuple[Contact, bool]:
+def take_in(
+    session: Session, intake: Intake, *, default_timezone: str, now: datetime
+) -> tuple[Contact, bool]:
     """The contact, created or updated, and whether it was created. Raises InputError for bad
     input and IntakeConflict; the caller's transaction is then rolled back, nothing kept."""
     email = normalize_email(intake.email) if intake.email else None
@@ -65,6 +69,8 @@ def take_in(session: Session, intake: Intake, *, default_timezone: str) -> tuple
             raise InputError(f"{what} is longer than {MAX_NAME} characters")
     if any(len(tag) > MAX_TAG for tag in intake.tags):
         raise InputError(f"a tag is longer than {MAX_TAG} characters")
+    if any(said.at > now + FUTURE_SLACK for said in intake.consent.values()):
+        raise InputError("a consent time is in the future")
     zone = normalize_timezone(intake.timezone) if intake.timezone else None
     language = _language(intake.language)
     contact = _find(session, email, phone)

@@ -83,6 +83,16 @@ def test_an_sms_opt_in_without_evidence_is_refused_and_nothing_is_kept(
         assert session.scalar(select(func.count()).select_from(Contact)) == 0
 
 
+def test_a_consent_time_in_the_future_is_refused(
+    client: TestClient, writer: dict[str, str]
+) -> None:
+    response = post_contact(
+        client, writer, email="later@example.com",
+        email_consent={"status": "opted_in", "evidence": "x", "occurred_at": "2027-01-01T00:00Z"},
+    )  # fmt: skip
+    assert "future" in assert_problem(response, 422)["detail"]
+
+
 def test_a_second_post_updates_the_same_contact_by_phone_and_fills_blanks(
     client: TestClient, writer: dict[str, str], nurture_app: NurtureApp
 ) -> None:

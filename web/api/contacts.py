@@ -94,7 +94,7 @@ def post_contact(
             consent=consent,
         )
         row, created = take_in(
-            session, intake, default_timezone=nurture.settings.clinic.default_timezone
+            session, intake, default_timezone=nurture.settings.clinic.default_timezone, now=now
         )
         return (201 if created else 200), ContactWritten(id=row.id, created=created).model_dump()
 
