@@ -231,3 +231,26 @@ def test_import_upload_progress_and_rejects(browser_page, tmp_path: Path) -> Non
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the rejected rows").click()
     assert "nope" in Path(download.value.path()).read_text()
+
+
+def test_the_header_says_not_running_within_a_minute_of_the_last_worker_stopping(
+    browser_page, sqlite_app: NurtureApp
+) -> None:
+    """A worker killed without a word stops beating; a minute later (by the app's clock) every
+    page's header says so, with when it was last seen."""
+    from scheduler.heartbeat import Heartbeat
+
+    page = browser_page
+    stale = sqlite_app.settings.scheduler.worker_stale_seconds
+    assert stale < 60  # "within a minute"
+    Heartbeat(
+        sqlite_app.sessions, sqlite_app.clock, worker="w-1", channels=["email"], stale_seconds=stale
+    ).beat()
+    _sign_in(page, "viewer@clinic.test")
+    assert page.locator("#scheduler-status").inner_text() == "scheduler running"
+    sqlite_app.clock.advance(seconds=stale + 1)  # killed: no beat since
+    page.reload()
+    status = page.locator("#scheduler-status")
+    assert status.inner_text().startswith("scheduler not running since")
+    assert "error-text" in (status.get_attribute("class") or "")
+    _shot(page, "10-scheduler-not-running")
