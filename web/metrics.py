@@ -3,8 +3,9 @@
 The database is the only state the web server and the workers share (several processes, each
 sending), so counters kept in one process's hot path would see only its own share and reset at
 every restart. A custom collector instead runs a few aggregate queries per scrape: messages by
-state and channel, the due backlog and its oldest message's age (scheduler.backlog), failed
-messages by provider error code, provider webhook events by kind over the last hour, and the
+state and channel, the due backlog and its oldest message's age (scheduler.backlog), how late
+sends went out in the last hour (due time to the provider's acceptance), failed messages by
+provider error code, provider webhook events by kind over the last hour, and the
 workers alive (scheduler.heartbeat). Every time is the app's clock.
 
 Only staff (a session cookie, web.admin.session) or a scraper holding NURTURE_METRICS_TOKEN
@@ -16,6 +17,7 @@ patients' messages. The cookie is scoped to /admin, so a signed-in browser reads
 from __future__ import annotations
 
 import hmac
+import math
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -35,6 +37,10 @@ from web.admin.session import current_staff
 from web.services import WebServices
 
 WEBHOOK_WINDOW = timedelta(hours=1)
+#: Send delays are read from the messages sent in the last hour, the newest this many at most
+#: (a scrape stays a few milliseconds however busy the hour was).
+DELAY_SAMPLE = 20_000
+DELAY_QUANTILES = (0.5, 0.9, 0.99)
 #: Provider errors are stored as text: "twilio: reason (code 21610)" for a refused send,
 #: "undelivered 30003 ..." for a delivery failure (scheduler.outcomes, scheduler.deliveries).
 _TAGGED_CODE = re.compile(r"\(code (\w+)\)")
@@ -69,6 +75,7 @@ class EngineCollector(Collector):
                 "How long the oldest due message has waited (0 when none is due).",
                 value=max(0.0, age),
             )
+            yield _send_delays(session, since=now - WEBHOOK_WINDOW)
             yield _provider_errors(session)
             yield _webhook_events(session, since=now - WEBHOOK_WINDOW)
             workers = scheduler_status(
@@ -92,6 +99,34 @@ def _messages(session: Session) -> GaugeMetricFamily:
     )
     for state, channel, count in rows:
         family.add_metric([state, channel], count)
+    return family
+
+
+def _send_delays(session: Session, *, since: datetime) -> GaugeMetricFamily:
+    """Seconds from each message's due time to the provider's acceptance, by channel: the
+    queue's and the pacing's delay as recipients feel it (quiet hours and windows are already
+    in the due time)."""
+    family = GaugeMetricFamily(
+        "nurture_send_delay_seconds",
+        "Due time to the provider's acceptance, messages sent in the last hour, by channel.",
+        labels=["channel", "quantile"],
+    )
+    rows = session.execute(
+        select(Message.channel, Message.due_at, Message.sent_at)
+        .where(Message.sent_at >= since)
+        .order_by(Message.sent_at.desc())
+        .limit(DELAY_SAMPLE)
+    )
+    delays: dict[str, list[float]] = {}
+    for channel, due_at, sent_at in rows:
+        if sent_at is None:  # (the WHERE excludes it; the column is nullable)
+            continue
+        delays.setdefault(channel, []).append(max(0.0, (sent_at - due_at).total_seconds()))
+    for channel, values in sorted(delays.items()):
+        values.sort()
+        for quantile in DELAY_QUANTILES:
+            index = max(0, math.ceil(quantile * len(values)) - 1)  # nearest rank
+            family.add_metric([channel, str(quantile)], values[index])
     return family
 
 

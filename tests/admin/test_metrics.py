@@ -71,6 +71,23 @@ def _seed(app: NurtureApp, clock: FrozenClock) -> None:
                 Event(kind=kind, provider="sendgrid", occurred_at=now - timedelta(minutes=minutes))
             )
         session.add(Event(kind="click", occurred_at=now))  # ours, not a provider's webhook
+        # Two sent in the last hour, 10 s and 70 s after they were due; one two hours ago.
+        sent = [(20, 10), (40, 70), (150, 5)]
+        for offset, (minutes_ago, late) in enumerate(sent):
+            at = now - timedelta(minutes=minutes_ago)
+            session.add(
+                Message(
+                    enrollment_id=session.scalars(select(Message.enrollment_id)).first(),
+                    campaign_id=session.scalars(select(Message.campaign_id)).first(),
+                    contact_id=session.scalars(select(Message.contact_id)).first(),
+                    step_index=10 + offset,
+                    channel="sms",
+                    state="sent",
+                    due_at=at - timedelta(seconds=late),
+                    sent_at=at,
+                    updated_at=at,
+                )
+            )
     clock.advance(seconds=90)
     Heartbeat(app.sessions, clock, worker="w-1", channels=["email"], stale_seconds=45).beat()
 
@@ -110,6 +127,10 @@ def test_a_scraper_with_the_token_reads_the_engine_state(scraped: TestClient) ->
         for name, labels in samples
     )
     assert samples[("nurture_workers_alive", ())] == 1
+    delay = "nurture_send_delay_seconds"
+    assert samples[(delay, (("channel", "sms"), ("quantile", "0.5")))] == 10
+    assert samples[(delay, (("channel", "sms"), ("quantile", "0.99")))] == 70
+    assert not any(name == delay and ("channel", "email") in labels for name, labels in samples)
     assert "@" not in reply.text  # an error text's address never becomes a label
 
 
