@@ -155,6 +155,9 @@ class Sequence(Strict):
     custom_fields: tuple[str, ...] = ()
     #: by language code, e.g. [translations.es] reason = "..." (English is `reason` itself)
     translations: dict[str, Translation] = Field(default_factory=dict)
+    #: A text reply that is not a keyword pauses the contact's enrollment until staff resume or
+    #: end it from the inbox (a question deserves a person, not the next scheduled text).
+    pause_on_reply: bool = True
     steps: tuple[Step, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -1,12 +1,13 @@
 """The send-time rules, checked in bulk: everything may have changed since planning.
 
 Checked when a batch is claimed and again right before each sub-batch's provider calls: campaign
-paused or cancelled, enrollment exited, contact booked or erased, consent withdrawn, address
-suppressed (an unsubscribe takes effect before the next send), the step's maximum lateness, and
-the send window and TCPA quiet hours at the moment of sending (a late tick must not text at
-23:00), narrowed by the number's state rule (contacts.state_rules: Florida, Oklahoma and
-Maryland allow 8:00-20:00 and three texts a day). Facts are loaded with a few set-based queries
-per batch, never one query per message; a number's state is looked up once per area code.
+paused or cancelled, enrollment exited or paused (a reply awaits staff), contact booked or
+erased, consent withdrawn, address suppressed (an unsubscribe takes effect before the next
+send), the step's maximum lateness, and the send window and TCPA quiet hours at the moment of
+sending (a late tick must not text at 23:00), narrowed by the number's state rule
+(contacts.state_rules: Florida, Oklahoma and Maryland allow 8:00-20:00 and three texts a day).
+Facts are loaded with a few set-based queries per batch, never one query per message; a
+number's state is looked up once per area code.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import enum
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Select, func, select
@@ -57,6 +58,10 @@ class Verdict:
 
 
 SEND = Verdict(Action.SEND)
+#: How long a paused enrollment's due message waits before it is looked at again: deferred, not
+#: released (a release would be claimed again at every tick), and sent at most this late after
+#: staff resume the enrollment.
+PAUSED_RECHECK = timedelta(minutes=15)
 
 
 class Row(NamedTuple):
@@ -266,6 +271,10 @@ def verdict(row: Row, facts: Facts, now: datetime, quiet: QuietHours) -> Verdict
     reason = exit_reason(row, sequence, facts)
     if reason is not None:
         return Verdict(Action.EXIT, reason)
+    if row.enrollment_state == EnrollmentState.PAUSED:  # a reply awaits staff (contacts.inbound)
+        return Verdict(
+            Action.DEFER, "enrollment paused: a reply awaits staff", now + PAUSED_RECHECK
+        )
     if row.not_after is not None and now > row.not_after:
         return Verdict(Action.SKIP, "too late: past the step's maximum lateness")
     step = sequence.steps[row.step_index]

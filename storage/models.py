@@ -84,6 +84,9 @@ class EnrollmentState(enum.StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"
     EXITED = "exited"
+    #: The contact texted something that was not a keyword: a person answers before the
+    #: sequence goes on (resumed to active, or ended as exited, from the inbox).
+    PAUSED = "paused"
 
 
 class MessageState(enum.StrEnum):

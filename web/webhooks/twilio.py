@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from campaigns.replies import pause_for_reply
 from contacts.keywords import Intent, Language, act_on, classify, reply_to
 from contacts.normalize import normalize_phone
 from core.errors import InputError
@@ -136,6 +137,8 @@ def handle_inbound(app: WebServices, params: dict[str, str]) -> str | None:
         )
         if sender:
             act_on(session, heard.intent, sender, contact, at=app.clock())
+        if contact is not None and heard.intent == Intent.OTHER:  # a reply for a person
+            pause_for_reply(session, contact.id, at=app.clock())
         if contact is not None and heard.intent != Intent.OTHER:
             if heard.language == Language.SPANISH:  # PARAR, AYUDA, "ya no me manden": a
                 contact.language = str(Language.SPANISH)  # clear sign they read Spanish
