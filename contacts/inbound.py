@@ -9,10 +9,15 @@ stop ("ugh not again", "who gave you my number"), an editor marks it, which is t
 (contacts.optout.opt_out) with reason STOP, so only START from that phone lifts it. The mark is
 an event of its own (kind "inbound_marked", naming the text and who marked it): that is the
 record of who did it, and what makes a second mark do nothing.
+
+The texts are grouped as conversations, one per contact, newest first: what they wrote, the
+campaign texts we sent them, and staff answers (events "staff_reply", scheduler.staff_replies),
+so whoever answers sees what the person is replying to.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,12 +27,15 @@ from sqlalchemy.orm import Session
 from contacts.optout import opt_out
 from core.errors import InputError, NotFound
 from core.redact import mask_phone, redact
-from storage.models import Channel, Contact, Event, SuppressionReason
+from storage.models import Campaign, Channel, Contact, Event, Message, SuppressionReason
 
 INBOUND_KINDS = ("inbound", "inbound_flagged")
 MARKED = "inbound_marked"
 #: Intents of texts that were not a clear keyword: acted-on free text, and unclear text.
 UNCLEAR = ("revoke", "other")
+STAFF_REPLY = "staff_reply"
+#: Per contact: how many of our texts and staff answers a conversation shows.
+OURS_PER_CONTACT = 20
 
 
 @dataclass(frozen=True)
@@ -139,3 +147,84 @@ def _marks(session: Session, contact_ids: set[int]) -> dict[int, Event]:
         if isinstance(marked, int):
             marks.setdefault(marked, mark)
     return marks
+
+
+@dataclass(frozen=True)
+class Said:
+    """One line of a conversation: theirs (`text` set) or ours (a campaign text or an answer)."""
+
+    at: datetime
+    outgoing: bool
+    body: str  # masked as an inbound text's is; "" for a campaign text (not stored)
+    note: str  # for ours: which step of which campaign, or who answered
+    text: InboundText | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A contact's texts and ours, newest first; a number we hold no contact for has one."""
+
+    contact_id: int | None
+    name: str
+    sender: str  # masked
+    said: tuple[Said, ...]
+
+
+def conversations(session: Session, limit: int = 200) -> list[Conversation]:
+    """The newest unclear texts grouped by contact, with what we sent them, newest first."""
+    texts = recent_unclear(session, limit)
+    ids = {text.contact_id for text in texts if text.contact_id is not None}
+    contacts = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(ids)))}
+    ours = _ours(session, ids)
+    grouped: dict[int | str, list[InboundText]] = defaultdict(list)
+    for text in texts:
+        key = text.contact_id if text.contact_id is not None else f"#{text.event_id}"
+        grouped[key].append(text)
+    found: list[Conversation] = []
+    for key, group in grouped.items():
+        theirs = [Said(t.received_at, False, t.body, "", t) for t in group]
+        contact = contacts.get(key) if isinstance(key, int) else None
+        said = sorted([*theirs, *ours.get(contact.id, [])] if contact else theirs, key=_newest)
+        name = f"{contact.first_name} {contact.last_name}".strip() if contact else ""
+        found.append(Conversation(contact.id if contact else None, name or "-", group[0].sender,
+                                  tuple(said)))  # fmt: skip
+    return sorted(found, key=lambda c: _newest(c.said[0]))
+
+
+def _newest(said: Said) -> tuple[float, int]:
+    return (-said.at.timestamp(), 0 if said.text is None else -said.text.event_id)
+
+
+def _ours(session: Session, contact_ids: set[int]) -> dict[int, list[Said]]:
+    """Campaign texts sent to these contacts, and staff answers: the newest of each, per contact
+    (two queries for the page, not two per contact)."""
+    found: dict[int, list[Said]] = defaultdict(list)
+    if not contact_ids:
+        return found
+    wanted = sorted(contact_ids)
+    answers = session.scalars(
+        select(Event)
+        .where(Event.contact_id.in_(wanted), Event.kind == STAFF_REPLY)
+        .order_by(Event.id.desc())
+    )
+    for e in answers:
+        said = found[e.contact_id or 0]
+        if len(said) < OURS_PER_CONTACT:
+            body = redact(str(e.data.get("body") or ""))
+            said.append(Said(e.occurred_at, True, body, f"answered by {e.data.get('by') or '-'}"))
+    sent = session.execute(
+        select(Message.contact_id, Message.sent_at, Message.step_index, Campaign.name)
+        .join(Campaign, Campaign.id == Message.campaign_id)
+        .where(
+            Message.contact_id.in_(wanted),
+            Message.channel == str(Channel.SMS),
+            Message.sent_at.is_not(None),
+        )
+        .order_by(Message.sent_at.desc())
+    )
+    counted: dict[int, int] = defaultdict(int)
+    for contact_id, at, step, name in sent:
+        counted[contact_id] += 1
+        if at is not None and counted[contact_id] <= OURS_PER_CONTACT:
+            found[contact_id].append(Said(at, True, "", f"step {step + 1} of campaign {name}"))
+    return found

@@ -120,6 +120,12 @@ class NurtureApp:
             self.clock,
         )
 
+    def sms_for_staff(self) -> SmsProvider:
+        """A channel for one staff answer from the dashboard (web.admin.inbound_pages): its own
+        connection pool on the request's event loop, closed after the send; the override in
+        tests, so an answer lands where the engine's texts do."""
+        return self.sms_override or sms_channel(self.settings)
+
     def engine_clock(self) -> EngineClock:
         heartbeat = Heartbeat(
             self.sessions,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigns.compose import Composer
 from core.clock import Clock
 from core.settings import Settings
+from providers.base import SmsProvider
 from templates.links import LinkSigner
 
 
@@ -42,3 +43,7 @@ class WebServices(Protocol):
 
     @property
     def composer(self) -> Composer: ...
+
+    def sms_for_staff(self) -> SmsProvider:
+        """The configured SMS channel, for a staff answer (closed by the caller after use)."""
+        ...
