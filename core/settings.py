@@ -83,6 +83,21 @@ class ClinicSettings(Section):
     link_destinations: dict[str, WebAddress] = Field(default_factory=dict)
     sms_help_text: str = ""
     default_timezone: str = "America/Los_Angeles"
+    #: The TCPA disclosure beside the sign-up form's SMS box, word for word: the ledger keeps the
+    #: exact text a person agreed to (prior express written consent, 47 CFR 64.1200(f)(9)).
+    sms_disclosure: str = Field(
+        "I agree to receive marketing texts from Spinal Decompression LA at this number, up to "
+        "4 msgs/mo. Consent is not a condition of purchase. Msg & data rates may apply. Reply "
+        "STOP to cancel, HELP for help.",
+        min_length=40,
+    )
+    sms_disclosure_es: str = Field(
+        "Acepto recibir mensajes de texto promocionales de Spinal Decompression LA en este "
+        "número, hasta 4 mensajes al mes. El consentimiento no es condición de compra. Pueden "
+        "aplicarse tarifas de mensajes y datos. Responda STOP para cancelar, HELP para ayuda.",
+        min_length=40,
+    )
+    privacy_url: WebAddress = "https://spinaldecompressionla.com/privacy"
 
     _check_zone = field_validator("default_timezone")(_zone)
 
@@ -130,6 +145,24 @@ class SmsSettings(Section):
     #: Transliterate before sending, as Twilio's Smart Encoding does (á -> a, curly quotes ->
     #: straight ones: templates.sms_segments.smart_encode), so a Spanish text stays GSM-7.
     smart_encoding: bool = False
+    #: Text-to-join: a keyword texted to the clinic's number -> the sequence it enrolls in after
+    #: the sender's YES (contacts.signup); upper-case letters only, as contacts.keywords folds.
+    join_keywords: dict[str, str] = Field(default_factory=dict)
+    #: The language a join keyword sets on the contact (ALIVIO: "es"); others keep theirs.
+    join_keyword_languages: dict[str, str] = Field(default_factory=dict)
+
+
+class SignupSettings(Section):
+    """The hosted sign-up form (web.join) and its double opt-in (contacts.signup)."""
+
+    #: A form sent back sooner than this after it was served is a bot's.
+    form_min_seconds: float = Field(3, ge=0)
+    #: A form older than this is refused (its signed token has expired); the page reloads it.
+    form_max_age_seconds: int = Field(3600, ge=60)
+    #: Sign-ups per hour from one IP address, email address or phone number (in-process).
+    per_address_per_hour: int = Field(5, ge=1)
+    #: Unconfirmed sign-ups are purged after this many days; the confirmation link expires then.
+    unconfirmed_days: int = Field(7, ge=1, le=60)
 
 
 class SendGridSettings(Section):
@@ -248,6 +281,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = TwilioSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     status: StatusSettings = StatusSettings()
+    signup: SignupSettings = SignupSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

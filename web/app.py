@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core import redact
 from core.errors import ConfigError, InputError, NotFound, NurtureError
 from core.untrusted import whole_number
-from web import admin, links, metrics, unsubscribe
+from web import admin, join, links, metrics, unsubscribe
 from web.access_log import AccessLog
 from web.admin.session import COOKIE as STAFF_COOKIE
 from web.admin.session import may_upload
@@ -149,6 +149,7 @@ def create_app(nurture: WebServices) -> FastAPI:
     )
     links.install(api)
     unsubscribe.install(api)
+    join.install(api)  # /join: the sign-up form, double opt-in (web.join)
     api.include_router(twilio.router)
     api.include_router(sendgrid.router)
     api.include_router(booking.router)
