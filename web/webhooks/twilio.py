@@ -30,6 +30,7 @@ from storage.db import transaction
 from storage.models import Channel, Contact, Event
 from web.proxy import public_url
 from web.services import WebServices
+from web.text_join import answer_signup_text
 
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
 log = logging.getLogger("nurture.web.twilio")
@@ -135,6 +136,9 @@ def handle_inbound(app: WebServices, params: dict[str, str]) -> str | None:
                 },
             )
         )
+        answer = answer_signup_text(app, session, heard, body, sender, contact) if sender else None
+        if answer is not None:  # a sign-up's YES, a join keyword, the email address it asked for
+            return answer
         if sender:
             act_on(session, heard.intent, sender, contact, at=app.clock())
         if contact is not None and heard.intent == Intent.OTHER:  # a reply for a person

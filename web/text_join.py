@@ -1,0 +1,170 @@
+"""Sign-ups by text: the YES that confirms a pending sign-up, a join keyword, and the email
+address we asked for (web.webhooks.twilio calls `answer_signup_text` before its keyword rules).
+
+Text-to-join (CTIA's consumer-initiated opt-in): a keyword from `sms.join_keywords` texted to the
+clinic's number (RELIEF; ALIVIO also sets the contact's language, `sms.join_keyword_languages`)
+creates a pending SMS sign-up and is answered with the program's disclosure and "Reply YES to
+confirm" (web.join.confirm_prompt, the same text the form's first text carries). Only the YES
+from that phone opts the number in (TCPA prior express written consent, contacts.signup), and
+it enrolls the contact in the running campaign of the keyword's sequence. Its answer asks for an
+email address, recorded when one is texted back (not opted in: email has its own confirmation).
+
+A YES with no pending sign-up is left to contacts.keywords: an ordinary START.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns.definitions import Sequence
+from contacts.intake import IntakeConflict
+from contacts.keywords import Classification, Intent
+from contacts.signup import (
+    ask_for_email,
+    confirm_sms,
+    join_keyword,
+    take_emailed_address,
+    text_to_join,
+)
+from core.errors import InputError
+from core.languages import SPANISH
+from core.redact import mask_email, mask_phone
+from core.settings import Settings
+from storage.models import Campaign, CampaignState, Contact, Enrollment, EnrollmentState
+from web.join import confirm_prompt
+from web.services import WebServices
+
+log = logging.getLogger("nurture.web.text_join")
+
+
+def answer_signup_text(
+    app: WebServices,
+    session: Session,
+    heard: Classification,
+    body: str,
+    sender: str,
+    contact: Contact | None,
+) -> str | None:
+    """The answer when the text is part of a sign-up (the changes made in `session`); None when
+    it is not, and the ordinary keyword rules apply."""
+    settings, now = app.settings, app.clock()
+    within = timedelta(days=settings.signup.unconfirmed_days)
+    if heard.intent == Intent.START and contact is not None:
+        pending = confirm_sms(session, contact, sender, body=body, at=now, within=within)
+        if pending is None:
+            return None
+        sequence = str(pending.data.get("sequence") or "")
+        if sequence:
+            enroll_in_running(session, contact, sequence, at=now)
+        ask = bool(sequence) and contact.email is None
+        if ask:
+            ask_for_email(pending)
+        log.info("sign-up confirmed by YES from %s", mask_phone(sender))
+        return confirmed_reply(settings, contact.language, ask_email=ask)
+    if heard.intent != Intent.OTHER:
+        return None
+    joined = join_keyword(body, settings.sms.join_keywords)
+    if joined is not None:
+        return _start(app, session, body, sender, contact, *joined, at=now)
+    if contact is not None:
+        address = take_emailed_address(session, contact, body, at=now, within=within)
+        if address is not None:
+            log.info("email %s texted back by %s", mask_email(address), mask_phone(sender))
+            return thanks_for_email(settings, contact.language)
+    return None
+
+
+def _start(
+    app: WebServices,
+    session: Session,
+    body: str,
+    sender: str,
+    contact: Contact | None,
+    word: str,
+    sequence: str,
+    *,
+    at: datetime,
+) -> str | None:
+    settings = app.settings
+    languages = {key.upper(): code for key, code in settings.sms.join_keyword_languages.items()}
+    language = languages.get(word, "")
+    prompt = confirm_prompt(settings, language or (contact.language if contact else "en"))
+    try:
+        text_to_join(
+            session,
+            sender,
+            word=word,
+            sequence=sequence,
+            language=language,
+            body=body,
+            prompt=prompt,
+            default_timezone=settings.clinic.default_timezone,
+            at=at,
+        )
+    except (InputError, IntakeConflict) as exc:  # an erased person, a number we cannot use
+        log.info("join keyword from %s not taken: %s", mask_phone(sender), exc)
+        return None
+    log.info("join keyword %s from %s: asked for YES", word, mask_phone(sender))
+    return prompt
+
+
+def enroll_in_running(session: Session, contact: Contact, sequence: str, *, at: datetime) -> bool:
+    """Enroll the contact in the running campaign of `sequence`, once; False when none runs.
+
+    One row, not campaigns.enrollment.enroll_audience: the audience rule (a sequence's required
+    consents) may leave out a number that joined by text and has no email yet, and the person
+    asked for this sequence. The dispatcher still checks each step's consent at send time."""
+    running = session.scalars(select(Campaign).where(Campaign.state == CampaignState.ACTIVE))
+    campaign = next(
+        (c for c in running if Sequence.from_snapshot(c.definition).name == sequence), None
+    )
+    if campaign is None:
+        log.warning("text-to-join: no running campaign of sequence %s", sequence)
+        return False
+    held = session.scalar(
+        select(Enrollment.id).where(
+            Enrollment.campaign_id == campaign.id, Enrollment.contact_id == contact.id
+        )
+    )
+    if held is not None:
+        return False
+    session.add(
+        Enrollment(
+            campaign_id=campaign.id,
+            contact_id=contact.id,
+            enrolled_at=at,
+            state=EnrollmentState.ACTIVE,
+            planned_step=-1,
+        )
+    )
+    session.flush()
+    return True
+
+
+def confirmed_reply(settings: Settings, language: str, *, ask_email: bool) -> str:
+    """Without á, í, ó, ú in Spanish: they would make the text UCS-2 (contacts.keywords)."""
+    name = settings.clinic.name
+    if language == SPANISH:
+        ask = " Responda con su correo electronico para recibir tambien nuestros consejos." * (
+            ask_email
+        )
+        return (
+            f"{name}: Gracias, su suscripcion esta confirmada. Hasta 4 mensajes al mes. "
+            f"Responda AYUDA para ayuda, PARAR para cancelar.{ask}"
+        )
+    ask = " Reply with your email address to get our tips by email too." * ask_email
+    return (
+        f"{name}: Thanks, you are confirmed. Up to 4 msgs/mo. Reply HELP for help, STOP to "
+        f"cancel.{ask}"
+    )
+
+
+def thanks_for_email(settings: Settings, language: str) -> str:
+    name = settings.clinic.name
+    if language == SPANISH:
+        return f"{name}: Gracias, guardamos su correo electronico."
+    return f"{name}: Thanks, we have saved your email address."
