@@ -299,3 +299,16 @@ def forget(
         f"{', '.join(result.suppressed) or 'no'} address(es) kept only as a hash so they stay "
         f"unsubscribed; {result.messages_skipped} planned message(s) skipped."
     )
+
+
+@app.command("purge-signups")
+def purge_signups() -> None:
+    """Forget sign-ups nobody confirmed within signup.unconfirmed_days (run it daily, e.g. from
+    cron): their pending evidence, and the contacts they alone created (contacts.signup)."""
+    from contacts.signup import purge_unconfirmed
+
+    nurture = ready_app()
+    days = nurture.settings.signup.unconfirmed_days
+    with transaction(nurture.sessions) as session:
+        removed = purge_unconfirmed(session, now=nurture.clock(), days=days)
+    console.print(f"{removed} unconfirmed sign-up contact(s) older than {days} days removed.")
