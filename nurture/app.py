@@ -25,7 +25,7 @@ from scheduler.dispatcher import Dispatcher
 from scheduler.heartbeat import Heartbeat
 from scheduler.planner import Planner
 from scheduler.settle import Settler
-from storage.db import ensure_schema, make_engine, session_factory
+from storage.db import ensure_schema, make_engine, session_factory, transaction
 from templates.links import LinkSigner
 from templates.renderer import TemplateRenderer
 
@@ -120,10 +120,14 @@ class NurtureApp:
             self.clock,
         )
 
-    def sms_for_staff(self) -> SmsProvider:
-        """A channel for one staff answer from the dashboard (web.admin.inbound_pages): its own
-        connection pool on the request's event loop, closed after the send; the override in
-        tests, so an answer lands where the engine's texts do."""
+    def direct_email(self) -> EmailProvider:
+        """A channel for a message the web server sends itself (web.join's confirmation): its
+        own connection pool on the request's event loop, closed after the send; the override in
+        tests and the demo, so it lands where the engine's messages do."""
+        return self.email_override or email_channel(self.settings)
+
+    def direct_sms(self) -> SmsProvider:
+        """As direct_email, for a text (a staff answer from the dashboard, a sign-up's YES)."""
         return self.sms_override or sms_channel(self.settings)
 
     def engine_clock(self) -> EngineClock:
@@ -137,8 +141,23 @@ class NurtureApp:
         scheduler = self.settings.scheduler
         settler = Settler(self.settings, self.sessions, self.dispatcher.sms, self.clock)
         return EngineClock(
-            self.planner, self.dispatcher, scheduler.tick_seconds, heartbeat, settler
+            self.planner,
+            self.dispatcher,
+            scheduler.tick_seconds,
+            heartbeat,
+            settler,
+            self.purge_unconfirmed_signups,
         )
+
+    def purge_unconfirmed_signups(self) -> int:
+        """Forget the sign-ups nobody confirmed within signup.unconfirmed_days (contacts.signup):
+        hourly on every worker's clock, and by `nurture contacts purge-signups`."""
+        from contacts.signup import purge_unconfirmed
+
+        with transaction(self.sessions) as session:
+            return purge_unconfirmed(
+                session, now=self.clock(), days=self.settings.signup.unconfirmed_days
+            )
 
     def dispose(self) -> None:
         if "dispatcher" in self.__dict__:

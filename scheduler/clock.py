@@ -14,8 +14,9 @@ and the pool has a thread for each, so no run waits in its queue to be reported 
 Jobs: "plan" (the planner), "dispatch" (the dispatcher; a retryable failure is re-planned with
 its backoff as due_at, so retries need no job of their own), "recover" (housekeeping: claims
 and "sending" marks left by a stopped worker), "heartbeat" (scheduler/heartbeat.py: this
-worker is alive, for the dashboard and `nurture status`) and "settle" (scheduler/settle.py:
-uncertain messages settled from the providers' own evidence).
+worker is alive, for the dashboard and `nurture status`), "settle" (scheduler/settle.py:
+uncertain messages settled from the providers' own evidence) and "purge-signups" (hourly:
+sign-ups nobody confirmed in time are forgotten, contacts.signup).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ log = logging.getLogger("nurture.clock")
 
 #: One run that works and one that finds it working and returns (see the module docstring).
 INSTANCES = 2
+#: Unconfirmed sign-ups are looked for hourly (they are kept for days: signup.unconfirmed_days).
+PURGE_SIGNUPS_SECONDS = 3600.0
 
 
 class Tick:
@@ -69,6 +72,7 @@ class EngineClock:
         tick_seconds: float,
         heartbeat: Heartbeat | None = None,
         settler: Settler | None = None,
+        purge_signups: Callable[[], Any] | None = None,
     ) -> None:
         self.planner, self.dispatcher, self.tick_seconds = planner, dispatcher, tick_seconds
         self.heartbeat = heartbeat  # None: tests whose dispatcher is a fake
@@ -84,6 +88,9 @@ class EngineClock:
         if settler is not None:  # uncertain messages, from the providers' evidence
             self.ticks["settle"] = Tick("settle", settler.tick)
             intervals["settle"] = settler.interval
+        if purge_signups is not None:
+            self.ticks["purge-signups"] = Tick("purge-signups", purge_signups)
+            intervals["purge-signups"] = PURGE_SIGNUPS_SECONDS
         pool = ThreadPoolExecutor(max_workers=INSTANCES * len(self.ticks))
         self.scheduler = BackgroundScheduler(executors={"default": pool}, timezone="UTC")
         self.ticked = threading.Event()

@@ -32,7 +32,6 @@ from core.languages import SPANISH
 from core.redact import mask_email
 from core.settings import Settings
 from providers.base import EmailProvider, OutgoingEmail, OutgoingSms, ProviderError, SmsProvider
-from providers.registry import email_channel, sms_channel
 from storage.db import transaction
 from web.join_guard import AddressLimiter, Refusal, SignupTokens
 from web.pages import page, page_language, with_language
@@ -190,11 +189,8 @@ def _take_in(nurture: WebServices, signup: FormSignup) -> ToConfirm:
 
 
 def _channels(nurture: WebServices) -> tuple[EmailProvider, SmsProvider]:
-    """The configured providers; the shell's in-memory overrides when it has them (tests,
-    demos: nurture.app.NurtureApp), which web.services does not expose by name."""
-    email = getattr(nurture, "email_override", None) or email_channel(nurture.settings)
-    sms = getattr(nurture, "sms_override", None) or sms_channel(nurture.settings)
-    return email, sms
+    """The configured providers, each with its own pool on this request's loop."""
+    return nurture.direct_email(), nurture.direct_sms()
 
 
 async def _send_confirmations(

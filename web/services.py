@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaigns.compose import Composer
 from core.clock import Clock
 from core.settings import Settings
-from providers.base import SmsProvider
+from providers.base import EmailProvider, SmsProvider
 from templates.links import LinkSigner
 
 
@@ -44,6 +44,12 @@ class WebServices(Protocol):
     @property
     def composer(self) -> Composer: ...
 
-    def sms_for_staff(self) -> SmsProvider:
-        """The configured SMS channel, for a staff answer (closed by the caller after use)."""
+    def direct_email(self) -> EmailProvider:
+        """The configured email channel, for a message the web server sends itself (a sign-up's
+        confirmation); the caller closes it after use."""
+        ...
+
+    def direct_sms(self) -> SmsProvider:
+        """The configured SMS channel, for a text the web server sends itself (a staff answer,
+        a sign-up's "Reply YES"); the caller closes it after use."""
         ...

@@ -303,12 +303,9 @@ def forget(
 
 @app.command("purge-signups")
 def purge_signups() -> None:
-    """Forget sign-ups nobody confirmed within signup.unconfirmed_days (run it daily, e.g. from
-    cron): their pending evidence, and the contacts they alone created (contacts.signup)."""
-    from contacts.signup import purge_unconfirmed
-
+    """Forget sign-ups nobody confirmed within signup.unconfirmed_days now (every worker also
+    does it hourly): their pending evidence, and the contacts they alone created."""
     nurture = ready_app()
     days = nurture.settings.signup.unconfirmed_days
-    with transaction(nurture.sessions) as session:
-        removed = purge_unconfirmed(session, now=nurture.clock(), days=days)
+    removed = nurture.purge_unconfirmed_signups()
     console.print(f"{removed} unconfirmed sign-up contact(s) older than {days} days removed.")

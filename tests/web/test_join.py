@@ -210,3 +210,18 @@ def test_unconfirmed_sign_ups_are_purged_after_n_days(nurture_app, client, froze
             session.scalars(select(Event.kind).where(Event.kind.in_((PENDING, CONFIRMED))))
         )
     assert kinds == [CONFIRMED]
+
+
+def test_every_workers_clock_purges_unconfirmed_sign_ups_hourly(nurture_app, client, frozen_clock):
+    """Nobody has to remember a cron job: the worker's clock runs the same purge."""
+    _sign_up(client, frozen_clock, email="late@example.com", phone="", sms_consent="")
+    engine_clock = nurture_app.engine_clock()
+    try:
+        purge = engine_clock.ticks["purge-signups"]
+        purge()
+        assert [c.email for c in _contacts(nurture_app)] == ["late@example.com"]
+        frozen_clock.advance(days=nurture_app.settings.signup.unconfirmed_days, seconds=1)
+        purge()
+        assert _contacts(nurture_app) == []
+    finally:
+        engine_clock.scheduler.remove_all_jobs()

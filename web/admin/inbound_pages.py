@@ -103,7 +103,7 @@ async def answer(
         ready = await run_in_threadpool(prepare)
     except NurtureError as exc:
         return await run_in_threadpool(_page, request, staff, error=str(exc), status=400)
-    channel = nurture.sms_for_staff()
+    channel = nurture.direct_sms()
     try:
         result = await channel.send(ready.sms)
     except ProviderError as exc:
