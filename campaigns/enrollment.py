@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.audience import audience_query
 from campaigns.definitions import Sequence
-from storage.models import Campaign, Contact, Enrollment, EnrollmentState
+from storage.models import IN_SEQUENCE, Campaign, Contact, Enrollment, EnrollmentState
 
 ENROLL_CHUNK = 50_000  # contact ids per INSERT ... SELECT: a progress step, bounded statements
 
@@ -64,17 +64,19 @@ def _insert(session: Session, campaign: Campaign, candidates: Select[int], at: d
 
 
 def exit_enrollment(enrollment: Enrollment, reason: str, at: datetime) -> None:
-    if enrollment.state == EnrollmentState.ACTIVE:
+    if enrollment.state in IN_SEQUENCE:
         enrollment.state = EnrollmentState.EXITED
         enrollment.exit_reason = reason
         enrollment.exited_at = at
 
 
 def active_enrollments(session: Session, contact_id: int) -> list[Enrollment]:
+    """The contact's enrollments still in their sequence, paused ones included."""
     return list(
         session.scalars(
             select(Enrollment).where(
-                Enrollment.contact_id == contact_id, Enrollment.state == EnrollmentState.ACTIVE
+                Enrollment.contact_id == contact_id,
+                Enrollment.state.in_([str(state) for state in IN_SEQUENCE]),
             )
         )
     )

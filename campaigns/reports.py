@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from campaigns.definitions import Sequence
 from core.csv_safety import csv_writer
 from storage.models import (
+    IN_SEQUENCE,
     Campaign,
     Enrollment,
     EnrollmentState,
@@ -128,7 +129,7 @@ def campaign_funnel(session: Session, campaign: Campaign) -> CampaignFunnel:
         .group_by(Enrollment.state, Enrollment.exit_reason)
     ):
         funnel.enrolled += count
-        if state == EnrollmentState.ACTIVE:
+        if state in IN_SEQUENCE:  # paused for a person's answer: still in progress
             funnel.active += count
         elif state == EnrollmentState.COMPLETED:
             funnel.completed += count
@@ -231,7 +232,9 @@ def campaign_counts(session: Session) -> dict[int, CampaignCounts]:
     ):
         row = counts.setdefault(campaign_id, CampaignCounts())
         row.enrolled += count
-        if state in (EnrollmentState.ACTIVE, EnrollmentState.COMPLETED, EnrollmentState.EXITED):
+        if state in IN_SEQUENCE:  # paused for a person's answer: still in progress
+            row.active += count
+        elif state in (EnrollmentState.COMPLETED, EnrollmentState.EXITED):
             setattr(row, str(state), getattr(row, str(state)) + count)
     for campaign_id, count in session.execute(
         select(Message.campaign_id, func.count())

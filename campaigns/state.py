@@ -16,10 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage.models import (
+    IN_SEQUENCE,
     Campaign,
     CampaignState,
     Enrollment,
-    EnrollmentState,
     Message,
     MessageState,
 )
@@ -99,7 +99,7 @@ def _activity(session: Session, ids: list[int]) -> tuple[set[int], set[int]]:
         .group_by(Enrollment.campaign_id, Enrollment.state)
     ):
         enrolled.add(campaign_id)
-        if state == EnrollmentState.ACTIVE:
+        if state in IN_SEQUENCE:
             busy.add(campaign_id)
     busy.update(
         session.scalars(

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from contacts.suppressions import hasher_of, suppress
 from core.errors import InputError
 from storage.models import (
+    IN_SEQUENCE,
     ConsentEvent,
     Contact,
     ContactTag,
@@ -143,7 +144,10 @@ def forget_contact(
     ).rowcount  # fmt: skip
     session.execute(
         update(Enrollment)
-        .where(Enrollment.contact_id == contact.id, Enrollment.state == EnrollmentState.ACTIVE)
+        .where(
+            Enrollment.contact_id == contact.id,
+            Enrollment.state.in_([str(state) for state in IN_SEQUENCE]),
+        )
         .values(state=EnrollmentState.EXITED, exited_at=now, exit_reason="forgotten")
     )
     session.execute(delete(ConsentEvent).where(ConsentEvent.contact_id == contact.id))

@@ -27,7 +27,14 @@ from scheduler.checks import Action, Verdict
 from scheduler.claims import unindexed
 from scheduler.retry import backoff
 from scheduler.sending import Outcome, Outgoing
-from storage.models import Enrollment, EnrollmentState, Message, MessageState, SuppressionReason
+from storage.models import (
+    IN_SEQUENCE,
+    Enrollment,
+    EnrollmentState,
+    Message,
+    MessageState,
+    SuppressionReason,
+)
 from storage.sql_lists import among
 
 HELD = (MessageState.CLAIMED,)
@@ -174,7 +181,8 @@ def apply_verdicts(
         session,
         update(Enrollment)
         .where(
-            Enrollment.id == bindparam("b_enrollment"), Enrollment.state == EnrollmentState.ACTIVE
+            Enrollment.id == bindparam("b_enrollment"),
+            Enrollment.state.in_([str(state) for state in IN_SEQUENCE]),
         )
         .values(
             state=EnrollmentState.EXITED,

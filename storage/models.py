@@ -89,6 +89,11 @@ class EnrollmentState(enum.StrEnum):
     PAUSED = "paused"
 
 
+#: Enrollments still in their sequence (running, or paused for a person's answer): a booking,
+#: a forget or an exit rule ends them, and reports count them as in progress.
+IN_SEQUENCE = (EnrollmentState.ACTIVE, EnrollmentState.PAUSED)
+
+
 class MessageState(enum.StrEnum):
     PLANNED = "planned"  # due at due_at (moved later by a retryable error or a window)
     CLAIMED = "claimed"  # taken by a worker for checks; never handed to a provider yet

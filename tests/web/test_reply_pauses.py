@@ -160,3 +160,37 @@ def test_the_pause_rechecks_later_instead_of_churning(
     with transaction(nurture_app.sessions, immediate=False) as session:
         due = session.scalars(select(Message.due_at)).one()
     assert due > frozen_clock() + timedelta(minutes=10)
+
+
+@pytest.mark.parametrize("ends_it", ["booked", "forgotten"])
+def test_a_booking_or_a_forget_ends_a_paused_sequence_too(
+    ends_it: str,
+    nurture_app: NurtureApp,
+    make_contact: Any,
+    client: TestClient,
+    signing: Any,
+    frozen_clock: FrozenClock,
+) -> None:
+    """Paused is still in the sequence: what ends a running enrollment ends a paused one, and
+    its planned message is skipped, not left for a resume."""
+    from campaigns.booking import mark_booked
+    from contacts.forget import forget_contact
+    from storage.models import Contact
+
+    contact_id = make_contact(phone=PHONE, sms=True)
+    _launch(nurture_app, frozen_clock)
+    reply = _inbound("Is parking free?", "SM7")
+    assert signing.twilio_post(client, "/webhooks/twilio/inbound", reply).status_code == 200
+    assert _enrollment(nurture_app).state == EnrollmentState.PAUSED
+    with transaction(nurture_app.sessions) as session:
+        contact = session.get(Contact, contact_id)
+        assert contact is not None
+        if ends_it == "booked":
+            mark_booked(session, contact, at=frozen_clock(), source="test")
+        else:
+            forget_contact(session, contact, requested_by="test", now=frozen_clock(), files=())
+    enrollment = _enrollment(nurture_app)
+    assert enrollment.state == EnrollmentState.EXITED
+    assert enrollment.exit_reason == ends_it
+    nurture_app.dispatcher.tick()
+    assert _messages(nurture_app) == [(0, MessageState.SKIPPED)]
