@@ -46,6 +46,30 @@ def enroll_audience(
     return added
 
 
+def enroll_contact(session: Session, campaign: Campaign, contact_id: int, *, at: datetime) -> bool:
+    """Enroll one contact who asked for this sequence themselves (text-to-join), whatever the
+    audience rule says; False when already enrolled. The same row as `enroll_audience`'s: the
+    planner plans the first step, and the dispatcher checks each step's consent at send time."""
+    held = session.scalar(
+        select(Enrollment.id).where(
+            Enrollment.campaign_id == campaign.id, Enrollment.contact_id == contact_id
+        )
+    )
+    if held is not None:
+        return False
+    session.add(
+        Enrollment(
+            campaign_id=campaign.id,
+            contact_id=contact_id,
+            enrolled_at=at,
+            state=EnrollmentState.ACTIVE,
+            planned_step=-1,
+        )
+    )
+    session.flush()
+    return True
+
+
 def _insert(session: Session, campaign: Campaign, candidates: Select[int], at: datetime) -> int:
     ids = candidates.subquery()
     rows = select(

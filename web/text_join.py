@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
+from campaigns.enrollment import enroll_contact
 from contacts.intake import IntakeConflict
 from contacts.keywords import Classification, Intent
 from contacts.signup import (
@@ -34,7 +35,7 @@ from core.errors import InputError
 from core.languages import SPANISH
 from core.redact import mask_email, mask_phone
 from core.settings import Settings
-from storage.models import Campaign, CampaignState, Contact, Enrollment, EnrollmentState
+from storage.models import Campaign, CampaignState, Contact
 from web.join import confirm_prompt
 from web.services import WebServices
 
@@ -125,24 +126,7 @@ def enroll_in_running(session: Session, contact: Contact, sequence: str, *, at: 
     if campaign is None:
         log.warning("text-to-join: no running campaign of sequence %s", sequence)
         return False
-    held = session.scalar(
-        select(Enrollment.id).where(
-            Enrollment.campaign_id == campaign.id, Enrollment.contact_id == contact.id
-        )
-    )
-    if held is not None:
-        return False
-    session.add(
-        Enrollment(
-            campaign_id=campaign.id,
-            contact_id=contact.id,
-            enrolled_at=at,
-            state=EnrollmentState.ACTIVE,
-            planned_step=-1,
-        )
-    )
-    session.flush()
-    return True
+    return enroll_contact(session, campaign, contact.id, at=at)
 
 
 def confirmed_reply(settings: Settings, language: str, *, ask_email: bool) -> str:
