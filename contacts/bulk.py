@@ -9,6 +9,7 @@ SQLAlchemy stores them and read back the same through the ORM.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
@@ -97,9 +98,19 @@ def _memoised(processor: Any, cache: bool) -> Any:
 def stored_form(session: Session, column: Column[Any], value: Any) -> Any:
     """`value` as the column's bind processor hands it to the driver (a DateTime as SQLite's
     text, for instance), for building DB-API parameters by hand."""
+    return bind_processor(session, column)(value)
+
+
+def bind_processor(session: Session, column: Column[Any]) -> Callable[[Any], Any]:
+    """The column type's own conversion to what the driver is handed (see stored_form), looked
+    up once for a batch of rows."""
     dialect = session.connection().dialect
     processor = column.type.dialect_impl(dialect).bind_processor(dialect)
-    return processor(value) if processor else value
+    return processor if processor is not None else _as_is
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def insert_tuples(

@@ -22,9 +22,11 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from fastapi import FastAPI, Path, Request
 from fastapi.responses import Response
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
+from contacts.bulk import bind_processor, insert_tuples
 from storage.db import writer_turn
 from storage.models import Base, Campaign, Event, Message
 from storage.sql_lists import among
@@ -198,24 +200,33 @@ class LinkService:
             record_clicks(self.nurture.engine, [Click._make(click) for click in clicks])
 
 
+#: The columns a click fills, in the order of the rows record_clicks builds.
+CLICK_COLUMNS = (
+    "kind", "occurred_at", "message_id", "contact_id", "campaign_id", "step_index", "channel",
+    "user_agent", "data",
+)  # fmt: skip
+
+
 def record_clicks(engine: Engine, clicks: Rows[Click]) -> None:
-    """Store clicks as `clicked` events, in one transaction (the recorder's batch)."""
-    with engine.begin() as connection:
-        connection.execute(insert(_EVENTS), [_row(click) for click in clicks])
+    """Store clicks as `clicked` events, in one transaction (the recorder's batch).
 
-
-def _row(click: Click) -> dict[str, object]:
-    return {
-        "kind": "clicked",
-        "occurred_at": click.at,
-        "message_id": click.message_id,
-        "contact_id": click.contact_id,
-        "campaign_id": click.campaign_id,
-        "step_index": click.step_index,
-        "channel": click.channel,
-        "user_agent": click.user_agent,
-        "data": {"destination": click.destination},
-    }
+    Rows go to the driver as tuples, converted by the columns' own bind processors
+    (contacts.bulk), not through SQLAlchemy's executemany: that spent three quarters of a batch
+    in Python (11.5 ms of 660 clicks, 3 ms of it SQLite's), holding the GIL the server's event
+    loop needs, and the clicks answered meanwhile waited: the click route's p99."""
+    with Session(engine) as session, session.begin():
+        at = bind_processor(session, _EVENTS.c.occurred_at)
+        as_json = bind_processor(session, _EVENTS.c.data)
+        data: dict[str, object] = {}  # a few destinations: each one's JSON made once
+        rows = []
+        for click in clicks:
+            if click.destination not in data:
+                data[click.destination] = as_json({"destination": click.destination})
+            rows.append(
+                ("clicked", at(click.at), click.message_id, click.contact_id, click.campaign_id,
+                 click.step_index, click.channel, click.user_agent, data[click.destination])
+            )  # fmt: skip
+        insert_tuples(session, _EVENTS, CLICK_COLUMNS, rows)
 
 
 def link_service(request: Request) -> LinkService:
