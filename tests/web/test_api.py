@@ -291,3 +291,26 @@ def test_the_openapi_schema_documents_the_api(client: TestClient) -> None:
     post = paths["/api/v1/contacts"]["post"]
     assert "application/problem+json" in post["responses"]["422"]["content"]
     assert {"/api/v1/contacts/{contact_id}", "/api/v1/campaigns/{name}/funnel"} <= set(paths)
+
+
+def test_a_write_that_loses_a_race_to_a_unique_row_runs_again_instead_of_failing(
+    nurture_app: NurtureApp,
+) -> None:
+    """Two clients creating one new address at once: the second's INSERT meets the first's row
+    (IntegrityError); run again, it finds that row (no 500), with or without an idempotency key."""
+    from sqlalchemy.exc import IntegrityError
+
+    from web.api.idempotency import run_once
+
+    key_id, _ = make_key(nurture_app)
+    for idempotency_key in (None, "race-1"):
+        attempts: list[int] = []
+
+        def work(session: Any, attempts: list[int] = attempts) -> tuple[int, dict[str, Any]]:
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise IntegrityError("INSERT INTO contacts", {}, Exception("UNIQUE constraint"))
+            return 200, {"created": False}
+
+        answer = run_once(nurture_app, key_id, idempotency_key, "fingerprint", work)
+        assert (answer.status, answer.body, len(attempts)) == (200, {"created": False}, 2)

@@ -58,13 +58,15 @@ def check_key(key: str | None) -> str | None:
 def run_once(
     nurture: WebServices, key_id: int, key: str | None, fingerprint: str, work: Work
 ) -> Answer:
-    """Do `work` once per (API key, idempotency key), or answer what it answered before."""
+    """Do `work` once per (API key, idempotency key), or answer what it answered before.
+
+    A racing request can commit the same row between this one's read and its write (the same
+    idempotency key, or a new contact's address): the unique constraint refuses the second, and
+    running it again finds the first's row, replayed or updated, instead of a 500."""
     try:
         return _run(nurture, key_id, key, fingerprint, work)
     except IntegrityError:
-        if key is None:
-            raise
-        return _run(nurture, key_id, key, fingerprint, work)  # a racing copy won: replay it
+        return _run(nurture, key_id, key, fingerprint, work)
 
 
 def _run(
