@@ -158,7 +158,20 @@ class Sequence(Strict):
     #: A text reply that is not a keyword pauses the contact's enrollment until staff resume or
     #: end it from the inbox (a question deserves a person, not the next scheduled text).
     pause_on_reply: bool = True
+    #: What enrolls a contact: `launch` enrolls the audience when the campaign starts; a booking
+    #: event (`booked`, `cancelled`, `no_show`) enrolls one contact when it arrives
+    #: (campaigns.triggers), one sequence of a kind at a time.
+    trigger: Literal["launch", "booked", "cancelled", "no_show"] = "launch"
+    #: A contact may enter this sequence again this long after their last entry; None: never again.
+    reenter_after: timedelta | None = None
     steps: tuple[Step, ...] = Field(min_length=1)
+
+    @field_validator("reenter_after", mode="before")
+    @classmethod
+    def _reentry(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.upper().startswith("P")):
+            return value  # None, or ISO 8601 from a snapshot: pydantic parses it
+        return parse_duration(value)
 
     @model_validator(mode="after")
     def _unique_steps(self) -> Sequence:

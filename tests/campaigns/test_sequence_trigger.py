@@ -1,0 +1,44 @@
+"""A sequence says what enrolls a contact (launch, or a booking event) and when they may re-enter."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from campaigns.definitions import Sequence, load_sequence
+from core.errors import InputError
+
+HEAD = 'name = "x"\ntitle = "x"\ntemplate_folder = "spasm-relief"\n'
+STEP = '[[steps]]\nname = "a"\nchannel = "email"\ntemplate = "01-welcome"\n'
+
+
+def _load(tmp_path: Path, text: str) -> Sequence:
+    path = tmp_path / "x.toml"
+    path.write_text(text)
+    return load_sequence(path)
+
+
+def test_a_sequence_starts_at_launch_and_never_re_enters_by_default(tmp_path: Path) -> None:
+    sequence = _load(tmp_path, HEAD + STEP)
+    assert sequence.trigger == "launch"
+    assert sequence.reenter_after is None
+
+
+def test_a_booking_trigger_and_re_entry_survive_the_snapshot(tmp_path: Path) -> None:
+    sequence = _load(tmp_path, HEAD + 'trigger = "no_show"\nreenter_after = "30d"\n' + STEP)
+    assert sequence.trigger == "no_show"
+    assert sequence.reenter_after == timedelta(days=30)
+    again = Sequence.from_snapshot(sequence.snapshot())
+    assert (again.trigger, again.reenter_after) == ("no_show", timedelta(days=30))
+
+
+@pytest.mark.parametrize(
+    ("line", "field"), [('trigger = "clicked"', "trigger"), ('reenter_after = "soon"', "reenter")]
+)
+def test_an_unknown_trigger_or_bad_re_entry_is_refused(
+    tmp_path: Path, line: str, field: str
+) -> None:
+    with pytest.raises(InputError, match=field):
+        _load(tmp_path, HEAD + line + "\n" + STEP)
