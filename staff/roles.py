@@ -7,5 +7,19 @@ import enum
 
 
 class Role(enum.StrEnum):
-    EDITOR = "editor"  # launches, pauses, suppresses, imports
+    OWNER = "owner"  # all an editor does, plus approving a sequence for launch
+    EDITOR = "editor"  # drafts, requests review, pauses, suppresses, imports
     VIEWER = "viewer"  # reads every page, changes nothing
+
+
+#: Roles that may change things (every edit an editor makes, an owner may make too).
+EDITING_ROLES = frozenset({Role.OWNER, Role.EDITOR})
+
+
+def can_edit(role: str) -> bool:
+    return role in EDITING_ROLES
+
+
+def can_approve(role: str) -> bool:
+    """Approving a sequence's content for launch is the owner's (issue 20: review before launch)."""
+    return role == Role.OWNER

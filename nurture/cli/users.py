@@ -1,4 +1,4 @@
-"""`nurture users`: staff accounts for the dashboard (editors change things, viewers read).
+"""`nurture users`: staff accounts for the dashboard (owners approve, editors change, viewers read).
 
 The password is prompted for (hidden, asked twice), or read from --password-stdin or the
 NURTURE_STAFF_PASSWORD environment variable for scripts; never from a command-line argument,
@@ -44,7 +44,11 @@ def _password(from_stdin: bool) -> str:
 @app.command("add")
 def add(
     email: str = typer.Argument(..., help="The staff member's email address (their login)."),
-    role: Role = typer.Option(..., "--role", help="editor (changes things) or viewer (reads)."),
+    role: Role = typer.Option(
+        ...,
+        "--role",
+        help="owner (approves and launches), editor (changes things) or viewer (reads).",
+    ),
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help=f"Read the password from stdin (or set {PASSWORD_ENV})."
     ),
@@ -104,7 +108,7 @@ def password(
 @app.command("role")
 def role(
     email: str = typer.Argument(..., help="The account's email address."),
-    new_role: Role = typer.Argument(..., metavar="ROLE", help="editor or viewer."),
+    new_role: Role = typer.Argument(..., metavar="ROLE", help="owner, editor or viewer."),
 ) -> None:
     """Change an account's role."""
     from staff import accounts

@@ -16,6 +16,7 @@ from web.app import create_app
 PASSWORD = "correct horse battery staple"
 EDITOR = "editor@clinic.test"
 VIEWER = "viewer@clinic.test"
+OWNER = "owner@clinic.test"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -30,6 +31,7 @@ def staff_accounts(sqlite_app: NurtureApp) -> NurtureApp:
     with transaction(sqlite_app.sessions) as session:
         accounts.add_user(session, EDITOR, PASSWORD, "editor")
         accounts.add_user(session, VIEWER, PASSWORD, "viewer")
+        accounts.add_user(session, OWNER, PASSWORD, "owner")
     return sqlite_app
 
 
@@ -60,6 +62,12 @@ def login() -> Callable[..., object]:
 @pytest.fixture
 def editor(client: TestClient) -> TestClient:
     assert sign_in(client, EDITOR).status_code == 303
+    return client
+
+
+@pytest.fixture
+def owner(client: TestClient) -> TestClient:
+    assert sign_in(client, OWNER).status_code == 303
     return client
 
 

@@ -245,3 +245,8 @@ def test_secure_cookie_when_the_public_url_is_https(tmp_path, frozen_clock, chan
         response = login(c, EDITOR)
         assert response.status_code == 303 and "Secure" in response.headers["set-cookie"]
     app.dispose()
+
+
+def test_an_owner_signs_in_sees_the_role_and_may_edit(owner: TestClient) -> None:
+    page = owner.get("/admin/campaigns")
+    assert page.status_code == 200 and "owner@clinic.test · owner" in page.text

@@ -24,8 +24,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from staff import roles
 from staff.accounts import password_fingerprint
-from staff.roles import Role
 from storage.models import StaffSession, StaffUser
 from web.services import WebServices
 
@@ -65,7 +65,11 @@ class Staff:
 
     @property
     def can_edit(self) -> bool:
-        return self.role == Role.EDITOR
+        return roles.can_edit(self.role)
+
+    @property
+    def can_approve(self) -> bool:
+        return roles.can_approve(self.role)
 
     @property
     def can_upload(self) -> bool:
