@@ -68,6 +68,22 @@ def _web_address(value: str) -> str:
 WebAddress = Annotated[str, AfterValidator(_web_address)]
 
 
+def _web_origin(value: str) -> str:
+    """scheme://host[:port] and nothing else: it goes into a Content-Security-Policy header,
+    where a path, a space or a semicolon would change what the policy allows."""
+    address = _web_address(value)
+    parts = urlsplit(address)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"must be an origin like https://example.com, got {value!r}")
+    if not re.fullmatch(r"[A-Za-z0-9.:\[\]-]+", parts.netloc):
+        raise ValueError(f"not a web origin: {value!r}")
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+#: A web origin (https://example.com), checked when settings load.
+WebOrigin = Annotated[str, AfterValidator(_web_origin)]
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -163,6 +179,9 @@ class SignupSettings(Section):
     per_address_per_hour: int = Field(5, ge=1)
     #: Unconfirmed sign-ups are purged after this many days; the confirmation link expires then.
     unconfirmed_days: int = Field(7, ge=1, le=60)
+    #: Web origins that may show the form in a frame (/join?embed=1, the dashboard's snippet);
+    #: empty: the origin of clinic.website. Every other page of ours refuses to be framed.
+    embed_origins: list[WebOrigin] = Field(default_factory=list)
 
 
 class SendGridSettings(Section):

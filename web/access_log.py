@@ -4,7 +4,7 @@ Tokens in /l, /u and /p paths are bearer credentials (whoever holds one can unsu
 person), so they are never logged; addresses are masked by core.redact's filter anyway.
 Pages carry `Referrer-Policy: no-referrer` so a token in the address bar does not leak to the
 clinic's website when a recipient follows a link from the page, and refuse framing
-(clickjacking an unsubscribe button).
+(clickjacking an unsubscribe button), unless a page names who may frame it in its own CSP.
 
 The lines go out through `BufferedLines`, which writes them a batch at a time: one `write` to the
 stream per request cost more CPU than the click it logged (the bench's profile: a fifth of a
@@ -28,6 +28,18 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
 ]
 _TOKEN_PREFIXES = ("/l/", "/u/", "/p/")
+
+
+def _allows_some_framing(message: Message) -> bool:
+    """A page that says who may frame it (web.join's embeddable form) gets no DENY on top: an
+    X-Frame-Options DENY beside CSP frame-ancestors is a contradiction browsers resolve for
+    the CSP (CSP Level 2, 7.7.1), but older ones do not."""
+    return any(
+        name.lower() == b"content-security-policy"
+        and b"frame-ancestors" in value
+        and b"frame-ancestors 'none'" not in value
+        for name, value in message.get("headers", [])
+    )
 
 
 def loggable_path(path: str) -> str:
@@ -131,6 +143,8 @@ class AccessLog:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 present = {name.lower() for name, _ in message.get("headers", [])}
+                if b"content-security-policy" in present and _allows_some_framing(message):
+                    present.add(b"x-frame-options")  # the page's own framing rule stands
                 extra = [pair for pair in SECURITY_HEADERS if pair[0] not in present]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)

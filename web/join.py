@@ -11,6 +11,12 @@ Bots and floods are kept off by web.join_guard.
 The confirmation link's GET shows a button and only its POST confirms: mail scanners and link
 previews follow links (as for unsubscribe links, web.unsubscribe), and a consent a scanner
 gave is no consent. Pages are in English and Spanish, with the recipient pages' `?lang=` switch.
+
+The clinic's website embeds the form as an iframe of `/join?embed=1` (the snippet on
+/admin/sign-up-form): the form stays on our origin with its signed token, honeypot and exact
+disclosure, and posts without cookies. Only those pages may be framed, and only by the origins
+in `signup.embed_origins` (default: clinic.website's), through CSP `frame-ancestors`; every
+other page keeps refusing frames (web.access_log).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import logging
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
@@ -79,13 +86,40 @@ def confirm_prompt(settings: Settings, language: str) -> str:
     return f"{settings.clinic.name}: {ask} {sms_disclosure(settings, language)}"
 
 
+def embed_origins(settings: Settings) -> list[str]:
+    """The origins allowed to frame the form: the configured ones, else the clinic's website."""
+    if settings.signup.embed_origins:
+        return list(settings.signup.embed_origins)
+    site = urlsplit(settings.clinic.website)
+    return [f"{site.scheme.lower()}://{site.netloc.lower()}"]
+
+
+def _embedded(request: Request) -> bool:
+    return request.query_params.get("embed") == "1"
+
+
+def _framed(request: Request, response: Response) -> Response:
+    """Framing only for the embedded form and only by the clinic's site (CSP Level 2
+    frame-ancestors; browsers then ignore X-Frame-Options, which web.access_log leaves out)."""
+    ancestors = "'none'"
+    if _embedded(request):
+        ancestors = " ".join(embed_origins(_services(request).settings))
+    response.headers["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
+    return response
+
+
 def _services(request: Request) -> WebServices:
     nurture: WebServices = request.app.state.nurture
     return nurture
 
 
-def _form_url(settings: Settings, language: str) -> str:
-    return with_language(f"{settings.web.public_base_url}/join", language)
+def form_link(base_url: str, language: str, *, embed: bool = False) -> str:
+    """The form's address: the hosted page, or (embed) the one the website's iframe shows."""
+    return with_language(f"{base_url}/join", language) + ("&embed=1" if embed else "")
+
+
+def _form_url(request: Request, settings: Settings, language: str) -> str:
+    return form_link(settings.web.public_base_url, language, embed=_embedded(request))
 
 
 def _form_page(request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -97,8 +131,9 @@ def _form_page(request: Request, status_code: int = 200, **context: Any) -> HTML
         "join.html",
         status_code,
         language=language,
+        embed=_embedded(request),
         token=tokens.form_token(),
-        action=with_language("/join", language),
+        action=form_link("", language, embed=_embedded(request)),
         honeypot=HONEYPOT,
         disclosure=sms_disclosure(nurture.settings, language),
         email_statement=_email_statement(nurture.settings, language),
@@ -110,18 +145,22 @@ def _email_statement(settings: Settings, language: str) -> str:
     return EMAIL_STATEMENT.get(language, EMAIL_STATEMENT["en"]).format(clinic=settings.clinic.name)
 
 
-async def join_page(request: Request) -> HTMLResponse:
-    return _form_page(request)
+async def join_page(request: Request) -> Response:
+    return _framed(request, _form_page(request))
 
 
 async def join(request: Request) -> Response:
+    return _framed(request, await _take_form(request))
+
+
+async def _take_form(request: Request) -> Response:
     nurture = _services(request)
     form = await request.form(max_files=0, max_fields=20)
     fields = {key: str(value)[:MAX_FIELD] for key, value in form.items() if isinstance(value, str)}
-    language = page_language(request)
+    language, embed = page_language(request), _embedded(request)
     if fields.get(HONEYPOT):  # a script: thank it and do nothing, telling it nothing
         log.info("sign-up form: honeypot filled, ignored")
-        return page(request, "join_done.html", language=language, state="sent")
+        return page(request, "join_done.html", language=language, state="sent", embed=embed)
     tokens: SignupTokens = request.app.state.signup_tokens
     refusal = tokens.check_form(fields.get("token", ""))
     email, phone = fields.get("email", "").strip(), fields.get("phone", "").strip()
@@ -147,7 +186,7 @@ async def join(request: Request) -> Response:
         evidence=FormEvidence(
             form_text=_email_statement(settings, language),
             sms_disclosure=sms_disclosure(settings, language) if ticked else "",
-            form_url=_form_url(settings, language),
+            form_url=_form_url(request, settings, language),
             ip=ip,
             user_agent=request.headers.get("user-agent", "")[:400],
             at=nurture.clock(),
@@ -161,9 +200,9 @@ async def join(request: Request) -> Response:
         return _form_page(request, 400, problem="address", values=fields)
     except IntakeConflict:  # the same page: the form must not tell who is on our lists
         log.info("sign-up for %s conflicts with a contact we hold", mask_email(signup.email))
-        return page(request, "join_done.html", language=language, state="sent")
+        return page(request, "join_done.html", language=language, state="sent", embed=embed)
     await _send_confirmations(nurture, request.app.state.signup_tokens, pending, language)
-    return page(request, "join_done.html", language=language, state="sent")
+    return page(request, "join_done.html", language=language, state="sent", embed=embed)
 
 
 @dataclass(frozen=True)

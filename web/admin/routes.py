@@ -16,6 +16,7 @@ from web.admin import (
     login,
     previews,
     projection,
+    signup_form_pages,
 )
 from web.admin.session import StaffNotFound
 
@@ -29,6 +30,7 @@ router.include_router(import_pages.router)
 router.include_router(attention_pages.router)
 router.include_router(inbound_pages.router)
 router.include_router(api_key_pages.router)
+router.include_router(signup_form_pages.router)
 
 STATIC = {"admin.css": "text/css", "admin.js": "text/javascript"}
 

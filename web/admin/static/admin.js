@@ -54,3 +54,24 @@ document.addEventListener("change", (event) => {
   );
   input.reportValidity();
 });
+
+// Copy a snippet (data-copy="textarea id"); without the clipboard API the text stays selectable.
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-copy]");
+  if (!button) {
+    return;
+  }
+  const box = document.getElementById(button.dataset.copy);
+  const said = document.querySelector(`[data-copied="${button.dataset.copy}"]`);
+  box.select();
+  try {
+    await navigator.clipboard.writeText(box.value);
+    if (said) {
+      said.textContent = "Copied.";
+    }
+  } catch {
+    if (said) {
+      said.textContent = "Selected: press Ctrl+C (⌘C on a Mac) to copy.";
+    }
+  }
+});
