@@ -1,4 +1,4 @@
-"""Marking a contact booked: one rule shared by the booking webhook and `nurture contacts booked`.
+"""Booking events: one rule for the booking webhook, the REST API and `nurture contacts booked`.
 
 A person who booked must not get another "book your consultation" nudge, so every active
 enrollment whose sequence exits on booking ends now, in the same transaction; the dispatcher then
@@ -7,6 +7,10 @@ skips any step already planned ("exited: booked") instead of sending it.
 The booking is credited to the last message the person clicked within `CLICK_CREDIT_WINDOW`
 (its campaign and step go on the `booked` event, which the funnel counts), so a report shows
 which message brought the booking in.
+
+Every booking event (booked, cancelled, no_show, attended) goes through `record_booking_event`:
+one ledger row (deduplicated by the booking system's reference, whichever path reported it),
+then campaigns.triggers ends the sequences it makes moot and starts those it triggers.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
 from campaigns.enrollment import active_enrollments, exit_enrollment
+from campaigns.triggers import BookingEvent, react_to_booking_event
 from contacts.normalize import normalize_email, normalize_phone
 from core.errors import InputError, NotFound
 from storage.models import Campaign, Contact, Event
@@ -26,6 +31,13 @@ from storage.models import Campaign, Contact, Event
 #: A booking this long after a click is still that message's doing; an older click (or none)
 #: leaves the booking on no campaign. Two weeks covers "read it, thought about it, called".
 CLICK_CREDIT_WINDOW = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class BookingEventResult:
+    status: str  # the event's kind, or "duplicate" (its reference was recorded before)
+    exited_campaigns: tuple[str, ...] = ()
+    enrolled_campaigns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ def mark_booked(
     at: datetime,
     source: str,
     reference: str | None = None,
+    appointment_at: datetime | None = None,
 ) -> BookingResult:
     """Set booked_at (the first booking is kept), record a `booked` event, exit nurture sequences.
 
@@ -83,7 +96,8 @@ def mark_booked(
             step_index=clicked.step_index if clicked else None,
             provider="booking" if reference else None,
             provider_event_id=f"booking:{reference}" if reference else None,
-            data={"source": source, "first": first, "exited": exited},
+            data={"source": source, "first": first, "exited": exited}
+            | _appointment(appointment_at),
         )
     )
     session.flush()
@@ -111,3 +125,58 @@ def booking_recorded(session: Session, reference: str) -> bool:
     """True when a booking with this reference was already recorded (a provider retry)."""
     key = f"booking:{reference}"
     return session.scalar(select(Event.id).where(Event.provider_event_id == key)) is not None
+
+
+def event_key(kind: str, reference: str) -> str:
+    """The ledger's dedupe key of a booking event: `booking:<ref>` for the booking itself (as
+    recorded before cancellations were), `booking:<kind>:<ref>` for what happened to it next."""
+    return f"booking:{reference}" if kind == "booked" else f"booking:{kind}:{reference}"
+
+
+def record_booking_event(
+    session: Session,
+    contact: Contact,
+    kind: BookingEvent,
+    *,
+    at: datetime,
+    source: str,
+    reference: str | None = None,
+    appointment_at: datetime | None = None,
+) -> BookingEventResult:
+    """Record a booking event once per reference and react to it (campaigns.triggers).
+
+    `booked` marks the contact booked (mark_booked: the nurture ends), then may start the
+    pre-visit sequence; `cancelled`, `no_show` and `attended` are recorded in the same ledger
+    and end the pre-visit sequence, the first two starting a re-booking one."""
+    if reference and session.scalar(
+        select(Event.id).where(Event.provider_event_id == event_key(kind, reference))
+    ):
+        return BookingEventResult("duplicate")
+    exited: list[str] = []
+    if kind == "booked":
+        booked = mark_booked(
+            session,
+            contact,
+            at=at,
+            source=source,
+            reference=reference,
+            appointment_at=appointment_at,
+        )
+        exited += booked.exited_campaigns
+    else:
+        session.add(
+            Event(
+                kind=kind,
+                occurred_at=at,
+                contact_id=contact.id,
+                provider="booking" if reference else None,
+                provider_event_id=event_key(kind, reference) if reference else None,
+                data={"source": source} | _appointment(appointment_at),
+            )
+        )
+    reaction = react_to_booking_event(session, contact, kind, at=at, appointment_at=appointment_at)
+    return BookingEventResult(kind, (*exited, *reaction.ended), reaction.enrolled)
+
+
+def _appointment(at: datetime | None) -> dict[str, str]:
+    return {} if at is None else {"appointment_at": at.isoformat()}

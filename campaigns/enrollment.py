@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, exists, func, insert, literal, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from campaigns.audience import audience_query
@@ -29,7 +30,10 @@ def enroll_audience(
     neither a million ORM objects in memory nor a million round trips; `progress(done, total)`
     follows the windows. Enrolling twice adds no one (the NOT EXISTS, and a unique pair).
     """
-    candidates = audience_query(Sequence.from_snapshot(campaign.definition)).where(
+    sequence = Sequence.from_snapshot(campaign.definition)
+    if sequence.trigger != "launch":
+        return 0  # a booking event enrolls its contacts one at a time (campaigns.triggers)
+    candidates = audience_query(sequence).where(
         ~exists().where(Enrollment.campaign_id == campaign.id, Enrollment.contact_id == Contact.id)
     )
     if limit is not None:
@@ -46,27 +50,49 @@ def enroll_audience(
     return added
 
 
-def enroll_contact(session: Session, campaign: Campaign, contact_id: int, *, at: datetime) -> bool:
-    """Enroll one contact who asked for this sequence themselves (text-to-join), whatever the
-    audience rule says; False when already enrolled. The same row as `enroll_audience`'s: the
-    planner plans the first step, and the dispatcher checks each step's consent at send time."""
-    held = session.scalar(
-        select(Enrollment.id).where(
-            Enrollment.campaign_id == campaign.id, Enrollment.contact_id == contact_id
-        )
-    )
-    if held is not None:
+def enroll_contact(
+    session: Session,
+    campaign: Campaign,
+    contact_id: int,
+    *,
+    at: datetime,
+    again_after: timedelta | None = None,
+    appointment_at: datetime | None = None,
+) -> bool:
+    """Enroll one contact who asked for this sequence themselves (text-to-join) or whom an event
+    brought (campaigns.triggers), whatever the audience rule says; False when already enrolled.
+
+    With `again_after` a contact whose last entry ended may enter again that long after it began
+    (a new row, the next `entry`, with messages of its own). The same row as `enroll_audience`'s:
+    the planner plans the first step, and the dispatcher checks each step's consent at send time.
+    Two requests racing for one entry meet at the unique key: one row, the other answers False.
+    """
+    last = session.execute(
+        select(Enrollment.entry, Enrollment.enrolled_at, Enrollment.state)
+        .where(Enrollment.campaign_id == campaign.id, Enrollment.contact_id == contact_id)
+        .order_by(Enrollment.entry.desc())
+        .limit(1)
+    ).first()
+    if last is not None and (
+        again_after is None
+        or last.state in [str(state) for state in IN_SEQUENCE]
+        or at < last.enrolled_at + again_after
+    ):
         return False
-    session.add(
-        Enrollment(
-            campaign_id=campaign.id,
-            contact_id=contact_id,
-            enrolled_at=at,
-            state=EnrollmentState.ACTIVE,
-            planned_step=-1,
-        )
+    enrollment = Enrollment(
+        campaign_id=campaign.id,
+        contact_id=contact_id,
+        enrolled_at=at,
+        state=EnrollmentState.ACTIVE,
+        planned_step=-1,
+        entry=0 if last is None else last.entry + 1,
+        appointment_at=appointment_at,
     )
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(enrollment)
+    except IntegrityError:
+        return False
     return True
 
 

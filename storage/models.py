@@ -233,7 +233,8 @@ class Campaign(Base):
 class Enrollment(Base):
     __tablename__ = "enrollments"
     __table_args__ = (
-        UniqueConstraint("campaign_id", "contact_id", name="uq_enrollment"),
+        # `entry`: a sequence started by a booking event may take a contact again (triggers).
+        UniqueConstraint("campaign_id", "contact_id", "entry", name="uq_enrollment"),
         Index("ix_enrollment_state", "state", "campaign_id"),
         # Staff reports: enrolled / active / completed / exit reasons per campaign, index-only.
         Index("ix_enrollment_campaign_state", "campaign_id", "state", "exit_reason"),
@@ -249,6 +250,10 @@ class Enrollment(Base):
     exit_reason: Mapped[str | None] = mapped_column(String(100))
     # Index of the last step that has a message row; -1 before the first is planned.
     planned_step: Mapped[int] = mapped_column(default=-1)
+    #: 0 for the first time in this campaign; a re-entry (campaigns.triggers) counts up.
+    entry: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: The booked visit an event-started enrollment is about (the booking system's time), if given.
+    appointment_at: Mapped[datetime | None]
 
 
 class Message(Base):

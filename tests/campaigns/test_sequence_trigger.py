@@ -1,4 +1,4 @@
-"""A sequence says what enrolls a contact (launch, or a booking event) and when they may re-enter."""
+"""A sequence says what enrolls a contact (launch or a booking event) and when they re-enter."""
 
 from __future__ import annotations
 

@@ -1,0 +1,134 @@
+"""Sequences started by a booking event: `booked` starts the pre-visit one, `no_show` and
+`cancelled` a gentle re-booking one (issue 18, "journeys that react").
+
+One function, `react_to_booking_event`, called by campaigns.booking.record_booking_event, which
+every path that learns of a booking event uses (the booking webhook, the REST API, the command
+line). It does two things, in the caller's transaction:
+
+1. It ends what the event makes moot. A new booking ends a re-booking sequence (its goal is
+   met); a cancellation, a no-show or an attended visit ends the pre-visit sequence (there is no
+   visit to prepare for). The nurture's own exit on booking stays campaigns.booking.mark_booked's.
+2. It enrolls the contact (campaigns.enrollment.enroll_contact) in each running campaign whose
+   sequence the event starts, when:
+   - the contact holds every consent the sequence's audience requires and is not suppressed on
+     those channels (or, when it requires none, is reachable on one of its channels): an event is
+     no consent to message someone;
+   - they are in no other active sequence of the same trigger ("one sequence of a kind at a
+     time": two re-bookings at once would nag);
+   - they never entered this campaign, or their last entry ended and began `reenter_after` ago.
+
+A cancelled booking does not leave the person in limbo: the nurture ended when they booked (a
+person who booked once is past "book your consultation"), so a `cancelled` campaign takes them,
+like a no-show, into a re-booking sequence (campaigns/rebooking-cancelled.toml).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns.definitions import Sequence
+from campaigns.enrollment import active_enrollments, enroll_contact, exit_enrollment
+from contacts.suppressions import is_suppressed
+from storage.models import Campaign, CampaignState, ConsentStatus, Contact
+
+BookingEvent = Literal["booked", "cancelled", "no_show", "attended"]
+
+#: Which started sequences an event ends, by the trigger that started them.
+ENDS: dict[str, frozenset[str]] = {
+    "booked": frozenset({"cancelled", "no_show"}),
+    "cancelled": frozenset({"booked"}),
+    "no_show": frozenset({"booked"}),
+    "attended": frozenset({"booked"}),
+}
+
+
+@dataclass(frozen=True)
+class Reaction:
+    ended: tuple[str, ...]  # campaigns the event ended
+    enrolled: tuple[str, ...]  # campaigns the event started
+    refused: tuple[tuple[str, str], ...]  # (campaign, why not enrolled)
+
+
+def react_to_booking_event(
+    session: Session,
+    contact: Contact,
+    event: BookingEvent,
+    *,
+    at: datetime,
+    appointment_at: datetime | None = None,
+) -> Reaction:
+    """End the sequences `event` makes moot, then start those it triggers (module docstring)."""
+    _lock(session, contact)
+    ended = []
+    in_sequence: dict[str, list[str]] = {}  # trigger -> campaigns the contact is still in
+    for enrollment in active_enrollments(session, contact.id):
+        campaign = session.get_one(Campaign, enrollment.campaign_id)
+        trigger = Sequence.from_snapshot(campaign.definition).trigger
+        if trigger in ENDS[event]:
+            exit_enrollment(enrollment, event, at)
+            ended.append(campaign.name)
+        else:
+            in_sequence.setdefault(trigger, []).append(campaign.name)
+    enrolled, refused = [], []
+    for campaign, sequence in _started_by(session, event):
+        reason = why_not_enrolled(session, contact, sequence, in_sequence.get(event, []))
+        if reason is None and not enroll_contact(
+            session,
+            campaign,
+            contact.id,
+            at=at,
+            again_after=sequence.reenter_after,
+            appointment_at=appointment_at,
+        ):
+            reason = "entered before (re-entry not yet allowed)"
+        if reason is None:
+            enrolled.append(campaign.name)
+            in_sequence.setdefault(event, []).append(campaign.name)
+        else:
+            refused.append((campaign.name, reason))
+    session.flush()
+    return Reaction(tuple(ended), tuple(enrolled), tuple(refused))
+
+
+def why_not_enrolled(
+    session: Session, contact: Contact, sequence: Sequence, same_kind: list[str]
+) -> str | None:
+    """Why this contact may not enter this event-started sequence now; None: they may."""
+    if contact.erased_at is not None:
+        return "erased"
+    if same_kind:
+        return f"already in {same_kind[0]} (one sequence of a kind at a time)"
+    for channel in sequence.audience.require_consent:
+        if not _reachable(session, contact, channel):
+            return f"no {channel} consent or suppressed"
+    if not any(_reachable(session, contact, channel) for channel in sorted(sequence.channels)):
+        return "no consent on any of its channels, or suppressed"
+    return None
+
+
+def _reachable(session: Session, contact: Contact, channel: str) -> bool:
+    consent = contact.email_consent if channel == "email" else contact.sms_consent
+    address = contact.email if channel == "email" else contact.phone
+    return consent == ConsentStatus.OPTED_IN and not is_suppressed(session, channel, address)
+
+
+def _started_by(session: Session, event: str) -> list[tuple[Campaign, Sequence]]:
+    """Running campaigns whose sequence this event starts (a handful: read and filtered here)."""
+    running = session.scalars(
+        select(Campaign).where(Campaign.state == CampaignState.ACTIVE).order_by(Campaign.id)
+    )
+    pairs = [(campaign, Sequence.from_snapshot(campaign.definition)) for campaign in running]
+    return [(campaign, sequence) for campaign, sequence in pairs if sequence.trigger == event]
+
+
+def _lock(session: Session, contact: Contact) -> None:
+    """Two events for one person at once (a webhook and an API call) take turns here, so "one
+    sequence of a kind at a time" holds: on PostgreSQL the contact's row is locked until commit;
+    SQLite already runs one writing transaction at a time (storage.db.transaction)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Contact.id).where(Contact.id == contact.id).with_for_update())
