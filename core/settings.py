@@ -145,6 +145,13 @@ class OutboxSettings(Section):
     dir: Path = Path("var/outbox")
 
 
+class ContentSettings(Section):
+    """Where an empty database's sequences and templates come from (campaigns.content_folder):
+    a folder with `campaigns/` and `templates/`; unset, the package's own (the repository's)."""
+
+    folder: Path | None = None
+
+
 class EmailSettings(Section):
     provider: Literal["outbox", "sendgrid"] = "outbox"
     from_address: str = "care@spinaldecompressionla.com"
@@ -294,6 +301,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     database: DatabaseSettings = DatabaseSettings()
     outbox: OutboxSettings = OutboxSettings()
+    content: ContentSettings = ContentSettings()
     email: EmailSettings = EmailSettings()
     sms: SmsSettings = SmsSettings()
     sendgrid: SendGridSettings = SendGridSettings()

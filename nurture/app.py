@@ -68,6 +68,21 @@ class NurtureApp:
 
     def migrate(self) -> None:
         ensure_schema(self.engine, self.suppression_hasher)
+        self.seed_content()
+
+    def seed_content(self) -> int:
+        """Seed an empty content store from the `[content]` folder (campaigns.content_folder);
+        how many sequences were seeded. Two processes starting on an empty PostgreSQL database
+        race: the loser's unique (sequence, number) fails, and the winner's seed stands."""
+        from sqlalchemy.exc import IntegrityError
+
+        from campaigns.content_folder import seed_if_empty
+
+        try:
+            with transaction(self.sessions) as session:
+                return len(seed_if_empty(session, self.settings.content.folder, now=self.clock()))
+        except IntegrityError:
+            return 0
 
     @cached_property
     def secret_key(self) -> str:

@@ -216,12 +216,48 @@ class Suppression(Base):
     lifted_by: Mapped[str | None] = mapped_column(String(100))
 
 
+class ContentVersion(Base):
+    """One saved version of a sequence: its definition and every file of its template folder.
+
+    Versions are immutable once written (a running campaign renders from the one it pinned), so
+    a process may cache what it compiled from one by id forever (campaigns.content_render)."""
+
+    __tablename__ = "content_versions"
+    __table_args__ = (UniqueConstraint("sequence", "number", name="uq_content_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sequence: Mapped[str] = mapped_column(String(100))  # the definition's file stem
+    number: Mapped[int]  # 1, 2, ... per sequence
+    author: Mapped[str] = mapped_column(String(320))  # a staff email, "seed" or "import"
+    created_at: Mapped[datetime]
+    note: Mapped[str] = mapped_column(Text, default="")  # what changed
+    #: The TOML text as written, byte for byte (export gives it back), and its parsed data.
+    definition_text: Mapped[str] = mapped_column(Text)
+    definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ContentFile(Base):
+    """One template file of a version, by its path under the sequence's template folder
+    (`01-welcome.html`, `es/02-cycle.sms.txt`), its text exactly as written."""
+
+    __tablename__ = "content_files"
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("content_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(255), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+
+
 class Campaign(Base):
     __tablename__ = "campaigns"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: The content version the campaign runs (None: launched from files, before versions).
+    content_version_id: Mapped[int | None] = mapped_column(ForeignKey("content_versions.id"))
     state: Mapped[str] = mapped_column(String(20), default=CampaignState.DRAFT)
     starts_at: Mapped[datetime | None]
     launched_at: Mapped[datetime | None]
@@ -285,6 +321,9 @@ class Message(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     step_index: Mapped[int]
+    #: The content version the step was planned with, which renders it (None: the campaign's
+    #: definition snapshot and the template files, as before versions).
+    content_version_id: Mapped[int | None] = mapped_column(ForeignKey("content_versions.id"))
     channel: Mapped[str] = mapped_column(String(10))
     state: Mapped[str] = mapped_column(String(20), default=MessageState.PLANNED)
     due_at: Mapped[datetime]

@@ -22,6 +22,8 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
         nurture.settings.database.url, revision, suppression_hasher=nurture.suppression_hasher
     )
     console.print(f"[green]Database is at {revision}[/green]")
+    if revision == "head" and (seeded := nurture.seed_content()):
+        console.print(f"Seeded {seeded} sequence(s) from the content folder, as version 1")
 
 
 @app.command()
