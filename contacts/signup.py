@@ -34,10 +34,12 @@ from contacts.normalize import normalize_email
 from contacts.optout import opt_in_again
 from contacts.suppressions import is_suppressed
 from core.errors import InputError
-from core.redact import mask_phone
+from core.redact import mask_email, mask_phone
 from storage.models import Channel, ConsentEvent, ConsentStatus, Contact, Event
 
 PENDING, CONFIRMED = "signup_pending", "signup_confirmed"
+#: A note for staff: a texted email address another contact holds was not recorded.
+HELD_ELSEWHERE = "signup_email_held_elsewhere"
 FORM_SOURCE, TEXT_SOURCE = "sign-up form", "text-to-join"
 #: Something shaped like an email address inside a text ("it's ana@example.com, thanks").
 _EMAIL_IN_TEXT = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+\.[A-Za-z]{2,}")
@@ -181,7 +183,8 @@ def confirm_email(
         return None
     click = {"confirmed_at": at.isoformat(), "confirmed_ip": ip, "confirmed_user_agent": user_agent}
     evidence = json.dumps({**event.data, **click}, sort_keys=True)
-    how = "sign-up form, confirmed by email link"
+    source = TEXT_SOURCE if "received_at" in event.data else FORM_SOURCE  # texted back
+    how = f"{source}, confirmed by email link"
     if contact.email_consent == ConsentStatus.OPTED_OUT or is_suppressed(
         session, Channel.EMAIL, contact.email
     ):
@@ -243,12 +246,25 @@ def ask_for_email(event: Event) -> None:
     event.data = {**event.data, "email_asked": True}
 
 
+@dataclass(frozen=True)
+class TextedAddress:
+    """An email address texted back after we asked for one. `pending` is the email sign-up to
+    confirm by its link; None when another contact holds the address (it was not taken)."""
+
+    address: str
+    pending: Event | None
+
+
 def take_emailed_address(
     session: Session, contact: Contact, body: str, *, at: datetime, within: timedelta
-) -> str | None:
+) -> TextedAddress | None:
     """An email address texted back after we asked for one: recorded on the contact through
-    contacts.intake (not opted in: email consent is confirmed by its own link). The address,
-    or None when we did not ask, the text holds none, or it belongs to someone else."""
+    contacts.intake with a pending email sign-up, never opted in (email consent is confirmed by
+    its own link, as for the form). None when we did not ask, or the text holds no address, or
+    more than one ("ana@x.com or ana@y.com": we do not guess), or one email-validator refuses;
+    "I'm @ work" holds none. An address another contact holds is not moved: a text proves who
+    holds the phone, not the inbox, and merging on it would hand a stranger that contact's
+    history; a note on the texter's timeline tells staff (`HELD_ELSEWHERE`)."""
     if contact.email is not None or not contact.phone:
         return None
     asked = session.scalar(
@@ -262,20 +278,26 @@ def take_emailed_address(
         .where(Event.data["email_asked"].as_boolean().is_(True))
         .limit(1)
     )
-    found = _EMAIL_IN_TEXT.search(body)
-    if asked is None or found is None:
+    found = {match.lower() for match in _EMAIL_IN_TEXT.findall(body)}
+    if asked is None or len(found) != 1:
         return None
     try:
-        address = normalize_email(found.group(0))
+        address = normalize_email(found.pop())
+    except InputError:
+        return None
+    texted = {"text": body[:160], "from": mask_phone(contact.phone), "received_at": at.isoformat()}
+    try:
         take_in(
             session,
             Intake(source=TEXT_SOURCE, email=address, phone=contact.phone),
             default_timezone=contact.timezone,
             now=at,
         )
-    except (InputError, IntakeConflict):
-        return None
-    return address
+    except IntakeConflict as exc:
+        note = {"from": texted["from"], "email": mask_email(address), "why": str(exc)}
+        session.add(Event(kind=HELD_ELSEWHERE, occurred_at=at, contact_id=contact.id, data=note))
+        return TextedAddress(address, None)
+    return TextedAddress(address, _pending(session, contact, Channel.EMAIL, texted, at=at))
 
 
 def purge_unconfirmed(session: Session, *, now: datetime, days: int) -> int:

@@ -201,7 +201,7 @@ async def _take_form(request: Request) -> Response:
     except IntakeConflict:  # the same page: the form must not tell who is on our lists
         log.info("sign-up for %s conflicts with a contact we hold", mask_email(signup.email))
         return page(request, "join_done.html", language=language, state="sent", embed=embed)
-    await _send_confirmations(nurture, request.app.state.signup_tokens, pending, language)
+    await send_confirmations(nurture, request.app.state.signup_tokens, pending, language)
     return page(request, "join_done.html", language=language, state="sent", embed=embed)
 
 
@@ -232,10 +232,11 @@ def _channels(nurture: WebServices) -> tuple[EmailProvider, SmsProvider]:
     return nurture.direct_email(), nurture.direct_sms()
 
 
-async def _send_confirmations(
+async def send_confirmations(
     nurture: WebServices, tokens: SignupTokens, pending: ToConfirm, language: str
 ) -> None:
-    """The confirmation email and the YES text. A failed send leaves the sign-up pending (the
+    """The confirmation email and the YES text (also the email of an address texted back after
+    text-to-join, web.text_join). A failed send leaves the sign-up pending (the
     person may send the form again); it is logged, never shown. Their message ids are the
     pending events' ids, negated: no row of `messages`, and no outbox file of a campaign's."""
     settings = nurture.settings

@@ -7,7 +7,8 @@ creates a pending SMS sign-up and is answered with the program's disclosure and 
 confirm" (web.join.confirm_prompt, the same text the form's first text carries). Only the YES
 from that phone opts the number in (TCPA prior express written consent, contacts.signup), and
 it enrolls the contact in the running campaign of the keyword's sequence. Its answer asks for an
-email address, recorded when one is texted back (not opted in: email has its own confirmation).
+email address, recorded when one is texted back, with the form's confirmation email: email is
+opted in only by its link (contacts.signup.take_emailed_address).
 
 A YES with no pending sign-up is left to contacts.keywords: an ordinary START.
 """
@@ -15,6 +16,7 @@ A YES with no pending sign-up is left to contacts.keywords: an ordinary START.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -36,10 +38,20 @@ from core.languages import SPANISH
 from core.redact import mask_email, mask_phone
 from core.settings import Settings
 from storage.models import Campaign, CampaignState, Contact
-from web.join import confirm_prompt
+from web.join import ToConfirm, confirm_prompt
 from web.services import WebServices
 
 log = logging.getLogger("nurture.web.text_join")
+
+
+@dataclass(frozen=True)
+class TextAnswer:
+    """The text we answer, and the confirmation email to send once the change is committed
+    (web.join.send_confirmations) in `language`."""
+
+    text: str | None
+    email_to_confirm: ToConfirm | None = None
+    language: str = "en"
 
 
 def answer_signup_text(
@@ -49,7 +61,7 @@ def answer_signup_text(
     body: str,
     sender: str,
     contact: Contact | None,
-) -> str | None:
+) -> TextAnswer | None:
     """The answer when the text is part of a sign-up (the changes made in `session`); None when
     it is not, and the ordinary keyword rules apply."""
     settings, now = app.settings, app.clock()
@@ -65,18 +77,25 @@ def answer_signup_text(
         if ask:
             ask_for_email(pending)
         log.info("sign-up confirmed by YES from %s", mask_phone(sender))
-        return confirmed_reply(settings, contact.language, ask_email=ask)
+        return TextAnswer(confirmed_reply(settings, contact.language, ask_email=ask))
     if heard.intent != Intent.OTHER:
         return None
     joined = join_keyword(body, settings.sms.join_keywords)
     if joined is not None:
-        return _start(app, session, body, sender, contact, *joined, at=now)
-    if contact is not None:
-        address = take_emailed_address(session, contact, body, at=now, within=within)
-        if address is not None:
-            log.info("email %s texted back by %s", mask_email(address), mask_phone(sender))
-            return thanks_for_email(settings, contact.language)
-    return None
+        prompt = _start(app, session, body, sender, contact, *joined, at=now)
+        return TextAnswer(prompt) if prompt is not None else None
+    if contact is None:
+        return None
+    texted = take_emailed_address(session, contact, body, at=now, within=within)
+    if texted is None:
+        return None
+    masked = mask_email(texted.address), mask_phone(sender)
+    if texted.pending is None:
+        log.info("email %s texted by %s is another contact's: not taken", *masked)
+        return TextAnswer(thanks_for_email(settings, contact.language))
+    log.info("email %s texted back by %s: confirmation sent", *masked)
+    confirm = ToConfirm(texted.address, None, texted.pending.id, None)
+    return TextAnswer(thanks_for_email(settings, contact.language), confirm, contact.language)
 
 
 def _start(
@@ -148,7 +167,9 @@ def confirmed_reply(settings: Settings, language: str, *, ask_email: bool) -> st
 
 
 def thanks_for_email(settings: Settings, language: str) -> str:
+    """The same words whether or not we could take the address: an answer that differed when
+    another contact holds it would tell anyone with a phone who is on the clinic's list."""
     name = settings.clinic.name
     if language == SPANISH:
-        return f"{name}: Gracias, guardamos su correo electronico."
-    return f"{name}: Thanks, we have saved your email address."
+        return f"{name}: Gracias. Le enviamos un correo con un enlace para confirmar su direccion."
+    return f"{name}: Thanks! We have emailed you a link to confirm your address."

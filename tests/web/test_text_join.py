@@ -122,7 +122,7 @@ def test_relief_starts_the_flow_and_yes_enrolls_and_asks_for_email(nurture_app, 
     assert proof["keyword"] == "RELIEF" and proof["text"] == "Relief!"
     assert proof["disclosure"] == prompt and proof["reply"] == "yes"
     thanks = _text(client, "sure it's Ana.Lopez@Example.com thanks", "SMR3")
-    assert "saved your email" in thanks
+    assert "emailed you a link to confirm" in thanks
     held = _contact(nurture_app)
     assert held.email == "ana.lopez@example.com" and held.email_consent is None
     assert _text(client, "yes", "SMR4") is not None  # a later YES: an ordinary START

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
@@ -28,9 +29,10 @@ from providers.events import DeliveryEvent, EventType, RejectReason
 from scheduler.deliveries import apply_event, seen
 from storage.db import transaction
 from storage.models import Channel, Contact, Event
+from web.join import send_confirmations
 from web.proxy import public_url
 from web.services import WebServices
-from web.text_join import answer_signup_text
+from web.text_join import TextAnswer, answer_signup_text
 
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
 log = logging.getLogger("nurture.web.twilio")
@@ -105,12 +107,25 @@ def twiml(text: str | None) -> Response:
 async def inbound(request: Request) -> Response:
     params = await verified_params(request)
     app: WebServices = request.app.state.nurture
-    reply = await run_in_threadpool(handle_inbound, app, params)
-    return twiml(reply)
+    answer = await run_in_threadpool(take_inbound, app, params)
+    response = twiml(answer.text)
+    if answer.email_to_confirm is not None:  # after the answer: Twilio waits 15 s at most
+        tokens = request.app.state.signup_tokens
+        confirm = answer.email_to_confirm
+        response.background = BackgroundTask(
+            send_confirmations, app, tokens, confirm, answer.language
+        )
+    return response
 
 
 def handle_inbound(app: WebServices, params: dict[str, str]) -> str | None:
     """Apply an inbound text in one transaction; returns the reply text, if any."""
+    return take_inbound(app, params).text
+
+
+def take_inbound(app: WebServices, params: dict[str, str]) -> TextAnswer:
+    """Apply an inbound text in one transaction: the reply text (None: no reply) and, for an
+    email address texted back after text-to-join, its confirmation email to send."""
     sid = params.get("MessageSid") or params.get("SmsSid") or ""
     body = params.get("Body", "")
     heard = classify(body, params.get("OptOutType"))
@@ -118,7 +133,7 @@ def handle_inbound(app: WebServices, params: dict[str, str]) -> str | None:
     event_id = f"twilio:{sid}:received" if sid else None
     with transaction(app.sessions) as session:
         if event_id and seen(session, event_id):
-            return None  # a retry of a text we already answered
+            return TextAnswer(None)  # a retry of a text we already answered
         contact = session.scalar(select(Contact).where(Contact.phone == sender)) if sender else None
         session.add(
             Event(
@@ -147,7 +162,7 @@ def handle_inbound(app: WebServices, params: dict[str, str]) -> str | None:
             if heard.language == Language.SPANISH:  # PARAR, AYUDA, "ya no me manden": a
                 contact.language = str(Language.SPANISH)  # clear sign they read Spanish
     log.info("inbound text from %s: %s (%s)", mask_phone(sender), heard.intent, heard.language)
-    return reply_to(heard, app.settings.clinic)
+    return TextAnswer(reply_to(heard, app.settings.clinic))
 
 
 def _phone(raw: str) -> str:
