@@ -180,6 +180,17 @@ class Sequence(Strict):
             raise ValueError("step names must be unique")
         return self
 
+    @model_validator(mode="after")
+    def _started_by_an_event_not_ended_by_booking(self) -> Sequence:
+        """The booking exit reads "has this person ever booked" (scheduler.checks): a sequence
+        a booking event starts would end at once. Its ends are campaigns.triggers' instead."""
+        if self.trigger != "launch" and self.exit.booked:
+            raise ValueError(
+                f"a sequence started by `{self.trigger}` must say [exit] booked = false: its "
+                "contacts have booked (a new booking ends a re-booking sequence by itself)"
+            )
+        return self
+
     def reason_in(self, language: str) -> str:
         """The footer's reason in `language`; the English one where there is no translation."""
         translation = self.translations.get(language)

@@ -11,6 +11,7 @@ from campaigns.definitions import Sequence, load_sequence
 from core.errors import InputError
 
 HEAD = 'name = "x"\ntitle = "x"\ntemplate_folder = "spasm-relief"\n'
+NO_EXIT = "[exit]\nbooked = false\n"
 STEP = '[[steps]]\nname = "a"\nchannel = "email"\ntemplate = "01-welcome"\n'
 
 
@@ -27,7 +28,7 @@ def test_a_sequence_starts_at_launch_and_never_re_enters_by_default(tmp_path: Pa
 
 
 def test_a_booking_trigger_and_re_entry_survive_the_snapshot(tmp_path: Path) -> None:
-    sequence = _load(tmp_path, HEAD + 'trigger = "no_show"\nreenter_after = "30d"\n' + STEP)
+    sequence = _load(tmp_path, HEAD + 'trigger = "no_show"\nreenter_after = "30d"\n' + NO_EXIT + STEP)
     assert sequence.trigger == "no_show"
     assert sequence.reenter_after == timedelta(days=30)
     again = Sequence.from_snapshot(sequence.snapshot())
@@ -42,3 +43,10 @@ def test_an_unknown_trigger_or_bad_re_entry_is_refused(
 ) -> None:
     with pytest.raises(InputError, match=field):
         _load(tmp_path, HEAD + line + "\n" + STEP)
+
+
+def test_a_sequence_started_by_an_event_must_not_exit_on_booking(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"started by `booked` must say \[exit\] booked = false"):
+        _load(tmp_path, HEAD + 'trigger = "booked"\n' + STEP)
+    sequence = _load(tmp_path, HEAD + 'trigger = "booked"\n[exit]\nbooked = false\n' + STEP)
+    assert sequence.exit.booked is False
