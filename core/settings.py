@@ -109,8 +109,9 @@ class ClinicSettings(Section):
     )
     sms_disclosure_es: str = Field(
         "Acepto recibir mensajes de texto promocionales de Spinal Decompression LA en este "
-        "número, hasta 4 mensajes al mes. El consentimiento no es condición de compra. Pueden "
-        "aplicarse tarifas de mensajes y datos. Responda STOP para cancelar, HELP para ayuda.",
+        "número, hasta 4 msjs/mes. El consentimiento no es condición de compra. Pueden "
+        "aplicarse tarifas de mensajes y datos. Responda STOP para cancelar, HELP/AYUDA para "
+        "ayuda.",
         min_length=40,
     )
     privacy_url: WebAddress = "https://spinaldecompressionla.com/privacy"

@@ -40,6 +40,7 @@ from core.redact import mask_email
 from core.settings import Settings
 from providers.base import EmailProvider, OutgoingEmail, OutgoingSms, ProviderError, SmsProvider
 from storage.db import transaction
+from templates.sms_segments import smart_encode
 from web.join_guard import AddressLimiter, Refusal, SignupTokens
 from web.pages import page, page_language, with_language
 from web.proxy import client_address
@@ -81,9 +82,12 @@ def sms_disclosure(settings: Settings, language: str) -> str:
 
 
 def confirm_prompt(settings: Settings, language: str) -> str:
-    """The first text: the disclosure, and that only a YES opts the number in."""
+    """The first text: the disclosure, and that only a YES opts the number in. Sent as Smart
+    Encoding would send it (templates.sms_segments.smart_encode: "número" goes as "numero"):
+    one accent GSM-7 lacks makes the whole text UCS-2, 70 characters a part instead of 160,
+    and the Spanish disclosure two parts instead of five. The ledger keeps the text as sent."""
     ask = "Responda SI para confirmar." if language == SPANISH else "Reply YES to confirm."
-    return f"{settings.clinic.name}: {ask} {sms_disclosure(settings, language)}"
+    return smart_encode(f"{settings.clinic.name}: {ask} {sms_disclosure(settings, language)}")
 
 
 def embed_origins(settings: Settings) -> list[str]:

@@ -149,20 +149,21 @@ def enroll_in_running(session: Session, contact: Contact, sequence: str, *, at: 
 
 
 def confirmed_reply(settings: Settings, language: str, *, ask_email: bool) -> str:
-    """Without á, í, ó, ú in Spanish: they would make the text UCS-2 (contacts.keywords)."""
+    """CTIA's opt-in confirmation: the program, how often, that rates may apply, STOP and HELP
+    (AYUDA too in Spanish), in GSM-7 and two parts at most (tests/web/test_signup_texts.py):
+    the Spanish is worded around á, í, ó, ú, which GSM-7 lacks (é, ñ, ¡ and ¿ it has)."""
     name = settings.clinic.name
     if language == SPANISH:
-        ask = " Responda con su correo electronico para recibir tambien nuestros consejos." * (
-            ask_email
-        )
+        ask = " ¿Quiere también nuestros consejos por correo? Responda con su correo." * ask_email
         return (
-            f"{name}: Gracias, su suscripcion esta confirmada. Hasta 4 mensajes al mes. "
-            f"Responda AYUDA para ayuda, PARAR para cancelar.{ask}"
+            f"{name}: ¡Gracias! Su registro queda confirmado. Hasta 4 mensajes al mes. Pueden "
+            f"aplicarse tarifas de mensajes y datos. Responda STOP para cancelar, HELP/AYUDA "
+            f"para ayuda.{ask}"
         )
-    ask = " Reply with your email address to get our tips by email too." * ask_email
+    ask = " Want our tips by email too? Reply with your email address." * ask_email
     return (
-        f"{name}: Thanks, you are confirmed. Up to 4 msgs/mo. Reply HELP for help, STOP to "
-        f"cancel.{ask}"
+        f"{name}: Thanks, you are confirmed. Up to 4 msgs/mo. Msg & data rates may apply. "
+        f"Reply STOP to cancel, HELP for help.{ask}"
     )
 
 
@@ -171,5 +172,5 @@ def thanks_for_email(settings: Settings, language: str) -> str:
     another contact holds it would tell anyone with a phone who is on the clinic's list."""
     name = settings.clinic.name
     if language == SPANISH:
-        return f"{name}: Gracias. Le enviamos un correo con un enlace para confirmar su direccion."
+        return f"{name}: Gracias. Le enviamos un correo con un enlace para confirmarlo."
     return f"{name}: Thanks! We have emailed you a link to confirm your address."

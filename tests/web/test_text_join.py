@@ -135,7 +135,7 @@ def test_alivio_sets_spanish_and_answers_in_spanish(nurture_app, client):
     assert prompt.startswith("Spinal Decompression LA: Responda SI para confirmar.")
     assert _contact(nurture_app).language == "es"
     reply = _text(client, "Sí", "SMA2")
-    assert "confirmada" in reply
+    assert "confirmado" in reply
     assert _contact(nurture_app).sms_consent == ConsentStatus.OPTED_IN
 
 
