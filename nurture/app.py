@@ -25,6 +25,7 @@ from scheduler.dispatcher import Dispatcher
 from scheduler.heartbeat import Heartbeat
 from scheduler.planner import Planner
 from scheduler.settle import Settler
+from scheduler.webhooks import Deliverer
 from storage.db import ensure_schema, make_engine, session_factory, transaction
 from templates.links import LinkSigner
 from templates.renderer import TemplateRenderer
@@ -162,6 +163,7 @@ class NurtureApp:
             heartbeat,
             settler,
             self.purge_unconfirmed_signups,
+            Deliverer(self.sessions, self.clock),
         )
 
     def purge_unconfirmed_signups(self) -> int:

@@ -15,8 +15,9 @@ Jobs: "plan" (the planner), "dispatch" (the dispatcher; a retryable failure is r
 its backoff as due_at, so retries need no job of their own), "recover" (housekeeping: claims
 and "sending" marks left by a stopped worker), "heartbeat" (scheduler/heartbeat.py: this
 worker is alive, for the dashboard and `nurture status`), "settle" (scheduler/settle.py:
-uncertain messages settled from the providers' own evidence) and "purge-signups" (hourly:
-sign-ups nobody confirmed in time are forgotten, contacts.signup).
+uncertain messages settled from the providers' own evidence), "purge-signups" (hourly:
+sign-ups nobody confirmed in time are forgotten, contacts.signup) and "webhooks"
+(scheduler/webhooks.py: events posted to the clinic's endpoints, never in the send path).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from scheduler.dispatcher import Dispatcher
 from scheduler.heartbeat import Heartbeat
 from scheduler.planner import Planner
 from scheduler.settle import Settler
+from scheduler.webhooks import Deliverer
 
 log = logging.getLogger("nurture.clock")
 
@@ -73,6 +75,7 @@ class EngineClock:
         heartbeat: Heartbeat | None = None,
         settler: Settler | None = None,
         purge_signups: Callable[[], Any] | None = None,
+        webhooks: Deliverer | None = None,
     ) -> None:
         self.planner, self.dispatcher, self.tick_seconds = planner, dispatcher, tick_seconds
         self.heartbeat = heartbeat  # None: tests whose dispatcher is a fake
@@ -91,6 +94,9 @@ class EngineClock:
         if purge_signups is not None:
             self.ticks["purge-signups"] = Tick("purge-signups", purge_signups)
             intervals["purge-signups"] = PURGE_SIGNUPS_SECONDS
+        if webhooks is not None:
+            self.ticks["webhooks"] = Tick("webhooks", webhooks.tick)
+            intervals["webhooks"] = webhooks.interval
         pool = ThreadPoolExecutor(max_workers=INSTANCES * len(self.ticks))
         self.scheduler = BackgroundScheduler(executors={"default": pool}, timezone="UTC")
         self.ticked = threading.Event()

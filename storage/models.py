@@ -479,3 +479,59 @@ class IdempotentRequest(Base):
     status: Mapped[int]
     response_body: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class WebhookEndpoint(Base):
+    """A URL of the clinic's (its CRM, a Zapier hook) that is told about events as they happen
+    (staff.webhook_endpoints registers it, scheduler.webhooks delivers).
+
+    Unlike an API key, the secret is stored as it is: we sign every delivery with it
+    (HMAC-SHA256), so we must be able to read it back, as Stripe and GitHub keep theirs. It is
+    still shown to staff only once, at registration; after that only its first characters.
+
+    `after_event_id` is the newest event when the endpoint was registered (nothing older is
+    sent to it); `cursor_event_id` is the newest event the deliverer has looked at.
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    event_types: Mapped[list[str]] = mapped_column(default=list)
+    secret: Mapped[str] = mapped_column(String(100))
+    secret_prefix: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    after_event_id: Mapped[int] = mapped_column(default=0)
+    cursor_event_id: Mapped[int] = mapped_column(default=0)
+    last_status: Mapped[str | None] = mapped_column(String(200))
+    last_attempt_at: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: made once (the unique pair, whichever worker hands it out),
+    posted until the receiver answers 2xx or a day has passed. The body is built at each attempt
+    from the event and the contact as they are then, so a forgotten person's address is never
+    kept here nor sent after the forget. `event_id` is NULL for a staff "send a test event"."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_delivery"),
+        Index("ix_webhook_delivery_due", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # NULL once delivered or given up: the due index then holds only work still to do.
+    next_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    delivered_at: Mapped[datetime | None]
+    gave_up_at: Mapped[datetime | None]

@@ -11,7 +11,6 @@ Signature (Stripe-style, so a captured request cannot be replayed later):
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import re
@@ -26,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from campaigns.booking import booking_recorded, find_contact, mark_booked
 from core.errors import InputError, NotFound
 from core.redact import mask_address
+from core.signatures import HEADER, sign
 from storage.db import transaction
 from storage.models import Contact
 from web.services import WebServices
@@ -33,7 +33,6 @@ from web.services import WebServices
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 log = logging.getLogger("nurture.web.booking")
 
-HEADER = "X-Nurture-Signature"
 REPLAY_WINDOW = 300
 _HEADER_FORMAT = re.compile(r"^t=([0-9]{1,12}),sha256=([0-9a-f]{64})$")
 
@@ -60,12 +59,6 @@ class BookingNotice(BaseModel):
             except OverflowError:
                 raise ValueError("booked_at is out of range") from None
         return self
-
-
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """The header value for `body` at `timestamp` (what the booking system must compute)."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},sha256={digest.hexdigest()}"
 
 
 def verify(secret: str, body: bytes, header: str, now: datetime) -> bool:

@@ -1,0 +1,280 @@
+"""The webhook deliverer: a job of its own on the worker's clock (scheduler.clock), every
+`INTERVAL` seconds, so a slow or dead receiver never holds up planning or sending.
+
+Each tick does two things, each in short transactions of its own:
+
+1. Hand out: new events of the kinds an endpoint wants become deliveries, one per (endpoint,
+   event) by a unique constraint and ON CONFLICT DO NOTHING, so two workers ticking at once
+   make each delivery once. Nothing is added to the click or unsubscribe paths: events are
+   read from the table they already write. Ids are drawn when a row is inserted, not when it is
+   committed, so an event may become visible after a later id was read (a transaction that
+   drew its id first and committed second); each endpoint's cursor therefore looks back
+   `REWIND` ids, and NOT EXISTS keeps what was handed out from being looked at twice (a plain
+   cursor loses such rows: listmonk #3022).
+2. Post: due deliveries are claimed (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite's write lock
+   serialises), their next attempt moved a `LEASE` ahead so no other worker takes them, then
+   posted outside any transaction with a `TIMEOUT`, a few at a time. A 2xx delivers; anything
+   else (a status, a refused connection, a timeout, a redirect: none are followed) is retried
+   after `BACKOFF`, until a day after the delivery was made; then it is given up and says so.
+
+Failures are logged with the endpoint's host only: a URL's path or query may hold a token.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.clock import Clock
+from core.signatures import HEADER, sign
+from scheduler.webhook_payloads import PUBLIC_TYPE, body_of
+from staff.webhook_endpoints import EVENT_TYPES
+from storage.db import is_sqlite, transaction
+from storage.models import Event, WebhookDelivery, WebhookEndpoint
+
+log = logging.getLogger("nurture.webhooks")
+
+INTERVAL = 2.0
+REWIND = 1000
+HAND_OUT_BATCH = 500
+POST_BATCH = 20
+POSTERS = 4
+TIMEOUT = 5.0
+LEASE = timedelta(
+    seconds=60
+)  # longer than a batch of posts can take (POST_BATCH / POSTERS * TIMEOUT)
+GIVE_UP_AFTER = timedelta(days=1)
+#: Seconds before attempt n+1 after n failed attempts; the last repeats until the day is out.
+BACKOFF = (10, 30, 120, 600, 1800, 3600, 7200)
+USER_AGENT = "Nurture-Webhooks/1"
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1])
+
+
+@dataclass(frozen=True)
+class Attempt:
+    delivery_id: int
+    endpoint_id: int
+    url: str
+    event_type: str
+    body: bytes
+    signature: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    attempt: Attempt
+    status: int | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass
+class TickResult:
+    handed_out: int = 0
+    delivered: int = 0
+    failed: int = 0
+
+
+class Deliverer:
+    def __init__(
+        self, sessions: sessionmaker[Session], clock: Clock, *, timeout: float = TIMEOUT
+    ) -> None:
+        self.sessions, self.clock, self.timeout = sessions, clock, timeout
+        self.interval = INTERVAL
+
+    def tick(self) -> TickResult:
+        result = TickResult(handed_out=self.hand_out())
+        for outcome in self.deliver_due():
+            if outcome.ok:
+                result.delivered += 1
+            else:
+                result.failed += 1
+        return result
+
+    def hand_out(self) -> int:
+        with transaction(self.sessions, immediate=False) as session:
+            if not session.scalar(select(exists().where(WebhookEndpoint.active.is_(True)))):
+                return 0  # most installations: no write lock taken at all
+        made = 0
+        with transaction(self.sessions) as session:
+            now = self.clock()
+            newest = session.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
+            endpoints = session.scalars(
+                select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True))
+            )
+            for endpoint in list(endpoints):
+                made += _hand_out_to(session, endpoint, newest, now)
+        return made
+
+    def deliver_due(self) -> list[Outcome]:
+        with transaction(self.sessions, immediate=False) as session:
+            due = select(WebhookDelivery.id).where(WebhookDelivery.next_attempt_at <= self.clock())
+            if session.scalar(due.limit(1)) is None:
+                return []
+        attempts = self._claim()
+        if not attempts:
+            return []
+        with ThreadPoolExecutor(max_workers=min(POSTERS, len(attempts))) as pool:
+            outcomes = list(pool.map(self._post, attempts))
+        self._record(outcomes)
+        return outcomes
+
+    def _claim(self) -> list[Attempt]:
+        with transaction(self.sessions) as session:
+            now = self.clock()
+            due = (
+                select(WebhookDelivery.id)
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .where(WebhookDelivery.next_attempt_at <= now, WebhookEndpoint.active.is_(True))
+                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                .limit(POST_BATCH)
+            )
+            if not is_sqlite(session.get_bind()):
+                due = due.with_for_update(skip_locked=True, of=WebhookDelivery)
+            ids = list(session.scalars(due))
+            if not ids:
+                return []
+            claimed = session.scalars(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(ids), WebhookDelivery.next_attempt_at <= now)
+                .values(next_attempt_at=now + LEASE, attempts=WebhookDelivery.attempts + 1)
+                .returning(WebhookDelivery.id)
+            ).all()
+            timestamp = int(now.timestamp())
+            attempts = []
+            for delivery_id in sorted(claimed):
+                delivery = session.get_one(WebhookDelivery, delivery_id)
+                endpoint = session.get_one(WebhookEndpoint, delivery.endpoint_id)
+                body = body_of(session, delivery, now)
+                attempts.append(
+                    Attempt(delivery.id, endpoint.id, endpoint.url, delivery.event_type, body,
+                            sign(endpoint.secret, body, timestamp))
+                )  # fmt: skip
+            return attempts
+
+    def _post(self, attempt: Attempt) -> Outcome:
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            HEADER: attempt.signature,
+            "X-Nurture-Event": attempt.event_type,
+            "X-Nurture-Delivery": str(attempt.delivery_id),
+        }
+        status, error = post(attempt.url, attempt.body, headers, self.timeout)
+        return Outcome(attempt, status, error)
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        with transaction(self.sessions) as session:
+            now = self.clock()
+            for outcome in outcomes:
+                delivery = session.get(WebhookDelivery, outcome.attempt.delivery_id)
+                if delivery is None:  # its endpoint was deleted meanwhile
+                    continue
+                _settle(delivery, outcome, now)
+                endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+                if endpoint is not None:
+                    endpoint.last_status = _status_text(delivery, outcome)
+                    endpoint.last_attempt_at = now
+                if not outcome.ok:
+                    host = urlsplit(outcome.attempt.url).hostname
+                    log.warning(
+                        "webhook delivery %s to %s failed (attempt %d): %s",
+                        delivery.id, host, delivery.attempts,
+                        outcome.status or outcome.error,
+                    )  # fmt: skip
+
+
+def _hand_out_to(session: Session, endpoint: WebhookEndpoint, newest: int, now: datetime) -> int:
+    kinds = [EVENT_TYPES[name] for name in endpoint.event_types if name in EVENT_TYPES]
+    low = max(endpoint.after_event_id, endpoint.cursor_event_id - REWIND)
+    handed = exists().where(
+        WebhookDelivery.endpoint_id == endpoint.id, WebhookDelivery.event_id == Event.id
+    )
+    rows = session.execute(
+        select(Event.id, Event.kind)
+        .where(Event.id > low, Event.id <= newest, Event.kind.in_(kinds), ~handed)
+        .order_by(Event.id)
+        .limit(HAND_OUT_BATCH)
+    ).all()
+    if rows:
+        dialect = session.get_bind().dialect.name
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert(WebhookDelivery)
+        session.execute(
+            insert.on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"]),
+            [
+                {"endpoint_id": endpoint.id, "event_id": event_id,
+                 "event_type": PUBLIC_TYPE[kind], "created_at": now, "attempts": 0,
+                 "next_attempt_at": now}
+                for event_id, kind in rows
+            ],
+        )  # fmt: skip
+    # A full batch may have left events behind it: go on from the last one next tick.
+    cursor = rows[-1].id if len(rows) == HAND_OUT_BATCH else newest
+    session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint.id, WebhookEndpoint.cursor_event_id < cursor)
+        .values(cursor_event_id=cursor)
+    )
+    return len(rows)
+
+
+def _settle(delivery: WebhookDelivery, outcome: Outcome, now: datetime) -> None:
+    delivery.last_status_code = outcome.status
+    delivery.last_error = outcome.error[:300] if outcome.error else None
+    if outcome.ok:
+        delivery.delivered_at, delivery.next_attempt_at = now, None
+        return
+    last_chance = delivery.created_at + GIVE_UP_AFTER
+    if now >= last_chance:
+        delivery.gave_up_at, delivery.next_attempt_at = now, None
+    else:
+        delivery.next_attempt_at = min(now + backoff(delivery.attempts), last_chance)
+
+
+def _status_text(delivery: WebhookDelivery, outcome: Outcome) -> str:
+    said = f"HTTP {outcome.status}" if outcome.status is not None else (outcome.error or "failed")
+    if outcome.ok:
+        return f"delivered ({said})"
+    if delivery.gave_up_at is not None:
+        return f"gave up after {delivery.attempts} attempts ({said})"[:200]
+    return f"failing, retrying ({said})"[:200]
+
+
+def post(
+    url: str, body: bytes, headers: dict[str, str], timeout: float
+) -> tuple[int | None, str | None]:
+    """POST once, following no redirect: (status, None), or (None, why it got no answer)."""
+    parts = urlsplit(url)
+    connection: Any
+    if parts.scheme == "https":
+        connection = HTTPSConnection(
+            parts.hostname or "", parts.port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        connection = HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read(65536)
+        return response.status, None
+    except (OSError, HTTPException) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:300]
+    finally:
+        connection.close()

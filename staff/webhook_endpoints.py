@@ -1,0 +1,160 @@
+"""Outbound webhook endpoints: editors register a URL for the event types it wants, see its
+secret once, and deactivate or delete it (scheduler.webhooks delivers to it).
+
+The public event types are a small vocabulary of their own (`contact.opted_out`, not our
+internal event kind `unsubscribed`), as django-anymail normalises providers' events: receivers
+depend on these names, never on how we store things. Each names the `events` kind it is made
+from; only what the events table actually records is offered.
+
+An endpoint gets events that happen after it was registered (`after_event_id`), never the
+history. URLs are http(s) without credentials; a delivery carries a person's email or phone,
+so plain http is allowed only to this machine (a receiver beside the server, and tests).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from ipaddress import ip_address
+from urllib.parse import urlsplit
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.errors import InputError, NotFound
+from storage.models import Event, WebhookDelivery, WebhookEndpoint
+
+SECRET_PREFIX = "whsec_"
+MAX_URL = 2000
+#: Public event type -> the `events.kind` it is made from.
+EVENT_TYPES: dict[str, str] = {
+    "contact.opted_out": "unsubscribed",
+    "contact.opted_in": "resubscribed",
+    "contact.booked": "booked",
+    "contact.cancelled": "cancelled",
+    "contact.no_show": "no_show",
+    "contact.attended": "attended",
+    "message.clicked": "clicked",
+    "message.delivered": "delivered",
+    "message.bounced": "bounced",
+}
+#: What staff's "send a test event" posts; never made from an event.
+TEST_TYPE = "webhook.test"
+LOOPBACK_NAMES = {"localhost"}
+
+
+@dataclass(frozen=True)
+class NewEndpoint:
+    """An endpoint just registered: `secret` is shown to the editor this once."""
+
+    id: int
+    url: str
+    event_types: list[str]
+    secret: str
+
+
+def check_url(url: str) -> str:
+    """The URL as stored, or InputError saying what is wrong with it."""
+    url = url.strip()
+    if not url or len(url) > MAX_URL:
+        raise InputError(f"give a URL of 1 to {MAX_URL} characters")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError("the URL must start with https:// and name a host")
+    if parts.username is not None or parts.password is not None:
+        raise InputError(
+            "the URL must not carry a user name or password; the signature is the proof"
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise InputError("use https: deliveries carry people's email addresses and phone numbers")
+    try:
+        parts.port  # noqa: B018  # raises ValueError for a port out of range
+    except ValueError:
+        raise InputError("the URL's port is not a number from 1 to 65535") from None
+    return url
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def register(
+    session: Session, *, url: str, event_types: list[str], created_by: str, at: datetime
+) -> NewEndpoint:
+    url = check_url(url)
+    wanted = sorted(set(event_types))
+    unknown = [kind for kind in wanted if kind not in EVENT_TYPES]
+    if unknown:
+        raise InputError(f"unknown event type {unknown[0]!r}; choose from {', '.join(EVENT_TYPES)}")
+    if not wanted:
+        raise InputError("choose at least one event type")
+    newest = session.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    row = WebhookEndpoint(
+        url=url,
+        event_types=wanted,
+        secret=secret,
+        secret_prefix=secret[:12],
+        active=True,
+        created_by=created_by,
+        created_at=at,
+        after_event_id=newest,
+        cursor_event_id=newest,
+    )
+    session.add(row)
+    session.flush()
+    return NewEndpoint(row.id, url, wanted, secret)
+
+
+def _endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
+    row = session.get(WebhookEndpoint, endpoint_id)
+    if row is None:
+        raise NotFound(f"no webhook endpoint {endpoint_id}")
+    return row
+
+
+def deactivate(session: Session, endpoint_id: int) -> bool:
+    """Stop delivering to it (deliveries waiting are kept, not sent); False if already off."""
+    row = _endpoint(session, endpoint_id)
+    was = row.active
+    row.active = False
+    return was
+
+
+def delete(session: Session, endpoint_id: int) -> None:
+    """Remove it and its deliveries (the foreign key cascades)."""
+    session.delete(_endpoint(session, endpoint_id))
+    session.flush()
+
+
+def queue_test(session: Session, endpoint_id: int, *, at: datetime) -> int:
+    """A `webhook.test` delivery, due now: the deliverer posts it within seconds."""
+    row = _endpoint(session, endpoint_id)
+    if not row.active:
+        raise InputError("this endpoint is deactivated; register it again to use it")
+    delivery = WebhookDelivery(
+        endpoint_id=row.id, event_id=None, event_type=TEST_TYPE, created_at=at, next_attempt_at=at
+    )
+    session.add(delivery)
+    session.flush()
+    return delivery.id
+
+
+def list_endpoints(session: Session) -> list[WebhookEndpoint]:
+    return list(
+        session.scalars(
+            select(WebhookEndpoint).order_by(WebhookEndpoint.active.desc(), WebhookEndpoint.id)
+        )
+    )
+
+
+def recent_deliveries(session: Session, limit: int = 30) -> list[WebhookDelivery]:
+    return list(
+        session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit))
+    )
