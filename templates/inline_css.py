@@ -64,8 +64,9 @@ _STYLED_ATTRIBUTES = frozenset(("class", "id", "style"))
 class InliningLoader(BaseLoader):
     """Templates from a folder; `.html` ones with the stylesheet inlined (see the module)."""
 
-    def __init__(self, root: Path) -> None:
-        self.files = FileSystemLoader(str(root))
+    def __init__(self, root: Path, files: BaseLoader | None = None) -> None:
+        #: where sources come from: the folder, or a loader over it (templates.markdown_body)
+        self.files = files or FileSystemLoader(str(root))
         sheet = root / STYLESHEET
         self.css = sheet.read_text(encoding="utf-8") if sheet.is_file() else ""
 

@@ -24,6 +24,7 @@ from jinja2 import (
     StrictUndefined,
     TemplateError,
     TemplateNotFound,
+    TemplateSyntaxError,
     UndefinedError,
     select_autoescape,
 )
@@ -34,6 +35,7 @@ from core.errors import NurtureError
 from core.languages import DEFAULT_LANGUAGE
 from templates import TEMPLATES_DIR
 from templates.inline_css import InliningLoader
+from templates.markdown_body import StaffWrittenLoader
 from templates.sms_segments import SmsInfo, sms_info
 
 #: Contact fields a template may use. Nothing else of a contact reaches a message.
@@ -129,7 +131,9 @@ def make_environment(loader: InliningLoader) -> MessageSandbox:
 class TemplateRenderer:
     def __init__(self, root: Path = TEMPLATES_DIR) -> None:
         self.root = root
-        self.loader = InliningLoader(root)
+        #: steps written in the dashboard (Markdown emails, plain texts) load as Jinja templates
+        self.files = StaffWrittenLoader(root)
+        self.loader = InliningLoader(root, self.files)
         self.env = make_environment(self.loader)
         #: (folder, template, channel, language) -> the folder the step is read from; the
         #: files never change while the process runs (auto_reload is off too)
@@ -154,7 +158,7 @@ class TemplateRenderer:
             raise TemplateRenderError(f"{name}: {type(exc).__name__}: {exc}") from None
 
     def exists(self, name: str) -> bool:
-        return (self.root / name).is_file()
+        return self.files.exists(name)
 
     def missing_translation(
         self, folder: str, template: str, channel: str, language: str
@@ -193,6 +197,8 @@ class TemplateRenderer:
             return self.loader.files.get_source(self.env, name)[0]
         except TemplateNotFound:
             raise TemplateRenderError(f"template {name} not found under {self.root}") from None
+        except TemplateSyntaxError as exc:  # a staff-written step with more than placeholders
+            raise TemplateRenderError(f"{name}: {exc.message}") from None
 
     def render_email(self, folder: str, step: str, context: Mapping[str, Any]) -> RenderedEmail:
         base = f"{folder}/{step}"
