@@ -263,6 +263,13 @@ class StatusSettings(Section):
     unreachable_threshold: int = Field(2, ge=1)
 
 
+class ReviewSettings(Section):
+    """Review before launch (campaigns.review): owners approve a sequence's content, editors
+    request review. true: an editor may also launch a sequence no owner has approved."""
+
+    editors_may_launch: bool = False
+
+
 class LogSettings(Section):
     #: "json": one JSON object per line for a log collector (nurture.cli.logs); "text": for people.
     format: Literal["text", "json"] = "text"
@@ -311,6 +318,7 @@ class Settings(BaseSettings):
     status: StatusSettings = StatusSettings()
     signup: SignupSettings = SignupSettings()
     log: LogSettings = LogSettings()
+    review: ReviewSettings = ReviewSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -421,6 +421,27 @@ class StaffSession(Base):
     ended_at: Mapped[datetime | None]
 
 
+class LaunchReview(Base):
+    """One review of a sequence before launch (campaigns.review): an editor asks, an owner
+    approves or sends it back. `fingerprint` is the content reviewed (the definition and every
+    template file, campaigns.review.content_fingerprint): an approval lets a launch through only
+    while the content still has it. Staff are named by email, so a removed account's decisions
+    stay readable."""
+
+    __tablename__ = "launch_reviews"
+    __table_args__ = (Index("ix_launch_review_sequence", "sequence", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sequence: Mapped[str] = mapped_column(String(100))  # the definition's name (campaign name)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(320))
+    requested_at: Mapped[datetime]
+    decision: Mapped[str] = mapped_column(String(20), default="pending")
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    decided_at: Mapped[datetime | None]
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+
 class WorkerHeartbeat(Base):
     """One worker process, as its clock last reported it (scheduler/heartbeat.py).
 

@@ -34,6 +34,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("NURTURE_SETTINGS_FILE", str(REPO_ROOT / "settings.toml"))
     monkeypatch.setenv("NURTURE_SECRET_KEY", TEST_SECRET)
+    # Most tests launch campaigns without an owner's review; tests of the review rule turn it
+    # back on (campaigns.review, tests/campaigns/test_review.py).
+    monkeypatch.setenv("NURTURE_REVIEW__EDITORS_MAY_LAUNCH", "true")
 
 
 @pytest.fixture(autouse=True)

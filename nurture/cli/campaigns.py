@@ -13,6 +13,7 @@ from campaigns.definitions import list_sequences, load_sequence
 from campaigns.state import CampaignStatus
 from core.errors import InputError
 from core.redact import mask_address
+from nurture.cli import review as review_commands
 from nurture.cli.common import console, ready_app
 from scheduler.attention import Resolution, needing_attention, resolve
 from storage.db import transaction
@@ -22,6 +23,11 @@ from storage.models import Campaign, Contact, Message
 # bars): the worker process stays lean, it loads only what it runs.
 
 app = typer.Typer(help="Campaigns: sequences sent to an audience.", no_args_is_help=True)
+
+app.command("review")(review_commands.request)
+app.command("approve")(review_commands.approve)
+app.command("send-back")(review_commands.send_back)
+app.command("reviews")(review_commands.history)
 
 #: How far `simulate` may look ahead: a year covers any sequence, and the projection's date
 #: arithmetic stays far from the calendar's end.
@@ -76,16 +82,24 @@ def _parse_start(start: str | None) -> datetime | None:
 def launch(
     name: str = typer.Argument(..., help="Sequence definition in campaigns/NAME.toml."),
     start: str | None = typer.Option(None, help="ISO start time with offset; default now."),
+    by: str | None = typer.Option(
+        None, "--as", help="Your staff account's email: an owner's launch records its approval."
+    ),
 ) -> None:
-    """Launch a campaign: snapshot its definition and enroll its audience."""
-    from campaigns import lifecycle
+    """Launch a campaign: snapshot its definition and enroll its audience.
+
+    Its content must be approved by an owner (`campaigns approve`), unless an owner launches
+    (--as) or `[review] editors_may_launch` is true (campaigns.review)."""
+    from campaigns import review
 
     nurture = ready_app()
     sequence = load_sequence(name)
+    who = review_commands.reviewer(nurture, by)
     with transaction(nurture.sessions) as session, _enrolling() as progress:
-        campaign, enrolled = lifecycle.launch(
+        campaign, enrolled = review.launch(
             session,
             sequence,
+            who,
             now=nurture.clock(),
             starts_at=_parse_start(start),
             settings=nurture.settings,

@@ -1,5 +1,6 @@
 """Campaigns: the list, one campaign's page (sequence, audience, funnel, schedule), and the
-launch / pause / resume / cancel buttons, which call campaigns.lifecycle like the CLI does."""
+launch / pause / resume / cancel buttons, which call campaigns.lifecycle like the CLI does
+(a launch through campaigns.review's rule; the review buttons are web.admin.review_pages)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns import lifecycle
+from campaigns import lifecycle, review
 from campaigns.audience import audience_size_query
 from campaigns.definitions import Sequence, list_sequences, load_sequence
 from campaigns.reports import (
@@ -37,6 +38,7 @@ from web.admin.charts import daily_svg, funnel_svg
 from web.admin.formatting import describe_delay, describe_window, parse_start
 from web.admin.render import render
 from web.admin.report_cache import report_cache
+from web.admin.review_panel import review_panel
 from web.admin.scheduler_status import current_scheduler_status
 from web.admin.session import Staff, StaffEditor, StaffNotFound, StaffReader
 from web.services import WebServices
@@ -161,6 +163,9 @@ def _campaign_page(
         if row.sequence is not None and row.state.launchable:
             # Before launch only: afterwards the enrollments are the audience (no contacts scan).
             context["audience_size"] = session.scalar(audience_size_query(row.sequence))
+            to_launch, _ = _definition(name)  # what a launch reads: the file, not a draft's copy
+            if to_launch is not None:
+                context["review"] = review_panel(session, to_launch, staff, nurture.settings)
         if campaign is not None:
             figures = report_cache(request).get(
                 ("campaign", campaign.id, row.state),
@@ -213,8 +218,11 @@ def launch(
         return _campaign_page(request, name, staff, error=problem, status_code=400)
     try:
         start = parse_start(starts_at, nurture.settings.clinic.default_timezone, now)
+        who = review.Reviewer(staff.email, staff.role)
         with transaction(nurture.sessions) as session:
-            lifecycle.launch(session, sequence, now=now, starts_at=start, settings=nurture.settings)
+            review.launch(
+                session, sequence, who, now=now, starts_at=start, settings=nurture.settings
+            )
     except ValidationFailed as exc:
         problems = "; ".join(exc.problems)
         message = f"This sequence cannot be launched: {problems}"

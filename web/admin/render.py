@@ -35,6 +35,9 @@ SECURITY_HEADERS = {
 #: Short notices after a redirect, by code, so no request can make a page say anything else.
 NOTICES = {
     "launched": "Campaign launched.",
+    "review-requested": "Review requested: an owner can approve it or send it back.",
+    "approved": "Approved: this version of the sequence may be launched.",
+    "sent-back": "Sent back to the editors with your comment.",
     "paused": "Campaign paused: nothing more is sent until you resume it.",
     "resumed": "Campaign resumed.",
     "cancelled": "Campaign cancelled: its planned messages will not be sent.",

@@ -247,6 +247,15 @@ async def staff_editor(request: Request) -> Staff:
     return staff
 
 
+async def staff_owner(request: Request) -> Staff:
+    """A signed-in owner posting a form with the session's CSRF token (approving a launch)."""
+    staff = staff_reader(request)
+    if not staff.can_approve:
+        raise StaffForbidden("Only an owner can approve a sequence or send it back.")
+    await _check_csrf(request, staff.csrf)
+    return staff
+
+
 async def check_login_csrf(request: Request) -> None:
     token = read_session(request).get("c")
     if not isinstance(token, str) or not token:
@@ -257,3 +266,4 @@ async def check_login_csrf(request: Request) -> None:
 StaffReader = Annotated[Staff, Depends(staff_reader)]
 StaffPoster = Annotated[Staff, Depends(staff_poster)]
 StaffEditor = Annotated[Staff, Depends(staff_editor)]
+StaffOwner = Annotated[Staff, Depends(staff_owner)]

@@ -1,8 +1,9 @@
 """/api/v1/contacts: create or update a person with consent, record what happened, read them.
 
 Every change goes through the rules the other paths use: contacts.intake (normalisation and the
-consent ledger) and campaigns.booking.mark_booked (a booking ends the nurture exactly as the
-booking webhook does). The ledger's `source` names the API key, so staff see which client said.
+consent ledger) and campaigns.booking.record_booking_event (a booking, cancellation or no-show
+ends and starts sequences exactly as the booking webhook's does). The ledger's `source` names
+the API key, so staff see which client said.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns.booking import booking_recorded, mark_booked
+from campaigns.booking import record_booking_event
 from contacts.intake import ConsentStatement, Intake, take_in
 from staff.api_keys import KeyHolder
-from storage.models import Campaign, Channel, ConsentStatus, Contact, Enrollment, Event
+from storage.models import Campaign, Channel, ConsentStatus, Contact, Enrollment
 from web.api.access import Reader, Writer
 from web.api.idempotency import HEADER, check_key, request_hash, run_once
 from web.api.problems import Problem, ProblemRoute, documented
@@ -105,8 +106,10 @@ def post_contact(
     "/contacts/{contact_id}/events",
     summary="Record a booking, cancellation, no-show or attendance",
     description=(
-        "`booked` ends every nurture sequence that exits on booking, as the booking webhook "
-        "does; a `reference` is recorded once (a repeat answers `duplicate`)."
+        "As the booking webhook does: `booked` ends every nurture sequence that exits on "
+        "booking and may start a pre-visit sequence; `cancelled` and `no_show` end that and may "
+        "start a re-booking one. A `reference` is recorded once per kind, whichever path "
+        "reported it first (a repeat answers `duplicate`)."
     ),
     status_code=201,
     response_model=EventRecorded,
@@ -125,29 +128,19 @@ def post_event(
         contact = _contact(session, contact_id)
         at = event.occurred_at or nurture.clock()
         answer = EventRecorded(contact_id=contact.id, kind=event.kind, status="recorded")
-        dedupe = f"api:{event.kind}:{event.reference}" if event.reference else None
-        if event.kind == "booked":
-            if event.reference and booking_recorded(session, event.reference):
-                answer.status = "duplicate"
-            else:
-                booked = mark_booked(
-                    session, contact, at=at, source=_source(holder), reference=event.reference
-                )
-                answer.exited_campaigns = list(booked.exited_campaigns)
-        elif dedupe and session.scalar(select(Event.id).where(Event.provider_event_id == dedupe)):
+        recorded = record_booking_event(
+            session,
+            contact,
+            event.kind,
+            at=at,
+            source=_source(holder),
+            reference=event.reference,
+            appointment_at=event.appointment_at,
+        )
+        if recorded.status == "duplicate":
             answer.status = "duplicate"
-        else:
-            session.add(
-                Event(
-                    kind=event.kind,
-                    occurred_at=at,
-                    contact_id=contact.id,
-                    provider="api" if dedupe else None,
-                    provider_event_id=dedupe,
-                    data={"source": _source(holder)},
-                )
-            )
-            session.flush()
+        answer.exited_campaigns = list(recorded.exited_campaigns)
+        answer.enrolled_campaigns = list(recorded.enrolled_campaigns)
         return 201, answer.model_dump()
 
     return _answer(request, holder, key, event.model_dump(mode="json"), work)

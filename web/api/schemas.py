@@ -62,8 +62,9 @@ class EventIn(BaseModel):
     reference: str | None = Field(
         None, min_length=1, max_length=150, description="The booking system's id: recorded once"
     )
+    appointment_at: AwareDatetime | None = Field(None, description="When the booked visit is")
 
-    @field_validator("occurred_at")
+    @field_validator("occurred_at", "appointment_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return in_utc(value)
@@ -108,6 +109,8 @@ class EventRecorded(BaseModel):
     kind: str
     status: Literal["recorded", "duplicate"]
     exited_campaigns: list[str] = Field(default_factory=list)
+    #: Sequences the event started (campaigns.triggers: pre-visit on booked, re-booking on no_show)
+    enrolled_campaigns: list[str] = Field(default_factory=list)
 
 
 class StageOut(BaseModel):

@@ -1,4 +1,5 @@
-"""POST /webhooks/booking: the clinic's booking system tells us someone booked.
+"""POST /webhooks/booking: the clinic's booking system tells us someone booked, cancelled or did
+not come (`event`, default `booked`); campaigns.booking.record_booking_event reacts to each.
 
 Signature (Stripe-style, so a captured request cannot be replayed later):
 
@@ -15,6 +16,7 @@ import hmac
 import logging
 import re
 from datetime import UTC, datetime
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -22,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from campaigns.booking import booking_recorded, find_contact, mark_booked
+from campaigns.booking import find_contact, record_booking_event
 from core.errors import InputError, NotFound
 from core.redact import mask_address
 from core.signatures import HEADER, sign
@@ -38,27 +40,42 @@ _HEADER_FORMAT = re.compile(r"^t=([0-9]{1,12}),sha256=([0-9a-f]{64})$")
 
 
 class BookingNotice(BaseModel):
-    """What the booking system sends: its booking id and the person's email and/or phone."""
+    """What the booking system sends: what happened to which booking, the person's email and/or
+    phone, and optionally when the visit is (the pre-visit sequence may use it)."""
 
     model_config = ConfigDict(extra="ignore")
 
+    event: Literal["booked", "cancelled", "no_show"] = Field(
+        "booked", description="What happened to the booking"
+    )
     booking_id: str = Field(min_length=1, max_length=150, description="Unique per booking")
     email: str | None = Field(None, max_length=320)
     phone: str | None = Field(None, max_length=40)
-    booked_at: datetime | None = Field(None, description="When it was booked (ISO 8601)")
+    booked_at: datetime | None = Field(
+        None, description="When it happened: booked, cancelled or missed (ISO 8601, with offset)"
+    )
+    appointment_at: datetime | None = Field(
+        None, description="When the visit is (ISO 8601, with offset)"
+    )
 
     @model_validator(mode="after")
     def _someone(self) -> BookingNotice:
         if not (self.email or self.phone):
             raise ValueError("give email or phone")
-        if self.booked_at is not None:
-            if self.booked_at.tzinfo is None:
-                raise ValueError("booked_at needs a time zone offset")
-            try:  # 9999-12-31T23:59-05:00 is past the last UTC moment Python can hold
-                self.booked_at = self.booked_at.astimezone(UTC)
-            except OverflowError:
-                raise ValueError("booked_at is out of range") from None
+        self.booked_at = _in_utc(self.booked_at, "booked_at")
+        self.appointment_at = _in_utc(self.appointment_at, "appointment_at")
         return self
+
+
+def _in_utc(moment: datetime | None, name: str) -> datetime | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} needs a time zone offset")
+    try:  # 9999-12-31T23:59-05:00 is past the last UTC moment Python can hold
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{name} is out of range") from None
 
 
 def verify(secret: str, body: bytes, header: str, now: datetime) -> bool:
@@ -74,13 +91,15 @@ def verify(secret: str, body: bytes, header: str, now: datetime) -> bool:
 
 @router.post(
     "/booking",
-    summary="A booking was made: the contact leaves every nurture sequence",
+    summary="A booking was made, cancelled or missed: sequences end and start accordingly",
     description=(
         f"Header `{HEADER}: t=<unix seconds>,sha256=<hex>` where `<hex>` is the lowercase hex "
         "HMAC-SHA256, keyed with NURTURE_BOOKING_WEBHOOK_SECRET, of the ASCII timestamp, a dot, "
         f"and the raw body. Requests more than {REPLAY_WINDOW} s old (or ahead) are refused. "
-        "The contact is found by email or phone; each booking_id is recorded once. Answers "
-        "200 with status `booked`, `duplicate` or `unknown_contact` (not retried)."
+        "The contact is found by email or phone; each booking_id is recorded once per event. "
+        "`booked` ends the nurture and may start a pre-visit sequence; `cancelled` and "
+        "`no_show` end that and may start a re-booking one. Answers 200 with status `booked`, "
+        "`cancelled`, `no_show`, `duplicate` or `unknown_contact` (not retried)."
     ),
     responses={
         200: {"description": "Recorded (or nothing to do)"},
@@ -115,23 +134,24 @@ async def booking(request: Request) -> Response:
 
 def record_booking(app: WebServices, notice: BookingNotice) -> str:
     with transaction(app.sessions) as session:
-        if booking_recorded(session, notice.booking_id):
-            return "duplicate"
         try:
             contact = _find(session, notice)
         except (NotFound, InputError):
             log.info(
-                "booking for an unknown contact (%s)", mask_address(notice.email or notice.phone)
+                "booking event for an unknown contact (%s)",
+                mask_address(notice.email or notice.phone),
             )
             return "unknown_contact"
-        mark_booked(
+        result = record_booking_event(
             session,
             contact,
+            notice.event,
             at=notice.booked_at or app.clock(),
             source="booking webhook",
             reference=notice.booking_id,
+            appointment_at=notice.appointment_at,
         )
-    return "booked"
+    return result.status
 
 
 def _find(session: Session, notice: BookingNotice) -> Contact:
