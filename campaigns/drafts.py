@@ -1,0 +1,240 @@
+"""A sequence as the dashboard's editor holds it, checked by the same rules as a launch.
+
+The editor sends its whole draft (settings of each step and each message in each language) as
+JSON. Here it becomes what a sequence is everywhere else: a definition (campaigns.definitions)
+and template files, Markdown emails and plain texts (templates.markdown_body). Checking a draft
+writes those files to a scratch folder beside the clinic's layouts and runs
+campaigns.validation.validate_sequence on it, so the editor's problems are the launch check's
+problems, in marketer words (campaigns.plain_words), plus what only a draft can lack: a message
+in one of the languages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from campaigns.definitions import Sequence, Step
+from campaigns.plain_words import LANGUAGE_WORDS, PlainFinding, reword, where
+from campaigns.validation import validate_sequence
+from core.languages import DEFAULT_LANGUAGE, LANGUAGES
+from core.settings import Settings
+from templates import TEMPLATES_DIR
+from templates.audit import looks_like_health_field
+from templates.markdown_body import EMAIL_SOURCE, SMS_SOURCE, EmailSource
+from templates.renderer import TemplateRenderer
+
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+class Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class DraftMessage(Loose):
+    subject: str = ""
+    preheader: str = ""
+    body: str = ""  # an email's Markdown
+    text: str = ""  # a text message
+
+    def written(self, channel: str) -> bool:
+        return bool(self.text.strip() if channel == "sms" else self.body.strip())
+
+
+class DraftStep(Loose):
+    name: str = ""
+    channel: str = "email"
+    delay: str = "0d"
+    days: str = "mon-sun"
+    start: str = "09:00"
+    end: str = "19:00"
+    max_segments: int = 2
+    #: a branch (Step.then) when the definitions have them: within, clicked, replied, otherwise
+    then: dict[str, str] | None = None
+    messages: dict[str, DraftMessage] = Field(default_factory=dict)
+
+    def template(self, number: int) -> str:
+        return f"{number:02d}-{self.name or 'step'}"
+
+
+class Draft(Loose):
+    name: str = ""
+    title: str = ""
+    reason: str = ""
+    reason_es: str = ""
+    custom_fields: list[str] = Field(default_factory=list)
+    steps: list[DraftStep] = Field(default_factory=list)
+
+    def definition(self) -> dict[str, Any]:
+        """The definition's data, as a TOML file would hold it."""
+        steps = []
+        for number, step in enumerate(self.steps, start=1):
+            data: dict[str, Any] = {
+                "name": step.name,
+                "channel": step.channel,
+                "template": step.template(number),
+                "delay": step.delay or "0d",
+                "window": {"days": step.days, "start": step.start, "end": step.end},
+                "max_segments": step.max_segments,
+            }
+            if step.then and "then" in Step.model_fields:
+                data["then"] = {key: value for key, value in step.then.items() if value}
+            steps.append(data)
+        definition: dict[str, Any] = {
+            "name": self.name,
+            "title": self.title,
+            "template_folder": self.name,
+            "reason": self.reason,
+            "custom_fields": list(self.custom_fields),
+            "steps": steps,
+        }
+        if self.reason_es.strip():
+            definition["translations"] = {"es": {"reason": self.reason_es}}
+        return definition
+
+    def files(self) -> dict[str, str]:
+        """Template files by path under templates/: only the messages written so far."""
+        found: dict[str, str] = {}
+        for number, step in enumerate(self.steps, start=1):
+            for language in LANGUAGES:
+                message = step.messages.get(language)
+                if message is None or not message.written(step.channel):
+                    continue
+                folder = self.name if language == DEFAULT_LANGUAGE else f"{self.name}/{language}"
+                base = f"{folder}/{step.template(number)}"
+                if step.channel == "sms":
+                    found[base + SMS_SOURCE] = message.text.strip() + "\n"
+                else:
+                    email = EmailSource(message.subject, message.preheader, message.body)
+                    found[base + EMAIL_SOURCE] = email.dump()
+        return found
+
+
+@dataclass
+class DraftReport:
+    problems: list[PlainFinding] = field(default_factory=list)
+    warnings: list[PlainFinding] = field(default_factory=list)
+    sequence: Sequence | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": not self.problems,
+            "problems": [finding.as_dict() for finding in self.problems],
+            "warnings": [finding.as_dict() for finding in self.warnings],
+        }
+
+
+FIELD_WORDS = {
+    "name": "The sequence's short name",
+    "title": "The title",
+    "reason": "The reason people get these messages",
+    "delay": "The wait before this step",
+    "window": "The sending days and hours",
+    "max_segments": "The segment limit",
+    "then": "The branch",
+}
+
+
+def parse_draft(data: Any) -> Draft:
+    return Draft.model_validate(data if isinstance(data, dict) else {})
+
+
+def build_sequence(draft: Draft, report: DraftReport) -> Sequence | None:
+    """The draft as a Sequence, or None with each reason in the report."""
+    if not draft.steps:
+        report.problems.append(PlainFinding("Add at least one step."))
+        return None
+    try:
+        return Sequence.model_validate(draft.definition())
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = [str(part) for part in error["loc"]]
+            step = int(loc[1]) + 1 if len(loc) > 1 and loc[0] == "steps" else None
+            named = next((FIELD_WORDS[part] for part in reversed(loc) if part in FIELD_WORDS), "")
+            what = named or "This draft"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if "pattern" in error["type"]:
+                message = "use lower-case letters, digits and dashes only (e.g. back-care)"
+            prefix = f"Step {step}: " if step else ""
+            report.problems.append(PlainFinding(f"{prefix}{what}: {message}", step))
+        return None
+
+
+def _missing_messages(draft: Draft, report: DraftReport) -> None:
+    for number, step in enumerate(draft.steps, start=1):
+        for language in LANGUAGES:
+            message = step.messages.get(language)
+            if message is None or not message.written(step.channel):
+                words = LANGUAGE_WORDS.get(language, language)
+                report.problems.append(
+                    PlainFinding(
+                        f"The {words} version of step {number} is missing.", number, language
+                    )
+                )
+            elif step.channel == "email":
+                _subject_health(message.subject, number, language, report)
+
+
+def _subject_health(subject: str, number: int, language: str, report: DraftReport) -> None:
+    """A subject line is read on a lock screen: no health details (templates.audit's words)."""
+    health = [word for word in _WORD.findall(subject) if looks_like_health_field(word)]
+    if health:
+        report.problems.append(
+            PlainFinding(
+                f"{where(number, 'email', language)}The subject line mentions a health detail "
+                f"({', '.join(dict.fromkeys(health))}): anyone near the screen can read it. "
+                "Keep health details in the body.",
+                number,
+                language,
+            )
+        )
+
+
+@contextmanager
+def draft_renderer(draft: Draft, root: Path = TEMPLATES_DIR) -> Iterator[TemplateRenderer]:
+    """A renderer over the draft's files and the clinic's fixed layouts, in a scratch folder."""
+    with tempfile.TemporaryDirectory(prefix="nurture-draft-") as scratch:
+        base = Path(scratch)
+        os.symlink(root / "layouts", base / "layouts", target_is_directory=True)
+        (base / draft.name).mkdir(parents=True, exist_ok=True)
+        for path, text in draft.files().items():
+            target = base / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        yield TemplateRenderer(base)
+
+
+def check_draft(draft: Draft, settings: Settings) -> DraftReport:
+    """Every problem of the draft: what the editor shows as staff type, and Save refuses on."""
+    report = DraftReport()
+    sequence = build_sequence(draft, report)
+    if sequence is None:
+        return report
+    report.sequence = sequence
+    _missing_messages(draft, report)
+    with draft_renderer(draft) as renderer:
+        found = validate_sequence(sequence, settings, renderer)
+    for line in found.problems:
+        if "unknown template" not in line:  # a missing message, said above in plain words
+            _once(report.problems, reword(line))
+    for line in found.warnings:
+        if "translation:" not in line and "no [translations." not in line:
+            _once(report.warnings, reword(line))
+    if not draft.reason_es.strip():
+        report.warnings.append(
+            PlainFinding("Say in Spanish why people get these messages (the Spanish footer).")
+        )
+    return report
+
+
+def _once(bucket: list[PlainFinding], finding: PlainFinding) -> None:
+    if finding not in bucket:
+        bucket.append(finding)

@@ -1,0 +1,201 @@
+"""The sequence editor's endpoints: the one segment counter, the content rules in marketer words,
+previews of a draft, and "send me a test" (marked, rate-limited, never a campaign message)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from campaigns.reports import campaign_counts
+from nurture.app import NurtureApp
+from providers.memory import MemoryChannel
+from storage.models import Contact, Message
+from tests.admin.conftest import EDITOR
+
+TEXT_OK = "{{ clinic_name }}: Hi {{ first_name }}, book {{ booking_link }} or call {{ clinic_phone }}. Reply STOP to opt out."  # noqa: E501
+
+
+def email(subject: str = "A note from us", body: str = "Hello {{ first_name }}.") -> dict[str, str]:
+    return {"subject": subject, "preheader": "A short note", "body": body}
+
+
+def three_steps(text_en: str = TEXT_OK, text_es: str | None = None) -> dict[str, Any]:
+    text_es = (
+        text_es
+        if text_es is not None
+        else text_en.replace(
+            "Reply STOP to opt out.", "Responda STOP para dejar de recibir mensajes."
+        )
+    )
+    return {
+        "name": "back-care",
+        "title": "Back care",
+        "reason": "you asked us about back care",
+        "reason_es": "usted nos pidió información sobre el cuidado de la espalda",
+        "steps": [
+            {"name": "welcome", "channel": "email", "messages": {"en": email(), "es": email()}},
+            {
+                "name": "nudge",
+                "channel": "sms",
+                "delay": "2d",
+                "start": "10:00",
+                "end": "19:00",
+                "messages": {"en": {"text": text_en}, "es": {"text": text_es}},
+            },
+            {"name": "invite", "channel": "email", "delay": "3d",
+             "messages": {"en": email(), "es": email()}},
+        ],
+    }  # fmt: skip
+
+
+@pytest.fixture
+def token(editor: TestClient, csrf: Any) -> str:
+    return str(csrf(editor.get("/admin/sequences/new").text))
+
+
+def post(client: TestClient, path: str, token: str, **fields: Any) -> Any:
+    data = {"csrf_token": token, **{k: str(v) for k, v in fields.items()}}
+    return client.post(f"/admin/editor/{path}", data=data)
+
+
+def test_the_editor_needs_a_login(client: TestClient) -> None:
+    assert client.get("/admin/sequences/new").status_code == 303
+    answer = client.post("/admin/editor/count", data={"text": "hi"})
+    assert answer.status_code == 303 and "/admin/login" in answer.headers["location"]
+
+
+def test_posts_need_the_csrf_token(editor: TestClient) -> None:
+    assert editor.post("/admin/editor/count", data={"text": "hi"}).status_code == 403
+    assert editor.post("/admin/editor/check", data={"draft": "{}"}).status_code == 403
+    refused = editor.post("/admin/editor/check", data={"draft": "{}", "csrf_token": "forged"})
+    assert refused.status_code == 403
+
+
+def test_the_page_offers_the_allowed_placeholders(editor: TestClient) -> None:
+    page = editor.get("/admin/sequences/new")
+    assert page.status_code == 200
+    for name in ("first_name", "last_name", "clinic_phone", "booking_link"):
+        assert f'data-placeholder="{name}"' in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_the_counter_counts_segments_as_sent(editor: TestClient, token: str) -> None:
+    short = post(editor, "count", token, text="Hi {{ first_name }}", max_segments=1).json()
+    assert short["encoding"] == "GSM-7" and short["segments"] == 1 and not short["over"]
+    assert short["as_sent"] == "Hi Maria"  # the sample contact's name, filled in
+    long = post(editor, "count", token, text="x" * 161, max_segments=1).json()
+    assert long["segments"] == 2 and long["over"]
+    curly = post(editor, "count", token, text="It’s here", max_segments=2).json()  # noqa: RUF001
+    assert curly["encoding"] == "UCS-2" and curly["forcing"] == ["’"]  # noqa: RUF001
+
+
+def test_the_counter_explains_a_refused_placeholder(editor: TestClient, token: str) -> None:
+    answer = post(editor, "count", token, text="{% if x %}hi{% endif %}").json()
+    assert "only placeholders like" in answer["error"]
+
+
+def test_a_clean_draft_has_no_problems(editor: TestClient, token: str) -> None:
+    report = post(editor, "check", token, draft=json.dumps(three_steps())).json()
+    assert report["problems"] == [], report["problems"]
+    assert report["ok"]
+
+
+def test_problems_are_listed_in_marketer_words(editor: TestClient, token: str) -> None:
+    draft = three_steps(text_en="{{ clinic_name }}: Hi, call {{ clinic_phone }} {{ booking_link }}")
+    draft["steps"][2]["messages"].pop("es")
+    draft["steps"][0]["messages"]["en"]["subject"] = "Help for your sciatica"
+    report = post(editor, "check", token, draft=json.dumps(draft)).json()
+    problems = [p["message"] for p in report["problems"]]
+    assert any("Step 2 (text, English): This text has no way to stop" in p for p in problems)
+    assert "The Spanish version of step 3 is missing." in problems
+    assert any("mentions a health detail (sciatica)" in p for p in problems)
+    assert not report["ok"]
+
+
+def test_a_text_over_its_segment_limit_is_a_problem(editor: TestClient, token: str) -> None:
+    long = TEXT_OK.replace("Hi", "Hi " + "there " * 50)
+    report = post(editor, "check", token, draft=json.dumps(three_steps(text_en=long))).json()
+    assert any("Over 2 segments" in p["message"] for p in report["problems"])
+
+
+def test_the_preview_renders_a_step_for_a_contact_chosen_by_name(
+    editor: TestClient, token: str, staff_accounts: NurtureApp
+) -> None:
+    with staff_accounts.sessions.begin() as session:
+        session.add(
+            Contact(
+                first_name="Rosa",
+                last_name="Diaz",
+                email="rosa@example.com",
+                timezone="America/Los_Angeles",
+            )
+        )
+    draft = json.dumps(three_steps())
+    answer = post(editor, "preview", token, draft=draft, step=0, contact="rosa diaz").json()
+    assert answer["contact"] == "Rosa Diaz" and answer["error"] == ""
+    assert "Hello Rosa." in answer["text"]
+    html = post(editor, "preview.html", token, draft=draft, step=0, language="es")
+    assert "Hello Maria." in html.text and "sandbox" in html.headers["content-security-policy"]
+    text = post(editor, "preview", token, draft=draft, step=1, language="es").json()
+    assert text["text"].endswith("Responda STOP para dejar de recibir mensajes.")
+
+
+def test_send_me_a_test_goes_to_the_staff_email_marked_and_uncounted(
+    editor: TestClient, token: str, channel: MemoryChannel, staff_accounts: NurtureApp
+) -> None:
+    answer = post(editor, "test", token, draft=json.dumps(three_steps()), step=0)
+    assert answer.status_code == 200 and answer.json()["sent"], answer.text
+    sent = channel.emails[-1]
+    assert sent.to == EDITOR and sent.subject.startswith("[TEST] ")
+    assert sent.message_id < 0 and sent.headers["X-Nurture-Test"] == "yes"
+    with staff_accounts.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 0
+        assert campaign_counts(session) == {}
+
+
+def test_a_test_text_goes_to_the_number_typed(
+    editor: TestClient, token: str, channel: MemoryChannel
+) -> None:
+    draft = json.dumps(three_steps())
+    missing = post(editor, "test", token, draft=draft, step=1)
+    assert missing.status_code == 422 and "mobile number" in missing.json()["error"]
+    answer = post(editor, "test", token, draft=draft, step=1, phone="(310) 555-0199")
+    assert answer.json()["sent"]
+    assert channel.texts[-1].to == "+13105550199"
+    assert channel.texts[-1].body.startswith("[TEST] ")
+
+
+def test_tests_are_limited_to_ten_a_minute(
+    editor: TestClient, token: str, channel: MemoryChannel
+) -> None:
+    draft = json.dumps(three_steps())
+    codes = [post(editor, "test", token, draft=draft, step=0).status_code for _ in range(11)]
+    assert codes[:10] == [200] * 10 and codes[10] == 429
+    assert len(channel.emails) == 10
+
+
+def test_viewers_read_the_editor_but_cannot_send_or_save(
+    viewer: TestClient, csrf: Any, channel: MemoryChannel
+) -> None:
+    page = viewer.get("/admin/sequences/new")
+    assert page.status_code == 200 and "can read this editor but not save" in page.text
+    token = csrf(page.text)
+    draft = json.dumps(three_steps())
+    assert post(viewer, "test", token, draft=draft, step=0).status_code == 403
+    assert post(viewer, "save", token, draft=draft).status_code == 403
+    assert channel.emails == []
+
+
+def test_save_stores_a_version_and_reopens_it(editor: TestClient, token: str) -> None:
+    pytest.importorskip("campaigns.content_store")
+    draft = three_steps()
+    saved = post(editor, "save", token, draft=json.dumps(draft)).json()
+    assert saved["saved"] and "version 1" in saved["message"]
+    again = post(editor, "save", token, draft=json.dumps(draft)).json()
+    assert "No changes since version 1" in again["message"]
+    page = editor.get("/admin/sequences/back-care/edit")
+    assert page.status_code == 200 and "Reply STOP to opt out." in page.text

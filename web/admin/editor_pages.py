@@ -1,0 +1,185 @@
+"""The sequence editor: staff write, check and save a sequence's steps and messages in the browser.
+
+The page holds the draft; the server does every rule. As staff type, the page asks two small
+JSON endpoints: `count` (an SMS's characters, encoding and segments: templates.sms_segments, the
+one counter, never a JavaScript copy) and `check` (the launch's content rules on the whole
+draft, in marketer words: campaigns.drafts). Both are POSTs with the session's CSRF token.
+Viewers may open the page and read; only editors and owners may save or send tests.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, Response
+from jinja2 import TemplateError
+
+from campaigns.definitions import Step
+from campaigns.drafts import Draft, DraftMessage, DraftStep, check_draft, parse_draft
+from campaigns.plain_words import LANGUAGE_WORDS
+from campaigns.validation import SAMPLE_CONTACTS
+from core.errors import NurtureError
+from core.languages import LANGUAGES
+from templates.markdown_body import allowed_placeholders, plain_template
+from templates.renderer import CONTACT_FIELDS, TemplateRenderer
+from templates.sms_segments import sms_info
+from web.admin.campaign_pages import CampaignName
+from web.admin.editor_store import load_draft, save_draft
+from web.admin.render import SECURITY_HEADERS, render
+from web.admin.session import Staff, StaffEditor, StaffPoster, StaffReader
+from web.services import WebServices
+
+router = APIRouter()
+
+MAX_DRAFT = 200_000  # characters of JSON: a long sequence in two languages is under 50,000
+DraftField = Annotated[str, Form(max_length=MAX_DRAFT)]
+
+
+def answer(data: dict[str, Any], status_code: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status_code, headers=SECURITY_HEADERS)
+
+
+def read_draft(raw: str) -> Draft:
+    try:
+        return parse_draft(json.loads(raw))
+    except (ValueError, TypeError):
+        return Draft()
+
+
+def new_draft() -> Draft:
+    """What "New sequence" starts from: three steps, email, text, email, in both languages."""
+    text_en = "{{ clinic_name }}: Hi {{ first_name }}, ... Reply STOP to opt out."
+    text_es = (
+        "{{ clinic_name }}: Hola {{ first_name }}, ... "
+        "Responda STOP para dejar de recibir mensajes."
+    )
+    return Draft(
+        steps=[
+            DraftStep(name="welcome", channel="email", messages=_blank_email()),
+            DraftStep(
+                name="reminder",
+                channel="sms",
+                delay="2d",
+                start="10:00",
+                end="19:00",
+                messages={"en": DraftMessage(text=text_en), "es": DraftMessage(text=text_es)},
+            ),
+            DraftStep(name="invitation", channel="email", delay="3d", messages=_blank_email()),
+        ]
+    )
+
+
+def _blank_email() -> dict[str, DraftMessage]:
+    return {language: DraftMessage() for language in LANGUAGES}
+
+
+def _page(
+    request: Request, staff: Staff, draft: Draft, *, existing: bool, note: str = ""
+) -> Response:
+    placeholders = allowed_placeholders(CONTACT_FIELDS, draft.custom_fields)
+    return render(
+        request,
+        "editor.html",
+        staff,
+        draft_json=draft.model_dump_json(),
+        draft=draft,
+        existing=existing,
+        note=note,
+        placeholders=placeholders,
+        languages={code: LANGUAGE_WORDS.get(code, code) for code in LANGUAGES},
+        branches="then" in Step.model_fields,
+        nav="campaigns",
+    )
+
+
+@router.get("/sequences/new")
+def new_sequence(request: Request, staff: StaffReader) -> Response:
+    return _page(request, staff, new_draft(), existing=False)
+
+
+@router.get("/sequences/{name}/edit")
+def edit_sequence(request: Request, staff: StaffReader, name: CampaignName) -> Response:
+    nurture: WebServices = request.app.state.nurture
+    with nurture.sessions() as session:
+        draft, note = load_draft(session, name, nurture.composer.renderer.root)
+    return _page(request, staff, draft, existing=True, note=note)
+
+
+@router.post("/editor/count")
+def count_text(
+    request: Request,
+    staff: StaffPoster,
+    text: Annotated[str, Form(max_length=5000)] = "",
+    max_segments: Annotated[int, Form(ge=1, le=10)] = 2,
+) -> Response:
+    """The text's segments as sent to a contact with a typical name (placeholders filled in
+    with the sample's values, `booking_link` as long as a real tracked link)."""
+    nurture: WebServices = request.app.state.nurture
+    smart = nurture.settings.sms.smart_encoding
+    try:
+        filled = _filled(nurture, text)
+    except TemplateError as exc:  # a placeholder refused, or a field the sample lacks
+        return answer({"error": exc.message or str(exc)})
+    except NurtureError as exc:
+        return answer({"error": str(exc)})
+    info = sms_info(filled, smart_encoding=smart)
+    return answer(
+        {
+            "characters": len(filled),
+            "typed": len(text),
+            "encoding": info.encoding,
+            "segments": info.segments,
+            "units": info.units,
+            "forcing": list(info.ucs2_characters),
+            "limit": max_segments,
+            "over": info.segments > max_segments,
+            "as_sent": filled,
+            "sample": SAMPLE_CONTACTS[0].first_name,
+        }
+    )
+
+
+def _filled(nurture: WebServices, text: str) -> str:
+    source = plain_template(text.strip(), "the text")
+    renderer: TemplateRenderer = nurture.composer.renderer
+    sample = SAMPLE_CONTACTS[0]
+    clinic = nurture.settings.clinic
+    context = {
+        "contact": {"first_name": sample.first_name, "last_name": sample.last_name},
+        "clinic": {
+            "name": clinic.name,
+            "phone": clinic.phone_display,
+            "postal_address": clinic.postal_address,
+            "website": clinic.website,
+        },
+        "booking_link": lambda destination="booking": nurture.signer.click_url(
+            99_999_999, destination
+        ),
+    }
+    return " ".join(renderer.env.from_string(source).render(context).split())
+
+
+@router.post("/editor/check")
+def check(request: Request, staff: StaffPoster, draft: DraftField = "{}") -> Response:
+    nurture: WebServices = request.app.state.nurture
+    report = check_draft(read_draft(draft), nurture.settings)
+    return answer(report.as_dict())
+
+
+@router.post("/editor/save")
+def save(request: Request, staff: StaffEditor, draft: DraftField = "{}") -> Response:
+    """Save the draft as a new version. A draft with problems is saved too (staff save work in
+    progress); review and launch refuse it until it is clean."""
+    nurture: WebServices = request.app.state.nurture
+    parsed = read_draft(draft)
+    report = check_draft(parsed, nurture.settings)
+    if report.sequence is None:
+        first = report.problems[0].message if report.problems else "This draft cannot be read."
+        return answer({"saved": False, "error": first}, 422)
+    try:
+        saved = save_draft(nurture, parsed, author=staff.email)
+    except NurtureError as exc:
+        return answer({"saved": False, "error": str(exc)}, 422)
+    return answer({"saved": True, "message": saved, **report.as_dict()})
