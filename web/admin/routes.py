@@ -18,6 +18,7 @@ from web.admin import (
     login,
     previews,
     projection,
+    review_pages,
     signup_form_pages,
 )
 from web.admin.session import StaffNotFound
@@ -25,6 +26,7 @@ from web.admin.session import StaffNotFound
 router = APIRouter(prefix="/admin", include_in_schema=False)
 router.include_router(login.router)
 router.include_router(campaign_pages.router)
+router.include_router(review_pages.router)
 router.include_router(previews.router)
 router.include_router(editor_pages.router)
 router.include_router(editor_previews.router)
