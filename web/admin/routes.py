@@ -11,11 +11,14 @@ from web.admin import (
     attention_pages,
     campaign_pages,
     contact_pages,
+    editor_pages,
+    editor_previews,
     import_pages,
     inbound_pages,
     login,
     previews,
     projection,
+    review_pages,
     signup_form_pages,
     webhook_pages,
 )
@@ -24,7 +27,10 @@ from web.admin.session import StaffNotFound
 router = APIRouter(prefix="/admin", include_in_schema=False)
 router.include_router(login.router)
 router.include_router(campaign_pages.router)
+router.include_router(review_pages.router)
 router.include_router(previews.router)
+router.include_router(editor_pages.router)
+router.include_router(editor_previews.router)
 router.include_router(projection.router)
 router.include_router(contact_pages.router)
 router.include_router(import_pages.router)
@@ -34,7 +40,12 @@ router.include_router(api_key_pages.router)
 router.include_router(webhook_pages.router)
 router.include_router(signup_form_pages.router)
 
-STATIC = {"admin.css": "text/css", "admin.js": "text/javascript"}
+STATIC = {
+    "admin.css": "text/css",
+    "admin.js": "text/javascript",
+    "editor.css": "text/css",
+    "editor.js": "text/javascript",
+}
 
 
 @router.get("/")
