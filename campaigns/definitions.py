@@ -109,6 +109,9 @@ class Step(Strict):
     window: SendWindow = SendWindow()
     max_lateness: timedelta | None = None
     max_segments: int = Field(DEFAULT_MAX_SEGMENTS, ge=1, le=10)
+    #: Due this long before the booked visit, when a booking gave its time (scheduler.appointments);
+    #: otherwise `delay` after the previous step, as any step.
+    before_appointment: timedelta | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -117,7 +120,7 @@ class Step(Strict):
             return {**data, "window": {"start": TCPA_EARLIEST, "end": TCPA_LATEST}}
         return data
 
-    @field_validator("delay", "max_lateness", mode="before")
+    @field_validator("delay", "max_lateness", "before_appointment", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if value is None or (isinstance(value, str) and value.upper().startswith("P")):
@@ -188,6 +191,12 @@ class Sequence(Strict):
             raise ValueError(
                 f"a sequence started by `{self.trigger}` must say [exit] booked = false: its "
                 "contacts have booked (a new booking ends a re-booking sequence by itself)"
+            )
+        timed = [step.name for step in self.steps if step.before_appointment is not None]
+        if timed and self.trigger != "booked":
+            raise ValueError(
+                f"step {timed[0]!r} is timed before_appointment, which only a sequence started "
+                'by a booking (trigger = "booked") knows'
             )
         return self
 

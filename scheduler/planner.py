@@ -38,6 +38,7 @@ from contacts.state_rules import DAY, StateRule, rule_for
 from contacts.suppressions import hasher_of
 from core.clock import Clock, utcnow
 from core.settings import Settings
+from scheduler.appointments import Appointments
 from scheduler.checks import Facts, exit_reason, suppressed_among, texts_since
 from scheduler.windows import QuietHours, next_allowed, next_allowed_text, texting_hours
 from storage.db import transaction
@@ -255,6 +256,7 @@ class Planner:
             return size, end
         known = campaigns.load(session, {row.campaign_id for row in ready})
         facts = self._suppressions(session, ready, known)
+        appointments = Appointments.of(session, ready, known)  # steps timed before the visit
         due: dict[tuple[Any, ...], datetime | None] = {}  # a launch's batch shares a handful
         messages: dict[tuple[Any, ...], list[Ready]] = defaultdict(list)  # a message: for whom
         planned: dict[int, list[int]] = defaultdict(list)  # step index -> enrollment ids
@@ -273,6 +275,7 @@ class Planner:
                 result.completed += 1
                 continue
             base = row.settled_at or max(row.enrolled_at, starts_at or row.enrolled_at)
+            base = appointments.counting_from(row.id, sequence.steps[index], base)
             rule = rule_for(row.phone) if sequence.steps[index].channel == "sms" else None
             key = (base, row.timezone, row.campaign_id, index, rule)
             if key not in due:

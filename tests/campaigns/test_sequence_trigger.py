@@ -28,7 +28,9 @@ def test_a_sequence_starts_at_launch_and_never_re_enters_by_default(tmp_path: Pa
 
 
 def test_a_booking_trigger_and_re_entry_survive_the_snapshot(tmp_path: Path) -> None:
-    sequence = _load(tmp_path, HEAD + 'trigger = "no_show"\nreenter_after = "30d"\n' + NO_EXIT + STEP)
+    sequence = _load(
+        tmp_path, HEAD + 'trigger = "no_show"\nreenter_after = "30d"\n' + NO_EXIT + STEP
+    )
     assert sequence.trigger == "no_show"
     assert sequence.reenter_after == timedelta(days=30)
     again = Sequence.from_snapshot(sequence.snapshot())
@@ -50,3 +52,11 @@ def test_a_sequence_started_by_an_event_must_not_exit_on_booking(tmp_path: Path)
         _load(tmp_path, HEAD + 'trigger = "booked"\n' + STEP)
     sequence = _load(tmp_path, HEAD + 'trigger = "booked"\n[exit]\nbooked = false\n' + STEP)
     assert sequence.exit.booked is False
+
+
+def test_a_step_timed_before_the_visit_needs_a_sequence_a_booking_starts(tmp_path: Path) -> None:
+    timed = STEP + 'before_appointment = "1d"\n'
+    booked = _load(tmp_path, HEAD + 'trigger = "booked"\n' + NO_EXIT + timed)
+    assert booked.steps[0].before_appointment == timedelta(days=1)
+    with pytest.raises(InputError, match="before_appointment, which only a sequence started"):
+        _load(tmp_path, HEAD + timed)
