@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, Response
 
 from web.admin import (
     ADMIN_DIR,
@@ -16,6 +16,7 @@ from web.admin import (
     import_pages,
     inbound_pages,
     login,
+    overview_pages,
     previews,
     projection,
     review_pages,
@@ -26,6 +27,7 @@ from web.admin.session import StaffNotFound
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 router.include_router(login.router)
+router.include_router(overview_pages.router)  # the home page, /admin/
 router.include_router(campaign_pages.router)
 router.include_router(review_pages.router)
 router.include_router(previews.router)
@@ -46,11 +48,6 @@ STATIC = {
     "editor.css": "text/css",
     "editor.js": "text/javascript",
 }
-
-
-@router.get("/")
-def home() -> Response:
-    return RedirectResponse("/admin/campaigns", status_code=303)
 
 
 @router.get("/static/{name}")
