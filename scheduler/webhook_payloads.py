@@ -31,6 +31,8 @@ from storage.models import Channel, Contact, Event, WebhookDelivery
 
 #: events.kind -> public type (staff.webhook_endpoints.EVENT_TYPES turned around).
 PUBLIC_TYPE = {kind: public for public, kind in EVENT_TYPES.items()}
+#: A booking's events may say when the visit is (campaigns.booking), which a CRM wants.
+BOOKING_KINDS = frozenset({"booked", "cancelled", "no_show", "attended"})
 
 
 def stamp(at: datetime) -> str:
@@ -72,6 +74,8 @@ def event_payload(session: Session, event: Event) -> dict[str, Any]:
         data["reason"] = str((event.data or {}).get("reason", "unsubscribed"))
     if event.kind == "booked":
         data["first"] = bool((event.data or {}).get("first", False))
+    if event.kind in BOOKING_KINDS and (event.data or {}).get("appointment_at"):
+        data["appointment_at"] = str(event.data["appointment_at"])
     return {
         "id": f"evt_{event.id}",
         "type": PUBLIC_TYPE.get(event.kind, event.kind),

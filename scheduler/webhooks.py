@@ -105,6 +105,11 @@ class Deliverer:
                 result.delivered += 1
             else:
                 result.failed += 1
+        if result.handed_out or result.delivered or result.failed:
+            log.info(
+                "webhooks: %d handed out, %d delivered, %d failed",
+                result.handed_out, result.delivered, result.failed,
+            )  # fmt: skip
         return result
 
     def hand_out(self) -> int:

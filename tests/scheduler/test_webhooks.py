@@ -330,7 +330,11 @@ def test_a_booking_through_the_one_booking_rule_is_delivered(
     contact = make_contact(email="pat@example.com", phone=PHONE)
     with transaction(nurture_app.sessions) as session:
         mark_booked(session, session.get_one(Contact, contact), at=nurture_app.clock(),
-                    source="test", reference="B-1")  # fmt: skip
+                    source="test", reference="B-1",
+                    appointment_at=nurture_app.clock() + timedelta(days=3))  # fmt: skip
     Deliverer(nurture_app.sessions, nurture_app.clock).tick()
     payload = json.loads(hook.requests[0].body)
     assert payload["contact"] == {"id": contact, "email": "pat@example.com", "phone": PHONE}
+    visit = datetime.fromisoformat(payload["data"]["appointment_at"])
+    assert visit == nurture_app.clock() + timedelta(days=3)
+    assert payload["data"]["first"] is True

@@ -58,13 +58,17 @@ def _page(
     return render(
         request, "webhooks.html", staff, status_code=status, endpoints=endpoints,
         deliveries=deliveries, event_types=list(EVENT_TYPES), new_endpoint=new_endpoint,
-        error=error, header=HEADER, backoff=_backoff_words(), give_up_hours=_hours(),
+        error=error, header=HEADER, backoff=_backoff_words(),
+        last_wait=f"{BACKOFF[-1] // 3600} hours", give_up_hours=_hours(),
         notice=DONE.get(request.query_params.get("done", "")), nav="webhooks",
     )  # fmt: skip
 
 
 def _backoff_words() -> str:
-    return ", ".join(f"{s // 60} min" if s >= 60 else f"{s} s" for s in BACKOFF)
+    return ", ".join(
+        f"{s // 3600} h" if s >= 3600 else f"{s // 60} min" if s >= 60 else f"{s} s"
+        for s in BACKOFF[:-1]
+    )
 
 
 def _hours() -> int:
