@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from campaigns.audience import audience_size_query
 from campaigns.booking import record_booking_event
 from campaigns.definitions import Sequence, load_sequence
 from campaigns.enrollment import enroll_audience
@@ -65,6 +66,8 @@ def test_a_triggered_campaign_enrolls_nobody_at_launch_or_on_a_tick(
         campaign = session.get_one(Campaign, campaign_id)
         assert enroll_audience(session, campaign, at=nurture_app.clock()) == 0
         assert session.scalar(select(Enrollment.id)) is None
+        sequence = Sequence.from_snapshot(campaign.definition)
+        assert session.scalar(audience_size_query(sequence)) == 0  # previews and projections
 
 
 def test_booking_starts_the_pre_visit_once_and_re_entry_waits(
