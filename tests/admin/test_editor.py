@@ -199,3 +199,16 @@ def test_save_stores_a_version_and_reopens_it(editor: TestClient, token: str) ->
     assert "No changes since version 1" in again["message"]
     page = editor.get("/admin/sequences/back-care/edit")
     assert page.status_code == 200 and "Reply STOP to opt out." in page.text
+
+
+def test_a_sequence_written_in_html_opens_with_its_settings_and_a_note(editor: TestClient) -> None:
+    page = editor.get("/admin/sequences/spasm-relief/edit")
+    assert page.status_code == 200
+    assert "written in HTML by a developer" in page.text
+    assert editor.get("/admin/sequences/no-such-thing/edit").status_code == 404
+
+
+def test_the_campaign_pages_link_to_the_editor(editor: TestClient) -> None:
+    assert 'href="/admin/sequences/new"' in editor.get("/admin/campaigns").text
+    page = editor.get("/admin/campaigns/spasm-relief")
+    assert 'href="/admin/sequences/spasm-relief/edit"' in page.text
