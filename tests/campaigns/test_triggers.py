@@ -5,8 +5,10 @@ campaigns.booking.record_booking_event; the webhook and API tests (tests/web) dr
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from campaigns.audience import audience_size_query
@@ -144,3 +146,31 @@ def test_a_paused_campaign_takes_no_one(nurture_app: NurtureApp, make_contact: A
     with transaction(nurture_app.sessions) as session:
         session.get_one(Campaign, campaign_id).state = CampaignState.PAUSED
     assert event(nurture_app, make_contact(), "no_show").enrolled_campaigns == ()
+
+
+def test_two_events_at_once_on_postgresql_still_start_one_sequence_of_a_kind(
+    nurture_app: NurtureApp, make_contact: Any
+) -> None:
+    """The contact's row lock (campaigns.triggers._lock): the second event waits for the first
+    to commit, then sees its enrollment. Without it each would start its own re-booking."""
+    if nurture_app.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writing transaction at a time")
+    contact_id = make_contact()
+    run_campaign(nurture_app, "rebooking", "no_show")
+    run_campaign(nurture_app, "rebooking-gentler", "no_show")
+    first = nurture_app.sessions()
+    contact = first.get_one(Contact, contact_id)
+    started = record_booking_event(first, contact, "no_show", at=nurture_app.clock(), source="a")
+    answers: list[Any] = []
+    second = threading.Thread(
+        target=lambda: answers.append(event(nurture_app, contact_id, "no_show"))
+    )
+    second.start()
+    second.join(timeout=0.5)
+    assert second.is_alive()  # waiting on the first's lock
+    first.commit()
+    first.close()
+    second.join(timeout=10)
+    assert started.enrolled_campaigns == ("rebooking",)
+    assert answers[0].enrolled_campaigns == ()
+    assert [row[0] for row in entries(nurture_app, contact_id)] == ["rebooking"]
