@@ -17,9 +17,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import ip_address
+from typing import cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from core.errors import InputError, NotFound
@@ -152,6 +153,24 @@ def list_endpoints(session: Session) -> list[WebhookEndpoint]:
             select(WebhookEndpoint).order_by(WebhookEndpoint.active.desc(), WebhookEndpoint.id)
         )
     )
+
+
+def delivery_counts(session: Session) -> dict[int, dict[str, int]]:
+    """Per endpoint: deliveries waiting (to be tried or retried), delivered and given up."""
+    outcome = case(
+        (WebhookDelivery.delivered_at.is_not(None), "delivered"),
+        (WebhookDelivery.gave_up_at.is_not(None), "given up"),
+        else_="waiting",
+    )
+    counts: dict[int, dict[str, int]] = {}
+    rows = session.execute(
+        select(WebhookDelivery.endpoint_id, outcome, func.count()).group_by(
+            WebhookDelivery.endpoint_id, outcome
+        )
+    )
+    for endpoint_id, state, count in cast("list[tuple[int, str, int]]", rows.all()):
+        counts.setdefault(endpoint_id, {"waiting": 0, "delivered": 0, "given up": 0})[state] = count
+    return counts
 
 
 def recent_deliveries(session: Session, limit: int = 30) -> list[WebhookDelivery]:

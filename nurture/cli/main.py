@@ -10,7 +10,19 @@ import typer
 from rich.markup import escape
 
 from core.errors import NurtureError, ValidationFailed
-from nurture.cli import booking, campaigns, contacts, content, db, doctor, serve, status, users
+from nurture.cli import (
+    booking,
+    campaigns,
+    contacts,
+    content,
+    db,
+    doctor,
+    serve,
+    status,
+    users,
+    versions,
+    webhooks,
+)
 from nurture.cli.common import console, err_console, setup_logging
 from nurture.cli.errors import one_line, safe_text
 
@@ -32,8 +44,11 @@ contacts.app.command("booked")(booking.booked)
 app.add_typer(campaigns.app, name="campaigns")
 campaigns.app.command("validate")(content.validate)
 campaigns.app.command("preview")(content.preview)
+campaigns.app.command("upgrade")(versions.upgrade)
+app.add_typer(versions.app, name="content")
 app.command("sms-info")(content.sms_info)
 app.add_typer(users.app, name="users")
+app.add_typer(webhooks.app, name="webhooks")
 app.command()(serve.worker)
 app.command()(serve.web)
 app.command()(serve.run)

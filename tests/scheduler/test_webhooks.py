@@ -338,3 +338,21 @@ def test_a_booking_through_the_one_booking_rule_is_delivered(
     visit = datetime.fromisoformat(payload["data"]["appointment_at"])
     assert visit == nurture_app.clock() + timedelta(days=3)
     assert payload["data"]["first"] is True
+
+
+def test_the_cli_lists_endpoints_with_their_deliveries(
+    nurture_app: NurtureApp, make_contact: Any, hook: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from nurture.cli.main import app as cli
+
+    _register(nurture_app, hook.url, "contact.opted_out")
+    _opt_out(nurture_app, make_contact(phone=PHONE, sms=True))
+    Deliverer(nurture_app.sessions, nurture_app.clock).tick()
+    monkeypatch.setenv("NURTURE_DATABASE__URL", nurture_app.settings.database.url)
+    result = CliRunner().invoke(cli, ["webhooks", "list"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert hook.url in result.output and "contact.opted_out" in result.output
+    assert "delivered (HTTP 200)" in result.output
+    assert PHONE not in result.output

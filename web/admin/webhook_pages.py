@@ -21,6 +21,7 @@ from staff.webhook_endpoints import (
     NewEndpoint,
     deactivate,
     delete,
+    delivery_counts,
     list_endpoints,
     queue_test,
     recent_deliveries,
@@ -53,10 +54,11 @@ def _page(
     nurture: WebServices = request.app.state.nurture
     with nurture.sessions() as session:
         endpoints = list_endpoints(session)
+        counts = delivery_counts(session)
         deliveries = recent_deliveries(session)
         session.expunge_all()
     return render(
-        request, "webhooks.html", staff, status_code=status, endpoints=endpoints,
+        request, "webhooks.html", staff, status_code=status, endpoints=endpoints, counts=counts,
         deliveries=deliveries, event_types=list(EVENT_TYPES), new_endpoint=new_endpoint,
         error=error, header=HEADER, backoff=_backoff_words(),
         last_wait=f"{BACKOFF[-1] // 3600} hours", give_up_hours=_hours(),
