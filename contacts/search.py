@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from contacts.normalize import normalize_email, normalize_phone
@@ -47,6 +47,11 @@ class Search:
     limit: int = 50
 
 
+def has_tag(tag: str) -> ColumnElement[bool]:
+    """The contact carries `tag` (ix_contact_tag_tag: tag, contact_id)."""
+    return exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag == tag)
+
+
 def search_query(search: Search) -> Select[Contact]:
     query = select(Contact)
     if not search.include_forgotten:
@@ -61,9 +66,7 @@ def search_query(search: Search) -> Select[Contact]:
             conditions.append(Contact.phone.like(f"%{digits}%"))
         query = query.where(or_(*conditions))
     if search.tag:
-        query = query.where(
-            exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag == search.tag)
-        )
+        query = query.where(has_tag(search.tag))
     if search.consent:
         if search.consent not in ("email", "sms"):
             raise InputError("--consent must be email or sms")

@@ -1,6 +1,6 @@
-"""Contacts: search, one contact's history, and the two things staff may do to a contact:
-suppress a channel (contacts.optout, the same path as an unsubscribe) or mark them booked
-(campaigns.booking, the same rule as the booking webhook)."""
+"""Contacts: the list (newest first, filters, the search box), one contact's history, and the
+two things staff may do to a contact: suppress a channel (contacts.optout, the same path as an
+unsubscribe) or mark them booked (campaigns.booking, the same rule as the booking webhook)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,21 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from campaigns.booking import mark_booked
+from contacts.listing import CONSENT_CHOICES, ContactFilter, list_page
 from contacts.normalize import normalize_email, normalize_phone
 from contacts.optout import opt_out
 from contacts.suppressions import address_hash
 from core.errors import InputError
+from core.languages import LANGUAGE_NAMES
+from core.redact import mask_email, mask_phone
 from storage.db import transaction
 from storage.models import (
     Campaign,
@@ -41,29 +45,34 @@ TIMELINE = 200
 
 
 def search_query(text: str, region: str = "US") -> Select[Contact]:
+    """The first matches of the search box, by id (bench/reports_speed.py times it)."""
+    base = select(Contact).where(Contact.erased_at.is_(None)).order_by(Contact.id).limit(RESULTS)
+    return base.where(*search_conditions(text, region))
+
+
+def search_conditions(text: str, region: str = "US") -> tuple[ColumnElement[bool], ...]:
     """An exact address when the text is one (unique index), else name prefixes.
 
     Emails and phones are matched after the same normalisation the importer applies, so
     "(310) 555-0102" finds +13105550102 and "Maria@Example.com" finds maria@example.com.
     """
     text = text.strip()
-    base = select(Contact).where(Contact.erased_at.is_(None)).order_by(Contact.id).limit(RESULTS)
     if "@" in text:
         try:
-            return base.where(Contact.email == normalize_email(text))
+            return (Contact.email == normalize_email(text),)
         except InputError:
-            return base.where(Contact.email.like(_prefix(text.lower())))
+            return (Contact.email.like(_prefix(text.lower())),)
     digits = re.sub(r"\D", "", text)
     if len(digits) >= 7 and len(digits) >= len(text.replace(" ", "")) - 6:
         try:
-            return base.where(Contact.phone == normalize_phone(text))
+            return (Contact.phone == normalize_phone(text),)
         except InputError:
-            return base.where(Contact.phone.like(f"%{digits}%"))
+            return (Contact.phone.like(f"%{digits}%"),)
     words = [word for word in re.split(r"\s+", text) if word][:3]
-    for word in words:
-        pattern = _prefix(word)
-        base = base.where(or_(Contact.first_name.ilike(pattern), Contact.last_name.ilike(pattern)))
-    return base
+    return tuple(
+        or_(Contact.first_name.ilike(_prefix(word)), Contact.last_name.ilike(_prefix(word)))
+        for word in words
+    )
 
 
 def _prefix(text: str) -> str:
@@ -72,18 +81,57 @@ def _prefix(text: str) -> str:
 
 
 @router.get("/contacts")
-def contact_search(
+def contact_list(
     request: Request,
     staff: StaffReader,
     q: Annotated[str, Query(max_length=200)] = "",
+    tag: Annotated[str, Query(max_length=64)] = "",
+    email_consent: Annotated[str, Query(max_length=20)] = "",
+    sms_consent: Annotated[str, Query(max_length=20)] = "",
+    language: Annotated[str, Query(max_length=8)] = "",
+    campaign: Annotated[str, Query(max_length=100)] = "",
+    before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
+    """Every contact, newest first, a page at a time (contacts.listing), narrowed by the
+    filters and the search box together."""
     nurture: WebServices = request.app.state.nurture
-    results: list[Contact] = []
-    if q.strip():
-        with nurture.sessions() as session:
-            results = list(session.scalars(search_query(q)))
+    error: str | None = None
+    try:
+        chosen = ContactFilter(tag.strip(), email_consent, sms_consent, language, campaign)
+    except InputError as exc:
+        chosen, error = ContactFilter(), str(exc)
+    with nurture.sessions() as session:
+        page = list_page(
+            session, chosen, before=before, where=search_conditions(q) if q.strip() else ()
+        )
+        campaigns = list(session.scalars(select(Campaign.name).order_by(Campaign.name)))
+    kept = {
+        key: value
+        for key, value in (
+            ("q", q), ("tag", chosen.tag), ("email_consent", chosen.email_consent),
+            ("sms_consent", chosen.sms_consent), ("language", chosen.language),
+            ("campaign", chosen.campaign),
+        )
+        if value
+    }  # fmt: skip
+    older = f"/admin/contacts?{urlencode({**kept, 'before': page.older})}" if page.older else None
     return render(
-        request, "contacts.html", staff, q=q, results=results, limit=RESULTS, nav="contacts"
+        request,
+        "contacts.html",
+        staff,
+        status_code=400 if error else 200,
+        error=error,
+        q=q,
+        chosen=chosen,
+        page=page,
+        older=older,
+        first_page=f"/admin/contacts?{urlencode(kept)}" if before else None,
+        campaigns=campaigns,
+        consent_choices=CONSENT_CHOICES,
+        languages=LANGUAGE_NAMES,
+        mask_email=mask_email,
+        mask_phone=mask_phone,
+        nav="contacts",
     )
 
 
