@@ -2,11 +2,12 @@
 channel, language and campaign, a page at a time.
 
 Pages are keyset pages ("older than contact #id"), so page 2,000 costs what page 1 costs, with
-no OFFSET walk and no count of a million rows. Each filter is an indexed condition, and the
-narrowest one that can walk contacts in id order drives the query: a campaign's enrollments
-(uq_enrollment: campaign_id, contact_id), a tag's rows (ix_contact_tag_tag: tag, contact_id), or
-the contacts themselves by consent or language (ix_contact_*_id, migration 0015); the others are
-checked on the way.
+no OFFSET walk and no count of a million rows. A campaign's enrollments (uq_enrollment:
+campaign_id, contact_id) or a tag's rows (ix_contact_tag_tag: tag, contact_id) drive the walk in
+contact order when chosen; otherwise the contacts' primary key does, and consent and language
+are checked on the way. Those are common values (opted in, English), so a page is found within a
+few thousand rows (20-90 ms on 1M contacts here); an index on each would cost every import and
+consent change more than it saves a page view.
 """
 
 from __future__ import annotations
