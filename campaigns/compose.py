@@ -99,7 +99,8 @@ class Composer:
             "booking_link": link,
             "link": link,
             "unsubscribe_url": signed_if_read(
-                "unsubscribe_url", lambda: self.signer.unsubscribe_url(contact_id, step.channel)
+                "unsubscribe_url",
+                lambda: self.signer.unsubscribe_url(contact_id, step.channel, message_id),
             ),
             "preferences_url": signed_if_read(
                 "preferences_url", lambda: self.signer.preferences_url(contact_id)
@@ -178,7 +179,7 @@ class Composer:
         campaign: str,
         one_click: str | None = None,
     ) -> OutgoingEmail:
-        one_click = one_click or self.signer.unsubscribe_url(contact_id, Channel.EMAIL)
+        one_click = one_click or self.signer.unsubscribe_url(contact_id, Channel.EMAIL, message_id)
         targets = [f"<{one_click}>"]
         if self.settings.email.unsubscribe_mailto:
             targets.append(f"<mailto:{self.settings.email.unsubscribe_mailto}?subject=unsubscribe>")

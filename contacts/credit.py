@@ -1,11 +1,12 @@
 """Which message an opt-out is credited to, when the request itself does not name one.
 
-Unsubscribe and preference tokens name a contact and a channel, not a message (links already
-sent must keep working), and a STOP reply names nothing at all. A person's own opt-out (a link,
-a page, a reply: reasons unsubscribed and stop) is credited to the last message we sent them on
-that channel within `CREDIT_WINDOWS`, so the funnel shows it on the campaign and step that
-caused it. Staff suppressions and provider outcomes are not guessed: the latter name their
-message already. One statement per batch, over the (contact, channel, sent_at) index.
+Unsubscribe links sent since issue 18 name the message that carried them (templates.links); the
+preferences page, links sent before, and a STOP reply name none. A person's own opt-out naming
+no stored message (a link, a page, a reply: reasons unsubscribed and stop) is credited to the
+last message we sent them on that channel within `CREDIT_WINDOWS`, so the funnel shows it on
+the campaign and step that most likely caused it. Staff suppressions are not guessed, and
+provider outcomes name their message already. One statement per batch, over the (contact,
+channel, sent_at) index.
 """
 
 from __future__ import annotations

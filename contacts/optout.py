@@ -15,7 +15,7 @@ from that phone (`opt_in_again`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,9 +62,8 @@ class OptOut:
     source: str
     at: datetime
     reason: SuppressionReason = SuppressionReason.UNSUBSCRIBED
+    #: The message it came from, if it names one (its campaign and step are read from it).
     message_id: int | None = None
-    campaign_id: int | None = None
-    step_index: int | None = None
 
 
 def opt_out(
@@ -76,8 +75,6 @@ def opt_out(
     source: str,
     at: datetime,
     message_id: int | None = None,
-    campaign_id: int | None = None,
-    step_index: int | None = None,
 ) -> bool:
     """Suppress the contact's address on a channel; True if it was not suppressed before."""
     request = OptOut(
@@ -87,8 +84,6 @@ def opt_out(
         at,
         SuppressionReason(reason),
         message_id,
-        campaign_id,
-        step_index,
     )
     return opt_out_many(session, [request])[0]
 
@@ -143,9 +138,9 @@ def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
                 "occurred_at": r.at,
                 "contact_id": r.contact_id,
                 "channel": str(r.channel),
-                "message_id": credit.message_id if credit else r.message_id,
-                "campaign_id": credit.campaign_id if credit else r.campaign_id,
-                "step_index": credit.step_index if credit else r.step_index,
+                "message_id": credit.message_id if credit else None,
+                "campaign_id": credit.campaign_id if credit else None,
+                "step_index": credit.step_index if credit else None,
                 "data": {"reason": str(r.reason), "source": r.source},
             }
             for r, _ in done
@@ -162,19 +157,22 @@ def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
     return results
 
 
-def _guessed(request: OptOut) -> bool:
-    """A person's own request that names no message is credited to their last one."""
-    return request.message_id is None and request.reason in CREDITED_REASONS
+def _guessed(request: OptOut, named: Mapping[int, SentMessage]) -> bool:
+    """A person's own request whose message we do not have (it named none, or a message no
+    longer stored: a preview's link, an erased history) is credited to their last one."""
+    return request.reason in CREDITED_REASONS and (
+        request.message_id is None or request.message_id not in named
+    )
 
 
 def _credits(session: Session, requests: Sequence[OptOut]) -> dict[OptOut, SentMessage]:
-    """The message each event is credited to: the one the request names (its campaign and
-    step read by primary key when it gave no step), or for a person's own request naming none,
-    their last message on that channel (contacts.credit). At most two reads per batch."""
-    named = sent_messages(
-        session, {r.message_id for r in requests if r.message_id and r.step_index is None}
-    )
-    guessed = [r for r in requests if _guessed(r)]
+    """The message each event is credited to: the one the request names (an unsubscribe link
+    names the message that carried it, a provider's event its message), its campaign and step
+    read by primary key; for a person's own request naming no stored message, their last
+    message on that channel (contacts.credit). A named message that is gone is never written
+    as the event's (its foreign key would refuse the whole batch). At most two reads a batch."""
+    named = sent_messages(session, {r.message_id for r in requests if r.message_id is not None})
+    guessed = [r for r in requests if _guessed(r, named)]
     last = (
         last_sent(session, {(r.contact_id, r.channel) for r in guessed}, max(r.at for r in guessed))
         if guessed
@@ -182,10 +180,9 @@ def _credits(session: Session, requests: Sequence[OptOut]) -> dict[OptOut, SentM
     )
     credits: dict[OptOut, SentMessage] = {}
     for r in requests:
-        if r.message_id is not None:
-            found = named.get(r.message_id)
-        else:
-            found = last.get((r.contact_id, r.channel)) if _guessed(r) else None
+        found = named.get(r.message_id) if r.message_id is not None else None
+        if found is None and _guessed(r, named):
+            found = last.get((r.contact_id, r.channel))
         if found is not None:
             credits[r] = found
     return credits

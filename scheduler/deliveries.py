@@ -144,7 +144,6 @@ def _consequences(
             source=source,
             at=event.occurred_at,
             message_id=message.id if message else None,
-            campaign_id=message.campaign_id if message else None,
         )
     else:
         suppress(session, channel, event.recipient, reason, source=source, at=event.occurred_at)

@@ -39,6 +39,9 @@ class ClickToken:
 class ContactToken:
     contact_id: int
     channel: Channel | None
+    #: The message whose link it is (unsubscribe links sent since issue 18), so the opt-out is
+    #: credited to that campaign and step; None in older links and on the preferences page.
+    message_id: int | None = None
 
 
 def _signer(secret_key: str, salt: str) -> TimestampSigner:
@@ -82,9 +85,16 @@ class LinkSigner:
     def click_url(self, message_id: int, destination: str) -> str:
         return f"{self.base}/l/{self._sign(CLICK, f'{message_id}~{destination}')}"
 
-    def unsubscribe_url(self, contact_id: int, channel: Channel | str) -> str:
+    def unsubscribe_url(
+        self, contact_id: int, channel: Channel | str, message_id: int | None = None
+    ) -> str:
+        """`contact~channel`, and `~message` when a message carries the link: the message names
+        the campaign and step an opt-out is credited to (reports), not whom it suppresses."""
         code = "e" if channel == Channel.EMAIL else "s"
-        return f"{self.base}/u/{self._sign(UNSUBSCRIBE, f'{contact_id}~{code}')}"
+        value = (
+            f"{contact_id}~{code}" if message_id is None else f"{contact_id}~{code}~{message_id}"
+        )
+        return f"{self.base}/u/{self._sign(UNSUBSCRIBE, value)}"
 
     def preferences_url(self, contact_id: int) -> str:
         return f"{self.base}/p/{self._sign(PREFERENCES, str(contact_id))}"
@@ -96,10 +106,19 @@ class LinkSigner:
         return ClickToken(int(message_id), destination)
 
     def read_unsubscribe(self, token: str) -> ContactToken:
-        contact_id, _, code = self._unsign(UNSUBSCRIBE, token).partition("~")
-        if not contact_id.isdigit() or code not in _CHANNEL_CODES:
+        """Both forms: `contact~channel` (links sent before issue 18 keep working) and
+        `contact~channel~message`."""
+        contact_id, _, rest = self._unsign(UNSUBSCRIBE, token).partition("~")
+        code, _, message_id = rest.partition("~")
+        if (
+            not contact_id.isdigit()
+            or code not in _CHANNEL_CODES
+            or (message_id and not message_id.isdigit())
+        ):
             raise InvalidToken("malformed")
-        return ContactToken(int(contact_id), _CHANNEL_CODES[code])
+        return ContactToken(
+            int(contact_id), _CHANNEL_CODES[code], int(message_id) if message_id else None
+        )
 
     def read_preferences(self, token: str) -> ContactToken:
         contact_id = self._unsign(PREFERENCES, token)

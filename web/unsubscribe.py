@@ -99,7 +99,13 @@ class UnsubscribeService:
         """Returns once the opt-out is committed (raises if it could not be)."""
         assert parsed.channel is not None
         await self.writer.commit(
-            OptOut(parsed.contact_id, parsed.channel, source, at=self.nurture.clock())
+            OptOut(
+                parsed.contact_id,
+                parsed.channel,
+                source,
+                at=self.nurture.clock(),
+                message_id=parsed.message_id,
+            )
         )
 
     def write(self, batch: Sequence[OptOut]) -> None:

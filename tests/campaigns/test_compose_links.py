@@ -25,9 +25,9 @@ class CountingSigner(LinkSigner):
         super().__init__(*args)
         self.signed: list[str] = []
 
-    def unsubscribe_url(self, contact_id: int, channel: Any) -> str:
+    def unsubscribe_url(self, contact_id: int, channel: Any, message_id: int | None = None) -> str:
         self.signed.append("unsubscribe")
-        return super().unsubscribe_url(contact_id, channel)
+        return super().unsubscribe_url(contact_id, channel, message_id)
 
     def preferences_url(self, contact_id: int) -> str:
         self.signed.append("preferences")
@@ -132,7 +132,9 @@ def test_each_email_carries_its_own_signed_links() -> None:
         assert isinstance(email, OutgoingEmail)
         links = dict(re.findall(r'href="[^"]*/([lup])/([^"]+)"', email.html))
         assert made.signer.read_click(links["l"]) == ClickToken(message_id, "booking")
-        assert made.signer.read_unsubscribe(links["u"]) == ContactToken(contact_id, Channel.EMAIL)
+        assert made.signer.read_unsubscribe(links["u"]) == ContactToken(
+            contact_id, Channel.EMAIL, message_id
+        )
         assert made.signer.read_preferences(links["p"]).contact_id == contact_id
         assert f"/l/{links['l']}" in email.text
         assert links["u"] in email.headers["List-Unsubscribe"]

@@ -59,6 +59,45 @@ def test_two_unsubscribes_from_links_show_on_the_campaign_and_step(
     assert funnel.steps[1].unsubscribed == 0
 
 
+def test_a_link_is_credited_to_the_message_that_carried_it_not_the_last_one(
+    nurture_app, make_contact, send, client, signing, campaign_id, another_campaign, frozen_clock
+):
+    """An unsubscribe link names its message: clicked in an older email, the opt-out is that
+    email's campaign and step, though a newer email from another campaign came since."""
+    contact = make_contact()
+    older = send(contact, step_index=1)
+    frozen_clock.advance(days=2)
+    send(contact, campaign=another_campaign)
+    path = signing.path_of(nurture_app.signer.unsubscribe_url(contact, "email", older))
+    response = client.post(path, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
+    assert response.status_code == 200
+    assert _events(nurture_app, "unsubscribed") == [(older, campaign_id, 1)]
+    assert _funnel(nurture_app, campaign_id).steps[1].unsubscribed == 1
+    assert _funnel(nurture_app, another_campaign).unsubscribed == 0
+
+
+def test_a_link_naming_a_message_no_longer_stored_falls_back_to_the_last_one(
+    nurture_app, make_contact, send, client, signing, campaign_id
+):
+    """A preview's link (message 0) or an erased history: the opt-out still takes, credited as
+    a link that names no message is, and no event points at a missing row."""
+    contact = make_contact()
+    last = send(contact)
+    path = signing.path_of(nurture_app.signer.unsubscribe_url(contact, "email", 987654))
+    response = client.post(path, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
+    assert response.status_code == 200
+    assert _events(nurture_app, "unsubscribed") == [(last, campaign_id, 0)]
+
+
+def test_links_sent_before_they_named_their_message_still_unsubscribe(nurture_app) -> None:
+    signer = nurture_app.signer
+    old_form = signer.unsubscribe_url(7, "sms")
+    new_form = signer.unsubscribe_url(7, "sms", 42)
+    assert signer.read_unsubscribe(old_form.rsplit("/", 1)[1]).message_id is None
+    parsed = signer.read_unsubscribe(new_form.rsplit("/", 1)[1])
+    assert (parsed.contact_id, str(parsed.channel), parsed.message_id) == (7, "sms", 42)
+
+
 def test_old_messages_and_staff_suppressions_are_not_credited(
     nurture_app, make_contact, send, client, signing, campaign_id, frozen_clock: FrozenClock
 ):
@@ -195,7 +234,6 @@ def test_a_provider_opt_out_naming_its_message_gets_the_step(
             source="carrier",
             at=frozen_clock(),
             message_id=texted,
-            campaign_id=campaign_id,
         )
     assert _events(nurture_app, "unsubscribed") == [(texted, campaign_id, 1)]
     assert _funnel(nurture_app, campaign_id).steps[1].unsubscribed == 1
