@@ -7,8 +7,9 @@ Sample contacts are placed in a time zone where it is daytime now, so the real q
 
 The port is taken first, before the previous demo's folder is deleted: a second demo started
 while the first still serves stops there (one line, nurture.cli.errors) and the first keeps its
-database. The demo makes an editor account with a random password and prints it once (on the
-console only: no log line carries it), so its dashboard can be signed in to; `nurture users add
+database. The demo makes an owner account (an editor who may also approve launches) with a
+random password and prints it once (on the console only: no log line carries it), so its
+dashboard can be signed in to; `nurture users add
 --demo` adds more accounts to the same database (`demo_settings` is the one place that says
 where it is). With --keep-serving the scheduler keeps ticking beside the web server, so a
 campaign launched from the dashboard is planned and sent.
@@ -142,12 +143,13 @@ def listen_on(host: str, port: int) -> socket.socket:
 
 
 def add_demo_editor(nurture: NurtureApp) -> str:
-    """A demo editor account with a random password, returned to be printed once."""
+    """A demo owner account (it may approve and launch, campaigns.review) with a random
+    password, returned to be printed once."""
     from staff import accounts  # argon2, loaded only when an account is made
 
     password = token_source.token_urlsafe(12)  # 16 characters, 96 random bits
     with transaction(nurture.sessions) as session:
-        accounts.add_user(session, DEMO_STAFF_EMAIL, password, Role.EDITOR)
+        accounts.add_user(session, DEMO_STAFF_EMAIL, password, Role.OWNER)
     return password
 
 
