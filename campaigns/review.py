@@ -233,6 +233,8 @@ def launch(
     """Launch through the review rule. A refused launch still reports validation problems
     first (they must be fixed before any review helps); an owner's launch records its approval
     in the same transaction, so a launch that fails records nothing."""
+    if not can_edit(by.role):  # a viewer hears about the role, not about the content
+        raise ReviewRefused("cannot launch: your account can view campaigns but not launch them")
     check = launch_check(session, sequence, by, settings)
     if not check.allowed:
         ensure_valid(sequence, settings)
