@@ -6,6 +6,7 @@ real uvicorn server (the fixtures of tests/admin/test_browser.py)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -19,14 +20,14 @@ pytestmark = pytest.mark.browser
 STOP_ERROR = "Step 2 (text, English): This text has no way to stop"
 
 
-def _email(page, step: int, language: str, subject: str, body: str) -> None:
+def _email(page: Any, step: int, language: str, subject: str, body: str) -> None:
     page.locator(f"#step-{step}-{language}-subject").fill(subject)
     page.locator(f"#step-{step}-{language}-preheader").fill("A short note from the clinic")
     page.locator(f"#step-{step}-{language}-body").fill(body)
 
 
 def test_an_editor_writes_checks_tests_and_saves_a_sequence(
-    browser_page, channel: MemoryChannel
+    browser_page: Any, channel: MemoryChannel
 ) -> None:
     page = browser_page
     _sign_in(page, "editor@clinic.test")
