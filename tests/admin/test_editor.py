@@ -212,3 +212,15 @@ def test_the_campaign_pages_link_to_the_editor(editor: TestClient) -> None:
     assert 'href="/admin/sequences/new"' in editor.get("/admin/campaigns").text
     page = editor.get("/admin/campaigns/spasm-relief")
     assert 'href="/admin/sequences/spasm-relief/edit"' in page.text
+
+
+def test_the_counters_booking_link_is_full_length_but_never_works(
+    editor: TestClient, token: str, staff_accounts: NurtureApp
+) -> None:
+    from templates.links import InvalidToken
+
+    counted = post(editor, "count", token, text="Book {{ booking_link }}").json()
+    link = counted["as_sent"].removeprefix("Book ")
+    assert link.startswith(staff_accounts.settings.web.public_base_url + "/l/")
+    with pytest.raises(InvalidToken):
+        staff_accounts.signer.read_click(link.rsplit("/", 1)[1])

@@ -19,9 +19,10 @@ from jinja2 import TemplateError
 from campaigns.definitions import Step
 from campaigns.drafts import Draft, DraftMessage, DraftStep, check_draft, parse_draft
 from campaigns.plain_words import LANGUAGE_WORDS
-from campaigns.validation import SAMPLE_CONTACTS
+from campaigns.validation import SAMPLE_CONTACTS, SAMPLE_ID, SAMPLE_KEY
 from core.errors import NurtureError
 from core.languages import LANGUAGES
+from templates.links import LinkSigner
 from templates.markdown_body import allowed_placeholders, plain_template
 from templates.renderer import CONTACT_FIELDS, TemplateRenderer
 from templates.sms_segments import sms_info
@@ -143,6 +144,8 @@ def count_text(
 
 def _filled(nurture: WebServices, text: str) -> str:
     source = plain_template(text.strip(), "the text")
+    web = nurture.settings.web
+    signer = LinkSigner(SAMPLE_KEY, web.public_base_url, web.link_ttl_days)
     renderer: TemplateRenderer = nurture.composer.renderer
     sample = SAMPLE_CONTACTS[0]
     clinic = nurture.settings.clinic
@@ -154,9 +157,8 @@ def _filled(nurture: WebServices, text: str) -> str:
             "postal_address": clinic.postal_address,
             "website": clinic.website,
         },
-        "booking_link": lambda destination="booking": nurture.signer.click_url(
-            99_999_999, destination
-        ),
+        # as long as a real tracked link, signed with the validation-only key: it never works
+        "booking_link": lambda destination="booking": signer.click_url(SAMPLE_ID, destination),
     }
     return " ".join(renderer.env.from_string(source).render(context).split())
 
