@@ -31,7 +31,7 @@ from http.client import HTTPConnection, HTTPException, HTTPSConnection
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import Row, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -113,17 +113,20 @@ class Deliverer:
         return result
 
     def hand_out(self) -> int:
+        """Deliveries for new events. Looked for in a read first, so a tick with nothing to
+        hand out takes no write lock (SQLite has one, which sending and clicks need)."""
         with transaction(self.sessions, immediate=False) as session:
-            if not session.scalar(select(exists().where(WebhookEndpoint.active.is_(True)))):
-                return 0  # most installations: no write lock taken at all
+            newest = _newest_event(session)
+            if not any(
+                _new_events(session, endpoint, newest, limit=1)
+                or newest - endpoint.cursor_event_id > REWIND // 2
+                for endpoint in _active_endpoints(session)
+            ):
+                return 0
         made = 0
         with transaction(self.sessions) as session:
-            now = self.clock()
-            newest = session.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
-            endpoints = session.scalars(
-                select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True))
-            )
-            for endpoint in list(endpoints):
+            now, newest = self.clock(), _newest_event(session)
+            for endpoint in _active_endpoints(session):
                 made += _hand_out_to(session, endpoint, newest, now)
         return made
 
@@ -205,18 +208,35 @@ class Deliverer:
                     )  # fmt: skip
 
 
-def _hand_out_to(session: Session, endpoint: WebhookEndpoint, newest: int, now: datetime) -> int:
+def _newest_event(session: Session) -> int:
+    return session.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
+
+
+def _active_endpoints(session: Session) -> list[WebhookEndpoint]:
+    active = select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True))
+    return list(session.scalars(active.order_by(WebhookEndpoint.id)))
+
+
+def _new_events(
+    session: Session, endpoint: WebhookEndpoint, newest: int, *, limit: int
+) -> list[Row[int, str]]:
+    """Events of the endpoint's kinds from its cursor's look-back on, not yet handed to it."""
     kinds = [EVENT_TYPES[name] for name in endpoint.event_types if name in EVENT_TYPES]
     low = max(endpoint.after_event_id, endpoint.cursor_event_id - REWIND)
     handed = exists().where(
         WebhookDelivery.endpoint_id == endpoint.id, WebhookDelivery.event_id == Event.id
     )
-    rows = session.execute(
+    found = session.execute(
         select(Event.id, Event.kind)
         .where(Event.id > low, Event.id <= newest, Event.kind.in_(kinds), ~handed)
         .order_by(Event.id)
-        .limit(HAND_OUT_BATCH)
-    ).all()
+        .limit(limit)
+    )
+    return list(found.all())
+
+
+def _hand_out_to(session: Session, endpoint: WebhookEndpoint, newest: int, now: datetime) -> int:
+    rows = _new_events(session, endpoint, newest, limit=HAND_OUT_BATCH)
     if rows:
         dialect = session.get_bind().dialect.name
         insert = (postgresql if dialect == "postgresql" else sqlite).insert(WebhookDelivery)

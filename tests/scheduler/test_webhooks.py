@@ -356,3 +356,26 @@ def test_the_cli_lists_endpoints_with_their_deliveries(
     assert hook.url in result.output and "contact.opted_out" in result.output
     assert "delivered (HTTP 200)" in result.output
     assert PHONE not in result.output
+
+
+def test_a_tick_with_nothing_to_hand_out_takes_no_write_lock(
+    sqlite_app: NurtureApp, hook: Receiver
+) -> None:
+    """SQLite has one write lock, which sending and clicks need: an idle tick only reads."""
+    import sqlite3
+    import time
+
+    _register(sqlite_app, hook.url, "contact.opted_out")
+    deliverer = Deliverer(sqlite_app.sessions, sqlite_app.clock)
+    deliverer.tick()
+    path = sqlite_app.engine.url.database
+    assert path
+    holder = sqlite3.connect(path, timeout=0)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process is writing
+        started = time.monotonic()
+        assert deliverer.tick().handed_out == 0
+        assert time.monotonic() - started < 5  # it never waited for the lock (busy: 30 s)
+    finally:
+        holder.rollback()
+        holder.close()
