@@ -15,7 +15,9 @@ line). It does two things, in the caller's transaction:
      no consent to message someone;
    - they are in no other active sequence of the same trigger ("one sequence of a kind at a
      time": two re-bookings at once would nag);
-   - they never entered this campaign, or their last entry ended and began `reenter_after` ago.
+   - they never entered this campaign, or their last entry ended and began `reenter_after` ago;
+     an entry whose visit never happened (ended by `cancelled` or `no_show`) does not count, so
+     a rescheduled visit, or the one booked after a no-show, gets its own pre-visit reminder.
 
 A cancelled booking does not leave the person in limbo: the nurture ended when they booked (a
 person who booked once is past "book your consultation"), so a `cancelled` campaign takes them,
@@ -25,7 +27,7 @@ like a no-show, into a re-booking sequence (campaigns/rebooking-cancelled.toml).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select
@@ -34,9 +36,12 @@ from sqlalchemy.orm import Session
 from campaigns.definitions import Sequence
 from campaigns.enrollment import active_enrollments, enroll_contact, exit_enrollment
 from contacts.suppressions import is_suppressed
-from storage.models import Campaign, CampaignState, ConsentStatus, Contact
+from storage.models import Campaign, CampaignState, ConsentStatus, Contact, Enrollment
 
 BookingEvent = Literal["booked", "cancelled", "no_show", "attended"]
+
+#: Exit reasons of an entry whose visit never happened: it does not hold back the next entry.
+VISIT_NEVER_HAPPENED = frozenset({"cancelled", "no_show"})
 
 #: Which started sequences an event ends, by the trigger that started them.
 ENDS: dict[str, frozenset[str]] = {
@@ -82,7 +87,7 @@ def react_to_booking_event(
             campaign,
             contact.id,
             at=at,
-            again_after=sequence.reenter_after,
+            again_after=_reentry(session, campaign, contact, sequence),
             appointment_at=appointment_at,
         ):
             reason = "entered before (re-entry not yet allowed)"
@@ -115,6 +120,19 @@ def _reachable(session: Session, contact: Contact, channel: str) -> bool:
     consent = contact.email_consent if channel == "email" else contact.sms_consent
     address = contact.email if channel == "email" else contact.phone
     return consent == ConsentStatus.OPTED_IN and not is_suppressed(session, channel, address)
+
+
+def _reentry(
+    session: Session, campaign: Campaign, contact: Contact, sequence: Sequence
+) -> timedelta | None:
+    """How long after their last entry the contact may enter again (module docstring)."""
+    last_exit = session.scalar(
+        select(Enrollment.exit_reason)
+        .where(Enrollment.campaign_id == campaign.id, Enrollment.contact_id == contact.id)
+        .order_by(Enrollment.entry.desc())
+        .limit(1)
+    )
+    return timedelta(0) if last_exit in VISIT_NEVER_HAPPENED else sequence.reenter_after
 
 
 def _started_by(session: Session, event: str) -> list[tuple[Campaign, Sequence]]:

@@ -82,15 +82,20 @@ def test_booking_starts_the_pre_visit_once_and_re_entry_waits(
     # Still in it: a second booking does not enroll again ("one of a kind at a time").
     assert event(nurture_app, contact, "booked", "B-2").enrolled_campaigns == ()
     assert event(nurture_app, contact, "booked", "B-2").status == "duplicate"
-    # Cancelled: the pre-visit ends; a booking within 30 days of the entry does not re-enter.
-    assert event(nurture_app, contact, "cancelled", "B-2").exited_campaigns == ("pre-visit",)
+    # The visit happened: the pre-visit ends, and a booking within 30 days does not re-enter.
+    assert event(nurture_app, contact, "attended", "B-1").exited_campaigns == ("pre-visit",)
     frozen_clock.advance(days=29)
     assert event(nurture_app, contact, "booked", "B-3").enrolled_campaigns == ()
     frozen_clock.advance(days=2)
     assert event(nurture_app, contact, "booked", "B-4").enrolled_campaigns == ("pre-visit",)
+    # Cancelled and booked again (a reschedule): that visit never happened, so the new one
+    # gets its own pre-visit at once.
+    assert event(nurture_app, contact, "cancelled", "B-4").exited_campaigns == ("pre-visit",)
+    assert event(nurture_app, contact, "booked", "B-5").enrolled_campaigns == ("pre-visit",)
     assert entries(nurture_app, contact) == [
-        ("pre-visit", 0, "exited", "cancelled"),
-        ("pre-visit", 1, "active", None),
+        ("pre-visit", 0, "exited", "attended"),
+        ("pre-visit", 1, "exited", "cancelled"),
+        ("pre-visit", 2, "active", None),
     ]
 
 
