@@ -177,7 +177,7 @@ def test_previews_render_every_step_for_a_chosen_contact(
     policy = frame.headers["content-security-policy"]
     assert "sandbox" in policy and "default-src 'none'" in policy and "script-src" not in policy
     # Links in previews are for message 0 / contact 0: they cannot unsubscribe a real person.
-    assert "/u/0~e." in frame.text
+    assert "/u/0~e~0." in frame.text
 
 
 def test_preview_of_a_missing_contact_falls_back_to_a_sample(editor: TestClient) -> None:
