@@ -405,6 +405,8 @@ class StaffUser(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Their own mobile number (E.164), where the editor's "send me a test" sends a text step.
+    phone: Mapped[str | None] = mapped_column(String(32))
 
 
 class StaffSession(Base):

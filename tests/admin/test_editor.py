@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from campaigns.reports import campaign_counts
 from nurture.app import NurtureApp
 from providers.memory import MemoryChannel
-from storage.models import Contact, Message
+from storage.models import Contact, Message, StaffUser
 from tests.admin.conftest import EDITOR
 
 TEXT_OK = "{{ clinic_name }}: Hi {{ first_name }}, book {{ booking_link }} or call {{ clinic_phone }}. Reply STOP to opt out."  # noqa: E501
@@ -157,16 +157,24 @@ def test_send_me_a_test_goes_to_the_staff_email_marked_and_uncounted(
         assert campaign_counts(session) == {}
 
 
-def test_a_test_text_goes_to_the_number_typed(
-    editor: TestClient, token: str, channel: MemoryChannel
+def test_a_test_text_goes_to_the_staff_members_own_phone_kept_on_their_account(
+    editor: TestClient, token: str, channel: MemoryChannel, staff_accounts: NurtureApp
 ) -> None:
     draft = json.dumps(three_steps())
     missing = post(editor, "test", token, draft=draft, step=1)
     assert missing.status_code == 422 and "mobile number" in missing.json()["error"]
+    wrong = post(editor, "test", token, draft=draft, step=1, phone="call me")
+    assert wrong.status_code == 422 and "not a mobile number" in wrong.json()["error"]
     answer = post(editor, "test", token, draft=draft, step=1, phone="(310) 555-0199")
-    assert answer.json()["sent"]
+    assert answer.json()["sent"] and "0199" in answer.json()["message"]
     assert channel.texts[-1].to == "+13105550199"
     assert channel.texts[-1].body.startswith("[TEST] ")
+    again = post(editor, "test", token, draft=draft, step=1)  # the kept number
+    assert again.json()["sent"] and channel.texts[-1].to == "+13105550199"
+    assert 'value="+13105550199"' in editor.get("/admin/sequences/new").text
+    with staff_accounts.sessions() as session:
+        user = session.scalar(select(StaffUser).where(StaffUser.email == EDITOR))
+        assert user is not None and user.phone == "+13105550199"
 
 
 def test_tests_are_limited_to_ten_a_minute(

@@ -22,6 +22,7 @@ from campaigns.plain_words import LANGUAGE_WORDS
 from campaigns.validation import SAMPLE_CONTACTS, SAMPLE_ID, SAMPLE_KEY
 from core.errors import NurtureError
 from core.languages import LANGUAGES
+from storage.models import StaffUser
 from templates.links import LinkSigner
 from templates.markdown_body import allowed_placeholders, plain_template
 from templates.renderer import CONTACT_FIELDS, TemplateRenderer
@@ -80,6 +81,10 @@ def _page(
     request: Request, staff: Staff, draft: Draft, *, existing: bool, note: str = ""
 ) -> Response:
     placeholders = allowed_placeholders(CONTACT_FIELDS, draft.custom_fields)
+    nurture: WebServices = request.app.state.nurture
+    with nurture.sessions() as session:
+        user = session.get(StaffUser, staff.id)
+        phone = user.phone if user is not None else None
     return render(
         request,
         "editor.html",
@@ -88,6 +93,7 @@ def _page(
         draft=draft,
         existing=existing,
         note=note,
+        test_phone=phone or "",
         placeholders=placeholders,
         languages={code: LANGUAGE_WORDS.get(code, code) for code in LANGUAGES},
         branches="then" in Step.model_fields,

@@ -285,20 +285,13 @@
     });
   }
 
-  // The staff member's own mobile number is remembered in their own browser only.
   const phoneField = document.getElementById("test-phone");
-  if (phoneField) {
-    phoneField.value = window.localStorage.getItem("nurture-test-phone") || "";
-  }
   const sendTest = document.getElementById("send-test");
   if (sendTest) {
     sendTest.addEventListener("click", async () => {
       const status = document.getElementById("test-status");
       status.textContent = "Sending…";
       const phone = phoneField.value;
-      if (phone) {
-        window.localStorage.setItem("nurture-test-phone", phone);
-      }
       const { data } = await post("/admin/editor/test", { ...previewFields(), phone });
       status.textContent = data.sent ? data.message : data.error;
       status.className = data.sent ? "notice" : "error";
