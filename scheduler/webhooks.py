@@ -31,7 +31,7 @@ from http.client import HTTPConnection, HTTPException, HTTPSConnection
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Row, exists, func, select, update
+from sqlalchemy import Row, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,6 +54,10 @@ LEASE = timedelta(
     seconds=60
 )  # longer than a batch of posts can take (POST_BATCH / POSTERS * TIMEOUT)
 GIVE_UP_AFTER = timedelta(days=1)
+#: Finished deliveries (delivered or given up) are kept this long for the dashboard, then
+#: deleted, looked for at most every PRUNE_EVERY.
+KEEP_FINISHED = timedelta(days=30)
+PRUNE_EVERY = timedelta(hours=1)
 #: Seconds before attempt n+1 after n failed attempts; the last repeats until the day is out.
 BACKOFF = (10, 30, 120, 600, 1800, 3600, 7200)
 USER_AGENT = "Nurture-Webhooks/1"
@@ -97,8 +101,13 @@ class Deliverer:
     ) -> None:
         self.sessions, self.clock, self.timeout = sessions, clock, timeout
         self.interval = INTERVAL
+        self.pruned_at: datetime | None = None
 
     def tick(self) -> TickResult:
+        now = self.clock()
+        if self.pruned_at is None or now - self.pruned_at >= PRUNE_EVERY:
+            self.pruned_at = now
+            self.prune(now)
         result = TickResult(handed_out=self.hand_out())
         for outcome in self.deliver_due():
             if outcome.ok:
@@ -129,6 +138,25 @@ class Deliverer:
             for endpoint in _active_endpoints(session):
                 made += _hand_out_to(session, endpoint, newest, now)
         return made
+
+    def prune(self, now: datetime) -> int:
+        """Delete deliveries finished over KEEP_FINISHED ago, but never one whose event the
+        hand-out still looks back on (its cursor's REWIND): that event would be sent again."""
+        cutoff = now - KEEP_FINISHED
+        behind = (
+            select(WebhookEndpoint.cursor_event_id - REWIND)
+            .where(WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .scalar_subquery()
+        )
+        with transaction(self.sessions) as session:
+            # Core on the session's connection: its CursorResult has the rowcount.
+            done = session.connection().execute(
+                delete(WebhookDelivery).where(
+                    or_(WebhookDelivery.delivered_at < cutoff, WebhookDelivery.gave_up_at < cutoff),
+                    or_(WebhookDelivery.event_id.is_(None), WebhookDelivery.event_id <= behind),
+                )
+            )
+            return int(done.rowcount)
 
     def deliver_due(self) -> list[Outcome]:
         with transaction(self.sessions, immediate=False) as session:

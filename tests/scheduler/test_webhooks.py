@@ -379,3 +379,32 @@ def test_a_tick_with_nothing_to_hand_out_takes_no_write_lock(
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_finished_deliveries_are_pruned_after_a_month_but_never_resent(
+    nurture_app: NurtureApp, make_contact: Any, hook: Receiver
+) -> None:
+    from sqlalchemy import update
+
+    from scheduler.webhooks import KEEP_FINISHED, REWIND
+
+    endpoint, _ = _register(nurture_app, hook.url, "contact.opted_out")
+    _opt_out(nurture_app, make_contact(phone=PHONE, sms=True))
+    with transaction(nurture_app.sessions) as session:
+        queue_test(session, endpoint, at=nurture_app.clock())
+    deliverer = Deliverer(nurture_app.sessions, nurture_app.clock)
+    deliverer.tick()
+    assert len(hook.requests) == 2 and len(_deliveries(nurture_app)) == 2
+    nurture_app.clock.advance(days=1)
+    assert deliverer.prune(nurture_app.clock()) == 0  # kept for the dashboard
+    nurture_app.clock.advance(seconds=KEEP_FINISHED.total_seconds())
+    assert deliverer.prune(nurture_app.clock()) == 1  # the test; the event is still looked back on
+    [kept] = _deliveries(nurture_app)
+    assert kept.event_id is not None
+    with transaction(nurture_app.sessions) as session:
+        session.execute(
+            update(WebhookEndpoint).values(cursor_event_id=kept.event_id + REWIND)
+        )  # many events later
+    assert deliverer.prune(nurture_app.clock()) == 1
+    deliverer.tick()
+    assert len(hook.requests) == 2 and _deliveries(nurture_app) == []  # not sent again
