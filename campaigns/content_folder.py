@@ -19,6 +19,7 @@ editing an export and importing it.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,8 @@ from campaigns.content_store import (
 from core.errors import InputError
 from storage.models import ContentVersion
 from templates import TEMPLATES_DIR
+
+log = logging.getLogger("nurture.content")
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -122,7 +125,15 @@ def save_folder(
     (and, for an export, from what the export wrote: `unless`, name -> hash)."""
     saved = []
     for name in folder_sequences(source):
-        definition_text, files = read_sequence(source, name)
+        try:
+            definition_text, files = read_sequence(source, name)
+        except InputError as exc:
+            if author != SEED_AUTHOR:
+                raise
+            # One broken file must not stop a first start: the others are seeded, this one is
+            # named (validate it, fix it, then `nurture content import` the folder).
+            log.warning("not seeded: %s", exc)
+            continue
         if unless and unless.get(name) == content_hash(definition_text, files):
             continue
         version, new = save_version(

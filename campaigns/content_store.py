@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from campaigns.definitions import Sequence
+from campaigns.definitions import Sequence, load_sequence
 from campaigns.toml_text import dump_toml
 from core.errors import InputError, NotFound
 from storage.models import ContentFile, ContentVersion
@@ -82,6 +82,8 @@ def parse_definition(sequence: str, definition_text: str) -> dict[str, Any]:
     except ValidationError as exc:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise InputError(f"{sequence}: " + "; ".join(problems)) from None
+    if data["template_folder"] == "layouts":  # the layouts are code, shared by every sequence
+        raise InputError(f"{sequence}: template_folder may not be the layouts' folder")
     converted: dict[str, Any] = _as_json(data)
     return converted
 
@@ -261,3 +263,16 @@ def add_version(
     session.add_all(ContentFile(version_id=version.id, path=p, text=t) for p, t in files.items())
     session.flush()
     return version
+
+
+def launchable(session: Session, name_or_path: str) -> tuple[Sequence, ContentVersion | None]:
+    """What `campaigns launch NAME` launches: the current stored version of NAME, to pin; a
+    .toml path, or a name the store lacks, from its file as before versions (nothing pinned)."""
+    if not name_or_path.endswith(".toml"):
+        try:
+            version = current_version(session, name_or_path)
+        except NotFound:
+            pass
+        else:
+            return sequence_of(version), version
+    return load_sequence(name_or_path), None

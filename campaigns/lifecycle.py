@@ -12,12 +12,13 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from campaigns.content_render import ensure_valid_version
 from campaigns.definitions import Sequence
 from campaigns.enrollment import enroll_audience
 from campaigns.validation import ensure_valid
 from core.errors import InputError, NotFound
 from core.settings import Settings, load_settings
-from storage.models import Campaign, CampaignState, Message, MessageState
+from storage.models import Campaign, CampaignState, ContentVersion, Message, MessageState
 
 
 def get_campaign(session: Session, name: str) -> Campaign:
@@ -35,11 +36,18 @@ def launch(
     starts_at: datetime | None = None,
     settings: Settings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    version: ContentVersion | None = None,
 ) -> tuple[Campaign, int]:
     """Create (or re-activate a draft of) the campaign, snapshot its definition, enroll.
     An invalid sequence is refused first (ValidationFailed, the same lines as `validate`);
-    `progress(done, total)` follows the enrollment of a large audience."""
-    ensure_valid(sequence, settings or load_settings())
+    `progress(done, total)` follows the enrollment of a large audience. With a content
+    `version` (whose definition `sequence` is), the campaign pins it: its messages render from
+    the version's files (campaigns.content_render), checked before it starts."""
+    settings = settings or load_settings()
+    if version is None:
+        ensure_valid(sequence, settings)
+    else:
+        ensure_valid_version(session, version, settings)
     campaign = session.scalar(select(Campaign).where(Campaign.name == sequence.name))
     if campaign is None:
         campaign = Campaign(name=sequence.name)
@@ -50,6 +58,7 @@ def launch(
             "use resume, or a new name for a new run"
         )
     campaign.definition = sequence.snapshot()
+    campaign.content_version_id = version.id if version is not None else None
     campaign.state = CampaignState.ACTIVE
     campaign.launched_at = now
     campaign.starts_at = starts_at or now

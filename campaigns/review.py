@@ -28,12 +28,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns import lifecycle
+from campaigns.content_render import ensure_valid_version, renderer_for
 from campaigns.definitions import Sequence
 from campaigns.validation import ensure_valid
 from core.errors import InputError, NurtureError
 from core.settings import Settings
 from staff.roles import can_approve, can_edit
-from storage.models import Campaign, LaunchReview
+from storage.models import Campaign, ContentVersion, LaunchReview
 from templates import TEMPLATES_DIR
 
 PENDING, APPROVED, SENT_BACK = "pending", "approved", "sent back"
@@ -140,12 +141,18 @@ def request_review(
 
 
 def _decide(
-    session: Session, sequence: Sequence, by: Reviewer, decision: str, now: datetime, comment: str
+    session: Session,
+    sequence: Sequence,
+    by: Reviewer,
+    decision: str,
+    now: datetime,
+    comment: str,
+    root: Path = TEMPLATES_DIR,
 ) -> LaunchReview:
     """The pending request, decided; or a new row when the owner reviews unasked."""
     if not can_approve(by.role):
         raise ReviewRefused("only an owner can approve a sequence or send it back")
-    fingerprint = content_fingerprint(sequence)
+    fingerprint = content_fingerprint(sequence, root)
     review = latest_review(session, sequence.name)
     if review is None or review.decision != PENDING:
         review = LaunchReview(sequence=sequence.name, requested_by=by.email, requested_at=now)
@@ -187,10 +194,14 @@ def send_back(
 
 
 def launch_check(
-    session: Session, sequence: Sequence, by: Reviewer, settings: Settings
+    session: Session,
+    sequence: Sequence,
+    by: Reviewer,
+    settings: Settings,
+    root: Path = TEMPLATES_DIR,
 ) -> LaunchCheck:
     """The one rule of who may launch what (validation is checked by the launch itself)."""
-    fingerprint = content_fingerprint(sequence)
+    fingerprint = content_fingerprint(sequence, root)
     if not can_edit(by.role):
         return LaunchCheck(False, "your account can view campaigns but not launch them", "", None)
     approval = _approval_of(session, sequence.name, fingerprint)
@@ -229,18 +240,31 @@ def launch(
     settings: Settings,
     starts_at: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
+    version: ContentVersion | None = None,
 ) -> tuple[Campaign, int]:
     """Launch through the review rule. A refused launch still reports validation problems
     first (they must be fixed before any review helps); an owner's launch records its approval
-    in the same transaction, so a launch that fails records nothing."""
+    in the same transaction, so a launch that fails records nothing. A stored content `version`
+    is fingerprinted from its own files (campaigns.content_render), so an approval of other
+    content never lets it through."""
     if not can_edit(by.role):  # a viewer hears about the role, not about the content
         raise ReviewRefused("cannot launch: your account can view campaigns but not launch them")
-    check = launch_check(session, sequence, by, settings)
+    root = renderer_for(session, version).root if version is not None else TEMPLATES_DIR
+    check = launch_check(session, sequence, by, settings, root)
     if not check.allowed:
-        ensure_valid(sequence, settings)
+        if version is None:
+            ensure_valid(sequence, settings)
+        else:
+            ensure_valid_version(session, version, settings)
         raise ReviewRefused(f"cannot launch: {check.reason}")
     if check.approval is None and can_approve(by.role):
-        _decide(session, sequence, by, APPROVED, now, "approved at launch")
+        _decide(session, sequence, by, APPROVED, now, "approved at launch", root)
     return lifecycle.launch(
-        session, sequence, now=now, starts_at=starts_at, settings=settings, progress=progress
+        session,
+        sequence,
+        now=now,
+        starts_at=starts_at,
+        settings=settings,
+        progress=progress,
+        version=version,
     )

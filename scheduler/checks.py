@@ -89,6 +89,8 @@ class Row(NamedTuple):
     last_name: str
     custom_fields: dict[str, Any]
     language: str  # which templates the composer picks (core.languages)
+    #: the content version the message was planned with, when an upgrade stamped it
+    content_version_id: int | None
 
     def address(self, channel: str) -> str | None:
         return self.email if channel == "email" else self.phone
@@ -119,6 +121,7 @@ _COLUMNS = (
     Contact.last_name,
     Contact.custom_fields,
     Contact.language,
+    Message.content_version_id,
 )
 
 
@@ -143,6 +146,8 @@ class Facts:
     hashes: dict[tuple[str, str], str]  # (channel, address) -> hash, computed once per batch
     #: next_allowed per (instant, zone, campaign, step, quiet hours): a batch shares a handful
     windows: dict[tuple[Any, ...], datetime | None] = field(default_factory=dict)
+    #: campaign id -> the content version it runs (None: its definition and the template files)
+    pins: dict[int, int | None] = field(default_factory=dict)
 
     def reachable(self, row: Reachable, channel: str) -> bool:
         """Consent given, an address on file, and no active suppression for it."""
@@ -172,10 +177,14 @@ def load_facts(
     campaign_ids = {row.campaign_id for row in rows}
     sequences = {} if sequences is None else sequences
     campaigns: dict[int, tuple[str, str]] = {}
-    for campaign_id, name, state in connection.execute(
-        select(Campaign.id, Campaign.name, Campaign.state).where(Campaign.id.in_(campaign_ids))
+    pins: dict[int, int | None] = {}
+    for campaign_id, name, state, pin in connection.execute(
+        select(Campaign.id, Campaign.name, Campaign.state, Campaign.content_version_id).where(
+            Campaign.id.in_(campaign_ids)
+        )
     ):
         campaigns[campaign_id] = (name, state)
+        pins[campaign_id] = pin
     missing = campaign_ids - sequences.keys()
     for snapshot in connection.execute(
         select(Campaign.id, Campaign.definition).where(Campaign.id.in_(missing))
@@ -188,7 +197,8 @@ def load_facts(
         for channel in ("email", "sms")
         if (address := row.address(channel))
     }
-    return Facts(rows, campaigns, sequences, suppressed_among(session, hashes.values()), hashes)
+    suppressed = suppressed_among(session, hashes.values())
+    return Facts(rows, campaigns, sequences, suppressed, hashes, pins=pins)
 
 
 #: What can change between the claim and the send, read again right before each sub-batch (the
@@ -226,7 +236,7 @@ def refresh_facts(session: Session, claimed: Facts, ids: Iterable[int]) -> Facts
                 key = (channel, address)
                 hashes[key] = claimed.hashes.get(key) or hasher(channel, address)
     suppressed = suppressed_among(session, hashes.values())
-    return Facts(rows, campaigns, claimed.sequences, suppressed, hashes)
+    return Facts(rows, campaigns, claimed.sequences, suppressed, hashes, pins=claimed.pins)
 
 
 def suppressed_among(session: Session, digests: Iterable[str]) -> set[tuple[str, str]]:

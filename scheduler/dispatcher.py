@@ -39,6 +39,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.compose import Composer, UnknownDestination
+from campaigns.content_render import VersionedContent, version_of
 from contacts.state_rules import DAY, rule_for
 from core.clock import Clock, utcnow
 from core.settings import Settings
@@ -105,6 +106,8 @@ class Dispatcher:
         worker: str | None = None,
     ) -> None:
         self.settings, self.sessions, self.composer = settings, sessions, composer
+        #: pinned content versions, read once each (campaigns.content_render)
+        self.content = VersionedContent(composer)
         self.email, self.sms, self.clock = email, sms, clock
         self.channels: dict[str, Provider[Any]] = {"email": email, "sms": sms}
         self.worker = worker or worker_id()
@@ -228,6 +231,10 @@ class Dispatcher:
     ) -> tuple[list[Row], Facts]:
         """The rules for a claimed batch: what may go now, and the rest written back at once."""
         facts = load_facts(session, ids)
+        self.content.load(
+            session, {version_of(row.content_version_id, facts.pins.get(row.campaign_id))
+                      for row in facts.rows}
+        )  # fmt: skip
         texted = self._last_texts(session, facts.rows, ids, now)
         verdicts: list[tuple[int, int, Verdict]] = []
         go: list[Row] = []
@@ -264,7 +271,11 @@ class Dispatcher:
         return outgoing
 
     def _compose(self, row: Row, facts: Facts) -> Outgoing:
-        sequence = facts.sequences[row.campaign_id]
+        sequence, composer = facts.sequences[row.campaign_id], self.composer
+        version = version_of(row.content_version_id, facts.pins.get(row.campaign_id))
+        if version is not None:  # the content the step was planned with
+            loaded = self.content.get(version)
+            sequence, composer = loaded.sequence, loaded.composer
         step = sequence.steps[row.step_index]
         name, _ = facts.campaigns[row.campaign_id]
         contact = {
@@ -275,7 +286,7 @@ class Dispatcher:
         }
         address = row.address(step.channel)
         assert address is not None  # verdict() checked reachability
-        payload = self.composer.compose(
+        payload = composer.compose(
             sequence,
             step,
             contact,

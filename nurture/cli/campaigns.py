@@ -80,7 +80,9 @@ def _parse_start(start: str | None) -> datetime | None:
 
 @app.command()
 def launch(
-    name: str = typer.Argument(..., help="Sequence definition in campaigns/NAME.toml."),
+    name: str = typer.Argument(
+        ..., help="A stored sequence (its current version), or a .toml file's path."
+    ),
     start: str | None = typer.Option(None, help="ISO start time with offset; default now."),
     by: str | None = typer.Option(
         None, "--as", help="Your staff account's email: an owner's launch records its approval."
@@ -91,11 +93,12 @@ def launch(
     Its content must be approved by an owner (`campaigns approve`), unless an owner launches
     (--as) or `[review] editors_may_launch` is true (campaigns.review)."""
     from campaigns import review
+    from campaigns.content_store import launchable
 
     nurture = ready_app()
-    sequence = load_sequence(name)
     who = review_commands.reviewer(nurture, by)
     with transaction(nurture.sessions) as session, _enrolling() as progress:
+        sequence, version = launchable(session, name)  # the stored current version, pinned
         campaign, enrolled = review.launch(
             session,
             sequence,
@@ -104,6 +107,7 @@ def launch(
             starts_at=_parse_start(start),
             settings=nurture.settings,
             progress=progress,
+            version=version,
         )
         console.print(
             f"[green]Launched {campaign.name}[/green]: {enrolled} contacts enrolled, "

@@ -20,6 +20,7 @@ from nurture.cli import (
     serve,
     status,
     users,
+    versions,
     webhooks,
 )
 from nurture.cli.common import console, err_console, setup_logging
@@ -43,6 +44,8 @@ contacts.app.command("booked")(booking.booked)
 app.add_typer(campaigns.app, name="campaigns")
 campaigns.app.command("validate")(content.validate)
 campaigns.app.command("preview")(content.preview)
+campaigns.app.command("upgrade")(versions.upgrade)
+app.add_typer(versions.app, name="content")
 app.command("sms-info")(content.sms_info)
 app.add_typer(users.app, name="users")
 app.add_typer(webhooks.app, name="webhooks")

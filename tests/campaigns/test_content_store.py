@@ -132,6 +132,7 @@ def test_the_content_folder_setting_names_the_seed(
     (tmp_path / "content" / "campaigns" / "only.toml").write_bytes(
         (ContentFolder.at(None).campaigns / "demo.toml").read_bytes().replace(b'"demo"', b'"only"')
     )
+    (tmp_path / "content" / "campaigns" / "broken.toml").write_text("title = [")  # skipped
     ours = tmp_path / "content" / "templates" / "spasm-relief"
     ours.mkdir(parents=True)
     (ours / "01-welcome.subject.txt").write_bytes(b"Hello\r\n")
