@@ -134,11 +134,40 @@ def test_a_notice_with_a_naive_appointment_or_an_unknown_event_is_refused(
     make_contact(email="ana@example.com")
     naive = _notify(client, signing, nurture_app, booking_id="B-1", email="ana@example.com",
                     appointment_at="2026-12-09T10:30:00")  # fmt: skip
-    unknown = _notify(client, signing, nurture_app, event="attended", booking_id="B-1",
+    unknown = _notify(client, signing, nurture_app, event="checked_in", booking_id="B-1",
                       email="ana@example.com")  # fmt: skip
     assert naive.status_code == 422 and unknown.status_code == 422
     with nurture_app.sessions() as session:
         assert session.scalar(select(Event.id)) is None
+
+
+def test_an_attended_visit_by_webhook_ends_the_pre_visit_once_in_the_apis_ledger(
+    nurture_app: NurtureApp, make_contact: Any, client: Any, signing: Any, running: None
+) -> None:
+    contact = make_contact(email="mo@example.com")
+    assert _notify(client, signing, nurture_app, booking_id="B-8",
+                   email="mo@example.com").json() == {"status": "booked"}  # fmt: skip
+    came = _notify(client, signing, nurture_app, event="attended", booking_id="B-8",
+                   email="mo@example.com")  # fmt: skip
+    assert came.status_code == 200 and came.json() == {"status": "attended"}
+    again = _notify(client, signing, nurture_app, event="attended", booking_id="B-8",
+                    email="mo@example.com")  # fmt: skip
+    assert again.json() == {"status": "duplicate"}  # a retry: recorded once
+    # The booking system also reports it through the API: the same ledger, the same event.
+    with transaction(nurture_app.sessions) as session:
+        secret = create_key(session, name="booking system", scope="write", created_by="t",
+                            at=nurture_app.clock()).secret  # fmt: skip
+    by_api = client.post(
+        f"/api/v1/contacts/{contact}/events",
+        json={"kind": "attended", "reference": "B-8"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert by_api.json()["status"] == "duplicate"
+    with nurture_app.sessions() as session:
+        # The visit happened: the pre-visit ends, and nothing re-books someone who came.
+        assert _where(session, contact) == [("pre-visit", "exited", "attended")]
+        kinds = session.scalars(select(Event.kind).order_by(Event.id)).all()
+    assert kinds == ["booked", "attended"]
 
 
 def test_the_api_reacts_as_the_webhook_does_and_shares_its_ledger(

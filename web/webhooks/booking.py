@@ -1,5 +1,6 @@
-"""POST /webhooks/booking: the clinic's booking system tells us someone booked, cancelled or did
-not come (`event`, default `booked`); campaigns.booking.record_booking_event reacts to each.
+"""POST /webhooks/booking: the clinic's booking system tells us someone booked, cancelled, did
+not come or came (`event`, default `booked`); campaigns.booking.record_booking_event reacts to
+each, as it does for the REST API and the command line (one ledger).
 
 Signature (Stripe-style, so a captured request cannot be replayed later):
 
@@ -16,7 +17,6 @@ import hmac
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from campaigns.booking import find_contact, record_booking_event
+from campaigns.triggers import BookingEvent
 from core.errors import InputError, NotFound
 from core.redact import mask_address
 from core.signatures import HEADER, sign
@@ -45,14 +46,13 @@ class BookingNotice(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    event: Literal["booked", "cancelled", "no_show"] = Field(
-        "booked", description="What happened to the booking"
-    )
+    event: BookingEvent = Field("booked", description="What happened to the booking")
     booking_id: str = Field(min_length=1, max_length=150, description="Unique per booking")
     email: str | None = Field(None, max_length=320)
     phone: str | None = Field(None, max_length=40)
     booked_at: datetime | None = Field(
-        None, description="When it happened: booked, cancelled or missed (ISO 8601, with offset)"
+        None,
+        description="When it happened (ISO 8601, with offset)",
     )
     appointment_at: datetime | None = Field(
         None, description="When the visit is (ISO 8601, with offset)"
@@ -91,15 +91,16 @@ def verify(secret: str, body: bytes, header: str, now: datetime) -> bool:
 
 @router.post(
     "/booking",
-    summary="A booking was made, cancelled or missed: sequences end and start accordingly",
+    summary="A booking was made, cancelled, missed or attended: sequences react",
     description=(
         f"Header `{HEADER}: t=<unix seconds>,sha256=<hex>` where `<hex>` is the lowercase hex "
         "HMAC-SHA256, keyed with NURTURE_BOOKING_WEBHOOK_SECRET, of the ASCII timestamp, a dot, "
         f"and the raw body. Requests more than {REPLAY_WINDOW} s old (or ahead) are refused. "
         "The contact is found by email or phone; each booking_id is recorded once per event. "
         "`booked` ends the nurture and may start a pre-visit sequence; `cancelled` and "
-        "`no_show` end that and may start a re-booking one. Answers 200 with status `booked`, "
-        "`cancelled`, `no_show`, `duplicate` or `unknown_contact` (not retried)."
+        "`no_show` end that and may start a re-booking one; `attended` ends it (the visit "
+        "happened). Answers 200 with status `booked`, `cancelled`, `no_show`, `attended`, "
+        "`duplicate` or `unknown_contact` (not retried)."
     ),
     responses={
         200: {"description": "Recorded (or nothing to do)"},
