@@ -59,6 +59,7 @@ def _page(
         session.expunge_all()
     return render(
         request, "webhooks.html", staff, status_code=status, endpoints=endpoints, counts=counts,
+        urls={e.id: e.url for e in endpoints},
         deliveries=deliveries, event_types=list(EVENT_TYPES), new_endpoint=new_endpoint,
         error=error, header=HEADER, backoff=_backoff_words(),
         last_wait=f"{BACKOFF[-1] // 3600} hours", give_up_hours=_hours(),
