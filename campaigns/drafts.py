@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from campaigns.definitions import Sequence, Step
 from campaigns.plain_words import LANGUAGE_WORDS, PlainFinding, reword, where
 from campaigns.validation import validate_sequence
+from core.errors import InputError
 from core.languages import DEFAULT_LANGUAGE, LANGUAGES
 from core.settings import Settings
 from templates import TEMPLATES_DIR
@@ -33,6 +34,8 @@ from templates.markdown_body import EMAIL_SOURCE, SMS_SOURCE, EmailSource
 from templates.renderer import TemplateRenderer
 
 _WORD = re.compile(r"[A-Za-z]+")
+#: The clinic's fixed layouts' folder under templates/: never a sequence's folder.
+LAYOUTS = "layouts"
 
 
 class Loose(BaseModel):
@@ -152,6 +155,13 @@ def build_sequence(draft: Draft, report: DraftReport) -> Sequence | None:
     if not draft.steps:
         report.problems.append(PlainFinding("Add at least one step."))
         return None
+    if draft.name == LAYOUTS:
+        report.problems.append(
+            PlainFinding(
+                f"The short name {LAYOUTS!r} is the clinic's layout folder: choose another."
+            )
+        )
+        return None
     try:
         return Sequence.model_validate(draft.definition())
     except ValidationError as exc:
@@ -203,10 +213,14 @@ def draft_renderer(draft: Draft, root: Path = TEMPLATES_DIR) -> Iterator[Templat
     """A renderer over the draft's files and the clinic's fixed layouts, in a scratch folder."""
     with tempfile.TemporaryDirectory(prefix="nurture-draft-") as scratch:
         base = Path(scratch)
-        os.symlink(root / "layouts", base / "layouts", target_is_directory=True)
+        if draft.name == LAYOUTS or not draft.name:
+            raise InputError(f"a draft cannot be written to the folder {draft.name!r}")
+        os.symlink(root / LAYOUTS, base / LAYOUTS, target_is_directory=True)
         (base / draft.name).mkdir(parents=True, exist_ok=True)
         for path, text in draft.files().items():
             target = base / path
+            if not target.resolve().is_relative_to(base.resolve() / draft.name):
+                raise InputError(f"{path!r} is not a file of the draft's own folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
         yield TemplateRenderer(base)

@@ -232,3 +232,18 @@ def test_the_counters_booking_link_is_full_length_but_never_works(
     assert link.startswith(staff_accounts.settings.web.public_base_url + "/l/")
     with pytest.raises(InvalidToken):
         staff_accounts.signer.read_click(link.rsplit("/", 1)[1])
+
+
+def test_a_draft_named_after_the_layouts_folder_is_refused_and_writes_nothing(
+    editor: TestClient, token: str
+) -> None:
+    from templates import TEMPLATES_DIR
+
+    before = sorted(path.name for path in (TEMPLATES_DIR / "layouts").iterdir())
+    draft = three_steps()
+    draft["name"] = "layouts"
+    report = post(editor, "check", token, draft=json.dumps(draft)).json()
+    assert any("layouts" in p["message"] for p in report["problems"])
+    preview = post(editor, "preview", token, draft=json.dumps(draft), step=0).json()
+    assert "layouts" in preview["error"]
+    assert sorted(path.name for path in (TEMPLATES_DIR / "layouts").iterdir()) == before
