@@ -33,20 +33,25 @@ if TYPE_CHECKING:
 
 def validate(
     name: str | None = typer.Argument(
-        None, help="Sequence in campaigns/NAME.toml (or a .toml path); default: every sequence."
+        None,
+        help="A sequence: its stored current version (else campaigns/NAME.toml), or a .toml "
+        "path; default: every sequence.",
     ),
 ) -> None:
     """Check sequences before launch: templates, allow-listed fields, links, footers, STOP wording,
     segment limits and TCPA hours."""
     from campaigns.validation import validate_named
+    from nurture.cli.versions import stored_reports
 
     settings = load_settings()
-    names = [name] if name else list_sequences()
-    if not names:
-        raise NotFound("no sequence definitions in campaigns/")
+    reports = stored_reports(settings, name)  # the stored current versions, when there are
+    if reports is None:
+        names = [name] if name else list_sequences()
+        if not names:
+            raise NotFound("no sequence definitions in campaigns/")
+        reports = [validate_named(each, settings) for each in names]
     problems: list[str] = []
-    for each in names:
-        report = validate_named(each, settings)
+    for report in reports:
         for warning in report.warnings:
             console.print(f"[yellow]![/yellow] {warning}", highlight=False, soft_wrap=True)
         for line in report.segments:

@@ -4,12 +4,17 @@ commands (campaigns.content_store, .content_folder, .content_upgrade). Registere
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from core.errors import InputError
+from core.settings import Settings
 from nurture.cli.common import console, ready_app
 from storage.db import transaction
+
+if TYPE_CHECKING:
+    from campaigns.validation import ValidationReport
 
 app = typer.Typer(
     help="Sequences and templates, stored as versions: history, export and import.",
@@ -98,3 +103,40 @@ def upgrade(
 def _say(line: str) -> None:
     """A line as it is: paths and notes are never wrapped or read as markup."""
     console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def stored_reports(settings: Settings, name: str | None) -> list[ValidationReport] | None:
+    """`campaigns validate` on the stored current versions: NAME's, or every sequence's; None
+    when there is nothing stored to validate (a .toml path, a name the store lacks, no database
+    yet), and the files are validated as before. An absent database is not created for this."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+
+    from campaigns import content_render, content_store
+    from core.errors import NotFound
+    from storage.db import make_engine, session_factory
+
+    if name is not None and name.endswith(".toml"):
+        return None
+    url = make_url(settings.database.url)
+    if url.drivername.startswith("sqlite") and (
+        not url.database or url.database == ":memory:" or not Path(url.database).is_file()
+    ):
+        return None
+    engine = make_engine(settings.database.url)
+    try:
+        if not inspect(engine).has_table("content_versions"):
+            return None
+        with session_factory(engine)() as session:
+            names = [name] if name is not None else content_store.sequence_names(session)
+            reports = []
+            for each in names:
+                try:
+                    version = content_store.current_version(session, each)
+                except NotFound:
+                    return None
+                _say(f"· {each}: stored version {version.number} ({version.author})")
+                reports.append(content_render.validate_version(session, version, settings))
+            return reports or None
+    finally:
+        engine.dispose()

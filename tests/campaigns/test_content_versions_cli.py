@@ -113,3 +113,30 @@ def test_launch_by_name_pins_the_stored_current_version(
             assert campaign.content_version_id == edited_id
     finally:
         app.dispose()
+
+
+def test_validate_checks_the_stored_version_and_still_takes_a_file(
+    database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.settings import REPO_ROOT
+
+    app = NurtureApp(settings=load_settings())
+    app.migrate()
+    with transaction(app.sessions) as session:
+        seeded = content_store.current_version(session, "demo")
+        files = content_store.files_of(session, seeded)
+        files["01-welcome.subject.txt"] = "Hello {{ contact.diagnosis }}\n"
+        content_store.save_version(
+            session, "demo", definition_text=seeded.definition_text, templates=files,
+            author="ana@clinic.test", now=app.clock(),
+        )  # fmt: skip
+    app.dispose()
+
+    code, out, err = _run(monkeypatch, capsys, "campaigns", "validate", "demo")
+    assert code == 65 and "demo: stored version 2 (ana@clinic.test)" in out
+    assert "01-welcome.subject.txt" in err
+    code, out, err = _run(
+        monkeypatch, capsys, "campaigns", "validate", str(REPO_ROOT / "campaigns" / "demo.toml")
+    )
+    assert code == 0, err
+    assert "stored version" not in out and "✓ demo: valid" in out
