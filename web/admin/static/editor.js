@@ -35,6 +35,7 @@
   // -- the sequence's own fields ----------------------------------------------------------
   for (const input of root.querySelectorAll("[data-seq]")) {
     input.value = draft[input.dataset.seq] || "";
+    input.readOnly = input.readOnly || !canEdit;
     input.addEventListener("input", () => {
       draft[input.dataset.seq] = input.value;
       changed();
