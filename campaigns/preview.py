@@ -27,7 +27,7 @@ from campaigns.validation import (
 )
 from core.errors import InputError, NurtureError
 from core.settings import Settings
-from templates.renderer import RenderedEmail, RenderedSms
+from templates.renderer import RenderedEmail, RenderedSms, TemplateRenderer
 
 
 @dataclass(frozen=True)
@@ -91,13 +91,15 @@ def build_preview(
     contact: Any | None = None,
     contact_id: int = SAMPLE_ID,
     contact_label: str = "",
+    renderer: TemplateRenderer | None = None,
 ) -> Preview:
-    """Render the chosen steps for `contact` (a model or mapping), or for the typical sample."""
+    """Render the chosen steps for `contact` (a model or mapping), or for the typical sample;
+    from `renderer`'s templates (a stored version's, campaigns.content_render), else the files."""
     if contact is None:
         sample = SAMPLE_CONTACTS[0]
         contact = sample.as_contact(sequence.custom_fields)
         contact_label = contact_label or f"sample contact ({sample.first_name} {sample.last_name})"
-    composer = sample_composer(settings)
+    composer = sample_composer(settings, renderer)
     report = validate_sequence(sequence, settings, composer.renderer)
     preview = Preview(sequence, contact_label)
     offsets, elapsed = [], timedelta(0)

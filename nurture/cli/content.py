@@ -110,7 +110,9 @@ def show_preview(preview: Preview) -> None:
 
 
 def preview(
-    name: str = typer.Argument(..., help="Sequence in campaigns/NAME.toml (or a .toml path)."),
+    name: str = typer.Argument(
+        ..., help="A sequence: its stored current version (else campaigns/NAME.toml), or a path."
+    ),
     step: str | None = typer.Option(None, "--step", help="Step number (1-based) or name."),
     contact: int | None = typer.Option(None, "--contact", help="Render for this contact id."),
     sample: bool = typer.Option(False, "--sample", help="Render for a sample contact (default)."),
@@ -119,12 +121,15 @@ def preview(
     """Render a sequence's steps to the terminal and to an HTML preview file."""
     from campaigns.preview import build_preview
     from campaigns.preview import write_html as write_preview
+    from nurture.cli.versions import stored_renderer
 
     if contact is not None and sample:
         raise InputError("use --contact ID or --sample, not both")
-    sequence = load_sequence(name)
+    settings = load_settings()
+    stored = stored_renderer(settings, name)  # the stored current version, when there is one
+    sequence, renderer = stored if stored is not None else (load_sequence(name), None)
     if contact is None:
-        result = build_preview(sequence, load_settings(), step=step)
+        result = build_preview(sequence, settings, step=step, renderer=renderer)
     else:
         nurture = ready_app()
         with transaction(nurture.sessions) as session:
@@ -138,6 +143,7 @@ def preview(
                 contact=row,
                 contact_id=row.id,
                 contact_label=f"contact {row.id}",
+                renderer=renderer,
             )
         nurture.dispose()
     show_preview(result)

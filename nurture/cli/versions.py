@@ -3,6 +3,8 @@ commands (campaigns.content_store, .content_folder, .content_upgrade). Registere
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +16,11 @@ from nurture.cli.common import console, ready_app
 from storage.db import transaction
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from campaigns.definitions import Sequence
     from campaigns.validation import ValidationReport
+    from templates.renderer import TemplateRenderer
 
 app = typer.Typer(
     help="Sequences and templates, stored as versions: history, export and import.",
@@ -105,38 +111,70 @@ def _say(line: str) -> None:
     console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def stored_reports(settings: Settings, name: str | None) -> list[ValidationReport] | None:
-    """`campaigns validate` on the stored current versions: NAME's, or every sequence's; None
-    when there is nothing stored to validate (a .toml path, a name the store lacks, no database
-    yet), and the files are validated as before. An absent database is not created for this."""
+@contextmanager
+def stored_session(settings: Settings) -> Iterator[Session | None]:
+    """A session on the configured database when it has a content store; None when there is no
+    database yet (which is not created for this) or no store in it."""
     from sqlalchemy import inspect
     from sqlalchemy.engine import make_url
 
-    from campaigns import content_render, content_store
-    from core.errors import NotFound
     from storage.db import make_engine, session_factory
 
-    if name is not None and name.endswith(".toml"):
-        return None
     url = make_url(settings.database.url)
     if url.drivername.startswith("sqlite") and (
         not url.database or url.database == ":memory:" or not Path(url.database).is_file()
     ):
-        return None
+        yield None
+        return
     engine = make_engine(settings.database.url)
     try:
         if not inspect(engine).has_table("content_versions"):
-            return None
+            yield None
+            return
         with session_factory(engine)() as session:
-            names = [name] if name is not None else content_store.sequence_names(session)
-            reports = []
-            for each in names:
-                try:
-                    version = content_store.current_version(session, each)
-                except NotFound:
-                    return None
-                _say(f"· {each}: stored version {version.number} ({version.author})")
-                reports.append(content_render.validate_version(session, version, settings))
-            return reports or None
+            yield session
     finally:
         engine.dispose()
+
+
+def stored_reports(settings: Settings, name: str | None) -> list[ValidationReport] | None:
+    """`campaigns validate` on the stored current versions: NAME's, or every sequence's; None
+    when there is nothing stored to validate (a .toml path, a name the store lacks, no database
+    yet), and the files are validated as before."""
+    from campaigns import content_render, content_store
+    from core.errors import NotFound
+
+    if name is not None and name.endswith(".toml"):
+        return None
+    with stored_session(settings) as session:
+        if session is None:
+            return None
+        names = [name] if name is not None else content_store.sequence_names(session)
+        reports = []
+        for each in names:
+            try:
+                version = content_store.current_version(session, each)
+            except NotFound:
+                return None
+            _say(f"· {each}: stored version {version.number} ({version.author})")
+            reports.append(content_render.validate_version(session, version, settings))
+        return reports or None
+
+
+def stored_renderer(settings: Settings, name: str) -> tuple[Sequence, TemplateRenderer] | None:
+    """`campaigns preview NAME` from the stored current version; None as stored_reports."""
+    from campaigns import content_render, content_store
+    from core.errors import NotFound
+
+    if name.endswith(".toml"):
+        return None
+    with stored_session(settings) as session:
+        if session is None:
+            return None
+        try:
+            version = content_store.current_version(session, name)
+        except NotFound:
+            return None
+        _say(f"· {name}: stored version {version.number} ({version.author})")
+        renderer = content_render.renderer_for(session, version)
+        return content_store.sequence_of(version), renderer

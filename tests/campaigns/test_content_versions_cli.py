@@ -140,3 +140,26 @@ def test_validate_checks_the_stored_version_and_still_takes_a_file(
     )
     assert code == 0, err
     assert "stored version" not in out and "✓ demo: valid" in out
+
+
+def test_preview_renders_the_stored_version(
+    database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = NurtureApp(settings=load_settings())
+    app.migrate()
+    with transaction(app.sessions) as session:
+        seeded = content_store.current_version(session, "demo")
+        files = content_store.files_of(session, seeded)
+        files["01-welcome.subject.txt"] = "A subject only the database has\n"
+        content_store.save_version(
+            session, "demo", definition_text=seeded.definition_text, templates=files,
+            author="ana@clinic.test", now=app.clock(),
+        )  # fmt: skip
+    app.dispose()
+    args = ("campaigns", "preview", "demo", "--step", "1", "--out", str(tmp_path / "p"))
+    code, out, err = _run(monkeypatch, capsys, *args)
+    assert code == 0, err
+    assert "stored version 2" in out and "A subject only the database has" in out
