@@ -11,7 +11,6 @@ in one of the languages.
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from collections.abc import Iterator
@@ -22,20 +21,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from campaigns.content_render import LAYOUTS, materialize
+from campaigns.content_store import check_paths
 from campaigns.definitions import Sequence, Step
 from campaigns.plain_words import LANGUAGE_WORDS, PlainFinding, reword, where
 from campaigns.validation import validate_sequence
 from core.errors import InputError
 from core.languages import DEFAULT_LANGUAGE, LANGUAGES
 from core.settings import Settings
-from templates import TEMPLATES_DIR
 from templates.audit import looks_like_health_field
 from templates.markdown_body import EMAIL_SOURCE, SMS_SOURCE, EmailSource
 from templates.renderer import TemplateRenderer
 
 _WORD = re.compile(r"[A-Za-z]+")
-#: The clinic's fixed layouts' folder under templates/: never a sequence's folder.
-LAYOUTS = "layouts"
 
 
 class Loose(BaseModel):
@@ -104,15 +102,16 @@ class Draft(Loose):
         return definition
 
     def files(self) -> dict[str, str]:
-        """Template files by path under templates/: only the messages written so far."""
+        """Template files by path under the sequence's folder (`01-welcome.email.md`,
+        `es/02-nudge.sms.plain`), as the content store keeps them: the messages written so far."""
         found: dict[str, str] = {}
         for number, step in enumerate(self.steps, start=1):
             for language in LANGUAGES:
                 message = step.messages.get(language)
                 if message is None or not message.written(step.channel):
                     continue
-                folder = self.name if language == DEFAULT_LANGUAGE else f"{self.name}/{language}"
-                base = f"{folder}/{step.template(number)}"
+                folder = "" if language == DEFAULT_LANGUAGE else f"{language}/"
+                base = f"{folder}{step.template(number)}"
                 if step.channel == "sms":
                     found[base + SMS_SOURCE] = message.text.strip() + "\n"
                 else:
@@ -209,21 +208,17 @@ def _subject_health(subject: str, number: int, language: str, report: DraftRepor
 
 
 @contextmanager
-def draft_renderer(draft: Draft, root: Path = TEMPLATES_DIR) -> Iterator[TemplateRenderer]:
-    """A renderer over the draft's files and the clinic's fixed layouts, in a scratch folder."""
+def draft_renderer(draft: Draft) -> Iterator[TemplateRenderer]:
+    """A renderer over the draft's files beside the clinic's fixed layouts, laid out as a stored
+    version is (campaigns.content_render.materialize), in a scratch folder removed after."""
+    if draft.name == LAYOUTS or not draft.name:
+        raise InputError(f"a draft cannot be written to the folder {draft.name!r}")
+    files = draft.files()
+    check_paths(files)
     with tempfile.TemporaryDirectory(prefix="nurture-draft-") as scratch:
-        base = Path(scratch)
-        if draft.name == LAYOUTS or not draft.name:
-            raise InputError(f"a draft cannot be written to the folder {draft.name!r}")
-        os.symlink(root / LAYOUTS, base / LAYOUTS, target_is_directory=True)
-        (base / draft.name).mkdir(parents=True, exist_ok=True)
-        for path, text in draft.files().items():
-            target = base / path
-            if not target.resolve().is_relative_to(base.resolve() / draft.name):
-                raise InputError(f"{path!r} is not a file of the draft's own folder")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-        yield TemplateRenderer(base)
+        root = materialize("draft", draft.name, files, Path(scratch))
+        (root / draft.name).mkdir(exist_ok=True)  # a draft with no message yet
+        yield TemplateRenderer(root)
 
 
 def check_draft(draft: Draft, settings: Settings) -> DraftReport:

@@ -199,7 +199,6 @@ def test_viewers_read_the_editor_but_cannot_send_or_save(
 
 
 def test_save_stores_a_version_and_reopens_it(editor: TestClient, token: str) -> None:
-    pytest.importorskip("campaigns.content_store")
     draft = three_steps()
     saved = post(editor, "save", token, draft=json.dumps(draft)).json()
     assert saved["saved"] and "version 1" in saved["message"]

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from campaigns import content_store
 from campaigns.definitions import Sequence, load_sequence
 from campaigns.drafts import Draft, DraftMessage, DraftStep
 from core.errors import NurtureError
@@ -26,12 +27,7 @@ from web.services import WebServices
 
 def save_draft(nurture: WebServices, draft: Draft, *, author: str) -> str:
     """Store the draft as the sequence's next version; what to tell the person who saved."""
-    try:
-        from campaigns import content_store  # versions in the database (issue 20)
-    except ImportError:  # pragma: no cover - a checkout from before the content store
-        raise NurtureError("Saving needs the content store, which this version lacks.") from None
-
-    files = {path.removeprefix(f"{draft.name}/"): text for path, text in draft.files().items()}
+    files = draft.files()
     with transaction(nurture.sessions) as session:
         version, new = content_store.save_version(
             session,
@@ -60,10 +56,6 @@ def load_draft(session: Session, name: str, templates_root: Path) -> tuple[Draft
 
 
 def _stored(session: Session, name: str) -> tuple[Sequence, dict[str, str]] | None:
-    try:
-        from campaigns import content_store
-    except ImportError:  # pragma: no cover - before the content store landed
-        return None
     try:
         version = content_store.current_version(session, name)
     except NurtureError:
