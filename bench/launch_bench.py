@@ -71,6 +71,8 @@ def environment(db_url: str, fake_url: str, folder: Path) -> dict[str, str]:
         "NURTURE_EMAIL__PROVIDER": "sendgrid",
         "NURTURE_SENDGRID__API_HOST": fake_url,
         "NURTURE_SENDGRID__EMAILS_PER_SECOND": "1e9",
+        # The launch itself is measured, not review before launch (campaigns.review).
+        "NURTURE_REVIEW__EDITORS_MAY_LAUNCH": "true",
         "NURTURE_SECRET_KEY": os.environ.get(
             "NURTURE_SECRET_KEY", "bench-secret-key-0123456789abcdef"
         ),
