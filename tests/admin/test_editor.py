@@ -204,6 +204,8 @@ def test_save_stores_a_version_and_reopens_it(editor: TestClient, token: str) ->
     assert saved["saved"] and "version 1" in saved["message"]
     again = post(editor, "save", token, draft=json.dumps(draft)).json()
     assert "No changes since version 1" in again["message"]
+    taken = post(editor, "save", token, draft=json.dumps(draft), creating="true")
+    assert taken.status_code == 409 and "already exists" in taken.json()["error"]
     page = editor.get("/admin/sequences/back-care/edit")
     assert page.status_code == 200 and "Reply STOP to opt out." in page.text
 
@@ -246,3 +248,10 @@ def test_a_draft_named_after_the_layouts_folder_is_refused_and_writes_nothing(
     preview = post(editor, "preview", token, draft=json.dumps(draft), step=0).json()
     assert "layouts" in preview["error"]
     assert sorted(path.name for path in (TEMPLATES_DIR / "layouts").iterdir()) == before
+
+
+def test_a_new_sequence_cannot_take_an_existing_ones_name(editor: TestClient, token: str) -> None:
+    draft = three_steps()
+    draft["name"] = "spasm-relief"
+    answer = post(editor, "save", token, draft=json.dumps(draft), creating="true")
+    assert answer.status_code == 409 and "already exists" in answer.json()["error"]

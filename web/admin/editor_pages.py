@@ -28,7 +28,7 @@ from templates.markdown_body import allowed_placeholders, plain_template
 from templates.renderer import CONTACT_FIELDS, TemplateRenderer
 from templates.sms_segments import sms_info
 from web.admin.campaign_pages import CampaignName
-from web.admin.editor_store import load_draft, save_draft
+from web.admin.editor_store import load_draft, save_draft, sequence_exists
 from web.admin.render import SECURITY_HEADERS, render
 from web.admin.session import Staff, StaffEditor, StaffPoster, StaffReader
 from web.services import WebServices
@@ -177,11 +177,23 @@ def check(request: Request, staff: StaffPoster, draft: DraftField = "{}") -> Res
 
 
 @router.post("/editor/save")
-def save(request: Request, staff: StaffEditor, draft: DraftField = "{}") -> Response:
+def save(
+    request: Request,
+    staff: StaffEditor,
+    draft: DraftField = "{}",
+    creating: Annotated[bool, Form()] = False,
+) -> Response:
     """Save the draft as a new version. A draft with problems is saved too (staff save work in
-    progress); review and launch refuse it until it is clean."""
+    progress); review and launch refuse it until it is clean. A new sequence never takes the
+    name of one that exists: its save would replace that sequence's messages."""
     nurture: WebServices = request.app.state.nurture
     parsed = read_draft(draft)
+    if creating and sequence_exists(nurture, parsed.name):
+        taken = (
+            f"A sequence named {parsed.name!r} already exists: choose another short name, "
+            "or open that one from its campaign page."
+        )
+        return answer({"saved": False, "error": taken}, 409)
     report = check_draft(parsed, nurture.settings)
     if report.sequence is None:
         first = report.problems[0].message if report.problems else "This draft cannot be read."

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from campaigns import content_store
-from campaigns.definitions import Sequence, load_sequence
+from campaigns.definitions import Sequence, list_sequences, load_sequence
 from campaigns.drafts import Draft, DraftMessage, DraftStep
 from core.errors import NurtureError
 from core.languages import DEFAULT_LANGUAGE, LANGUAGES
@@ -39,6 +39,14 @@ def save_draft(nurture: WebServices, draft: Draft, *, author: str) -> str:
         )
         number = version.number
     return f"Saved as version {number}." if new else f"No changes since version {number}."
+
+
+def sequence_exists(nurture: WebServices, name: str) -> bool:
+    """Whether `name` is a stored sequence or a definition file."""
+    if name in list_sequences():
+        return True
+    with nurture.sessions() as session:
+        return name in content_store.sequence_names(session)
 
 
 def load_draft(session: Session, name: str, templates_root: Path) -> tuple[Draft, str]:

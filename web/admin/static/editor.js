@@ -304,10 +304,13 @@
     save.addEventListener("click", async () => {
       const status = document.getElementById("save-status");
       status.textContent = "Saving…";
-      const { data } = await post("/admin/editor/save", { draft: draftJson() });
+      const creating = root.dataset.existing !== "yes";
+      const { data } = await post("/admin/editor/save", { draft: draftJson(), creating });
       status.textContent = data.saved ? data.message : data.error;
       status.className = data.saved ? "notice" : "error";
       if (data.saved) {
+        root.dataset.existing = "yes"; // later saves are new versions of this one
+        document.getElementById("seq-name").readOnly = true;
         document.getElementById("review-link").href = `/admin/campaigns/${encodeURIComponent(draft.name)}`;
       }
     });
