@@ -38,6 +38,7 @@ class BookingEventResult:
     status: str  # the event's kind, or "duplicate" (its reference was recorded before)
     exited_campaigns: tuple[str, ...] = ()
     enrolled_campaigns: tuple[str, ...] = ()
+    moved_campaigns: tuple[str, ...] = ()  # a running pre-visit that took the new visit time
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,9 @@ def record_booking_event(
     """Record a booking event once per reference and react to it (campaigns.triggers).
 
     `booked` marks the contact booked (mark_booked: the nurture ends), then may start the
-    pre-visit sequence; `cancelled`, `no_show` and `attended` are recorded in the same ledger
-    and end the pre-visit sequence, the first two starting a re-booking one."""
+    pre-visit sequence, or, with a new `appointment_at`, move the running one's visit;
+    `cancelled`, `no_show` and `attended` are recorded in the same ledger and end the pre-visit
+    sequence, the first two starting a re-booking one."""
     if reference and session.scalar(
         select(Event.id).where(Event.provider_event_id == event_key(kind, reference))
     ):
@@ -175,7 +177,7 @@ def record_booking_event(
             )
         )
     reaction = react_to_booking_event(session, contact, kind, at=at, appointment_at=appointment_at)
-    return BookingEventResult(kind, (*exited, *reaction.ended), reaction.enrolled)
+    return BookingEventResult(kind, (*exited, *reaction.ended), reaction.enrolled, reaction.moved)
 
 
 def _appointment(at: datetime | None) -> dict[str, str]:

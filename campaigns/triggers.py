@@ -19,6 +19,13 @@ line). It does two things, in the caller's transaction:
      an entry whose visit never happened (ended by `cancelled` or `no_show`) does not count, so
      a rescheduled visit, or the one booked after a no-show, gets its own pre-visit reminder.
 
+A visit moved without a cancellation (another `booked` event with a new `appointment_at` while
+the pre-visit sequence still runs) moves the running entry's visit (`move_visit`): a reminder timed
+before the visit and not yet planned will be timed from the new visit; one planned but not yet
+taken by a worker is taken back, and the planner plans it again (the same rules: the contact's
+zone, the step's window, quiet hours, max_lateness); one already sent, or being sent, stays as it
+is, since a reminder is never sent twice.
+
 A cancelled booking does not leave the person in limbo: the nurture ended when they booked (a
 person who booked once is past "book your consultation"), so a `cancelled` campaign takes them,
 like a no-show, into a re-booking sequence (campaigns/rebooking-cancelled.toml).
@@ -30,13 +37,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
 from campaigns.enrollment import active_enrollments, enroll_contact, exit_enrollment
 from contacts.suppressions import is_suppressed
-from storage.models import Campaign, CampaignState, ConsentStatus, Contact, Enrollment
+from storage.models import (
+    Campaign,
+    CampaignState,
+    ConsentStatus,
+    Contact,
+    Enrollment,
+    Message,
+    MessageState,
+)
 
 BookingEvent = Literal["booked", "cancelled", "no_show", "attended"]
 
@@ -57,6 +72,7 @@ class Reaction:
     ended: tuple[str, ...]  # campaigns the event ended
     enrolled: tuple[str, ...]  # campaigns the event started
     refused: tuple[tuple[str, str], ...]  # (campaign, why not enrolled)
+    moved: tuple[str, ...] = ()  # campaigns whose running entry took the new visit time
 
 
 def react_to_booking_event(
@@ -69,16 +85,19 @@ def react_to_booking_event(
 ) -> Reaction:
     """End the sequences `event` makes moot, then start those it triggers (module docstring)."""
     _lock(session, contact)
-    ended = []
+    ended, moved = [], []
     in_sequence: dict[str, list[str]] = {}  # trigger -> campaigns the contact is still in
     for enrollment in active_enrollments(session, contact.id):
         campaign = session.get_one(Campaign, enrollment.campaign_id)
-        trigger = Sequence.from_snapshot(campaign.definition).trigger
-        if trigger in ENDS[event]:
+        sequence = Sequence.from_snapshot(campaign.definition)
+        if sequence.trigger in ENDS[event]:
             exit_enrollment(enrollment, event, at)
             ended.append(campaign.name)
-        else:
-            in_sequence.setdefault(trigger, []).append(campaign.name)
+            continue
+        in_sequence.setdefault(sequence.trigger, []).append(campaign.name)
+        if event == sequence.trigger == "booked" and appointment_at is not None:
+            if move_visit(session, enrollment, sequence, appointment_at):
+                moved.append(campaign.name)
     enrolled, refused = [], []
     for campaign, sequence in _started_by(session, event):
         reason = why_not_enrolled(session, contact, sequence, in_sequence.get(event, []))
@@ -97,7 +116,45 @@ def react_to_booking_event(
         else:
             refused.append((campaign.name, reason))
     session.flush()
-    return Reaction(tuple(ended), tuple(enrolled), tuple(refused))
+    return Reaction(tuple(ended), tuple(enrolled), tuple(refused), tuple(moved))
+
+
+def move_visit(
+    session: Session, enrollment: Enrollment, sequence: Sequence, visit: datetime
+) -> bool:
+    """The running entry's visit is now `visit` (module docstring); False when it already was.
+
+    A step timed `before_appointment` that is planned (the enrollment's latest step) and still
+    `planned` is deleted and the enrollment steps back to the step planned before it, so the
+    planner plans it again from the new visit. The delete names the state: a message a worker
+    claimed meanwhile (PostgreSQL waits for its row lock, then re-reads the state) is left
+    alone. After a branching step the planner would decide the branch again, so such a
+    reminder keeps its time (pre-visit sequences do not branch)."""
+    if enrollment.appointment_at == visit:
+        return False
+    enrollment.appointment_at = visit
+    index = enrollment.planned_step
+    if index < 0 or sequence.steps[index].before_appointment is None:
+        return True  # not planned yet: the planner reads the new visit when it plans it
+    planned = session.execute(
+        select(Message.id, Message.step_index)
+        .where(Message.enrollment_id == enrollment.id)
+        .order_by(Message.id.desc())
+        .limit(2)
+    ).all()
+    if not planned or planned[0].step_index != index:
+        return True
+    before = planned[1].step_index if len(planned) > 1 else -1
+    if before >= 0 and getattr(sequence.steps[before], "then", None) is not None:
+        return True
+    taken_back = session.execute(
+        delete(Message)
+        .where(Message.id == planned[0].id, Message.state == MessageState.PLANNED)
+        .execution_options(synchronize_session=False)
+    )
+    if taken_back.rowcount:  # type: ignore[attr-defined]
+        enrollment.planned_step = before
+    return True
 
 
 def why_not_enrolled(

@@ -106,6 +106,8 @@ def record(
         console.print("Left: " + ", ".join(result.exited_campaigns))
     if result.enrolled_campaigns:
         console.print("Started: " + ", ".join(result.enrolled_campaigns))
+    if result.moved_campaigns:
+        console.print("Visit moved in: " + ", ".join(result.moved_campaigns))
 
 
 def _kind(text: str) -> str:

@@ -81,6 +81,18 @@ def test_booked_with_a_local_visit_time_then_cancelled_and_booked_again(
     assert _kinds(nurture_app) == ["booked", "cancelled", "booked"]
 
 
+def test_a_new_visit_time_moves_the_running_pre_visit(
+    nurture_app: NurtureApp, make_contact: Any, staff: Any
+) -> None:
+    make_contact(email="ines@example.com")  # Los Angeles
+    assert staff("booked", "ines@example.com", "--visit", "2026-12-09 10:30").exit_code == 0
+    moved = staff("booked", "ines@example.com", "--visit", "2026-12-11 16:00")
+    assert moved.exit_code == 0 and "Visit moved in: pre-visit" in moved.output
+    with nurture_app.sessions() as session:
+        visits = session.scalars(select(Enrollment.appointment_at)).all()
+    assert visits == [datetime(2026, 12, 12, 0, 0, tzinfo=UTC)]  # one entry, the new time
+
+
 @pytest.mark.parametrize(
     ("args", "kind", "started"),
     [
