@@ -16,7 +16,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, Response
 from jinja2 import TemplateError
 
-from campaigns.definitions import Step
+from campaigns.compose import Composer
+from campaigns.definitions import Sequence, Step
 from campaigns.drafts import Draft, DraftMessage, DraftStep, check_draft, parse_draft
 from campaigns.plain_words import LANGUAGE_WORDS
 from campaigns.validation import SAMPLE_CONTACTS, SAMPLE_ID, SAMPLE_KEY
@@ -25,7 +26,7 @@ from core.languages import LANGUAGES
 from storage.models import StaffUser
 from templates.links import LinkSigner
 from templates.markdown_body import allowed_placeholders, plain_template
-from templates.renderer import CONTACT_FIELDS, TemplateRenderer
+from templates.renderer import CONTACT_FIELDS
 from templates.sms_segments import sms_info
 from web.admin.campaign_pages import CampaignName
 from web.admin.editor_store import load_draft, save_draft, sequence_exists
@@ -148,25 +149,26 @@ def count_text(
     )
 
 
+#: The one-step sequence a text is counted in: the composer's context needs a sequence.
+COUNTED = Sequence(
+    name="counted",
+    title="counted",
+    template_folder="counted",
+    steps=(Step(name="text", channel="sms", template="text"),),
+)
+
+
 def _filled(nurture: WebServices, text: str) -> str:
+    """The text as the composer would fill it for the typical sample contact, with links as
+    long as real tracked ones but signed by the validation-only key (they never work)."""
     source = plain_template(text.strip(), "the text")
     web = nurture.settings.web
     signer = LinkSigner(SAMPLE_KEY, web.public_base_url, web.link_ttl_days)
-    renderer: TemplateRenderer = nurture.composer.renderer
-    sample = SAMPLE_CONTACTS[0]
-    clinic = nurture.settings.clinic
-    context = {
-        "contact": {"first_name": sample.first_name, "last_name": sample.last_name},
-        "clinic": {
-            "name": clinic.name,
-            "phone": clinic.phone_display,
-            "postal_address": clinic.postal_address,
-            "website": clinic.website,
-        },
-        # as long as a real tracked link, signed with the validation-only key: it never works
-        "booking_link": lambda destination="booking": signer.click_url(SAMPLE_ID, destination),
-    }
-    return " ".join(renderer.env.from_string(source).render(context).split())
+    composer = Composer(nurture.settings, nurture.composer.renderer, signer)
+    contact = SAMPLE_CONTACTS[0].as_contact(())
+    context = composer.context(COUNTED, COUNTED.steps[0], contact, SAMPLE_ID, SAMPLE_ID)
+    rendered = composer.renderer.env.from_string(source).render(context)
+    return " ".join(rendered.split())
 
 
 @router.post("/editor/check")
