@@ -36,7 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress
 from sqlalchemy import func, select
 
 from campaigns import lifecycle
-from campaigns.definitions import load_sequence
+from campaigns.content_store import launchable
 from contacts import importer
 from core.clock import utcnow
 from core.csv_safety import csv_writer
@@ -194,10 +194,11 @@ def _run(
         default_timezone=nurture.settings.clinic.default_timezone,
     )
     console.print(f"Imported {summary.inserted} sample contacts (time zone {zone}, daytime now)")
-    sequence = load_sequence("demo")
     with transaction(nurture.sessions) as session:
+        # the stored current version (seeded from the content folder on first run), pinned
+        sequence, version = launchable(session, "demo")
         campaign, enrolled = lifecycle.launch(
-            session, sequence, now=nurture.clock(), settings=nurture.settings
+            session, sequence, now=nurture.clock(), settings=nurture.settings, version=version
         )
         campaign_id = campaign.id
     console.print(

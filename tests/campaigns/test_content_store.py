@@ -14,6 +14,7 @@ from campaigns.toml_text import dump_toml
 from core.clock import FrozenClock
 from core.errors import InputError, NotFound
 from nurture.app import NurtureApp
+from providers.memory import MemoryChannel
 from storage.db import transaction
 
 
@@ -163,7 +164,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 
 def test_export_then_import_round_trips_every_version_byte_for_byte(
-    nurture_app: NurtureApp, tmp_path: Path, frozen_clock: FrozenClock, channel: object
+    nurture_app: NurtureApp, tmp_path: Path, frozen_clock: FrozenClock, channel: MemoryChannel
 ) -> None:
     from tests.conftest import build_app
 
@@ -187,7 +188,7 @@ def test_export_then_import_round_trips_every_version_byte_for_byte(
         f"sqlite:///{tmp_path / 'fresh.db'}",
         tmp_path / "fresh",
         frozen_clock,
-        channel,  # type: ignore[arg-type]
+        channel,
         content={"folder": str(tmp_path / "nothing")},  # no seed: an empty content store
     )
     try:
