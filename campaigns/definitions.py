@@ -99,8 +99,52 @@ def _expand_days(text: str) -> list[str]:
     return [part.strip() for part in text.split(",")]
 
 
+#: A branch or `next` target that ends the sequence instead of naming a step.
+END = "end"
+_TARGET = r"^[a-z0-9][a-z0-9-]*$"
+
+
+class Branch(Strict):
+    """Where a step's contacts go next, by what they did within `within` of its send.
+
+    `clicked`: they clicked the booking link of one of this sequence's messages since the step
+    was sent; `replied`: they texted back something that is not a keyword (texts only).
+    `otherwise`: neither happened within the time. Each names a step, or "end". The target's
+    delay counts from that moment: the click, the reply, or the send plus `within`.
+    """
+
+    within: timedelta
+    otherwise: str = Field(pattern=_TARGET)
+    clicked: str | None = Field(None, pattern=_TARGET)
+    replied: str | None = Field(None, pattern=_TARGET)
+
+    @field_validator("within", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.upper().startswith("P"):
+            return value  # ISO 8601 from a snapshot: pydantic parses it
+        return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _waits_for_something(self) -> Branch:
+        if self.within <= timedelta(0):
+            raise ValueError("`within` must be a positive time, e.g. '2d'")
+        if self.clicked is None and self.replied is None:
+            raise ValueError("a branch waits for `clicked` or `replied` (or both)")
+        return self
+
+    def targets(self) -> dict[str, str]:
+        """What happened -> where it leads: clicked, replied, otherwise (those given)."""
+        found = {"clicked": self.clicked, "replied": self.replied, "otherwise": self.otherwise}
+        return {event: target for event, target in found.items() if target is not None}
+
+
 class Step(Strict):
-    """One message of a sequence. `max_segments` caps a text's billed parts (each part costs)."""
+    """One message of a sequence. `max_segments` caps a text's billed parts (each part costs).
+
+    After it, the contact goes to `then`'s branch if it has one, else to `next` (a step's name
+    or "end") if given, else to the next step in the file (the last one ends the sequence).
+    """
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     channel: Literal["email", "sms"]
@@ -112,6 +156,14 @@ class Step(Strict):
     #: Due this long before the booked visit, when a booking gave its time (scheduler.appointments);
     #: otherwise `delay` after the previous step, as any step.
     before_appointment: timedelta | None = None
+    then: Branch | None = None
+    next: str | None = Field(None, pattern=_TARGET)
+
+    @model_validator(mode="after")
+    def _one_way_on(self) -> Step:
+        if self.then is not None and self.next is not None:
+            raise ValueError("a step has `then` (a branch) or `next`, not both")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from jinja2 import Environment
 from campaigns import PREVIEW_DIR
 from campaigns.content_rules import describe_ucs2
 from campaigns.definitions import Sequence, Step
+from campaigns.paths import earliest
 from campaigns.validation import (
     SAMPLE_CONTACTS,
     SAMPLE_ID,
@@ -102,10 +103,7 @@ def build_preview(
     composer = sample_composer(settings, renderer)
     report = validate_sequence(sequence, settings, composer.renderer)
     preview = Preview(sequence, contact_label)
-    offsets, elapsed = [], timedelta(0)
-    for each in sequence.steps:
-        elapsed += each.delay
-        offsets.append(elapsed)
+    offsets = earliest(sequence)  # along the ways through, branches included (issue 18)
     for index in select_steps(sequence, step):
         current = sequence.steps[index]
         problems, warnings = _findings(report, sequence, index + 1)

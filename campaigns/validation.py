@@ -33,6 +33,8 @@ from campaigns.content_rules import (
     describe_ucs2,
 )
 from campaigns.definitions import TCPA_EARLIEST, TCPA_LATEST, Sequence, Step, load_sequence
+from campaigns.paths import BOOKING_LINK
+from campaigns.paths import problems as path_problems
 from contacts.state_rules import RULES, STATE_EARLIEST, STATE_LATEST
 from core.errors import NurtureError, ValidationFailed
 from core.languages import DEFAULT_LANGUAGE, LANGUAGE_NAMES
@@ -274,6 +276,34 @@ def _sequence_findings(sequence: Sequence, composer: Composer) -> Findings:
     return out
 
 
+def _branch_findings(step: Step, sequence: Sequence, composer: Composer) -> Findings:
+    """A reply is a text (web.webhooks.twilio records texts only), so `replied` waits on a
+    text step; `clicked` counts the booking link, so its step should carry one."""
+    out = Findings()
+    if step.then is None:
+        return out
+    if step.then.replied is not None and step.channel != "sms":
+        out.problems.append(
+            "`replied` waits for a text reply, so it belongs on a text step, not an email"
+        )
+    if step.then.clicked is not None:
+        links: set[str] = set()
+        for name in template_files(step):
+            path = f"{sequence.template_folder}/{name}"
+            if not composer.renderer.exists(path):
+                return out  # reported as an unknown template
+            try:
+                links |= inspect_template(composer.renderer, path).destinations
+            except NurtureError:
+                return out  # the template's own problem is reported where it is checked
+        if BOOKING_LINK not in links:
+            out.warnings.append(
+                "`clicked` waits for a click on the booking link, and this step's message "
+                "has none: everyone takes `otherwise`"
+            )
+    return out
+
+
 def validate_sequence(
     sequence: Sequence, settings: Settings, renderer: TemplateRenderer | None = None
 ) -> ValidationReport:
@@ -281,12 +311,15 @@ def validate_sequence(
     composer = sample_composer(settings, renderer)
     report = ValidationReport(sequence.name)
     report.add(sequence.name, _sequence_findings(sequence, composer))
+    for problem in path_problems(sequence):
+        report.problems.append(f"{sequence.name}: {problem}")
     first = composer.context(sequence, sequence.steps[0], {}, SAMPLE_ID, SAMPLE_ID)
     context_names = set(first)
     languages = _languages(sequence, composer, report)
     for number, step in enumerate(sequence.steps, start=1):
         where = f"{sequence.name} step {number} ({step.name}, {step.channel})"
         report.add(where, _window_findings(step, settings))
+        report.add(where, _branch_findings(step, sequence, composer))
         usage = _usage_findings(step, sequence, composer, context_names)
         report.add(where, usage)
         if any("unknown template" in problem for problem in usage.problems):

@@ -19,6 +19,12 @@ inside the state's hours too, and no earlier than its count allows: the contact'
 claimed or planned (at their due time) across every campaign, read with one query per batch,
 plus those this batch plans, are counted as the dispatcher will count them when it comes due.
 The dispatcher's check at the send stays the authority (two planners may each plan a third).
+
+Which step comes next is campaigns.paths' rule: the next in the file, a step's `next`, or, after
+a branching step, its branch once decided (scheduler.branching: a booking-link click or a reply
+within its time, or the time up). A waiting enrollment is read each tick and left as it is
+until then; the branch taken is added to `Enrollment.path`. A sequence without branches walks
+exactly as before: one tuple look-up a row more, and no extra statement.
 """
 
 from __future__ import annotations
@@ -34,11 +40,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.definitions import Sequence
 from campaigns.enrollment import enroll_audience
+from campaigns.paths import Paths, paths_of
 from contacts.state_rules import DAY, StateRule, rule_for
 from contacts.suppressions import hasher_of
 from core.clock import Clock, utcnow
 from core.settings import Settings
 from scheduler.appointments import Appointments
+from scheduler.branching import Waiting, decide
 from scheduler.checks import Facts, exit_reason, suppressed_among, texts_since
 from scheduler.windows import QuietHours, next_allowed, next_allowed_text, texting_hours
 from storage.db import transaction
@@ -65,6 +73,8 @@ class PlanResult:
     planned: int = 0
     completed: int = 0
     exited: dict[str, int] = field(default_factory=dict)
+    #: branches decided, by what happened ("clicked", "replied", "otherwise")
+    branched: dict[str, int] = field(default_factory=dict)
 
 
 class Ready(NamedTuple):
@@ -120,6 +130,31 @@ class _Counted(NamedTuple):
     rule: StateRule
 
 
+@dataclass
+class _Batch:
+    """What one batch writes: messages by what they hold, enrollments moved on by step, ended
+    by state and reason, and the branches taken (enrollment ids by "step:event")."""
+
+    due: dict[tuple[Any, ...], datetime | None] = field(default_factory=dict)  # shared by many
+    messages: dict[tuple[Any, ...], list[Ready]] = field(default_factory=lambda: defaultdict(list))
+    planned: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    ended: dict[tuple[str, str | None], list[int]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    counted: list[_Counted] = field(default_factory=list)  # texts under a state rule
+    paths: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _waiting(row: Ready, sequence: Sequence, paths: Paths) -> Waiting:
+    step = sequence.steps[row.planned_step]
+    decision = paths.decisions[row.planned_step]
+    assert step.then is not None and decision is not None and row.settled_at is not None
+    return Waiting(
+        row.id, row.contact_id, row.campaign_id, step.name, row.settled_at, step.then.within,
+        decision,
+    )  # fmt: skip
+
+
 def quiet_hours(settings: Settings) -> QuietHours:
     return QuietHours(
         allowed_from=settings.scheduler.sms_quiet_hours_end,
@@ -132,6 +167,14 @@ class _Campaigns:
     """Each campaign's sequence and start, read once per tick (a definition is validated JSON)."""
 
     known: dict[int, tuple[Sequence, datetime | None]] = field(default_factory=dict)
+    ways: dict[int, Paths] = field(default_factory=dict)
+
+    def paths(self, campaign_id: int) -> Paths:
+        """The campaign's ways through its sequence (campaigns.paths), built once per tick."""
+        found = self.ways.get(campaign_id)
+        if found is None:
+            found = self.ways[campaign_id] = paths_of(self.known[campaign_id][0])
+        return found
 
     def load(self, session: Session, ids: set[int]) -> dict[int, tuple[Sequence, datetime | None]]:
         missing = ids - self.known.keys()
@@ -257,41 +300,66 @@ class Planner:
         known = campaigns.load(session, {row.campaign_id for row in ready})
         facts = self._suppressions(session, ready, known)
         appointments = Appointments.of(session, ready, known)  # steps timed before the visit
-        due: dict[tuple[Any, ...], datetime | None] = {}  # a launch's batch shares a handful
-        messages: dict[tuple[Any, ...], list[Ready]] = defaultdict(list)  # a message: for whom
-        planned: dict[int, list[int]] = defaultdict(list)  # step index -> enrollment ids
-        ended: dict[tuple[str, str | None], list[int]] = defaultdict(list)
-        counted: list[_Counted] = []  # texts under a state rule: due once counted
+        batch = _Batch()
+        waiting: list[Waiting] = []  # after a branching step: decided below, or still waiting
         for row in ready:
             sequence, starts_at = known[row.campaign_id]
             reason = exit_reason(row, sequence, facts)
             if reason is not None:
-                ended[(EnrollmentState.EXITED, reason)].append(row.id)
+                batch.ended[(EnrollmentState.EXITED, reason)].append(row.id)
                 result.exited[reason] = result.exited.get(reason, 0) + 1
                 continue
-            index = row.planned_step + 1
-            if index >= len(sequence.steps):
-                ended[(EnrollmentState.COMPLETED, None)].append(row.id)
+            paths = campaigns.paths(row.campaign_id)
+            if row.planned_step >= 0 and paths.decisions[row.planned_step] is not None:
+                waiting.append(_waiting(row, sequence, paths))
+                continue
+            index = paths.after(row.planned_step)
+            if index is None:
+                batch.ended[(EnrollmentState.COMPLETED, None)].append(row.id)
                 result.completed += 1
                 continue
             base = row.settled_at or max(row.enrolled_at, starts_at or row.enrolled_at)
             base = appointments.counting_from(row.id, sequence.steps[index], base)
-            rule = rule_for(row.phone) if sequence.steps[index].channel == "sms" else None
-            key = (base, row.timezone, row.campaign_id, index, rule)
-            if key not in due:
-                due[key] = self._due(sequence, index, base, row.timezone, rule)
-            planned[index].append(row.id)
-            when = due[key]
-            if rule is not None and when is not None:
-                counted.append(_Counted(row, sequence, index, when, rule))
+            self._place(batch, row, sequence, index, base, now)
+        rows = {row.id: row for row in ready} if waiting else {}
+        for decided in decide(session, waiting, now):
+            row = rows[decided.waiting.id]
+            batch.paths[decided.path].append(row.id)
+            result.branched[decided.event] = result.branched.get(decided.event, 0) + 1
+            if decided.target is None:
+                batch.ended[(EnrollmentState.COMPLETED, None)].append(row.id)
+                result.completed += 1
                 continue
-            messages[self._message(sequence, index, when, now)].append(row)
-        for text, counted_when in self._counted(session, counted):
+            sequence = known[row.campaign_id][0]
+            self._place(batch, row, sequence, decided.target, decided.at, now)
+        for text, counted_when in self._counted(session, batch.counted):
             message = self._message(text.sequence, text.step_index, counted_when, now)
-            messages[message].append(text.row)
-        self._write(session, messages, planned, ended, now)
-        result.planned += sum(len(rows) for rows in messages.values())
+            batch.messages[message].append(text.row)
+        self._write(session, batch, now)
+        result.planned += sum(len(rows) for rows in batch.messages.values())
         return size, end
+
+    def _place(
+        self,
+        batch: _Batch,
+        row: Ready,
+        sequence: Sequence,
+        index: int,
+        base: datetime,
+        now: datetime,
+    ) -> None:
+        """Plan step `index` for `row`, its delay counted from `base`: its message joins the
+        batch's others due at the same time (a text under a state rule waits to be counted)."""
+        rule = rule_for(row.phone) if sequence.steps[index].channel == "sms" else None
+        key = (base, row.timezone, row.campaign_id, index, rule)
+        if key not in batch.due:
+            batch.due[key] = self._due(sequence, index, base, row.timezone, rule)
+        batch.planned[index].append(row.id)
+        when = batch.due[key]
+        if rule is not None and when is not None:
+            batch.counted.append(_Counted(row, sequence, index, when, rule))
+            return
+        batch.messages[self._message(sequence, index, when, now)].append(row)
 
     @staticmethod
     def _suppressions(
@@ -352,18 +420,14 @@ class Planner:
         return (index, step.channel, due, str(MessageState.PLANNED), None, due + lateness)
 
     @staticmethod
-    def _write(
-        session: Session,
-        messages: dict[tuple[Any, ...], list[Ready]],
-        planned: dict[int, list[int]],
-        ended: dict[tuple[str, str | None], list[int]],
-        now: datetime,
-    ) -> None:
+    def _write(session: Session, batch: _Batch, now: datetime) -> None:
         """The batch's messages: one INSERT ... SELECT for each step and due time that several
         enrollments share (a launch's batch: one per time zone), and one executemany for those
         due at a time of their own (a later step counts from each one's own send); then one
-        update per step planned and per way of leaving. ON CONFLICT DO NOTHING: a row already
-        there (another planner's) stays as it is, and the enrollment moves on to it."""
+        update per step planned, per way of leaving and per branch taken. ON CONFLICT DO
+        NOTHING: a row already there (another planner's) stays as it is, and the enrollment
+        moves on to it."""
+        messages, planned, ended = batch.messages, batch.planned, batch.ended
         connection = session.connection()
         dialect = connection.dialect.name
         insert = (postgresql if dialect == "postgresql" else sqlite).insert(Message.__table__)
@@ -403,4 +467,11 @@ class Planner:
                 update(Enrollment)
                 .where(among(Enrollment.id, ids, dialect))
                 .values(state=state, exit_reason=reason, exited_at=exited)
+            )
+        for taken, ids in batch.paths.items():  # "first-visit:clicked" after what came before
+            so_far = func.coalesce(Enrollment.path.concat(","), "")
+            connection.execute(
+                update(Enrollment)
+                .where(among(Enrollment.id, ids, dialect))
+                .values(path=so_far.concat(taken))
             )

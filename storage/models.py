@@ -275,6 +275,15 @@ class Enrollment(Base):
         # Staff reports: enrolled / active / completed / exit reasons per campaign, index-only.
         Index("ix_enrollment_campaign_state", "campaign_id", "state", "exit_reason"),
         Index("ix_enrollment_campaign_enrolled", "campaign_id", "enrolled_at"),
+        # The funnel's branches (campaigns.reports): one GROUP BY path per campaign, index-only;
+        # partial, so a sequence without branches (path NULL) adds no index entry.
+        Index(
+            "ix_enrollment_campaign_path",
+            "campaign_id",
+            "path",
+            sqlite_where=text("path IS NOT NULL"),
+            postgresql_where=text("path IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -286,6 +295,9 @@ class Enrollment(Base):
     exit_reason: Mapped[str | None] = mapped_column(String(100))
     # Index of the last step that has a message row; -1 before the first is planned.
     planned_step: Mapped[int] = mapped_column(default=-1)
+    #: The branches taken so far, in order, as "step:event" joined by commas (e.g.
+    #: "first-visit:otherwise"); NULL until a branch decides (campaigns.paths).
+    path: Mapped[str | None] = mapped_column(String(500))
     #: 0 for the first time in this campaign; a re-entry (campaigns.triggers) counts up.
     entry: Mapped[int] = mapped_column(default=0, server_default="0")
     #: The booked visit an event-started enrollment is about (the booking system's time), if given.

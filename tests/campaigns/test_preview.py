@@ -20,10 +20,11 @@ from storage.models import Contact
 def test_all_steps_for_the_sample_contact(settings: Settings, tmp_path: Path) -> None:
     preview = build_preview(load_sequence("spasm-relief"), settings)
 
-    assert [item.number for item in preview.steps] == list(range(1, 8))
+    assert [item.number for item in preview.steps] == list(range(1, 9))
     assert all(item.error is None and not item.problems for item in preview.steps)
     assert [describe_delay(item.send_after) for item in preview.steps] == [
         "at enrollment", "day 3", "day 6", "day 10", "day 14", "day 17", "day 21",
+        "day 16",  # the reminder: 2 days after first-visit, for those who did not click
     ]  # fmt: skip
     path = write_html(preview, tmp_path)
     assert path == tmp_path / "spasm-relief.html"
@@ -45,9 +46,9 @@ def test_one_step_by_number_or_name(settings: Settings, tmp_path: Path) -> None:
     assert sms is not None and sms.info.encoding == "GSM-7" and sms.info.segments <= 2
 
 
-@pytest.mark.parametrize("step", ["0", "8", "nope"])
+@pytest.mark.parametrize("step", ["0", "9", "nope"])
 def test_unknown_step_is_an_input_error(settings: Settings, step: str) -> None:
-    with pytest.raises(InputError, match="has steps 1-7"):
+    with pytest.raises(InputError, match="has steps 1-8"):
         build_preview(load_sequence("spasm-relief"), settings, step=step)
 
 
