@@ -10,6 +10,10 @@ Clicks are events (distinct messages clicked). Unsubscribes and bookings are eve
 the message that caused them (contacts.credit, campaigns.booking): counted on that campaign and
 step, as people. The exit reasons say why people left, whatever the message.
 
+A sequence with branches (campaigns.paths) gets a row per way out of each branching step
+(`branches`): the people who took it, from the paths enrollments record (Enrollment.path: one
+GROUP BY over a partial index), each over the people decided at that step.
+
 The funnel's stages (`stages`) count people, each over the people enrolled: a contact sent five
 messages is one person sent, so no stage exceeds the enrolled. Message totals (`sent`,
 `delivered`, ...) are messages and carry no percentage.
@@ -28,6 +32,7 @@ from sqlalchemy import ColumnElement, SQLColumnExpression, case, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
+from campaigns.paths import describe
 from core.csv_safety import csv_writer
 from storage.models import (
     IN_SEQUENCE,
@@ -67,6 +72,23 @@ class StepFunnel:
 
 
 @dataclass
+class BranchFunnel:
+    """One way out of a branching step: the people who took it."""
+
+    step: str  # the branching step's name
+    event: str  # "clicked", "replied" or "otherwise"
+    target: str  # the step it leads to, or "end"
+    label: str  # what it means: "clicked the booking link within 2d", "did not click ..."
+    people: int = 0
+    decided: int = 0  # people decided at this step, every way together
+
+    @property
+    def share(self) -> float | None:
+        """Of the people decided at the step: the ways of one step add up to 100%."""
+        return people_share(self.people, self.decided)
+
+
+@dataclass
 class CampaignFunnel:
     """The campaign's funnel (enrolled contacts down to bookings) and its steps."""
 
@@ -90,6 +112,8 @@ class CampaignFunnel:
     steps: list[StepFunnel] = field(default_factory=list)
     #: People (distinct contacts) at each of FUNNEL_STAGES: what `stages` shows.
     people: dict[str, int] = field(default_factory=dict)
+    #: Each way out of each branching step, in the file's order (empty without branches).
+    branches: list[BranchFunnel] = field(default_factory=list)
 
     def stages(self) -> list[tuple[str, int]]:
         """The funnel in people, each stage at most the people enrolled."""
@@ -170,7 +194,39 @@ def campaign_funnel(session: Session, campaign: Campaign) -> CampaignFunnel:
     funnel.people = _people(session, campaign.id, funnel.enrolled)
     funnel.booked = funnel.people["booked"]
     funnel.unsubscribed = funnel.people["unsubscribed"]
+    funnel.branches = branch_funnel(session, campaign)
     return funnel
+
+
+def branch_funnel(session: Session, campaign: Campaign) -> list[BranchFunnel]:
+    """A row per way out of each branching step, with the people who took it: one grouped
+    read of the recorded paths (none at all for a sequence without branches)."""
+    try:
+        sequence = Sequence.from_snapshot(campaign.definition)
+    except ValueError:
+        return []
+    rows = [
+        BranchFunnel(step.name, event, target, describe(event, waits, step.then.within))
+        for step in sequence.steps
+        if step.then is not None
+        for waits in [set(step.then.targets()) - {"otherwise"}]
+        for event, target in step.then.targets().items()
+    ]
+    if not rows:
+        return rows
+    taken: Counter[str] = Counter()
+    for path, count in session.execute(
+        select(Enrollment.path, func.count())
+        .where(Enrollment.campaign_id == campaign.id, Enrollment.path.is_not(None))
+        .group_by(Enrollment.path)
+    ):
+        for decision in str(path).split(","):
+            taken[decision] += count
+    for row in rows:
+        row.people = taken[f"{row.step}:{row.event}"]
+    for row in rows:
+        row.decided = sum(other.people for other in rows if other.step == row.step)
+    return rows
 
 
 def _people(session: Session, campaign_id: int, enrolled: int) -> dict[str, int]:
@@ -311,7 +367,8 @@ STEP_COLUMNS = [f.name for f in fields(StepFunnel)]
 
 
 def funnel_csv(funnel: CampaignFunnel, series: list[DailyPoint]) -> str:
-    """One file a spreadsheet opens: the totals row, one row per step, then the daily series."""
+    """One file a spreadsheet opens: the totals row, one row per step, the branches (if any),
+    then the daily series."""
     out = io.StringIO()
     writer = csv_writer(out)
     writer.writerow(["campaign", *STEP_COLUMNS])
@@ -320,6 +377,13 @@ def funnel_csv(funnel: CampaignFunnel, series: list[DailyPoint]) -> str:
     writer.writerow([funnel.name, "", "all steps", "", *(totals[c] for c in STEP_COLUMNS[3:])])
     for step in funnel.steps:
         writer.writerow([funnel.name, *(getattr(step, c) for c in STEP_COLUMNS)])
+    if funnel.branches:
+        writer.writerow([])
+        writer.writerow(["branch after", "who", "went on to", "people", "decided"])
+        for branch in funnel.branches:
+            writer.writerow(
+                [branch.step, branch.label, branch.target, branch.people, branch.decided]
+            )
     writer.writerow([])
     names = [f.name for f in fields(DailyPoint)]
     writer.writerow(names)

@@ -19,7 +19,13 @@ from campaigns.definitions import Sequence
 from campaigns.state import CampaignStatus, campaign_status
 from core.settings import Settings
 from scheduler.planner import quiet_hours
-from scheduler.simulate import Projected, simulate
+from scheduler.simulate import (
+    BranchRates,
+    BranchShare,
+    Projected,
+    branch_shares,
+    simulate_branches,
+)
 from storage.models import Campaign, Enrollment, EnrollmentState
 
 
@@ -30,6 +36,8 @@ class Projection:
     population: int  # the contacts it follows
     too_large: bool = False  # more than the caller's limit: not walked
     rows: list[Projected] = field(default_factory=list)
+    #: each way out of each branching step, with its expected share (scheduler.simulate)
+    branches: list[BranchShare] = field(default_factory=list)
 
     @property
     def would_send(self) -> int:
@@ -46,6 +54,7 @@ def project(
     days: float,
     start: datetime | None = None,
     limit: int | None = None,
+    rates: BranchRates | None = None,
 ) -> Projection:
     """What `campaign` (or `sequence`, not launched) would send over `days` from `start`."""
     status = campaign_status(session, campaign, now=now)
@@ -64,11 +73,12 @@ def project(
     else:
         population = 0
     population = population or 0
+    shares = branch_shares(sequence, {}, rates or BranchRates())  # nobody walked: the shares
     if limit is not None and population > limit:
-        return Projection(status, begin, population, too_large=True)
+        return Projection(status, begin, population, too_large=True, branches=shares)
     if not population:
-        return Projection(status, begin, 0)
-    rows = simulate(
+        return Projection(status, begin, 0, branches=shares)
+    rows, branches = simulate_branches(
         session,
         sequence,
         campaign=following,
@@ -76,5 +86,6 @@ def project(
         days=days,
         quiet=quiet_hours(settings),
         sms_cap=timedelta(hours=settings.scheduler.sms_frequency_cap_hours),
+        rates=rates,
     )
-    return Projection(status, begin, population, rows=rows)
+    return Projection(status, begin, population, rows=rows, branches=branches)

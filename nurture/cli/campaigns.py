@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
 from sqlalchemy import func, select
@@ -18,6 +19,9 @@ from nurture.cli.common import console, ready_app
 from scheduler.attention import Resolution, needing_attention, resolve
 from storage.db import transaction
 from storage.models import Campaign, Contact, Message
+
+if TYPE_CHECKING:
+    from scheduler.simulate import BranchRates
 
 # Each command imports what it uses (the lifecycle, the simulator, rich's tables and progress
 # bars): the worker process stays lean, it loads only what it runs.
@@ -175,6 +179,12 @@ def simulate(
     ),
     start: str | None = typer.Option(None, help="ISO start with offset; default now."),
     contacts: bool = typer.Option(False, "--contacts", help="One row per message, not grouped."),
+    click_rate: float | None = typer.Option(
+        None, "--click-rate", help="Percent taking a `clicked` branch (default: so far, or 10)."
+    ),
+    reply_rate: float | None = typer.Option(
+        None, "--reply-rate", help="Percent taking a `replied` branch (default: so far, or 5)."
+    ),
 ) -> None:
     """What would be sent when, over the next days; sends nothing and changes nothing."""
     from collections import Counter
@@ -205,6 +215,7 @@ def simulate(
             now=nurture.clock(),
             days=days,
             start=_parse_start(start),
+            rates=_branch_rates(click_rate, reply_rate),
         )
         rows = projection.rows
         addresses = (
@@ -250,6 +261,29 @@ def simulate(
             f"{moved.total():,} text(s) moved later by state rules ({states}): "
             "08:00-20:00 local and three a day"
         )
+    if projection.branches:  # issue 18: each branch with the share expected on it
+        from scheduler.simulate import branch_lines
+
+        console.print("Branches (shares of the contacts reaching each):")
+        for line in branch_lines(sequence, projection.branches):
+            console.print(f"  {line}", markup=False, highlight=False)
+
+
+def _branch_rates(click: float | None, reply: float | None) -> BranchRates | None:
+    """--click-rate / --reply-rate in percent; None: the campaign's own so far, else assumed."""
+    from scheduler.simulate import BranchRates
+
+    if click is None and reply is None:
+        return None
+    for name, value in (("--click-rate", click), ("--reply-rate", reply)):
+        if value is not None and not 0 <= value <= 100:  # also refuses nan
+            raise InputError(f"{name} is a percentage from 0 to 100, not {value:g}")
+    default = BranchRates()
+    clicked = default.clicked if click is None else click / 100
+    replied = default.replied if reply is None else reply / 100
+    if clicked + replied > 1:
+        raise InputError("--click-rate and --reply-rate add up to more than 100")
+    return BranchRates(clicked, replied, "as given")
 
 
 def _projected_as(status: CampaignStatus) -> str:

@@ -19,7 +19,7 @@ from core.errors import InputError
 from nurture.app import NurtureApp
 from scheduler.attention import Resolution, needing_attention, resolve
 from scheduler.planner import quiet_hours
-from scheduler.simulate import simulate
+from scheduler.simulate import BranchRates, simulate
 from scheduler.windows import QuietHours, next_allowed
 from storage.db import transaction
 from storage.models import Message, MessageState
@@ -65,11 +65,12 @@ def test_simulate_projects_every_step_and_sends_nothing(
             days=30,
             quiet=quiet_hours(nurture_app.settings),
             sms_cap=timedelta(hours=24),
+            rates=BranchRates(clicked=0.0, replied=0.0),  # nobody clicks: every step is taken
         )
         assert session.scalar(select(func.count()).select_from(Message)) == 0
     assert len(rows) == len(ZONES) * len(sequence.steps)
     texts = [row for row in rows if row.channel == "sms"]
-    assert sum(1 for row in texts if row.skipped == "no sms consent") == 2  # two text steps
+    assert sum(1 for row in texts if row.skipped == "no sms consent") == 3  # three text steps
     for row in rows:
         step = next(step for step in sequence.steps if step.name == row.step)
         zone = next(z for n, z in enumerate(ZONES) if n + 1 == row.contact_id)

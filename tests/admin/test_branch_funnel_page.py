@@ -1,0 +1,82 @@
+"""The campaign page's funnel shows each branch (issue 18): who went which way, in people, each
+share over those decided at the step, never above 100%."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from campaigns import lifecycle
+from campaigns.definitions import Sequence
+from contacts.consent import record_consent
+from nurture.app import NurtureApp
+from storage.db import transaction
+from storage.models import ConsentStatus, Contact, Message
+from web.links import Click, record_clicks
+
+
+def _sequence() -> Sequence:
+    branch = {"clicked": "thanks", "otherwise": "reminder", "within": "2d"}
+    return Sequence.model_validate(
+        {
+            "name": "branch-page",
+            "title": "branch page",
+            "template_folder": "spasm-relief",
+            "steps": [
+                {"name": "visit", "channel": "email", "template": "01-welcome", "then": branch},
+                {"name": "reminder", "channel": "email", "template": "03-cycle"},
+                {"name": "thanks", "channel": "email", "template": "04-decompression"},
+            ],
+        }
+    )
+
+
+def test_the_funnel_shows_a_row_per_branch(editor: TestClient, staff_accounts: NurtureApp) -> None:
+    app = staff_accounts
+    with transaction(app.sessions) as session:
+        for n in range(4):
+            contact = Contact(
+                first_name="Pat",
+                last_name=f"Branch{n}",
+                email=f"branch{n}@example.com",
+                timezone="America/Los_Angeles",
+            )
+            session.add(contact)
+            session.flush()
+            record_consent(
+                session, contact.id, "email", ConsentStatus.OPTED_IN, source="test",
+                evidence="form", occurred_at=app.clock(),
+            )  # fmt: skip
+        lifecycle.launch(session, _sequence(), now=app.clock(), settings=app.settings)
+    app.planner.tick()
+    assert app.dispatcher.tick().sent == 4
+    with transaction(app.sessions, immediate=False) as session:
+        first = session.scalars(select(Message).order_by(Message.id)).first()
+        assert first is not None
+        clicked = Click(
+            app.clock(), first.id, first.contact_id, first.campaign_id, 0, "email", "t", "booking"
+        )
+    record_clicks(app.engine, [clicked])
+    app.clock.advance(days=2, minutes=1)  # type: ignore[attr-defined]  # the tests' FrozenClock
+    assert app.planner.tick().branched == {"clicked": 1, "otherwise": 3}
+
+    page = editor.get("/admin/campaigns/branch-page?fresh=1").text
+    assert '<table id="branch-table">' in page
+    clicked_row = page.split('id="branch-visit-clicked">', 1)[1].split("</tr>", 1)[0]
+    assert "clicked the booking link within 2d" in clicked_row and "thanks" in clicked_row
+    assert '<td class="num">1</td><td class="num">25%</td>' in clicked_row
+    other_row = page.split('id="branch-visit-otherwise">', 1)[1].split("</tr>", 1)[0]
+    assert "did not click within 2d" in other_row and "reminder" in other_row
+    assert '<td class="num">3</td><td class="num">75%</td>' in other_row
+
+
+def test_a_campaign_without_branches_has_no_branch_table(
+    editor: TestClient, staff_accounts: NurtureApp
+) -> None:
+    from campaigns.definitions import load_sequence
+
+    app = staff_accounts
+    with transaction(app.sessions) as session:
+        lifecycle.launch(session, load_sequence("demo"), now=app.clock(), settings=app.settings)
+    page = editor.get("/admin/campaigns/demo?fresh=1").text
+    assert "Per step" in page and "branch-table" not in page
