@@ -15,6 +15,7 @@ a campaign launched before versions existed has neither and renders from the tem
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -39,17 +40,31 @@ LAYOUTS = "layouts"
 
 
 def default_cache() -> Path:
-    return Path(tempfile.gettempdir()) / f"nurture-content-{os.getuid()}"
+    """The user's cache folder (XDG_CACHE_HOME, else ~/.cache), not /tmp, whose cleaners delete
+    files by age under a worker that still reads them; /tmp only where there is no home."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    cache = Path(base) / "nurture" / "content"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return Path(tempfile.gettempdir()) / f"nurture-content-{os.getuid()}"
+    return cache
+
+
+def _layouts_tag() -> str:
+    """Which installed package's layouts a folder links to: a new install gets new folders."""
+    return hashlib.sha256(str(TEMPLATES_DIR.resolve()).encode()).hexdigest()[:8]
 
 
 def materialize(
     digest: str, template_folder: str, files: Mapping[str, str], cache: Path | None = None
 ) -> Path:
-    """The folder a version renders from: `<cache>/<hash>/<template_folder>/...` and `layouts`.
-    Written into a scratch folder and renamed into place, so a reader (another worker) sees all
-    of it or none; the same content has the same hash, so a folder once there is never stale."""
+    """The folder a version renders from: `<cache>/<hash>-<install>/<template_folder>/...` beside
+    a `layouts` link. Written into a scratch folder and renamed into place, so a reader (another
+    worker) sees all of it or none; the same content has the same hash, so a folder once there
+    is never stale."""
     cache = cache or default_cache()
-    root = cache / digest
+    root = cache / f"{digest}-{_layouts_tag()}"
     if root.is_dir():
         return root
     cache.mkdir(parents=True, exist_ok=True)
