@@ -42,13 +42,19 @@ class Change:
     added: tuple[str, ...]
     changed: tuple[str, ...]
     removed: tuple[str, ...]
+    #: what differs in the definition: keys ("title"), steps ("step cycle-text", "added step x")
+    settings: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return self.definition or bool(self.added or self.changed or self.removed)
 
     def summary(self) -> str:
-        """One line, e.g. "definition; changed es/02-cycle.sms.txt; added 08-thanks.html"."""
-        parts = ["definition"] if self.definition else []
+        """One line, e.g. "definition: title, step cycle-text; changed es/02-cycle.sms.txt"."""
+        parts = []
+        if self.definition:
+            parts.append(
+                "definition: " + ", ".join(self.settings) if self.settings else "definition"
+            )
         for verb, paths in (("added", self.added), ("changed", self.changed)):
             if paths:
                 parts.append(f"{verb} {', '.join(paths)}")
@@ -174,14 +180,36 @@ def diff(
 ) -> Change:
     """What `new_text` and `new_files` change from `old` (everything, when there is none)."""
     before = files_of(session, old) if old is not None else {}
+    settings: tuple[str, ...] = ()
+    if old is not None and old.definition_text != new_text:
+        settings = definition_changes(old.definition, _as_json(tomllib.loads(new_text)))
     return Change(
         definition=old is None or old.definition_text != new_text,
+        settings=settings,
         added=tuple(sorted(new_files.keys() - before.keys())),
         changed=tuple(
             sorted(p for p in new_files.keys() & before.keys() if new_files[p] != before[p])
         ),
         removed=tuple(sorted(before.keys() - new_files.keys())),
     )
+
+
+def definition_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, ...]:
+    """What differs between two definitions' data, in staff's words; ("wording",) when only the
+    file's text (a comment, spacing) changed."""
+    found = [
+        key
+        for key in sorted(old.keys() | new.keys())
+        if key != "steps" and old.get(key) != new.get(key)
+    ]
+    before = {step["name"]: step for step in old.get("steps", [])}
+    after = {step["name"]: step for step in new.get("steps", [])}
+    found += [f"step {name}" for name in after if name in before and before[name] != after[name]]
+    found += [f"added step {name}" for name in after if name not in before]
+    found += [f"removed step {name}" for name in before if name not in after]
+    if not found and list(before) != list(after):
+        found.append("step order")
+    return tuple(found) or ("wording",)
 
 
 def save_version(

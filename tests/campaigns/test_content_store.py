@@ -227,3 +227,32 @@ def test_an_import_refuses_a_broken_manifest(sqlite_app: NurtureApp, tmp_path: P
     (tmp_path / "manifest.json").write_text("{not json")
     with transaction(sqlite_app.sessions) as session, pytest.raises(InputError, match="manifest"):
         content_folder.import_from(session, tmp_path, now=sqlite_app.clock())
+
+
+def test_the_note_says_what_changed_in_staff_words(
+    sqlite_app: NurtureApp, frozen_clock: FrozenClock
+) -> None:
+    text, files = _spasm_relief()
+    data = tomllib.loads(text)
+    data["title"] = "Another title"
+    data["steps"][1]["delay"] = "5d"
+    moved = data["steps"][1]["name"]
+    with transaction(sqlite_app.sessions) as session:
+        version, _ = content_store.save_version(
+            session,
+            "spasm-relief",
+            definition=data,
+            templates=files,
+            author="a",
+            now=frozen_clock(),
+        )
+        assert version.note == f"definition: title, step {moved}"
+        commented, _ = content_store.save_version(
+            session,
+            "spasm-relief",
+            definition_text=version.definition_text + "# a comment\n",
+            templates={**files, "extra.txt": "x"},
+            author="a",
+            now=frozen_clock(),
+        )
+        assert commented.note == "definition: wording; added extra.txt"
