@@ -9,10 +9,13 @@ sequence with a step left to plan: those the new version reaches.
 
 A step already planned for someone must keep its place, name and channel in the new version
 (the planner and the send re-checks find a message's step by its index); the new version may
-change any step's words and settings, and add or remove steps after the ones planned. On SQLite
-the upgrade holds the write lock, so no planner batch runs inside it; on PostgreSQL a planner
-tick that read the old definition just before may still plan a step with it in its next batch
-(the new files render it): upgrade between ticks, or pause first, where that matters.
+change any step's words and settings, and add or remove steps after the ones planned.
+
+A known race: the planner reads each campaign's definition once per tick, so a tick that began
+before the upgrade may plan a further step from the old definition in its later batches, and
+that message renders with the new version's step at that index. The dispatcher fails such a
+message when that step is missing or on another channel (no text where only email was checked);
+stamping the version at planning time (the planner's insert) would close it.
 """
 
 from __future__ import annotations

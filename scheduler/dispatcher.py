@@ -276,6 +276,14 @@ class Dispatcher:
         if version is not None:  # the content the step was planned with
             loaded = self.content.get(version)
             sequence, composer = loaded.sequence, loaded.composer
+            steps = sequence.steps
+            if row.step_index >= len(steps) or steps[row.step_index].channel != row.channel:
+                # planned from a definition an upgrade replaced meanwhile: never send it on a
+                # channel whose consent the checks did not read (content_upgrade's race)
+                raise TemplateRenderError(
+                    f"step {row.step_index + 1} was planned as {row.channel}, and the content "
+                    "version it renders with has no such step"
+                )
         step = sequence.steps[row.step_index]
         name, _ = facts.campaigns[row.campaign_id]
         contact = {

@@ -158,3 +158,26 @@ def test_the_worker_reads_a_version_once_not_per_message(
         event.remove(nurture_app.engine, "before_cursor_execute", count)
     assert len(channel.emails) == 10
     assert len(reads) == 1
+
+
+def test_a_step_planned_from_a_replaced_definition_never_goes_on_another_channel(
+    nurture_app: NurtureApp, channel: MemoryChannel, launched: ContentVersion
+) -> None:
+    """The race content_upgrade names, made by hand: the campaign's pin moves to a version whose
+    step 2 is a text while a message for step 2 (an email) is planned without a stamp."""
+    from storage.models import MessageState
+
+    _run(nurture_app)  # email 1 sent, email 2 planned
+    with transaction(nurture_app.sessions) as session:
+        data, files = _definition(session)
+    data["steps"][1].update(channel="sms", template="02-cycle")
+    texting = _save(nurture_app, data, files)
+    with transaction(nurture_app.sessions) as session:
+        campaign = lifecycle.get_campaign(session, NAME)
+        campaign.content_version_id = texting.id
+    _run(nurture_app, hours=1)
+    assert len(channel.emails) == 1 and channel.texts == []
+    with transaction(nurture_app.sessions) as session:
+        message = session.scalar(select(Message).where(Message.step_index == 1))
+        assert message is not None and message.state == MessageState.FAILED
+        assert "step 2 was planned as email" in (message.error or "")
