@@ -30,11 +30,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.paths import BOOKING_LINK, Decision
+from contacts.keywords import Intent
 from storage.models import Event
 from storage.sql_lists import among
 
 #: An inbound text's intent that is a message for a person, not a keyword (contacts.keywords).
-REPLY_INTENT = "other"
+REPLY_INTENT = str(Intent.OTHER)
 
 
 @dataclass(frozen=True)

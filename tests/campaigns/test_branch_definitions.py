@@ -159,3 +159,15 @@ def test_a_definition_with_a_broken_branch_names_it_when_loaded(tmp_path: Path) 
     )
     with pytest.raises(InputError, match=r"steps\.0\.then\.otherwise: Field required"):
         load_sequence(path)
+
+
+def test_a_launch_is_refused_with_the_same_line(settings: Any) -> None:
+    from campaigns.validation import ensure_valid
+    from core.errors import ValidationFailed
+
+    looping = _sequence(
+        _step("a", then=_branch(clicked="end", otherwise="b")), _step("b", next="a")
+    )
+    with pytest.raises(ValidationFailed) as refused:
+        ensure_valid(looping, settings)
+    assert "x: the steps loop: a -> b -> a" in str(refused.value)

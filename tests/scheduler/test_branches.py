@@ -163,6 +163,32 @@ def test_a_branch_to_the_end_completes_and_a_reply_takes_its_own_way(
     assert thanks.due_at == sent + timedelta(hours=1, days=1)  # from the reply
 
 
+def test_a_text_reply_pauses_and_once_resumed_takes_the_replied_way(
+    nurture_app: NurtureApp, make_contact: Any, frozen_clock: FrozenClock
+) -> None:
+    """Through the inbound webhook's own handler: the reply pauses the enrollment (a person
+    answers first, campaigns.replies); resumed, the branch is decided by the reply's time."""
+    from campaigns import replies
+    from web.webhooks.twilio import handle_inbound
+
+    make_contact(phone="+13105550132", sms=True)
+    sent = _launch(nurture_app, frozen_clock, _sequence("sms", replied="thanks"))
+    frozen_clock.advance(hours=1)
+    handle_inbound(
+        nurture_app,  # the app container is a WebServices
+        {"MessageSid": "SM1", "From": "+13105550132", "Body": "Can I come on Saturday?"},
+    )
+    frozen_clock.now = sent + timedelta(days=3)
+    assert nurture_app.planner.tick().branched == {}  # paused: nothing moves
+    with transaction(nurture_app.sessions) as session:
+        enrollment = session.scalars(select(Enrollment)).one()
+        replies.resume(session, enrollment.id, by="editor@clinic", at=frozen_clock())
+    assert nurture_app.planner.tick().branched == {"replied": 1}
+    _, paths, messages = _state(nurture_app)
+    assert list(paths.values()) == ["visit:replied"]
+    assert [m.step_index for m in messages] == [VISIT, THANKS]
+
+
 def test_a_booking_while_the_branch_waits_ends_the_sequence(
     nurture_app: NurtureApp, make_contact: Any, frozen_clock: FrozenClock
 ) -> None:
