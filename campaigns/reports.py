@@ -15,7 +15,9 @@ A sequence with branches (campaigns.paths) gets a row per way out of each branch
 GROUP BY over a partial index), each over the people decided at that step.
 
 The funnel's stages (`stages`) count people, each over the people enrolled: a contact sent five
-messages is one person sent, so no stage exceeds the enrolled. Message totals (`sent`,
+messages is one person sent, so no stage exceeds the enrolled. A person who entered a sequence
+twice (a booking-started one, `reenter_after`: enrollments.entry) is one person enrolled with two
+`entries`; `active`, `completed` and `exited` say what became of each entry. Message totals (`sent`,
 `delivered`, ...) are messages and carry no percentage.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
@@ -94,7 +97,8 @@ class CampaignFunnel:
 
     campaign_id: int
     name: str
-    enrolled: int = 0
+    enrolled: int = 0  # people (distinct contacts)
+    entries: int = 0  # enrollments: above `enrolled` when people entered again
     active: int = 0
     completed: int = 0
     exited: int = 0
@@ -152,7 +156,7 @@ def campaign_funnel(session: Session, campaign: Campaign) -> CampaignFunnel:
         .where(Enrollment.campaign_id == campaign.id)
         .group_by(Enrollment.state, Enrollment.exit_reason)
     ):
-        funnel.enrolled += count
+        funnel.entries += count
         if state in IN_SEQUENCE:  # paused for a person's answer: still in progress
             funnel.active += count
         elif state == EnrollmentState.COMPLETED:
@@ -191,6 +195,7 @@ def campaign_funnel(session: Session, campaign: Campaign) -> CampaignFunnel:
     for name in ("sent", "delivered", "clicked", "bounced", "failed", "skipped", "uncertain"):
         setattr(funnel, name, sum(getattr(step, name) for step in funnel.steps))
     funnel.pending = sum(step.pending for step in funnel.steps)
+    funnel.enrolled = people_enrolled(session, [campaign]).get(campaign.id, funnel.entries)
     funnel.people = _people(session, campaign.id, funnel.enrolled)
     funnel.booked = funnel.people["booked"]
     funnel.unsubscribed = funnel.people["unsubscribed"]
@@ -268,10 +273,34 @@ def _add_message_state(step: StepFunnel, state: str, count: int) -> None:
         step.uncertain += count
 
 
+def people_enrolled(session: Session, campaigns: Iterable[Campaign]) -> dict[int, int]:
+    """People (distinct contacts) enrolled in those of `campaigns` a person may enter more than
+    once: the event-started ones (campaigns.triggers, `reenter_after`). In the others each person
+    has one enrollment (enroll_audience), so their entries are their people and cost no read.
+    One grouped read over the (campaign, contact, entry) key."""
+    ids = [campaign.id for campaign in campaigns if _may_reenter(campaign)]
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Enrollment.campaign_id, func.count(func.distinct(Enrollment.contact_id)))
+        .where(Enrollment.campaign_id.in_(ids))
+        .group_by(Enrollment.campaign_id)
+    )
+    return {campaign_id: people for campaign_id, people in rows}
+
+
+def _may_reenter(campaign: Campaign) -> bool:
+    try:
+        return Sequence.from_snapshot(campaign.definition).trigger != "launch"
+    except ValueError:
+        return True  # unreadable: count people the sure way
+
+
 # -- the campaign list -----------------------------------------------------------------------------
 @dataclass
 class CampaignCounts:
-    enrolled: int = 0
+    enrolled: int = 0  # people (distinct contacts)
+    entries: int = 0  # enrollments, re-entries included
     active: int = 0
     completed: int = 0
     exited: int = 0
@@ -287,11 +316,14 @@ def campaign_counts(session: Session) -> dict[int, CampaignCounts]:
         )
     ):
         row = counts.setdefault(campaign_id, CampaignCounts())
-        row.enrolled += count
+        row.entries += count
+        row.enrolled += count  # people, unless some entered again (below)
         if state in IN_SEQUENCE:  # paused for a person's answer: still in progress
             row.active += count
         elif state in (EnrollmentState.COMPLETED, EnrollmentState.EXITED):
             setattr(row, str(state), getattr(row, str(state)) + count)
+    for campaign_id, people in people_enrolled(session, session.scalars(select(Campaign))).items():
+        counts[campaign_id].enrolled = people
     for campaign_id, count in session.execute(
         select(Message.campaign_id, func.count())
         .where(Message.sent_at.is_not(None))

@@ -138,7 +138,8 @@ class StepOut(BaseModel):
 
 class FunnelOut(BaseModel):
     name: str
-    enrolled: int
+    enrolled: int = Field(description="People (each contact once)")
+    entries: int = Field(description="Enrollments: above `enrolled` when people entered again")
     active: int
     completed: int
     exited: int
