@@ -80,3 +80,13 @@ def test_a_campaign_without_branches_has_no_branch_table(
         lifecycle.launch(session, load_sequence("demo"), now=app.clock(), settings=app.settings)
     page = editor.get("/admin/campaigns/demo?fresh=1").text
     assert "Per step" in page and "branch-table" not in page
+
+
+def test_the_projection_page_shows_each_branch_with_its_share(editor: TestClient) -> None:
+    page = editor.get("/admin/campaigns/spasm-relief/projection").text
+    assert '<ul id="branches">' in page
+    assert (
+        "<li>after first-visit, within 2d: clicked 10% -&gt; questions-text (0 contacts); "
+        "otherwise 90% -&gt; reminder-text (0 contacts) (shares assumed)</li>"
+    ) in page
+    assert "branches" not in editor.get("/admin/campaigns/demo/projection").text

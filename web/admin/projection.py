@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from scheduler.projection import Projection, project
-from scheduler.simulate import Projected
+from scheduler.simulate import Projected, branch_lines
 from web.admin.campaign_pages import CampaignName, find_campaign
 from web.admin.render import render
 from web.admin.session import StaffReader
@@ -88,6 +88,7 @@ def projection_page(
         listed=rows[:LISTED],
         total=len(rows),
         would_send=result.would_send,
+        branches=branch_lines(row.sequence, result.branches) if row.sequence else [],
         tz=ZoneInfo(zone),
         nav="campaigns",
         generated=now,
