@@ -145,7 +145,7 @@ def move_visit(
     if not planned or planned[0].step_index != index:
         return True
     before = planned[1].step_index if len(planned) > 1 else -1
-    if before >= 0 and getattr(sequence.steps[before], "then", None) is not None:
+    if before >= 0 and sequence.steps[before].then is not None:
         return True
     taken_back = session.execute(
         delete(Message)

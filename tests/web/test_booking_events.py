@@ -212,3 +212,30 @@ def test_a_launched_event_sequence_enrolls_nobody_on_later_ticks(
     assert result.enrolled == 0
     with nurture_app.sessions() as session:
         assert session.scalar(select(Enrollment.id)) is None
+
+
+def test_a_visit_rebooked_by_api_or_webhook_moves_the_running_pre_visit(
+    nurture_app: NurtureApp, make_contact: Any, client: Any, signing: Any, running: None
+) -> None:
+    with transaction(nurture_app.sessions) as session:
+        secret = create_key(session, name="booking system", scope="write", created_by="t",
+                            at=nurture_app.clock()).secret  # fmt: skip
+    contact = make_contact(email="pia@example.com")
+    path, writer = f"/api/v1/contacts/{contact}/events", {"Authorization": f"Bearer {secret}"}
+    first = {"kind": "booked", "reference": "B-1", "appointment_at": "2026-12-10T09:00:00-08:00"}
+    assert client.post(path, json=first, headers=writer).json()["enrolled_campaigns"] == [
+        "pre-visit"
+    ]
+    moved = client.post(
+        path,
+        json={"kind": "booked", "reference": "B-2", "appointment_at": "2026-12-14T09:00:00-08:00"},
+        headers=writer,
+    ).json()
+    assert (moved["enrolled_campaigns"], moved["moved_campaigns"]) == ([], ["pre-visit"])
+    by_hook = _notify(client, signing, nurture_app, booking_id="B-3", email="pia@example.com",
+                      appointment_at="2026-12-15T11:00:00-08:00")  # fmt: skip
+    assert by_hook.json() == {"status": "booked"}
+    with nurture_app.sessions() as session:
+        assert _where(session, contact) == [("pre-visit", "active", None)]  # one entry
+        visit = session.scalar(select(Enrollment.appointment_at))
+    assert visit == datetime(2026, 12, 15, 19, 0, tzinfo=UTC)

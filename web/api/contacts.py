@@ -107,9 +107,10 @@ def post_contact(
     summary="Record a booking, cancellation, no-show or attendance",
     description=(
         "As the booking webhook does: `booked` ends every nurture sequence that exits on "
-        "booking and may start a pre-visit sequence; `cancelled` and `no_show` end that and may "
-        "start a re-booking one. A `reference` is recorded once per kind, whichever path "
-        "reported it first (a repeat answers `duplicate`)."
+        "booking and may start a pre-visit sequence, or with a new `appointment_at` move the "
+        "running one's visit (`moved_campaigns`); `cancelled` and `no_show` end that and may "
+        "start a re-booking one, `attended` ends it. A `reference` is recorded once per kind, "
+        "whichever path reported it first (a repeat answers `duplicate`)."
     ),
     status_code=201,
     response_model=EventRecorded,
@@ -141,6 +142,7 @@ def post_event(
             answer.status = "duplicate"
         answer.exited_campaigns = list(recorded.exited_campaigns)
         answer.enrolled_campaigns = list(recorded.enrolled_campaigns)
+        answer.moved_campaigns = list(recorded.moved_campaigns)
         return 201, answer.model_dump()
 
     return _answer(request, holder, key, event.model_dump(mode="json"), work)

@@ -111,6 +111,8 @@ class EventRecorded(BaseModel):
     exited_campaigns: list[str] = Field(default_factory=list)
     #: Sequences the event started (campaigns.triggers: pre-visit on booked, re-booking on no_show)
     enrolled_campaigns: list[str] = Field(default_factory=list)
+    #: Running pre-visit sequences that took the booking's new visit time (campaigns.triggers)
+    moved_campaigns: list[str] = Field(default_factory=list)
 
 
 class StageOut(BaseModel):
