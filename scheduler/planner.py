@@ -22,9 +22,10 @@ The dispatcher's check at the send stays the authority (two planners may each pl
 
 Which step comes next is campaigns.paths' rule: the next in the file, a step's `next`, or, after
 a branching step, its branch once decided (scheduler.branching: a booking-link click or a reply
-within its time, or the time up). A waiting enrollment is read each tick and left as it is
-until then; the branch taken is added to `Enrollment.path`. A sequence without branches walks
-exactly as before: one tuple look-up a row more, and no extra statement.
+within its time, or the time up). A waiting enrollment is left out of the ready walk until
+its next look (Enrollment.wait_until: every BRANCH_RECHECK, and at the deadline); the branch
+taken is added to `Enrollment.path`. A sequence without branches walks exactly as before: a
+tuple look-up and a NULL test a row more, and no extra statement.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, func, literal, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -63,6 +64,10 @@ from storage.models import (
 from storage.sql_lists import among
 
 NO_WINDOW = "no allowed send time in the step's window"
+#: How often an enrollment waiting on a branch is looked at again for a click or a reply: it
+#: stays out of the ready walk meanwhile (Enrollment.wait_until), so two days of waiting cost a
+#: look every few minutes, not one every tick; the deadline itself is looked at on time.
+BRANCH_RECHECK = timedelta(minutes=5)
 #: What a step's message holds beside whose it is: the same for every enrollment due at once.
 _MESSAGE_COLUMNS = ("step_index", "channel", "due_at", "state", "skip_reason", "not_after")
 
@@ -143,6 +148,7 @@ class _Batch:
     )
     counted: list[_Counted] = field(default_factory=list)  # texts under a state rule
     paths: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    waits: list[tuple[int, datetime]] = field(default_factory=list)  # (enrollment, wait_until)
 
 
 def _waiting(row: Ready, sequence: Sequence, paths: Paths) -> Waiting:
@@ -220,7 +226,7 @@ class Planner:
                 # Found in a read transaction: walking a big campaign's enrollments for the few
                 # that are ready takes a while, and the write lock is the web server's too.
                 with transaction(self.sessions, immediate=False) as session:
-                    found = self._ready_ids(session, after_id)
+                    found = self._ready_ids(session, after_id, now)
                 if not found:
                     return result
             with transaction(self.sessions, immediate=True) as session:
@@ -228,9 +234,11 @@ class Planner:
             if batch < self.settings.scheduler.batch_size:
                 return result
 
-    def _ready_query(self, on_sqlite: bool, after_id: int, *columns: Any) -> Select[Any]:
+    def _ready_query(
+        self, on_sqlite: bool, after_id: int, now: datetime, *columns: Any
+    ) -> Select[Any]:
         """Active enrollments after `after_id` whose next step may be planned: none planned
-        yet, or the previous step settled.
+        yet, or the previous step settled, and no branch waiting past `now` (wait_until).
 
         On SQLite the state is compared as `state || ''`, which keeps its planner (it has no
         statistics) off the state index: through it, every batch read and sorted all of the
@@ -255,22 +263,25 @@ class Planner:
                     Enrollment.planned_step == -1,
                     _PREVIOUS.c.state.in_([str(state) for state in SETTLED_STATES]),
                 ),
+                or_(Enrollment.wait_until.is_(None), Enrollment.wait_until <= now),
             )
             .order_by(Enrollment.id)
             .limit(self.settings.scheduler.batch_size)
         )
 
-    def _ready_ids(self, session: Session, after_id: int) -> list[int]:
+    def _ready_ids(self, session: Session, after_id: int, now: datetime) -> list[int]:
         """The next batch's ids, found without the write lock (SQLite)."""
-        return list(session.scalars(self._ready_query(True, after_id, Enrollment.id)))
+        return list(session.scalars(self._ready_query(True, after_id, now, Enrollment.id)))
 
-    def _ready(self, session: Session, after_id: int, found: list[int] | None) -> list[Ready]:
+    def _ready(
+        self, session: Session, after_id: int, found: list[int] | None, now: datetime
+    ) -> list[Ready]:
         """The batch with its facts, as plain rows; locked on PostgreSQL so two workers never
         plan the same enrollment; `found` (SQLite) re-checks, under the write lock, the ones
         the read transaction found."""
         connection = session.connection()
         on_sqlite = connection.dialect.name == "sqlite"
-        query = self._ready_query(on_sqlite, after_id, *_READY_COLUMNS).join(
+        query = self._ready_query(on_sqlite, after_id, now, *_READY_COLUMNS).join(
             Contact, Contact.id == Enrollment.contact_id
         )
         if found is not None:
@@ -290,7 +301,7 @@ class Planner:
     ) -> tuple[int, int]:
         """One batch of ready enrollments after `after_id` (or those `found` ready, checked again
         under the write lock). Returns the batch's size and where it ended."""
-        ready = self._ready(session, after_id, found)
+        ready = self._ready(session, after_id, found, now)
         if found:
             size, end = len(found), found[-1]
         else:
@@ -322,7 +333,14 @@ class Planner:
             base = appointments.counting_from(row.id, sequence.steps[index], base)
             self._place(batch, row, sequence, index, base, now)
         rows = {row.id: row for row in ready} if waiting else {}
-        for decided in decide(session, waiting, now):
+        decisions = decide(session, waiting, now)
+        decided_ids = {decided.waiting.id for decided in decisions}
+        batch.waits = [  # still waiting: out of the ready walk until the next look
+            (item.id, min(item.deadline, now + BRANCH_RECHECK))
+            for item in waiting
+            if item.id not in decided_ids
+        ]
+        for decided in decisions:
             row = rows[decided.waiting.id]
             batch.paths[decided.path].append(row.id)
             result.branched[decided.event] = result.branched.get(decided.event, 0) + 1
@@ -473,5 +491,12 @@ class Planner:
             connection.execute(
                 update(Enrollment)
                 .where(among(Enrollment.id, ids, dialect))
-                .values(path=so_far.concat(taken))
+                .values(path=so_far.concat(taken), wait_until=None)
+            )
+        if batch.waits:
+            connection.execute(
+                update(Enrollment)
+                .where(Enrollment.id == bindparam("waiting"))
+                .values(wait_until=bindparam("until")),
+                [{"waiting": id_, "until": until} for id_, until in batch.waits],
             )

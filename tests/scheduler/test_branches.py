@@ -108,6 +108,33 @@ def test_only_who_did_not_click_within_two_days_gets_the_reminder_text(
     assert [text.to for text in channel.texts] == ["+13105550122"]  # never to the clicker
 
 
+def test_a_waiting_branch_is_looked_at_every_few_minutes_not_every_tick(
+    nurture_app: NurtureApp, make_contact: Any, frozen_clock: FrozenClock
+) -> None:
+    """Out of the ready walk until its next look (Enrollment.wait_until): a click is acted on
+    within BRANCH_RECHECK, the deadline exactly on time."""
+    from scheduler.planner import BRANCH_RECHECK
+
+    clicker = make_contact(phone="+13105550133", sms=True)
+    make_contact(phone="+13105550134", sms=True)
+    sent = _launch(nurture_app, frozen_clock, _sequence())
+    nurture_app.planner.tick()  # both wait: looked at again in BRANCH_RECHECK
+    with transaction(nurture_app.sessions, immediate=False) as session:
+        waits = set(session.scalars(select(Enrollment.wait_until)))
+    assert waits == {sent + BRANCH_RECHECK}
+    _click(nurture_app, clicker, sent + timedelta(minutes=1))
+    frozen_clock.now = sent + BRANCH_RECHECK - timedelta(seconds=1)
+    assert nurture_app.planner.tick().branched == {}  # not looked at yet
+    frozen_clock.now = sent + BRANCH_RECHECK
+    assert nurture_app.planner.tick().branched == {"clicked": 1}
+    frozen_clock.now = sent + timedelta(days=2) - timedelta(minutes=3)
+    nurture_app.planner.tick()  # the last look before the deadline: next one at the deadline
+    frozen_clock.now = sent + timedelta(days=2)
+    assert nurture_app.planner.tick().branched == {"otherwise": 1}
+    with transaction(nurture_app.sessions, immediate=False) as session:
+        assert set(session.scalars(select(Enrollment.wait_until))) == {None}
+
+
 def test_the_branch_waits_for_the_window_and_what_does_not_count(
     nurture_app: NurtureApp, make_contact: Any, frozen_clock: FrozenClock, channel: MemoryChannel
 ) -> None:

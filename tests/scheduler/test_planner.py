@@ -115,8 +115,8 @@ def test_the_walk_for_ready_enrollments_leaves_the_sqlite_write_lock_free(
     walk = planner._ready_ids
     lock_free: list[bool] = []
 
-    def walking(session: Any, after_id: int) -> Any:
-        found = walk(session, after_id)
+    def walking(session: Any, after_id: int, now: datetime) -> Any:
+        found = walk(session, after_id, now)
         if found:
             other = sqlite3.connect(database, timeout=0, isolation_level=None)
             try:
