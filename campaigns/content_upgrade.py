@@ -1,21 +1,22 @@
 """Moving a running campaign to its sequence's newest content version.
 
 Only steps not yet planned take the new version: every message already planned keeps the
-version it was planned with (stamped on it here, in the same transaction as the re-pin), and the
-planner plans later steps from the new definition, which the dispatcher renders with the new
-files (campaigns.content_render.version_of). So an upgrade never changes a message already
-planned, and the count it reports, before anything changes, is the contacts still in the
-sequence with a step left to plan: those the new version reaches.
+version it was planned with (stamped by the planner; any without a stamp are stamped here, in
+the same transaction as the re-pin), and the planner plans later steps from the new definition,
+which the dispatcher renders with the new files (campaigns.content_render.version_of). So an
+upgrade never changes a message already planned, and the count it reports, before anything
+changes, is the contacts still in the sequence with a step left to plan: those the new version
+reaches.
 
 A step already planned for someone must keep its place, name and channel in the new version
 (the planner and the send re-checks find a message's step by its index); the new version may
 change any step's words and settings, and add or remove steps after the ones planned.
 
-A known race: the planner reads each campaign's definition once per tick, so a tick that began
-before the upgrade may plan a further step from the old definition in its later batches, and
-that message renders with the new version's step at that index. The dispatcher fails such a
-message when that step is missing or on another channel (no text where only email was checked);
-stamping the version at planning time (the planner's insert) would close it.
+The planner stamps each message with the version whose definition it planned from (read with
+it, once per tick), so a tick that began before an upgrade and plans with the old definition
+stamps the old version, and the message renders as it was planned. (A message planned before
+stamping existed renders with its campaign's pin; the dispatcher fails one whose step in that
+version is missing or on another channel, never sending it where its consent was not checked.)
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, bindparam, func, literal, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -149,6 +149,7 @@ class _Batch:
     counted: list[_Counted] = field(default_factory=list)  # texts under a state rule
     paths: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     waits: list[tuple[int, datetime]] = field(default_factory=list)  # (enrollment, wait_until)
+    pins: dict[int, int | None] = field(default_factory=dict)  # _Campaigns.pins
 
 
 def _waiting(row: Ready, sequence: Sequence, paths: Paths) -> Waiting:
@@ -159,6 +160,14 @@ def _waiting(row: Ready, sequence: Sequence, paths: Paths) -> Waiting:
         row.id, row.contact_id, row.campaign_id, step.name, row.settled_at, step.then.within,
         decision,
     )  # fmt: skip
+
+
+def _pin(pins: dict[int, int | None], rows: list[Ready]) -> Any:
+    """The content version column of an INSERT ... SELECT: one value, or one per campaign."""
+    among_rows = {row.campaign_id: pins.get(row.campaign_id) for row in rows}
+    if len(set(among_rows.values())) == 1:
+        return literal(next(iter(among_rows.values())), Message.content_version_id.type)
+    return case(among_rows, value=Enrollment.campaign_id)
 
 
 def quiet_hours(settings: Settings) -> QuietHours:
@@ -174,6 +183,9 @@ class _Campaigns:
 
     known: dict[int, tuple[Sequence, datetime | None]] = field(default_factory=dict)
     ways: dict[int, Paths] = field(default_factory=dict)
+    #: the content version each definition in `known` is (read with it): a message carries the
+    #: version it was planned from, even when an upgrade re-pins the campaign mid-tick
+    pins: dict[int, int | None] = field(default_factory=dict)
 
     def paths(self, campaign_id: int) -> Paths:
         """The campaign's ways through its sequence (campaigns.paths), built once per tick."""
@@ -186,12 +198,16 @@ class _Campaigns:
         missing = ids - self.known.keys()
         if missing:
             rows = session.execute(
-                select(Campaign.id, Campaign.definition, Campaign.starts_at).where(
-                    Campaign.id.in_(missing)
-                )
+                select(
+                    Campaign.id,
+                    Campaign.definition,
+                    Campaign.starts_at,
+                    Campaign.content_version_id,
+                ).where(Campaign.id.in_(missing))
             )
             for row in rows:
                 self.known[row.id] = (Sequence.from_snapshot(row.definition), row.starts_at)
+                self.pins[row.id] = row.content_version_id
         return self.known
 
 
@@ -311,7 +327,7 @@ class Planner:
         known = campaigns.load(session, {row.campaign_id for row in ready})
         facts = self._suppressions(session, ready, known)
         appointments = Appointments.of(session, ready, known)  # steps timed before the visit
-        batch = _Batch()
+        batch = _Batch(pins=campaigns.pins)
         waiting: list[Waiting] = []  # after a branching step: decided below, or still waiting
         for row in ready:
             sequence, starts_at = known[row.campaign_id]
@@ -457,7 +473,8 @@ class Planner:
                 values = dict(zip(_MESSAGE_COLUMNS, message, strict=True))
                 whose = {"enrollment_id": row.id, "campaign_id": row.campaign_id,
                          "contact_id": row.contact_id}  # fmt: skip
-                alone.append({**whose, **values, "attempts": 0, "updated_at": now})
+                pinned = {"content_version_id": batch.pins.get(row.campaign_id)}
+                alone.append({**whose, **values, **pinned, "attempts": 0, "updated_at": now})
                 continue
             shared = select(
                 Enrollment.id,
@@ -465,11 +482,12 @@ class Planner:
                 Enrollment.contact_id,
                 *(literal(value, Message.__table__.c[name].type)
                   for name, value in zip(_MESSAGE_COLUMNS, message, strict=True)),
+                _pin(batch.pins, rows),
                 literal(0),
                 literal(now, Message.updated_at.type),
             ).where(among(Enrollment.id, [row.id for row in rows], dialect))  # fmt: skip
             columns = ["enrollment_id", "campaign_id", "contact_id", *_MESSAGE_COLUMNS,
-                       "attempts", "updated_at"]  # fmt: skip
+                       "content_version_id", "attempts", "updated_at"]  # fmt: skip
             connection.execute(insert.from_select(columns, shared))
         if alone:
             connection.execute(insert, alone)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from campaigns import content_store, content_upgrade, lifecycle
 from campaigns.content_store import sequence_of
@@ -100,7 +100,7 @@ def test_planned_steps_keep_their_version_and_later_ones_take_the_upgrade(
     with transaction(nurture_app.sessions) as session:
         rows = session.execute(select(Message.step_index, Message.content_version_id))
         stamped = {step: version for step, version in rows}
-        assert stamped == {0: launched.id, 1: launched.id, 2: None}  # None: the campaign's pin
+        assert stamped == {0: launched.id, 1: launched.id, 2: edited.id}  # as planned
         campaign = session.scalar(select(Campaign).where(Campaign.name == NAME))
         assert campaign is not None and campaign.content_version_id == edited.id
 
@@ -163,8 +163,8 @@ def test_the_worker_reads_a_version_once_not_per_message(
 def test_a_step_planned_from_a_replaced_definition_never_goes_on_another_channel(
     nurture_app: NurtureApp, channel: MemoryChannel, launched: ContentVersion
 ) -> None:
-    """The race content_upgrade names, made by hand: the campaign's pin moves to a version whose
-    step 2 is a text while a message for step 2 (an email) is planned without a stamp."""
+    """Made by hand: the campaign's pin moves to a version whose step 2 is a text while a message
+    for step 2 (an email) is planned without a stamp (as before the planner stamped them)."""
     from storage.models import MessageState
 
     _run(nurture_app)  # email 1 sent, email 2 planned
@@ -175,6 +175,7 @@ def test_a_step_planned_from_a_replaced_definition_never_goes_on_another_channel
     with transaction(nurture_app.sessions) as session:
         campaign = lifecycle.get_campaign(session, NAME)
         campaign.content_version_id = texting.id
+        session.execute(update(Message).values(content_version_id=None))
     _run(nurture_app, hours=1)
     assert len(channel.emails) == 1 and channel.texts == []
     with transaction(nurture_app.sessions) as session:
