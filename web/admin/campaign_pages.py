@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from campaigns import lifecycle, review
 from campaigns.audience import audience_size_query
+from campaigns.content_store import launchable
 from campaigns.definitions import Sequence, list_sequences, load_sequence
 from campaigns.reports import (
     DAILY_SERIES,
@@ -213,15 +214,19 @@ def launch(
 ) -> Response:
     nurture = _nurture(request)
     now = nurture.clock()
-    sequence, problem = _definition(name)
-    if sequence is None:
-        return _campaign_page(request, name, staff, error=problem, status_code=400)
     try:
         start = parse_start(starts_at, nurture.settings.clinic.default_timezone, now)
         who = review.Reviewer(staff.email, staff.role)
         with transaction(nurture.sessions) as session:
+            sequence, version = launchable(session, name)  # the stored current version, pinned
             review.launch(
-                session, sequence, who, now=now, starts_at=start, settings=nurture.settings
+                session,
+                sequence,
+                who,
+                now=now,
+                starts_at=start,
+                settings=nurture.settings,
+                version=version,
             )
     except ValidationFailed as exc:
         problems = "; ".join(exc.problems)
