@@ -2,8 +2,9 @@
 
 The rule, as the TOML comments state it: after a step with `then`, the branch decides; after a
 step without it, `next` (a step's name or "end") if given, else the next step in the file, and
-the last step ends the sequence. A branch's target continues by the same rule, so steps placed
-only for one branch sit before the step both ways rejoin at.
+the last step ends the sequence. A branch's target continues by the same rule, so a step only
+one branch takes is best written last, with `next` naming the step where the ways meet again
+(and the step before it `next = "end"`): the other steps keep their numbers.
 
 Messages stay one row per (enrollment, step), so a step may be visited at most once: every
 cycle is refused (`problems`), with or without a delay. Steps are numbered by their place in
