@@ -27,10 +27,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.compose import Composer
-from campaigns.content_store import files_of, sequence_of
+from campaigns.content_store import check_paths, files_of, sequence_of
 from campaigns.definitions import Sequence
 from campaigns.validation import ValidationReport, validate_sequence
-from core.errors import ValidationFailed
+from core.errors import InputError, ValidationFailed
 from core.settings import Settings
 from storage.models import ContentFile, ContentVersion
 from templates import TEMPLATES_DIR
@@ -62,7 +62,14 @@ def materialize(
     """The folder a version renders from: `<cache>/<hash>-<install>/<template_folder>/...` beside
     a `layouts` link. Written into a scratch folder and renamed into place, so a reader (another
     worker) sees all of it or none; the same content has the same hash, so a folder once there
-    is never stale."""
+    is never stale.
+
+    The folder must be one name beside `layouts`, never `layouts` itself nor a path out of the
+    scratch folder, and every file a path under it: the editor refuses such a draft, and the
+    store must too, since an import (or a row written by hand) is another way in, and a file
+    written through the `layouts` link would land in the package's own layouts."""
+    check_folder(template_folder)
+    check_paths(files)
     cache = cache or default_cache()
     root = cache / f"{digest}-{_layouts_tag()}"
     if root.is_dir():
@@ -79,6 +86,15 @@ def materialize(
     except OSError:  # another process put the same content there first
         shutil.rmtree(scratch, ignore_errors=True)
     return root
+
+
+def check_folder(template_folder: str) -> None:
+    """One folder name under the content's root, other than the layouts' (see materialize)."""
+    check_paths({template_folder: ""})
+    if "/" in template_folder or template_folder == LAYOUTS:
+        raise InputError(
+            f"template folder {template_folder!r} must be one folder's name, not the layouts'"
+        )
 
 
 def renderer_for(

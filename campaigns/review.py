@@ -4,15 +4,19 @@ Issue 20: "editors draft and request review, owners approve and launch (or an ed
 when the setting allows it); the approval, the approver and the version are recorded; launch
 remains refused while validation fails."
 
-A review is keyed by the sequence's name (campaigns/NAME.toml, the campaign it launches), and
-the version reviewed is a content fingerprint: sha256 over the definition and the text of every
-file in its template folder (templates/<template_folder>/, translations included). An approval
-lets a launch through only while the content still has that fingerprint, so a change after
-approval (a subject line, a delay, a Spanish text) needs a new one. The shared layouts
-(templates/layouts/) are the clinic's frame, not a sequence's words, and are left out.
+A review is keyed by the sequence's name (the campaign it launches), and what was reviewed is
+a fingerprint (`fingerprint_of`, the one function every path calls): for a sequence in the
+content store, the stored version's own content hash, recorded with its number ("version 3
+approved by ..."); for a sequence only in files (a .toml path, a name the store lacks), sha256
+over the definition and every file of its template folder. An approval lets a launch through
+only while the content still has that fingerprint, so a change after approval (a subject line,
+a delay, a Spanish text) needs a new one. The shared layouts are the clinic's frame, not a
+sequence's words, and are left out.
 
-`launch_check` is the one rule; `launch` applies it and then campaigns.lifecycle.launch, for the
-dashboard and the CLI alike. An owner's launch records the owner's approval of what launched.
+`launch_check` is the one rule of who may put which content live: `launch` applies it before
+campaigns.lifecycle.launch, and `upgrade` before moving a running campaign to a newer version
+(campaigns.content_upgrade: a content change too), for the dashboard and the CLI alike. An
+owner's launch or move records the owner's approval of that content.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns import lifecycle
-from campaigns.content_render import ensure_valid_version, renderer_for
+from campaigns import content_upgrade, lifecycle
+from campaigns.content_render import ensure_valid_version
+from campaigns.content_store import current_version, sequence_of
 from campaigns.definitions import Sequence
 from campaigns.validation import ensure_valid
 from core.errors import InputError, NurtureError
@@ -80,9 +85,20 @@ def content_fingerprint(sequence: Sequence, root: Path = TEMPLATES_DIR) -> str:
     return digest.hexdigest()
 
 
+def fingerprint_of(sequence: Sequence, version: ContentVersion | None) -> str:
+    """What a review of this content records and a launch compares: the stored version's content
+    hash (campaigns.content_store.content_hash), else the files' content_fingerprint."""
+    return version.content_hash if version is not None else content_fingerprint(sequence)
+
+
 def short(fingerprint: str) -> str:
     """What staff read and compare: the first 12 hex digits (as git shows a commit)."""
     return fingerprint[:12]
+
+
+def label(fingerprint: str, number: int | None) -> str:
+    """How a reviewed content is named to staff: "version 3", or its short fingerprint."""
+    return f"version {number}" if number is not None else f"version {short(fingerprint)}"
 
 
 def reviews(session: Session, name: str, limit: int = 20) -> list[LaunchReview]:
@@ -117,19 +133,26 @@ def _comment(text: str) -> str:
 
 
 def request_review(
-    session: Session, sequence: Sequence, by: Reviewer, *, now: datetime, note: str = ""
+    session: Session,
+    sequence: Sequence,
+    by: Reviewer,
+    *,
+    now: datetime,
+    note: str = "",
+    version: ContentVersion | None = None,
 ) -> LaunchReview:
-    """Ask an owner to review the current content; asking again for the same content is one
-    request, not two."""
+    """Ask an owner to review the content (the stored `version` of the sequence, else its
+    files); asking again for the same content is one request, not two."""
     if not can_edit(by.role):
         raise ReviewRefused("only editors and owners can ask for a review")
-    fingerprint = content_fingerprint(sequence)
+    fingerprint = fingerprint_of(sequence, version)
     latest = latest_review(session, sequence.name)
     if latest is not None and latest.decision == PENDING and latest.fingerprint == fingerprint:
         return latest
     review = LaunchReview(
         sequence=sequence.name,
         fingerprint=fingerprint,
+        version=version.number if version is not None else None,
         requested_by=by.email,
         requested_at=now,
         decision=PENDING,
@@ -147,17 +170,18 @@ def _decide(
     decision: str,
     now: datetime,
     comment: str,
-    root: Path = TEMPLATES_DIR,
+    version: ContentVersion | None,
 ) -> LaunchReview:
     """The pending request, decided; or a new row when the owner reviews unasked."""
     if not can_approve(by.role):
         raise ReviewRefused("only an owner can approve a sequence or send it back")
-    fingerprint = content_fingerprint(sequence, root)
+    fingerprint = fingerprint_of(sequence, version)
     review = latest_review(session, sequence.name)
     if review is None or review.decision != PENDING:
         review = LaunchReview(sequence=sequence.name, requested_by=by.email, requested_at=now)
         session.add(review)
     review.fingerprint = fingerprint
+    review.version = version.number if version is not None else None
     review.decision, review.decided_by, review.decided_at = decision, by.email, now
     if comment:
         review.comment = comment
@@ -173,24 +197,32 @@ def approve(
     now: datetime,
     comment: str = "",
     seen: str | None = None,
+    version: ContentVersion | None = None,
 ) -> LaunchReview:
-    """Approve the content as it is now. `seen` is the fingerprint the owner was shown: if the
-    content changed since, the approval is refused rather than given to unseen words."""
-    if seen and content_fingerprint(sequence) != seen:
+    """Approve the content as it is now (the stored `version`, else the files). `seen` is the
+    fingerprint the owner was shown: if the content changed since, the approval is refused
+    rather than given to unseen words."""
+    if seen and fingerprint_of(sequence, version) != seen:
         raise ReviewRefused(
             f"{sequence.name} changed since you opened it; reload the page and review it again"
         )
-    return _decide(session, sequence, by, APPROVED, now, _comment(comment))
+    return _decide(session, sequence, by, APPROVED, now, _comment(comment), version)
 
 
 def send_back(
-    session: Session, sequence: Sequence, by: Reviewer, *, now: datetime, comment: str
+    session: Session,
+    sequence: Sequence,
+    by: Reviewer,
+    *,
+    now: datetime,
+    comment: str,
+    version: ContentVersion | None = None,
 ) -> LaunchReview:
     """Decline, saying what to change (a comment is required: the editor needs to know)."""
     text = _comment(comment)
     if not text:
         raise InputError("say what should change when sending a sequence back")
-    return _decide(session, sequence, by, SENT_BACK, now, text)
+    return _decide(session, sequence, by, SENT_BACK, now, text, version)
 
 
 def launch_check(
@@ -198,16 +230,18 @@ def launch_check(
     sequence: Sequence,
     by: Reviewer,
     settings: Settings,
-    root: Path = TEMPLATES_DIR,
+    version: ContentVersion | None = None,
 ) -> LaunchCheck:
-    """The one rule of who may launch what (validation is checked by the launch itself)."""
-    fingerprint = content_fingerprint(sequence, root)
+    """The one rule of who may put which content live, by a launch or by moving a running
+    campaign to a newer version (validation is checked by the launch or the move itself)."""
+    fingerprint = fingerprint_of(sequence, version)
     if not can_edit(by.role):
         return LaunchCheck(False, "your account can view campaigns but not launch them", "", None)
     approval = _approval_of(session, sequence.name, fingerprint)
     if approval is not None:
         when = f"{approval.decided_at:%Y-%m-%d %H:%M} UTC" if approval.decided_at else ""
-        reason = f"approved by {approval.decided_by} {when} (version {short(fingerprint)})"
+        named = label(fingerprint, version.number if version is not None else None)
+        reason = f"approved by {approval.decided_by} {when} ({named})"
         return LaunchCheck(True, reason, fingerprint, approval)
     if can_approve(by.role):
         return LaunchCheck(True, "an owner's launch approves this version", fingerprint, None)
@@ -227,7 +261,7 @@ def _why_not(session: Session, name: str) -> str:
         return f"{name} was sent back by {latest.decided_by}{said}"
     return (
         f"{name} changed since it was approved by {latest.decided_by} "
-        f"(version {short(latest.fingerprint)}): request a new review"
+        f"({label(latest.fingerprint, latest.version)}): request a new review"
     )
 
 
@@ -245,12 +279,11 @@ def launch(
     """Launch through the review rule. A refused launch still reports validation problems
     first (they must be fixed before any review helps); an owner's launch records its approval
     in the same transaction, so a launch that fails records nothing. A stored content `version`
-    is fingerprinted from its own files (campaigns.content_render), so an approval of other
-    content never lets it through."""
+    is fingerprinted by its own content hash, so an approval of other content never lets it
+    through."""
     if not can_edit(by.role):  # a viewer hears about the role, not about the content
         raise ReviewRefused("cannot launch: your account can view campaigns but not launch them")
-    root = renderer_for(session, version).root if version is not None else TEMPLATES_DIR
-    check = launch_check(session, sequence, by, settings, root)
+    check = launch_check(session, sequence, by, settings, version)
     if not check.allowed:
         if version is None:
             ensure_valid(sequence, settings)
@@ -258,7 +291,7 @@ def launch(
             ensure_valid_version(session, version, settings)
         raise ReviewRefused(f"cannot launch: {check.reason}")
     if check.approval is None and can_approve(by.role):
-        _decide(session, sequence, by, APPROVED, now, "approved at launch", root)
+        _decide(session, sequence, by, APPROVED, now, "approved at launch", version)
     return lifecycle.launch(
         session,
         sequence,
@@ -268,3 +301,36 @@ def launch(
         progress=progress,
         version=version,
     )
+
+
+def upgrade(
+    session: Session,
+    name: str,
+    by: Reviewer,
+    *,
+    now: datetime,
+    settings: Settings,
+    seen: int | None = None,
+) -> content_upgrade.UpgradePlan:
+    """Move running campaign `name` to its sequence's newest version through the launch rule:
+    new words going out are a content change, so the newest version needs an owner's approval
+    (an owner's move records it) unless editors may launch without review. Validation problems
+    are reported first, as for a launch. `seen` is the version number the person was shown: a
+    newer one saved meanwhile refuses the move rather than sending unseen words."""
+    if not can_edit(by.role):
+        raise ReviewRefused("cannot move: your account can view campaigns but not change them")
+    plan = content_upgrade.plan_upgrade(session, name)
+    if seen is not None and seen != plan.to_number:
+        raise ReviewRefused(
+            f"{plan.sequence} has version {plan.to_number} now, not {seen}: reload and look again"
+        )
+    newest = current_version(session, plan.sequence)
+    sequence = sequence_of(newest)
+    check = launch_check(session, sequence, by, settings, newest)
+    if not check.allowed:
+        ensure_valid_version(session, newest, settings)
+        raise ReviewRefused(f"cannot move to version {newest.number}: {check.reason}")
+    done = content_upgrade.upgrade(session, name, now=now, settings=settings)
+    if check.approval is None and can_approve(by.role):
+        _decide(session, sequence, by, APPROVED, now, "approved when moving to it", newest)
+    return done

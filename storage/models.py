@@ -440,7 +440,8 @@ class StaffSession(Base):
 
 class LaunchReview(Base):
     """One review of a sequence before launch (campaigns.review): an editor asks, an owner
-    approves or sends it back. `fingerprint` is the content reviewed (the definition and every
+    approves or sends it back. `fingerprint` is the content reviewed (a stored version's content
+    hash, and `version` its number; for a sequence only in files, the definition and every
     template file, campaigns.review.content_fingerprint): an approval lets a launch through only
     while the content still has it. Staff are named by email, so a removed account's decisions
     stay readable."""
@@ -451,6 +452,7 @@ class LaunchReview(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     sequence: Mapped[str] = mapped_column(String(100))  # the definition's name (campaign name)
     fingerprint: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int | None]  # the content version's number (campaigns.content_store)
     requested_by: Mapped[str] = mapped_column(String(320))
     requested_at: Mapped[datetime]
     decision: Mapped[str] = mapped_column(String(20), default="pending")

@@ -2,9 +2,11 @@
 
 The CLI is an operator at the machine, with no sign-in, so a review step names who takes it:
 `--as EMAIL`, a staff account (`nurture users add`) whose role decides what it may do (an owner
-approves, an editor asks) and whose email is recorded. `nurture campaigns launch` takes `--as`
-too; without it the operator launches as an editor would (approved content only, unless
-`[review] editors_may_launch` is true). The rule itself is campaigns.review's, the dashboard's.
+approves, an editor asks) and whose email is recorded. What is reviewed is what a launch reads:
+the sequence's stored current version (campaigns.content_store.launchable), else its file.
+`nurture campaigns launch` and `upgrade` take `--as` too; without it the operator acts as an
+editor would (approved content only, unless `[review] editors_may_launch` is true). The rule
+itself is campaigns.review's, the dashboard's.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from campaigns.definitions import load_sequence
 from core.errors import InputError
 from nurture.app import NurtureApp
 from nurture.cli.common import console, ready_app
 from storage.db import transaction
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from campaigns.definitions import Sequence
     from campaigns.review import Reviewer
+    from storage.models import ContentVersion
 
 #: Who launches from the console when no --as is given: an editor's rights, no account recorded.
 CONSOLE_OPERATOR = "the console"
@@ -44,25 +49,34 @@ def reviewer(nurture: NurtureApp, email: str | None) -> Reviewer:
         return Reviewer(user.email, user.role)
 
 
+def to_review(session: Session, name: str) -> tuple[Sequence, ContentVersion | None]:
+    """What a launch of `name` reads, so the review is of the same content."""
+    from campaigns.content_store import launchable
+
+    return launchable(session, name)
+
+
 def request(
-    name: str = typer.Argument(..., help="Sequence definition in campaigns/NAME.toml."),
+    name: str = typer.Argument(..., help="The sequence's name."),
     by: str = typer.Option(..., "--as", help=AS_HELP),
     note: str = typer.Option("", "--note", help="What changed, for the owner who reviews it."),
 ) -> None:
     """Ask an owner to review a sequence before it is launched."""
-    from campaigns.review import request_review, short
+    from campaigns.review import label, request_review
 
     nurture = ready_app()
-    sequence = load_sequence(name)
     who = reviewer(nurture, by)
     with transaction(nurture.sessions) as session:
-        review = request_review(session, sequence, who, now=nurture.clock(), note=note)
-        version = short(review.fingerprint)
-    console.print(f"Review of {name} (version {version}) requested by {who.email}")
+        sequence, stored = to_review(session, name)
+        review = request_review(
+            session, sequence, who, now=nurture.clock(), note=note, version=stored
+        )
+        version = label(review.fingerprint, review.version)
+    console.print(f"Review of {name} ({version}) requested by {who.email}")
 
 
 def approve(
-    name: str = typer.Argument(..., help="Sequence definition in campaigns/NAME.toml."),
+    name: str = typer.Argument(..., help="The sequence's name."),
     by: str = typer.Option(..., "--as", help=AS_HELP),
     comment: str = typer.Option("", "--comment", help="A note kept with the approval."),
 ) -> None:
@@ -70,16 +84,18 @@ def approve(
     from campaigns import review
 
     nurture = ready_app()
-    sequence = load_sequence(name)
     who = reviewer(nurture, by)
     with transaction(nurture.sessions) as session:
-        decided = review.approve(session, sequence, who, now=nurture.clock(), comment=comment)
-        version = review.short(decided.fingerprint)
-    console.print(f"[green]Approved {name}[/green] (version {version}) by {who.email}")
+        sequence, stored = to_review(session, name)
+        decided = review.approve(
+            session, sequence, who, now=nurture.clock(), comment=comment, version=stored
+        )
+        version = review.label(decided.fingerprint, decided.version)
+    console.print(f"[green]Approved {name}[/green] ({version}) by {who.email}")
 
 
 def send_back(
-    name: str = typer.Argument(..., help="Sequence definition in campaigns/NAME.toml."),
+    name: str = typer.Argument(..., help="The sequence's name."),
     by: str = typer.Option(..., "--as", help=AS_HELP),
     comment: str = typer.Option(..., "--comment", help="What should change."),
 ) -> None:
@@ -87,15 +103,17 @@ def send_back(
     from campaigns import review
 
     nurture = ready_app()
-    sequence = load_sequence(name)
     who = reviewer(nurture, by)
     with transaction(nurture.sessions) as session:
-        review.send_back(session, sequence, who, now=nurture.clock(), comment=comment)
+        sequence, stored = to_review(session, name)
+        review.send_back(
+            session, sequence, who, now=nurture.clock(), comment=comment, version=stored
+        )
     console.print(f"Sent {name} back: {comment}")
 
 
 def history(
-    name: str = typer.Argument(..., help="Sequence definition in campaigns/NAME.toml."),
+    name: str = typer.Argument(..., help="The sequence's name."),
 ) -> None:
     """A sequence's reviews, newest first, and whether its current content is approved."""
     from rich.table import Table
@@ -103,13 +121,16 @@ def history(
     from campaigns import review
 
     nurture = ready_app()
-    current = review.content_fingerprint(load_sequence(name))
     with nurture.sessions() as session:
+        sequence, stored = to_review(session, name)
+        current = review.fingerprint_of(sequence, stored)
+        number = stored.number if stored is not None else None
         rows = review.reviews(session, name)
     table = Table("version", "decision", "asked by", "asked (UTC)", "decided by", "comment")
     for row in rows:
         table.add_row(
-            review.short(row.fingerprint) + (" (current)" if row.fingerprint == current else ""),
+            review.label(row.fingerprint, row.version)
+            + (" (current)" if row.fingerprint == current else ""),
             row.decision,
             row.requested_by,
             f"{row.requested_at:%Y-%m-%d %H:%M}",
@@ -117,4 +138,4 @@ def history(
             row.comment,
         )
     console.print(table)
-    console.print(f"Current content of {name}: version {review.short(current)}", highlight=False)
+    console.print(f"Current content of {name}: {review.label(current, number)}", highlight=False)

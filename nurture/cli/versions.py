@@ -86,12 +86,21 @@ def import_(
 def upgrade(
     name: str = typer.Argument(..., help="The running campaign."),
     yes: bool = typer.Option(False, "--yes", help="Upgrade without asking."),
+    by: str | None = typer.Option(
+        None, "--as", help="Your staff account's email: an owner's move records its approval."
+    ),
 ) -> None:
     """Move a running campaign to its sequence's newest version: steps already planned keep
-    theirs, the steps not yet planned use the new one."""
-    from campaigns import content_upgrade
+    theirs, the steps not yet planned use the new one.
+
+    A new version is new content going out, so the launch's review rule applies: an owner
+    approved it (`campaigns approve`), or an owner moves (--as), or `[review]
+    editors_may_launch` is true (campaigns.review.upgrade)."""
+    from campaigns import content_upgrade, review
+    from nurture.cli.review import reviewer
 
     nurture = ready_app()
+    who = reviewer(nurture, by)
     with transaction(nurture.sessions, immediate=False) as session:
         plan = content_upgrade.plan_upgrade(session, name)
     _say(plan.describe())
@@ -100,8 +109,13 @@ def upgrade(
     if not yes and not typer.confirm("Upgrade?", default=False):
         raise typer.Exit(1)
     with transaction(nurture.sessions) as session:
-        done = content_upgrade.upgrade(
-            session, name, now=nurture.clock(), settings=nurture.settings
+        done = review.upgrade(
+            session,
+            name,
+            who,
+            now=nurture.clock(),
+            settings=nurture.settings,
+            seen=plan.to_number,
         )
     console.print(f"[green]{done.campaign} runs version {done.to_number}[/green]", highlight=False)
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from campaigns import review
-from campaigns.definitions import load_sequence
+from campaigns import content_store, review
 from nurture.app import NurtureApp
 from storage.models import Campaign
 from tests.admin.conftest import EDITOR, OWNER, VIEWER
@@ -61,7 +60,9 @@ def test_an_editor_asks_the_owner_approves_then_the_editor_launches(
 
     sign_in(client, OWNER)
     page = client.get("/admin/campaigns/demo")
-    version = review.content_fingerprint(load_sequence("demo"))
+    with staff_accounts.sessions() as session:  # what a launch reads: the stored version
+        version = content_store.current_version(session, "demo").content_hash
+    assert "Approve version 1" in page.text
     assert f'name="version" value="{version}"' in page.text
     approved = _post(client, "/admin/campaigns/demo/approve", version=version, comment="fine")
     assert approved.status_code == 303

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from campaigns import lifecycle, review
 from campaigns.audience import audience_size_query
-from campaigns.content_store import launchable
-from campaigns.definitions import Sequence, list_sequences, load_sequence
+from campaigns.content_store import launchable, sequence_names
+from campaigns.definitions import Sequence, list_sequences
 from campaigns.reports import (
     DAILY_SERIES,
     CampaignCounts,
@@ -31,15 +31,15 @@ from campaigns.reports import (
     upcoming,
 )
 from campaigns.state import CampaignStatus, campaign_status, campaign_statuses
-from core.errors import NurtureError, ValidationFailed
+from core.errors import NotFound, NurtureError, ValidationFailed
 from scheduler.backlog import due_backlog
 from storage.db import transaction
-from storage.models import Campaign
+from storage.models import Campaign, ContentVersion
 from web.admin.charts import daily_svg, funnel_svg
 from web.admin.formatting import describe_delay, describe_window, parse_start
 from web.admin.render import render
 from web.admin.report_cache import report_cache
-from web.admin.review_panel import review_panel
+from web.admin.review_panel import review_panel, upgrade_panel
 from web.admin.scheduler_status import current_scheduler_status
 from web.admin.session import Staff, StaffEditor, StaffNotFound, StaffReader
 from web.services import WebServices
@@ -57,6 +57,8 @@ class CampaignRow:
     campaign: Campaign | None
     sequence: Sequence | None
     problem: str | None = None
+    #: the stored version the sequence is read from: a campaign's pin, else the current one
+    version: ContentVersion | None = None
 
 
 def _nurture(request: Request) -> WebServices:
@@ -64,32 +66,44 @@ def _nurture(request: Request) -> WebServices:
     return services
 
 
-def _definition(name: str) -> tuple[Sequence | None, str | None]:
-    try:
-        return load_sequence(name), None
-    except NurtureError as exc:
-        return None, str(exc)
-
-
-def find_definition(
+def _to_launch(
     session: Session, name: str
-) -> tuple[Campaign | None, Sequence | None, str | None]:
-    """The launched campaign and its snapshot, else the definition file (and why it does not
-    load); StaffNotFound when neither exists."""
+) -> tuple[Sequence | None, ContentVersion | None, str | None]:
+    """What a launch of `name` reads (campaigns.content_store.launchable: the stored current
+    version, else the definition file), or why it does not load; NotFound when neither exists."""
+    try:
+        sequence, version = launchable(session, name)
+    except NotFound:
+        raise
+    except NurtureError as exc:
+        return None, None, str(exc)
+    return sequence, version, None
+
+
+def find_definition(session: Session, name: str) -> CampaignRow:
+    """The launched campaign, its snapshot and pinned version; else what a launch would read
+    (without the campaign's status: find_campaign adds it). StaffNotFound when nothing is
+    named `name`."""
     campaign = session.scalar(select(Campaign).where(Campaign.name == name))
     if campaign is not None:
-        return campaign, Sequence.from_snapshot(campaign.definition), None
-    if name not in list_sequences():
-        raise StaffNotFound("no such campaign")
-    sequence, problem = _definition(name)
-    return None, sequence, problem
+        pinned = campaign.content_version_id
+        version = session.get(ContentVersion, pinned) if pinned is not None else None
+        sequence = Sequence.from_snapshot(campaign.definition)
+        return CampaignRow(
+            name, sequence.title, CampaignStatus.NOT_LAUNCHED, campaign, sequence, None, version
+        )
+    try:
+        found, version, problem = _to_launch(session, name)
+    except NotFound:
+        raise StaffNotFound("no such campaign") from None
+    title = found.title if found else name
+    return CampaignRow(name, title, CampaignStatus.NOT_LAUNCHED, None, found, problem, version)
 
 
 def find_campaign(session: Session, name: str, *, now: datetime) -> CampaignRow:
-    campaign, sequence, problem = find_definition(session, name)
-    status = campaign_status(session, campaign, now=now)
-    title = sequence.title if sequence else name
-    return CampaignRow(name, title, status, campaign, sequence, problem)
+    row = find_definition(session, name)
+    row.state = campaign_status(session, row.campaign, now=now)
+    return row
 
 
 def _list_counts(session: Session) -> tuple[dict[int, CampaignCounts], int]:
@@ -105,24 +119,16 @@ def campaign_list(request: Request, staff: StaffReader) -> Response:
         launched = list(session.scalars(select(Campaign).order_by(Campaign.created_at.desc())))
         statuses = campaign_statuses(session, launched, now=now)
         counts = report_cache(request).get(("list",), lambda: _list_counts(session), now=now).value
-    rows = [
-        CampaignRow(c.name, Sequence.from_snapshot(c.definition).title, statuses[c.id], c, None)
-        for c in launched
-    ]
-    names = {row.name for row in rows}
-    for name in list_sequences():
-        if name not in names:
-            sequence, problem = _definition(name)
-            rows.append(
-                CampaignRow(
-                    name,
-                    sequence.title if sequence else name,
-                    CampaignStatus.NOT_LAUNCHED,
-                    None,
-                    sequence,
-                    problem,
-                )
-            )
+        rows = [
+            CampaignRow(c.name, Sequence.from_snapshot(c.definition).title, statuses[c.id], c, None)
+            for c in launched
+        ]
+        # Sequences not launched: each stored one (made in the editor too), and any file the
+        # store lacks, read as a launch reads it (find_definition).
+        names = {row.name for row in rows}
+        for name in sorted(set(list_sequences()) | set(sequence_names(session))):
+            if name not in names:
+                rows.append(find_definition(session, name))
     return render(request, "campaigns.html", staff, rows=rows, counts=counts, nav="campaigns")
 
 
@@ -164,9 +170,11 @@ def _campaign_page(
         if row.sequence is not None and row.state.launchable:
             # Before launch only: afterwards the enrollments are the audience (no contacts scan).
             context["audience_size"] = session.scalar(audience_size_query(row.sequence))
-            to_launch, _ = _definition(name)  # what a launch reads: the file, not a draft's copy
-            if to_launch is not None:
-                context["review"] = review_panel(session, to_launch, staff, nurture.settings)
+            context["review"] = review_panel(
+                session, row.sequence, row.version, staff, nurture.settings
+            )
+        elif campaign is not None and (row.state.pausable or row.state.resumable):
+            context.update(upgrade_panel(session, name, row.version, staff, nurture.settings))
         if campaign is not None:
             figures = report_cache(request).get(
                 ("campaign", campaign.id, row.state),

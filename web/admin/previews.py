@@ -8,7 +8,7 @@ content as far as the dashboard is concerned).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 from typing import Annotated, Any
 
@@ -17,6 +17,8 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from campaigns.audience import audience_query
+from campaigns.compose import Composer
+from campaigns.content_render import renderer_for
 from campaigns.definitions import Sequence, Step
 from core.errors import NurtureError
 from storage.models import Contact
@@ -67,11 +69,11 @@ def _sample(
     return SAMPLE, "a made-up contact (Maria Lopez): the audience is empty", problem
 
 
-def _render(nurture: WebServices, sequence: Sequence, index: int, contact: Any) -> StepPreview:
+def _render(composer: Composer, sequence: Sequence, index: int, contact: Any) -> StepPreview:
     step = sequence.steps[index]
     preview = StepPreview(index, step)
     try:
-        rendered = nurture.composer.render(sequence, step, contact, 0, 0)
+        rendered = composer.render(sequence, step, contact, 0, 0)
     except NurtureError as exc:
         preview.error = str(exc)
         return preview
@@ -82,11 +84,15 @@ def _render(nurture: WebServices, sequence: Sequence, index: int, contact: Any) 
     return preview
 
 
-def _sequence(session: Session, name: str) -> Sequence:
-    _, sequence, problem = find_definition(session, name)
-    if sequence is None:
-        raise StaffNotFound(problem or "this definition cannot be read")
-    return sequence
+def _sequence(session: Session, nurture: WebServices, name: str) -> tuple[Sequence, Composer]:
+    """The sequence as the campaign page reads it, and a composer over its stored version's
+    files (a campaign's pin, else the current version; the template files when it has none)."""
+    row = find_definition(session, name)
+    if row.sequence is None:
+        raise StaffNotFound(row.problem or "this definition cannot be read")
+    if row.version is None:
+        return row.sequence, nurture.composer
+    return row.sequence, replace(nurture.composer, renderer=renderer_for(session, row.version))
 
 
 @router.get("/campaigns/{name}/preview")
@@ -98,9 +104,9 @@ def preview_page(
 ) -> Response:
     nurture: WebServices = request.app.state.nurture
     with nurture.sessions() as session:
-        sequence = _sequence(session, name)
+        sequence, composer = _sequence(session, nurture, name)
         contact, label, problem = _sample(session, sequence, contact_id)
-        previews = [_render(nurture, sequence, i, contact) for i in range(len(sequence.steps))]
+        previews = [_render(composer, sequence, i, contact) for i in range(len(sequence.steps))]
     return render(
         request,
         "preview.html",
@@ -125,11 +131,11 @@ def email_frame(
 ) -> Response:
     nurture: WebServices = request.app.state.nurture
     with nurture.sessions() as session:
-        sequence = _sequence(session, name)
+        sequence, composer = _sequence(session, nurture, name)
         if index >= len(sequence.steps) or sequence.steps[index].channel != "email":
             raise StaffNotFound("no email step here")
         contact, _, _ = _sample(session, sequence, contact_id)
-        preview = _render(nurture, sequence, index, contact)
+        preview = _render(composer, sequence, index, contact)
     body = preview.email.html if preview.email else f"<p>{escape(preview.error or '')}</p>"
     return HTMLResponse(
         body,

@@ -41,6 +41,7 @@ NOTICES = {
     "paused": "Campaign paused: nothing more is sent until you resume it.",
     "resumed": "Campaign resumed.",
     "cancelled": "Campaign cancelled: its planned messages will not be sent.",
+    "upgraded": "Moved to the newest version: steps not yet planned use it.",
     "suppressed": "Contact suppressed: nothing more is sent on that channel.",
     "booked": "Contact marked booked: they leave every nurture sequence.",
     "already-booked": "This contact was already marked booked; the booking was recorded again.",
