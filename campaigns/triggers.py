@@ -147,12 +147,10 @@ def move_visit(
     before = planned[1].step_index if len(planned) > 1 else -1
     if before >= 0 and sequence.steps[before].then is not None:
         return True
-    taken_back = session.execute(
-        delete(Message)
-        .where(Message.id == planned[0].id, Message.state == MessageState.PLANNED)
-        .execution_options(synchronize_session=False)
+    taken_back = session.connection().execute(  # a Connection's result is a CursorResult
+        delete(Message).where(Message.id == planned[0].id, Message.state == MessageState.PLANNED)
     )
-    if taken_back.rowcount:  # type: ignore[attr-defined]
+    if taken_back.rowcount:
         enrollment.planned_step = before
     return True
 
