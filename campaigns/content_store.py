@@ -196,7 +196,8 @@ def diff(
 
 def definition_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, ...]:
     """What differs between two definitions' data, in staff's words; ("wording",) when only the
-    file's text (a comment, spacing) changed."""
+    file's text (a comment, spacing, "mon-sun" written as "mon,tue,...,sun") changed."""
+    old, new = _as_read(old), _as_read(new)
     found = [
         key
         for key in sorted(old.keys() | new.keys())
@@ -210,6 +211,16 @@ def definition_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[
     if not found and list(before) != list(after):
         found.append("step order")
     return tuple(found) or ("wording",)
+
+
+def _as_read(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A definition as the app reads it (its Sequence's snapshot), so two spellings of one
+    setting (the editor writes a window's days out in full) are no change."""
+    try:
+        snapshot: dict[str, Any] = Sequence.model_validate(dict(data)).snapshot()
+    except ValidationError:
+        return data
+    return snapshot
 
 
 def save_version(
