@@ -216,3 +216,24 @@ def test_cli_owner_launch_records_the_owner(run, strict_app: NurtureApp) -> None
     with strict_app.sessions() as session:
         (record,) = review.reviews(session, "demo")
         assert record.decided_by == OWNER.email and record.comment == "approved at launch"
+
+
+def test_cli_upgrade_follows_the_launch_rule(run, strict_app: NurtureApp) -> None:  # type: ignore[no-untyped-def]
+    from campaigns import content_store
+
+    code, said = run("campaigns", "launch", "demo", "--as", OWNER.email)
+    assert code == 0, said
+    with transaction(strict_app.sessions) as session:
+        seeded = content_store.current_version(session, "demo")
+        files = {**content_store.files_of(session, seeded), "01-welcome.subject.txt": "Two\n"}
+        content_store.save_version(
+            session, "demo", definition_text=seeded.definition_text, templates=files,
+            author=EDITOR.email, now=strict_app.clock(),
+        )  # fmt: skip
+    code, said = run("campaigns", "upgrade", "demo", "--yes")
+    assert code == 77 and "cannot move to version 2: demo changed since it was approved" in said
+    code, said = run("campaigns", "upgrade", "demo", "--yes", "--as", OWNER.email)
+    assert code == 0 and "runs version 2" in said, said
+    with strict_app.sessions() as session:
+        latest = review.latest_review(session, "demo")
+    assert latest is not None and (latest.decided_by, latest.version) == (OWNER.email, 2)
