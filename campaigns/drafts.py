@@ -11,15 +11,16 @@ in one of the languages.
 
 from __future__ import annotations
 
+import copy
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from campaigns.content_render import LAYOUTS, materialize
 from campaigns.content_store import check_paths
@@ -73,32 +74,61 @@ class Draft(Loose):
     reason_es: str = ""
     custom_fields: list[str] = Field(default_factory=list)
     steps: list[DraftStep] = Field(default_factory=list)
+    #: The definition this draft edits, as its TOML holds it (the stored current version's, else
+    #: its file's; empty for a new sequence). The editor shows a few settings; every other one
+    #: (audience and its consent, exit, trigger, re-entry, a step's timing before a visit, its
+    #: lateness limit, `next`, its template's name) is kept from here. Set by the server
+    #: (`editing`), never read from the page.
+    _base: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def editing(self, base: Mapping[str, Any] | None) -> Draft:
+        """This draft as an edit of `base` (see `_base`); returns itself."""
+        self._base = copy.deepcopy(dict(base)) if base else {}
+        return self
+
+    def _base_steps(self) -> dict[str, dict[str, Any]]:
+        return {step["name"]: step for step in self._base.get("steps", []) if "name" in step}
+
+    def template_of(self, number: int, step: DraftStep) -> str:
+        """The step's template name: an existing step keeps its own, a new one gets `NN-name`."""
+        kept = self._base_steps().get(step.name, {}).get("template")
+        return str(kept) if kept else step.template(number)
 
     def definition(self) -> dict[str, Any]:
-        """The definition's data, as a TOML file would hold it."""
+        """The definition's data, as a TOML file would hold it: the base with the editor's
+        fields written over it, its steps matched by name (a new step gets the defaults, a
+        removed one is gone)."""
+        before = self._base_steps()
         steps = []
         for number, step in enumerate(self.steps, start=1):
-            data: dict[str, Any] = {
-                "name": step.name,
-                "channel": step.channel,
-                "template": step.template(number),
-                "delay": step.delay or "0d",
-                "window": {"days": step.days, "start": step.start, "end": step.end},
-                "max_segments": step.max_segments,
-            }
+            data: dict[str, Any] = copy.deepcopy(before.get(step.name, {}))
+            data.update(
+                name=step.name,
+                channel=step.channel,
+                template=self.template_of(number, step),
+                delay=step.delay or "0d",
+                window={"days": step.days, "start": step.start, "end": step.end},
+                max_segments=step.max_segments,
+            )
+            data.pop("then", None)
             if step.then and "then" in Step.model_fields:
                 data["then"] = {key: value for key, value in step.then.items() if value}
             steps.append(data)
-        definition: dict[str, Any] = {
-            "name": self.name,
-            "title": self.title,
-            "template_folder": self.name,
-            "reason": self.reason,
-            "custom_fields": list(self.custom_fields),
-            "steps": steps,
-        }
+        definition: dict[str, Any] = copy.deepcopy(self._base)
+        definition.update(
+            name=self.name,
+            title=self.title,
+            template_folder=self.name,
+            reason=self.reason,
+            custom_fields=list(self.custom_fields),
+            steps=steps,
+        )
+        translations = dict(definition.pop("translations", None) or {})
+        translations.pop("es", None)
         if self.reason_es.strip():
-            definition["translations"] = {"es": {"reason": self.reason_es}}
+            translations["es"] = {"reason": self.reason_es}
+        if translations:
+            definition["translations"] = translations
         return definition
 
     def files(self) -> dict[str, str]:
@@ -111,7 +141,7 @@ class Draft(Loose):
                 if message is None or not message.written(step.channel):
                     continue
                 folder = "" if language == DEFAULT_LANGUAGE else f"{language}/"
-                base = f"{folder}{step.template(number)}"
+                base = f"{folder}{self.template_of(number, step)}"
                 if step.channel == "sms":
                     found[base + SMS_SOURCE] = message.text.strip() + "\n"
                 else:

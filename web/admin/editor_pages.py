@@ -29,7 +29,7 @@ from templates.markdown_body import allowed_placeholders, plain_template
 from templates.renderer import CONTACT_FIELDS
 from templates.sms_segments import sms_info
 from web.admin.campaign_pages import CampaignName
-from web.admin.editor_store import load_draft, save_draft, sequence_exists
+from web.admin.editor_store import editing, load_draft, save_draft, sequence_exists
 from web.admin.render import SECURITY_HEADERS, render
 from web.admin.session import Staff, StaffEditor, StaffPoster, StaffReader
 from web.services import WebServices
@@ -44,11 +44,14 @@ def answer(data: dict[str, Any], status_code: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status_code, headers=SECURITY_HEADERS)
 
 
-def read_draft(raw: str) -> Draft:
+def read_draft(nurture: WebServices, raw: str) -> Draft:
+    """The page's draft as an edit of its sequence: checked and previewed with the settings the
+    editor does not show (editor_store.editing), as it will be saved."""
     try:
-        return parse_draft(json.loads(raw))
+        draft = parse_draft(json.loads(raw))
     except (ValueError, TypeError):
         return Draft()
+    return editing(nurture, draft)
 
 
 def new_draft() -> Draft:
@@ -174,7 +177,7 @@ def _filled(nurture: WebServices, text: str) -> str:
 @router.post("/editor/check")
 def check(request: Request, staff: StaffPoster, draft: DraftField = "{}") -> Response:
     nurture: WebServices = request.app.state.nurture
-    report = check_draft(read_draft(draft), nurture.settings)
+    report = check_draft(read_draft(nurture, draft), nurture.settings)
     return answer(report.as_dict())
 
 
@@ -189,7 +192,7 @@ def save(
     progress); review and launch refuse it until it is clean. A new sequence never takes the
     name of one that exists: its save would replace that sequence's messages."""
     nurture: WebServices = request.app.state.nurture
-    parsed = read_draft(draft)
+    parsed = read_draft(nurture, draft)
     if creating and sequence_exists(nurture, parsed.name):
         taken = (
             f"A sequence named {parsed.name!r} already exists: choose another short name, "

@@ -127,7 +127,8 @@ def preview(
     contact: ContactWords = "",
 ) -> Response:
     """Subject and plain text (an email) or the text as sent, as JSON for the page."""
-    rendered = render_step(request.app.state.nurture, read_draft(draft), step, language, contact)
+    nurture: WebServices = request.app.state.nurture
+    rendered = render_step(nurture, read_draft(nurture, draft), step, language, contact)
     return answer(_as_json(rendered))
 
 
@@ -142,7 +143,8 @@ def preview_html(
 ) -> Response:
     """The email's HTML, posted into the preview's sandboxed frame (desktop or mobile width):
     its own CSP runs no script, as the campaign preview's frame."""
-    rendered = render_step(request.app.state.nurture, read_draft(draft), step, language, contact)
+    nurture: WebServices = request.app.state.nurture
+    rendered = render_step(nurture, read_draft(nurture, draft), step, language, contact)
     message = rendered.message
     if isinstance(message, RenderedEmail):
         body = message.html
@@ -236,7 +238,7 @@ async def send_test(
     phone: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     nurture: WebServices = request.app.state.nurture
-    parsed = read_draft(draft)
+    parsed = read_draft(nurture, draft)
     rendered = await run_in_threadpool(render_step, nurture, parsed, step, language, contact)
     if rendered.message is None:
         return refused(f"This step cannot be sent: {rendered.error}", 422)

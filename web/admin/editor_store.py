@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from campaigns import content_store
-from campaigns.definitions import Sequence, list_sequences, load_sequence
+from campaigns.definitions import Sequence, definition_path, list_sequences, load_sequence
 from campaigns.drafts import Draft, DraftMessage, DraftStep
 from core.errors import NurtureError
 from core.languages import DEFAULT_LANGUAGE, LANGUAGES
@@ -26,9 +26,11 @@ from web.services import WebServices
 
 
 def save_draft(nurture: WebServices, draft: Draft, *, author: str) -> str:
-    """Store the draft as the sequence's next version; what to tell the person who saved."""
-    files = draft.files()
+    """Store the draft as the sequence's next version, over the current one (`editing`: the
+    settings the editor does not show are kept); what to tell the person who saved."""
     with transaction(nurture.sessions) as session:
+        draft.editing(base_definition(session, draft.name))
+        files = draft.files()
         version, new = content_store.save_version(
             session,
             draft.name,
@@ -39,6 +41,25 @@ def save_draft(nurture: WebServices, draft: Draft, *, author: str) -> str:
         )
         number = version.number
     return f"Saved as version {number}." if new else f"No changes since version {number}."
+
+
+def base_definition(session: Session, name: str) -> dict[str, Any] | None:
+    """The definition a draft named `name` edits, as its TOML holds it: the stored current
+    version's, else its definition file's; None for a new sequence."""
+    try:
+        return dict(content_store.current_version(session, name).definition)
+    except NurtureError:
+        pass
+    if name not in list_sequences():
+        return None
+    text = definition_path(name).read_text(encoding="utf-8")
+    return content_store.parse_definition(name, text)
+
+
+def editing(nurture: WebServices, draft: Draft) -> Draft:
+    """The draft from the page as an edit of its sequence (campaigns.drafts.Draft.editing)."""
+    with nurture.sessions() as session:
+        return draft.editing(base_definition(session, draft.name))
 
 
 def sequence_exists(nurture: WebServices, name: str) -> bool:
