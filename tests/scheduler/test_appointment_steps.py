@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from campaigns.booking import record_booking_event
-from campaigns.definitions import load_sequence
+from campaigns.definitions import Sequence, load_sequence
 from campaigns.lifecycle import launch
 from core.clock import FrozenClock
 from nurture.app import NurtureApp
@@ -164,3 +164,49 @@ def test_a_reminder_sent_or_being_sent_is_never_planned_again(
     [reminder] = _reminders(nurture_app, contact)
     assert (reminder.id, reminder.state, reminder.due_at) == (first.id, state, first.due_at)
     assert _visit_of(nurture_app, contact) == new_visit
+
+
+def _launched_on_weekdays(app: NurtureApp) -> None:
+    """The pre-visit sequence with its reminder's window Monday to Friday, 10:00-18:00."""
+    snapshot = load_sequence("pre-visit").snapshot()
+    snapshot["steps"][1]["window"] = {"days": "mon-fri", "start": "10:00", "end": "18:00"}
+    with transaction(app.sessions) as session:
+        launch(session, Sequence.from_snapshot(snapshot), now=app.clock(), settings=app.settings)
+
+
+def test_a_reminder_the_window_pushes_past_the_visit_is_skipped_not_sent_after_it(
+    nurture_app: NurtureApp, make_contact: Any
+) -> None:
+    _launched_on_weekdays(nurture_app)
+    contact = make_contact(phone="+13105550117", sms=True, timezone="America/New_York")
+    # Visit Monday 2026-12-07 09:00 in New York: a day before is Sunday, outside the window,
+    # whose next opening is Monday 10:00, an hour after the visit.
+    visit = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
+    _book(nurture_app, contact, visit)
+    reminder = _reminder(nurture_app, contact)
+    assert (reminder.state, reminder.skip_reason) == ("skipped", "visit passed")
+
+
+def test_a_reminder_due_shortly_before_the_visit_may_not_go_late_past_it(
+    nurture_app: NurtureApp, make_contact: Any
+) -> None:
+    _launched_on_weekdays(nurture_app)
+    contact = make_contact(phone="+13105550118", sms=True, timezone="America/New_York")
+    # Visit Monday 11:00 in New York: the reminder lands on Monday 10:00, an hour before it;
+    # its 12 hours of lateness end at the visit, not in the evening after it.
+    visit = datetime(2026, 12, 7, 16, 0, tzinfo=UTC)
+    _book(nurture_app, contact, visit)
+    reminder = _reminder(nurture_app, contact)
+    assert (reminder.state, reminder.due_at) == (
+        "planned",
+        datetime(2026, 12, 7, 15, 0, tzinfo=UTC),
+    )
+    assert reminder.not_after is not None and reminder.due_at < reminder.not_after < visit
+    assert visit - reminder.not_after < timedelta(seconds=1)
+
+
+def test_the_planner_writes_messages_as_appointments_reads_them() -> None:
+    from scheduler import planner
+    from scheduler.appointments import MESSAGE_LAYOUT
+
+    assert planner._MESSAGE_COLUMNS == MESSAGE_LAYOUT
