@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from templates.audit import looks_like_health_field
 from templates.links import InvalidToken, LinkSigner
 from templates.renderer import RenderedEmail, RenderedSms
 
@@ -34,6 +35,7 @@ CURE_WORDING = re.compile(
     re.IGNORECASE,
 )
 HEADER_REACH = 300  # visible characters (a hidden preheader comes first) where the header sits
+_SUBJECT_WORD = re.compile(r"[^\W\d_]+")
 SUBJECT_WARN_LENGTH = 78  # RFC 5322 suggests lines within 78; phones show ~40-60 characters
 
 
@@ -129,6 +131,21 @@ def _wording(text: str, where: str, out: Findings) -> None:
         out.warnings.append(f"{where}: {match!r} may read as a promise of a cure")
 
 
+def _subject_health(subject: str, clinic: ClinicAsShown, out: Findings) -> None:
+    """A subject line is read on a lock screen and in a shared inbox: no health details
+    (templates.audit's words, as for custom fields). The clinic's own name ("Spinal ...") is
+    no detail about the reader. A warning, not a problem: a subject naming the topic the person
+    asked about ("back spasms") is the reviewer's call, where a placeholder that carries a health
+    field is refused outright (campaigns.validation's custom-field rule)."""
+    words = _SUBJECT_WORD.findall(subject.replace(clinic.name, " "))
+    health = [word for word in words if looks_like_health_field(word)]
+    if health:
+        out.warnings.append(
+            f"the subject mentions a health detail ({', '.join(dict.fromkeys(health))}); "
+            "anyone near the screen can read it"
+        )
+
+
 def check_email(
     rendered: RenderedEmail, clinic: ClinicAsShown, reason: str, signer: LinkSigner
 ) -> Findings:
@@ -142,6 +159,7 @@ def check_email(
         out.warnings.append(
             f"the subject is {len(rendered.subject)} characters; phones cut it near 40-60"
         )
+    _subject_health(rendered.subject, clinic, out)
     if not text:
         out.problems.append("the plain-text part is empty")
     for part, visible, urls in (

@@ -12,7 +12,6 @@ in one of the languages.
 from __future__ import annotations
 
 import copy
-import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,16 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from campaigns.content_render import LAYOUTS, materialize
 from campaigns.content_store import check_paths
 from campaigns.definitions import Sequence, Step
-from campaigns.plain_words import LANGUAGE_WORDS, PlainFinding, reword, where
+from campaigns.plain_words import LANGUAGE_WORDS, PlainFinding, reword
 from campaigns.validation import validate_sequence
 from core.errors import InputError
 from core.languages import DEFAULT_LANGUAGE, LANGUAGES
 from core.settings import Settings
-from templates.audit import looks_like_health_field
 from templates.markdown_body import EMAIL_SOURCE, SMS_SOURCE, EmailSource
 from templates.renderer import TemplateRenderer
-
-_WORD = re.compile(r"[A-Za-z]+")
 
 
 class Loose(BaseModel):
@@ -218,23 +214,6 @@ def _missing_messages(draft: Draft, report: DraftReport) -> None:
                         f"The {words} version of step {number} is missing.", number, language
                     )
                 )
-            elif step.channel == "email":
-                _subject_health(message.subject, number, language, report)
-
-
-def _subject_health(subject: str, number: int, language: str, report: DraftReport) -> None:
-    """A subject line is read on a lock screen: no health details (templates.audit's words)."""
-    health = [word for word in _WORD.findall(subject) if looks_like_health_field(word)]
-    if health:
-        report.problems.append(
-            PlainFinding(
-                f"{where(number, 'email', language)}The subject line mentions a health detail "
-                f"({', '.join(dict.fromkeys(health))}): anyone near the screen can read it. "
-                "Keep health details in the body.",
-                number,
-                language,
-            )
-        )
 
 
 @contextmanager

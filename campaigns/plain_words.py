@@ -105,6 +105,13 @@ def _rules() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]:
         ),
         (r(r"the subject is empty"), lambda m: "The subject line is empty."),
         (
+            r(r"the subject mentions a health detail \((.+?)\)"),
+            lambda m: (
+                f"The subject line mentions a health detail ({m[1]}): anyone near the screen "
+                "can read it. Keep health details in the body."
+            ),
+        ),
+        (
             r(r"the subject is (\d+) characters"),
             lambda m: f"The subject line is {m[1]} characters: phones show about 40 to 60.",
         ),
