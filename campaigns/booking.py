@@ -10,7 +10,8 @@ which message brought the booking in.
 
 Every booking event (booked, cancelled, no_show, attended) goes through `record_booking_event`:
 one ledger row (deduplicated by the booking system's reference, whichever path reported it),
-then campaigns.triggers ends the sequences it makes moot and starts those it triggers.
+then campaigns.triggers ends the sequences it makes moot and starts those it triggers. A known
+booking reported again with a new visit time is a reschedule (`_reschedule`), not a retry.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from storage.models import Campaign, Contact, Event
 #: A booking this long after a click is still that message's doing; an older click (or none)
 #: leaves the booking on no campaign. Two weeks covers "read it, thought about it, called".
 CLICK_CREDIT_WINDOW = timedelta(days=14)
+#: The ledger's kind for a known booking's visit moved (its reference kept, a new time).
+RESCHEDULED = "rescheduled"
 
 
 @dataclass(frozen=True)
@@ -124,14 +127,27 @@ def last_click(session: Session, contact_id: int, at: datetime) -> Event | None:
 
 def booking_recorded(session: Session, reference: str) -> bool:
     """True when a booking with this reference was already recorded (a provider retry)."""
-    key = f"booking:{reference}"
-    return session.scalar(select(Event.id).where(Event.provider_event_id == key)) is not None
+    return _recorded(session, "booked", reference) is not None
 
 
 def event_key(kind: str, reference: str) -> str:
     """The ledger's dedupe key of a booking event: `booking:<ref>` for the booking itself (as
     recorded before cancellations were), `booking:<kind>:<ref>` for what happened to it next."""
     return f"booking:{reference}" if kind == "booked" else f"booking:{kind}:{reference}"
+
+
+def _keys(kind: str, reference: str) -> tuple[str, str]:
+    """Every key a booking event with this reference may have been recorded under: today's
+    (event_key), and the REST API's before the paths shared one ledger, `api:<kind>:<ref>`
+    (a retry spanning that deploy is still a retry)."""
+    return event_key(kind, reference), f"api:{kind}:{reference}"
+
+
+def _recorded(session: Session, kind: str, reference: str) -> Event | None:
+    """The event already recorded for this kind and reference, under either key (_keys)."""
+    return session.scalar(
+        select(Event).where(Event.provider_event_id.in_(_keys(kind, reference))).limit(1)
+    )
 
 
 def record_booking_event(
@@ -149,11 +165,18 @@ def record_booking_event(
     `booked` marks the contact booked (mark_booked: the nurture ends), then may start the
     pre-visit sequence, or, with a new `appointment_at`, move the running one's visit;
     `cancelled`, `no_show` and `attended` are recorded in the same ledger and end the pre-visit
-    sequence, the first two starting a re-booking one."""
-    if reference and session.scalar(
-        select(Event.id).where(Event.provider_event_id == event_key(kind, reference))
-    ):
-        return BookingEventResult("duplicate")
+    sequence, the first two starting a re-booking one.
+
+    A reference seen before is a retry ("duplicate"), except a `booked` notice for a known
+    booking with another visit time: many booking systems keep the id when a visit moves, so
+    that is a reschedule (_reschedule), recorded as a `rescheduled` event and moving the visit.
+    """
+    if reference:
+        recorded = _recorded(session, kind, reference)
+        if recorded is not None and kind == "booked" and appointment_at is not None:
+            return _reschedule(session, contact, recorded, at, source, reference, appointment_at)
+        if recorded is not None:
+            return BookingEventResult("duplicate")
     exited: list[str] = []
     if kind == "booked":
         booked = mark_booked(
@@ -178,6 +201,53 @@ def record_booking_event(
         )
     reaction = react_to_booking_event(session, contact, kind, at=at, appointment_at=appointment_at)
     return BookingEventResult(kind, (*exited, *reaction.ended), reaction.enrolled, reaction.moved)
+
+
+def _reschedule(
+    session: Session,
+    contact: Contact,
+    booked: Event,
+    at: datetime,
+    source: str,
+    reference: str,
+    visit: datetime,
+) -> BookingEventResult:
+    """A `booked` notice for booking `reference`, recorded before as `booked`, now saying the
+    visit is at `visit`.
+
+    Its newest notice so far (the booking, or the last reschedule of it) says where the visit
+    is. The same time again is a retry: "duplicate". Another time moves the visit only when
+    this notice happened after that newest one, by its own timestamp (the webhook's
+    `booked_at`, the API's `occurred_at`: `at`): a late retry of the original notice, which
+    carries the original's time, must not move the visit back. A notice without a timestamp is
+    timed on arrival, so for those the order of arrival decides. An older or simultaneous one
+    changes nothing ("duplicate"). A move is a `rescheduled` event (not another `booked`: the
+    funnel counts bookings), then campaigns.triggers reacts as to a new booking with that
+    visit time: the running pre-visit entry's visit moves (move_visit)."""
+    newest = booked
+    for event in session.scalars(
+        select(Event).where(Event.contact_id == contact.id, Event.kind == RESCHEDULED)
+    ):
+        if event.data.get("reference") == reference and event.occurred_at >= newest.occurred_at:
+            newest = event
+    if _visit(newest) == visit or at <= newest.occurred_at:
+        return BookingEventResult("duplicate")
+    session.add(
+        Event(
+            kind=RESCHEDULED,
+            occurred_at=at,
+            contact_id=contact.id,
+            provider="booking",
+            data={"source": source, "reference": reference} | _appointment(visit),
+        )
+    )
+    reaction = react_to_booking_event(session, contact, "booked", at=at, appointment_at=visit)
+    return BookingEventResult("booked", reaction.ended, reaction.enrolled, reaction.moved)
+
+
+def _visit(event: Event) -> datetime | None:
+    written = (event.data or {}).get("appointment_at")
+    return datetime.fromisoformat(written) if written else None
 
 
 def _appointment(at: datetime | None) -> dict[str, str]:

@@ -239,3 +239,29 @@ def test_a_visit_rebooked_by_api_or_webhook_moves_the_running_pre_visit(
         assert _where(session, contact) == [("pre-visit", "active", None)]  # one entry
         visit = session.scalar(select(Enrollment.appointment_at))
     assert visit == datetime(2026, 12, 15, 19, 0, tzinfo=UTC)
+
+
+def test_a_booking_moved_under_its_own_id_moves_the_visit_and_a_late_retry_does_not(
+    nurture_app: NurtureApp,
+    make_contact: Any,
+    client: Any,
+    signing: Any,
+    running: None,
+    frozen_clock: FrozenClock,
+) -> None:
+    contact = make_contact(email="ines@example.com")
+    booked_at = nurture_app.clock().isoformat()
+    original = {"booking_id": "B-1", "email": "ines@example.com", "booked_at": booked_at,
+                "appointment_at": "2026-12-10T09:00:00-08:00"}  # fmt: skip
+    assert _notify(client, signing, nurture_app, **original).json() == {"status": "booked"}
+    frozen_clock.advance(minutes=30)
+    moved = original | {"booked_at": nurture_app.clock().isoformat(),
+                        "appointment_at": "2026-12-11T09:00:00-08:00"}  # fmt: skip
+    assert _notify(client, signing, nurture_app, **moved).json() == {"status": "booked"}
+    assert _notify(client, signing, nurture_app, **moved).json() == {"status": "duplicate"}
+    frozen_clock.advance(minutes=3)  # the booking system retries its first notice, late
+    assert _notify(client, signing, nurture_app, **original).json() == {"status": "duplicate"}
+    with nurture_app.sessions() as session:
+        assert _where(session, contact) == [("pre-visit", "active", None)]
+        visit = session.scalar(select(Enrollment.appointment_at))
+    assert visit == datetime(2026, 12, 11, 17, 0, tzinfo=UTC)
