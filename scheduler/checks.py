@@ -22,7 +22,8 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from campaigns.definitions import Sequence
+from campaigns.content_render import version_of
+from campaigns.definitions import Sequence, Step
 from contacts.state_rules import rule_for
 from contacts.suppressions import hasher_of
 from scheduler.claims import unindexed
@@ -32,6 +33,7 @@ from storage.models import (
     CampaignState,
     ConsentStatus,
     Contact,
+    ContentVersion,
     Enrollment,
     EnrollmentState,
     Message,
@@ -148,6 +150,24 @@ class Facts:
     windows: dict[tuple[Any, ...], datetime | None] = field(default_factory=dict)
     #: campaign id -> the content version it runs (None: its definition and the template files)
     pins: dict[int, int | None] = field(default_factory=dict)
+    #: content version id -> its definition, for every version a row of the batch renders with
+    versions: dict[int, Sequence] = field(default_factory=dict)
+
+    def sequence_for(self, row: Row) -> Sequence:
+        """The definition that governs this message, by the rule rendering uses
+        (campaigns.content_render.version_of): the content version it was planned with, else
+        its campaign's pin, else the campaign's snapshot. An upgrade may have removed its step
+        from the campaign's current definition; the version it renders with still has it."""
+        version = version_of(row.content_version_id, self.pins.get(row.campaign_id))
+        return self.sequences[row.campaign_id] if version is None else self.versions[version]
+
+    def step_for(self, row: Row) -> Step | None:
+        """The message's step in its governing definition; None when that definition has no
+        such step on the message's channel (planned from a definition replaced meanwhile)."""
+        steps = self.sequence_for(row).steps
+        if row.step_index >= len(steps) or steps[row.step_index].channel != row.channel:
+            return None
+        return steps[row.step_index]
 
     def reachable(self, row: Reachable, channel: str) -> bool:
         """Consent given, an address on file, and no active suppression for it."""
@@ -190,6 +210,8 @@ def load_facts(
         select(Campaign.id, Campaign.definition).where(Campaign.id.in_(missing))
     ):
         sequences[snapshot.id] = Sequence.from_snapshot(snapshot.definition)
+    versions = _versions(session, {version_of(row.content_version_id, pins.get(row.campaign_id))
+                                   for row in rows})  # fmt: skip
     hasher = hasher_of(session)
     hashes = {
         (channel, address): hasher(channel, address)
@@ -198,7 +220,21 @@ def load_facts(
         if (address := row.address(channel))
     }
     suppressed = suppressed_among(session, hashes.values())
-    return Facts(rows, campaigns, sequences, suppressed, hashes, pins=pins)
+    return Facts(rows, campaigns, sequences, suppressed, hashes, pins=pins, versions=versions)
+
+
+def _versions(session: Session, ids: Iterable[int | None]) -> dict[int, Sequence]:
+    """The definitions of these content versions: one query, whatever their number."""
+    wanted = {id_ for id_ in ids if id_ is not None}
+    if not wanted:
+        return {}
+    query = select(ContentVersion.id, ContentVersion.definition).where(
+        ContentVersion.id.in_(wanted)
+    )
+    found: dict[int, Sequence] = {}
+    for row in session.execute(query):
+        found[row.id] = Sequence.from_snapshot(row.definition)
+    return found
 
 
 #: What can change between the claim and the send, read again right before each sub-batch (the
@@ -236,7 +272,15 @@ def refresh_facts(session: Session, claimed: Facts, ids: Iterable[int]) -> Facts
                 key = (channel, address)
                 hashes[key] = claimed.hashes.get(key) or hasher(channel, address)
     suppressed = suppressed_among(session, hashes.values())
-    return Facts(rows, campaigns, claimed.sequences, suppressed, hashes, pins=claimed.pins)
+    return Facts(
+        rows,
+        campaigns,
+        claimed.sequences,
+        suppressed,
+        hashes,
+        pins=claimed.pins,
+        versions=claimed.versions,
+    )
 
 
 def suppressed_among(session: Session, digests: Iterable[str]) -> set[tuple[str, str]]:
@@ -277,7 +321,7 @@ def verdict(row: Row, facts: Facts, now: datetime, quiet: QuietHours) -> Verdict
         return Verdict(Action.SKIP, f"campaign {campaign_state}")
     if row.enrollment_state == EnrollmentState.EXITED:
         return Verdict(Action.SKIP, f"exited: {row.exit_reason}")
-    sequence = facts.sequences[row.campaign_id]
+    sequence = facts.sequence_for(row)
     reason = exit_reason(row, sequence, facts)
     if reason is not None:
         return Verdict(Action.EXIT, reason)
@@ -287,7 +331,13 @@ def verdict(row: Row, facts: Facts, now: datetime, quiet: QuietHours) -> Verdict
         )
     if row.not_after is not None and now > row.not_after:
         return Verdict(Action.SKIP, "too late: past the step's maximum lateness")
-    step = sequence.steps[row.step_index]
+    step = facts.step_for(row)
+    if step is None:  # this message only: the rest of the batch goes on
+        return Verdict(
+            Action.FAIL,
+            f"step {row.step_index + 1} was planned as {row.channel}, and the content "
+            "version it renders with has no such step",
+        )
     if not facts.reachable(row, step.channel):
         return Verdict(Action.SKIP, f"no {step.channel} consent or suppressed")
     hours = texting_hours(quiet, rule_for(row.phone)) if step.channel == "sms" else None
@@ -360,7 +410,8 @@ def texts_per_day(
     rule = rule_for(row.phone)
     if rule is None or rule.next_slot(texted, now) <= now:
         return SEND
-    step = facts.sequences[row.campaign_id].steps[row.step_index]
+    step = facts.step_for(row)
+    assert step is not None  # verdict() said SEND: the step exists
     until = next_allowed_text(now, row.timezone, step.window, quiet, rule, texted)
     reason = f"{rule.name} number: {rule.texts} texts a day at most ({rule.law})"
     return Verdict(Action.DEFER, reason, until or rule.next_slot(texted, now))

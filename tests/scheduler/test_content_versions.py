@@ -182,3 +182,53 @@ def test_a_step_planned_from_a_replaced_definition_never_goes_on_another_channel
         message = session.scalar(select(Message).where(Message.step_index == 1))
         assert message is not None and message.state == MessageState.FAILED
         assert "step 2 was planned as email" in (message.error or "")
+
+
+def test_a_step_an_upgrade_removed_fails_its_message_alone_and_the_batch_sends(
+    nurture_app: NurtureApp, channel: MemoryChannel, make_contact: Callable[..., int]
+) -> None:
+    """The send check reads the definition rendering reads (campaigns.content_render.version_of):
+    a message planned under v1 is checked with v1 after the campaign moved to a v2 without its
+    step; one whose version has no such step fails with the reason, never the whole batch."""
+    from storage.models import MessageState
+
+    for _ in range(3):
+        make_contact(tags=("three",))
+    with transaction(nurture_app.sessions) as session:
+        data, files = _definition(session)
+    first = _save(nurture_app, data, files)
+    with transaction(nurture_app.sessions) as session:
+        lifecycle.launch(
+            session, sequence_of(first), now=nurture_app.clock(), settings=nurture_app.settings,
+            version=first,
+        )  # fmt: skip
+    _run(nurture_app)  # email 1 sent to all three, email 2 planned with version 1
+    assert len(channel.emails) == 3
+    with transaction(nurture_app.sessions) as session:
+        data, files = _definition(session)
+    data["steps"] = data["steps"][:1]
+    shorter = _save(nurture_app, data, files)  # version 2: email 2 and 3 removed
+    with transaction(nurture_app.sessions) as session:
+        campaign = lifecycle.get_campaign(session, NAME)  # moved on, as upgrade would
+        campaign.content_version_id = shorter.id
+        campaign.definition = sequence_of(shorter).snapshot()
+        planned = sorted(session.scalars(select(Message.id).where(Message.step_index == 1)))
+        assert len(planned) == 3
+        unstamped = planned[1]  # planned before messages were stamped: governed by the pin
+        session.execute(
+            update(Message).where(Message.id == unstamped).values(content_version_id=None)
+        )
+    nurture_app.clock.advance(hours=1)  # type: ignore[attr-defined]  # the tests' FrozenClock
+    nurture_app.dispatcher.tick()
+    with transaction(nurture_app.sessions) as session:
+        found = session.execute(select(Message.id, Message.state).where(Message.id.in_(planned)))
+        states = {id_: state for id_, state in found}
+        failed = session.get(Message, unstamped)
+        assert failed is not None
+        assert "step 2 was planned as email" in (failed.error or "")
+    assert states == {
+        planned[0]: MessageState.SENT,
+        unstamped: MessageState.FAILED,
+        planned[2]: MessageState.SENT,
+    }
+    assert len(channel.emails) == 5
