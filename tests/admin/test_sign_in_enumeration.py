@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from nurture.app import NurtureApp
 from staff import accounts
-from tests.admin.conftest import EDITOR, PASSWORD, VIEWER
+from tests.admin.conftest import EDITOR, OWNER, PASSWORD, VIEWER
 
 WRONG = "not the password at all"
 
@@ -80,5 +80,7 @@ def test_an_unknown_address_keeps_no_lockout_state(
     for _ in range(accounts.MAX_FAILURES + 1):
         assert login(client, "nobody@clinic.test", password=WRONG).status_code == 401
     with staff_accounts.sessions() as session:
-        assert [user.email for user in accounts.list_users(session)] == [EDITOR, VIEWER]
+        assert sorted(user.email for user in accounts.list_users(session)) == sorted(
+            [EDITOR, OWNER, VIEWER]
+        )
         assert all(user.failed_logins == 0 for user in accounts.list_users(session))
