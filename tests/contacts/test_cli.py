@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from nurture.cli.common import console, err_console
 from nurture.cli.main import main
 
 CSV = (
@@ -34,8 +33,9 @@ def nurture(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Callable[..., tuple[int, str, str]]:
     monkeypatch.setenv("NURTURE_DATABASE__URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    monkeypatch.setattr(console, "width", 200)
-    monkeypatch.setattr(err_console, "width", 200)
+    # The consoles read COLUMNS while they print. (Setting their `width` here would leave it
+    # fixed at whatever it was before, for every later test, when monkeypatch restores it.)
+    monkeypatch.setenv("COLUMNS", "200")
 
     def run(*args: str) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["nurture", *args])

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from nurture.cli.common import console
 from nurture.cli.main import main
 
 
@@ -15,7 +14,7 @@ def test_purge_signups_runs_and_reports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("NURTURE_DATABASE__URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    monkeypatch.setattr(console, "width", 200)
+    monkeypatch.setenv("COLUMNS", "200")  # read while printing (see tests/contacts/test_cli.py)
     for args in (["db", "upgrade"], ["contacts", "purge-signups"]):
         monkeypatch.setattr(sys, "argv", ["nurture", *args])
         try:
