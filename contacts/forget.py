@@ -8,6 +8,7 @@ campaign counts and message history still add up: messages keep their state and 
 their kind, time and campaign step. Everything else that can name the person goes:
 
 - names, addresses, custom fields, tags and the consent ledger (its evidence can quote them);
+- the time of any booked visit, from every entry and from its reminders' lateness limit;
 - events' payloads (an inbound text's body, a bounce's description naming the address, a click's
   user agent), and those of unlinked events (an inbound text from before the contact existed)
   that quote their email, phone or name;
@@ -150,6 +151,7 @@ def forget_contact(
         )
         .values(state=EnrollmentState.EXITED, exited_at=now, exit_reason="forgotten")
     )
+    _forget_visits(session, contact.id)
     session.execute(delete(ConsentEvent).where(ConsentEvent.contact_id == contact.id))
     session.execute(delete(ContactTag).where(ContactTag.contact_id == contact.id))
     _blank_events(session, person)
@@ -173,6 +175,23 @@ def forget_contact(
     session.flush()
     changed = sum(place.forget(person) for place in files)
     return Forgotten(contact.id, channels, skipped or 0, changed)
+
+
+def _forget_visits(session: Session, contact_id: int) -> None:
+    """A visit's time at a spine clinic is health-adjacent: it goes from every entry (running
+    or ended), and from its messages' `not_after`, which a reminder timed before the visit has
+    capped at the visit (scheduler.appointments). Booking events' payloads, where it is also
+    written, go with every other event's (_blank_events)."""
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.contact_id == contact_id, Enrollment.appointment_at.is_not(None))
+        .values(appointment_at=None)
+    )
+    session.execute(
+        update(Message)
+        .where(Message.contact_id == contact_id, Message.not_after.is_not(None))
+        .values(not_after=None)
+    )
 
 
 def _person(session: Session, contact: Contact) -> Person:
