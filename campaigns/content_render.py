@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -30,7 +31,7 @@ from campaigns.compose import Composer
 from campaigns.content_store import check_paths, files_of, sequence_of
 from campaigns.definitions import Sequence
 from campaigns.validation import ValidationReport, validate_sequence
-from core.errors import InputError, ValidationFailed
+from core.errors import ConfigError, InputError, ValidationFailed
 from core.settings import Settings
 from storage.models import ContentFile, ContentVersion
 from templates import TEMPLATES_DIR
@@ -45,10 +46,24 @@ def default_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     cache = Path(base) / "nurture" / "content"
     try:
-        cache.mkdir(parents=True, exist_ok=True)
+        return private_folder(cache)
     except OSError:
-        return Path(tempfile.gettempdir()) / f"nurture-content-{os.getuid()}"
-    return cache
+        return private_folder(Path(tempfile.gettempdir()) / f"nurture-content-{os.getuid()}")
+
+
+def private_folder(folder: Path) -> Path:
+    """`folder`, made if missing with mode 0700, and refused unless it is ours and nobody else
+    may write in it. What is in it is sent to patients as is (a version's folder once there is
+    trusted, see materialize), so a folder another local user made first, or may write into
+    (a predictable name under /tmp), must not be used."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    found = folder.lstat()
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o022:
+        raise ConfigError(
+            f"content cache {folder} is not a private folder of this user "
+            "(owner, mode 0700 or 0755): remove it or set XDG_CACHE_HOME elsewhere"
+        )
+    return folder
 
 
 def _layouts_tag() -> str:
@@ -70,11 +85,10 @@ def materialize(
     written through the `layouts` link would land in the package's own layouts."""
     check_folder(template_folder)
     check_paths(files)
-    cache = cache or default_cache()
+    cache = private_folder(cache) if cache else default_cache()
     root = cache / f"{digest}-{_layouts_tag()}"
     if root.is_dir():
         return root
-    cache.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=cache, prefix=".partial-"))
     (scratch / LAYOUTS).symlink_to(TEMPLATES_DIR / LAYOUTS, target_is_directory=True)
     for path, text in files.items():
