@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from core.errors import NurtureError
+
 revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
@@ -29,6 +31,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Refused, with nothing changed, once anyone entered a sequence again: the old unique
+    (campaign, contact) pair cannot hold a second entry, and deleting those entries with their
+    messages (sent history included) is data loss a downgrade should not do silently."""
+    reentries = op.get_bind().scalar(sa.text("SELECT count(*) FROM enrollments WHERE entry > 0"))
+    if reentries:
+        raise NurtureError(
+            f"cannot downgrade below 0010: {reentries} enrollment(s) are a contact's second or "
+            "later entry into a sequence (enrollments.entry > 0), which the older schema's "
+            "one-entry-per-campaign rule cannot hold. Restore a backup taken before upgrading, "
+            "or delete those enrollments and their messages yourself, then downgrade again"
+        )
     with op.batch_alter_table("enrollments") as batch:
         batch.drop_constraint("uq_enrollment", type_="unique")
         batch.create_unique_constraint("uq_enrollment", ["campaign_id", "contact_id"])
