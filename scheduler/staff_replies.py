@@ -62,16 +62,9 @@ def prepare_answer(
         raise InputError("This contact has no phone number on file.")
     if contact.sms_consent != ConsentStatus.OPTED_IN:
         raise InputError("Not sent: this contact has not consented to texts (or withdrew).")
-    if is_suppressed(session, Channel.SMS, contact.phone):
-        raise InputError("Not sent: this number is opted out of texts (suppressed).")
-    hours = texting_hours(quiet_hours(settings), rule_for(contact.phone))
-    earliest = next_allowed(now, contact.timezone, ANY_TIME, hours)
-    if earliest is None or earliest > now:
-        opens = f"{hours.allowed_from:%H:%M}-{hours.allowed_until:%H:%M}"
-        raise InputError(
-            f"Not sent: it is outside texting hours ({opens} in the contact's time zone, "
-            f"{contact.timezone}). Answer again then; nothing was queued."
-        )
+    refused = texting_refusal(session, settings, contact.phone, contact.timezone, now=now)
+    if refused is not None:
+        raise InputError(f"Not sent: {refused}. Nothing was queued: send it again later.")
     sms = OutgoingSms(
         message_id=0,  # not a sequence's message: no row, no status callback to match
         to=contact.phone,
@@ -81,6 +74,29 @@ def prepare_answer(
         segments=sms_info(text).segments,
     )
     return Answer(contact.id, sms)
+
+
+def texting_refusal(
+    session: Session,
+    settings: Settings,
+    phone: str,
+    zone: str,
+    *,
+    now: datetime,
+    whose: str = "the contact's",
+) -> str | None:
+    """Why a text a person sends by hand to `phone` may not go now, or None: the number is
+    suppressed, or it is outside TCPA quiet hours (narrowed by the number's state rule) in
+    `zone`. A staff answer and the editor's test text both ask here; the engine's texts are
+    checked by scheduler.checks with the same suppression list and windows."""
+    if is_suppressed(session, Channel.SMS, phone):
+        return "this number is opted out of texts (suppressed)"
+    hours = texting_hours(quiet_hours(settings), rule_for(phone))
+    earliest = next_allowed(now, zone, ANY_TIME, hours)
+    if earliest is None or earliest > now:
+        opens = f"{hours.allowed_from:%H:%M}-{hours.allowed_until:%H:%M}"
+        return f"it is outside texting hours ({opens} in {whose} time zone, {zone})"
+    return None
 
 
 def record_answer(

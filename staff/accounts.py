@@ -94,6 +94,15 @@ def set_role(session: Session, email: str, role: Role | str) -> StaffUser:
     return user
 
 
+def set_phone(session: Session, email: str, phone: str | None) -> StaffUser:
+    """The account's own mobile number (E.164, normalised by the caller), where the editor's
+    test texts go; None removes it. Set from `nurture users phone`, never from the editor's page:
+    a number typed there could be anyone's."""
+    user = _existing(session, email)
+    user.phone = phone
+    return user
+
+
 def unlock(session: Session, email: str) -> StaffUser:
     user = _existing(session, email)
     user.failed_logins, user.locked_until = 0, None

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from core.errors import InputError
-from core.redact import mask_email
+from core.redact import mask_email, mask_phone
 from nurture.app import NurtureApp
 from nurture.cli.common import console, ready_app
 from staff.roles import Role
@@ -117,6 +117,26 @@ def role(
     with transaction(nurture.sessions) as session:
         accounts.set_role(session, email, new_role)
     console.print(f"{mask_email(email)} is now {new_role.value}")
+
+
+@app.command("phone")
+def phone(
+    email: str = typer.Argument(..., help="The account's email address."),
+    number: str = typer.Argument("", help="Their own mobile number, e.g. (310) 555-0199."),
+    clear: bool = typer.Option(False, "--clear", help="Remove the number from the account."),
+) -> None:
+    """Set the mobile number the editor's "Send me a test" texts (the staff member's own)."""
+    from contacts.normalize import normalize_phone
+    from staff import accounts
+
+    if clear == bool(number.strip()):
+        raise InputError("give the number, or --clear to remove it")
+    normalized = None if clear else normalize_phone(number)
+    nurture = ready_app()
+    with transaction(nurture.sessions) as session:
+        accounts.set_phone(session, email, normalized)
+    shown = mask_phone(normalized) if normalized else "no number"
+    console.print(f"{mask_email(email)}: test texts go to {shown}")
 
 
 @app.command("unlock")

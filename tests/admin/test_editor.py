@@ -4,17 +4,24 @@ previews of a draft, and "send me a test" (marked, rate-limited, never a campaig
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from campaigns.reports import campaign_counts
+from contacts.suppressions import suppress
+from core.clock import FrozenClock
 from nurture.app import NurtureApp
 from providers.memory import MemoryChannel
-from storage.models import Contact, Message, StaffUser
+from staff import accounts
+from storage.db import transaction
+from storage.models import Contact, Event, Message, StaffUser
 from tests.admin.conftest import EDITOR
+from web.admin.editor_previews import TEST_SENT, TESTS_PER_MINUTE
 
 TEXT_OK = "{{ clinic_name }}: Hi {{ first_name }}, book {{ booking_link }} or call {{ clinic_phone }}. Reply STOP to opt out."  # noqa: E501
 
@@ -160,24 +167,59 @@ def test_send_me_a_test_goes_to_the_staff_email_marked_and_uncounted(
         assert campaign_counts(session) == {}
 
 
-def test_a_test_text_goes_to_the_staff_members_own_phone_kept_on_their_account(
+def _set_phone(app: NurtureApp, number: str | None) -> None:
+    """What `nurture users phone EDITOR NUMBER` does (tests/staff/test_users_cli.py)."""
+    with transaction(app.sessions) as session:
+        accounts.set_phone(session, EDITOR, number)
+
+
+def test_a_test_text_goes_only_to_the_number_on_the_staff_members_account(
     editor: TestClient, token: str, channel: MemoryChannel, staff_accounts: NurtureApp
 ) -> None:
     draft = json.dumps(three_steps())
-    missing = post(editor, "test", token, draft=draft, step=1)
-    assert missing.status_code == 422 and "mobile number" in missing.json()["error"]
-    wrong = post(editor, "test", token, draft=draft, step=1, phone="call me")
-    assert wrong.status_code == 422 and "not a mobile number" in wrong.json()["error"]
-    answer = post(editor, "test", token, draft=draft, step=1, phone="(310) 555-0199")
-    assert answer.json()["sent"] and "0199" in answer.json()["message"]
-    assert channel.texts[-1].to == "+13105550199"
-    assert channel.texts[-1].body.startswith("[TEST] ")
-    again = post(editor, "test", token, draft=draft, step=1)  # the kept number
-    assert again.json()["sent"] and channel.texts[-1].to == "+13105550199"
-    assert 'value="+13105550199"' in editor.get("/admin/sequences/new").text
+    missing = post(editor, "test", token, draft=draft, step=1, phone="(310) 555-0199")
+    assert missing.status_code == 422 and "nurture users phone" in missing.json()["error"]
+    assert channel.texts == []  # a number typed on the page is never texted, nor kept
     with staff_accounts.sessions() as session:
         user = session.scalar(select(StaffUser).where(StaffUser.email == EDITOR))
-        assert user is not None and user.phone == "+13105550199"
+        assert user is not None and user.phone is None
+    _set_phone(staff_accounts, "+13105550199")
+    answer = post(editor, "test", token, draft=draft, step=1, phone="(213) 555-0100")
+    assert answer.json()["sent"] and "0199" in answer.json()["message"]
+    assert [text.to for text in channel.texts] == ["+13105550199"]
+    assert channel.texts[-1].body.startswith("[TEST] ")
+    page = editor.get("/admin/sequences/new").text
+    assert 'id="test-phone"' not in page and "+1******0199" in page
+    assert f"nurture users phone {EDITOR} NUMBER" in page
+
+
+def test_a_test_text_is_refused_for_a_suppressed_number(
+    editor: TestClient, token: str, channel: MemoryChannel, staff_accounts: NurtureApp
+) -> None:
+    _set_phone(staff_accounts, "+13105550199")
+    with transaction(staff_accounts.sessions) as session:
+        suppress(session, "sms", "+13105550199", "stop", at=staff_accounts.clock())
+    answer = post(editor, "test", token, draft=json.dumps(three_steps()), step=1)
+    assert answer.status_code == 422 and "opted out of texts" in answer.json()["error"]
+    assert channel.texts == []
+
+
+def test_a_test_text_is_refused_outside_texting_hours_in_the_clinics_zone(
+    editor: TestClient, token: str, channel: MemoryChannel, staff_accounts: NurtureApp
+) -> None:
+    _set_phone(staff_accounts, "+13105550199")
+    zone = ZoneInfo(staff_accounts.settings.clinic.default_timezone)
+    clock = staff_accounts.clock
+    assert isinstance(clock, FrozenClock)
+    local = clock().astimezone(zone)
+    clock.now = datetime.combine(local.date(), time(22, 30), zone).astimezone(UTC)
+    draft = json.dumps(three_steps())
+    late = post(editor, "test", token, draft=draft, step=1)
+    assert late.status_code == 422 and "outside texting hours" in late.json()["error"]
+    assert "the clinic's time zone" in late.json()["error"] and channel.texts == []
+    assert post(editor, "test", token, draft=draft, step=0).json()["sent"]  # an email may go
+    clock.now = datetime.combine(local.date(), time(10, 0), zone).astimezone(UTC)
+    assert post(editor, "test", token, draft=draft, step=1).json()["sent"]
 
 
 def test_tests_are_limited_to_ten_a_minute(
@@ -187,6 +229,27 @@ def test_tests_are_limited_to_ten_a_minute(
     codes = [post(editor, "test", token, draft=draft, step=0).status_code for _ in range(11)]
     assert codes[:10] == [200] * 10 and codes[10] == 429
     assert len(channel.emails) == 10
+
+
+def test_the_limit_is_counted_in_the_database_across_workers_and_restarts(
+    editor: TestClient, token: str, channel: MemoryChannel, staff_accounts: NurtureApp
+) -> None:
+    """Tests another worker process sent are in the events table: this one counts them."""
+    with transaction(staff_accounts.sessions) as session:
+        user = session.scalar(select(StaffUser).where(StaffUser.email == EDITOR))
+        assert user is not None
+        now = staff_accounts.clock()
+        session.add_all(
+            Event(kind=TEST_SENT, occurred_at=now - timedelta(seconds=50), data={"by": user.id})
+            for _ in range(TESTS_PER_MINUTE)
+        )
+    draft = json.dumps(three_steps())
+    assert post(editor, "test", token, draft=draft, step=0).status_code == 429
+    clock = staff_accounts.clock
+    assert isinstance(clock, FrozenClock)
+    clock.advance(seconds=11)  # those ten are now more than a minute old
+    assert post(editor, "test", token, draft=draft, step=0).status_code == 200
+    assert len(channel.emails) == 1
 
 
 def test_viewers_read_the_editor_but_cannot_send_or_save(

@@ -134,3 +134,18 @@ def test_duplicate_list_role_unlock_password_remove(
     assert run("users", "remove", "d@clinic.test").exit_code == 0
     assert _user(sqlite_app, "d@clinic.test") is None
     assert run("users", "remove", "d@clinic.test").exit_code != 0
+
+
+def test_phone_sets_the_number_test_texts_go_to(run, sqlite_app: NurtureApp) -> None:
+    added = run(
+        "users", "add", "p@clinic.test", "--role", "editor", "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert added.exit_code == 0
+    result = run("users", "phone", "p@clinic.test", "(310) 555-0199")
+    assert result.exit_code == 0 and "+1******0199" in result.output
+    assert _user(sqlite_app, "p@clinic.test").phone == "+13105550199"
+    assert run("users", "phone", "p@clinic.test", "call me").exit_code != 0
+    assert run("users", "phone", "p@clinic.test").exit_code != 0  # neither a number nor --clear
+    assert run("users", "phone", "p@clinic.test", "--clear").exit_code == 0
+    assert _user(sqlite_app, "p@clinic.test").phone is None

@@ -23,6 +23,7 @@ from campaigns.plain_words import LANGUAGE_WORDS
 from campaigns.validation import SAMPLE_CONTACTS, SAMPLE_ID, SAMPLE_KEY
 from core.errors import NurtureError
 from core.languages import LANGUAGES
+from core.redact import mask_phone
 from storage.models import StaffUser
 from templates.links import LinkSigner
 from templates.markdown_body import allowed_placeholders, plain_template
@@ -97,7 +98,7 @@ def _page(
         draft=draft,
         existing=existing,
         note=note,
-        test_phone=phone or "",
+        test_phone=mask_phone(phone) if phone else "",
         placeholders=placeholders,
         languages={code: LANGUAGE_WORDS.get(code, code) for code in LANGUAGES},
         branches="then" in Step.model_fields,

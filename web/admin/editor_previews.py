@@ -5,17 +5,20 @@ the draft's files), with links signed by the validation-only key: a click in a p
 test records nothing and unsubscribes nobody. A contact for a preview is chosen by name or email
 (contacts.search), never by an internal id; without one, the typical sample contact is used.
 
-A test goes to the signed-in staff member: an email to their login address, a text to their
-own mobile number (typed once beside the button, kept on their account: staff_users.phone).
-It goes through the configured provider (WebServices.direct_email / direct_sms, as a staff
-answer does), its subject or text starts with "[TEST]", and it is no campaign message: no row
-in `messages`, so no report counts it. Ten tests a minute per staff member at most.
+A test goes to the signed-in staff member: an email to their login address, a text to the
+mobile number on their account (staff_users.phone), which only `nurture users phone EMAIL
+NUMBER` sets: a number typed on this page could be anyone's, and draft text would go to it.
+A test text is refused for a suppressed number and outside texting hours in the clinic's time
+zone, by the rule a staff answer obeys (scheduler.staff_replies.texting_refusal). It goes
+through the configured provider (WebServices.direct_email / direct_sms, as a staff answer
+does), its subject or text starts with "[TEST]", and it is no campaign message: no row in
+`messages`, so no report counts it. Ten tests a minute per staff member at most, counted from
+the events table (`editor_test`), so every worker process shares one count.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
@@ -24,18 +27,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from campaigns.drafts import Draft, DraftReport, build_sequence, draft_renderer
 from campaigns.validation import SAMPLE_CONTACTS, SAMPLE_ID, sample_composer
-from contacts.normalize import normalize_phone
 from contacts.search import Search, search_contacts
 from core.errors import InputError, NurtureError
 from core.languages import DEFAULT_LANGUAGE, LANGUAGES
 from core.redact import mask_email, mask_phone
 from providers.base import OutgoingEmail, OutgoingSms, ProviderError
+from scheduler.staff_replies import texting_refusal
 from storage.db import transaction
-from storage.models import StaffUser
+from storage.models import Event, StaffUser
 from templates.renderer import RenderedEmail, RenderedSms
 from web.admin.editor_pages import DraftField, answer, read_draft
 from web.admin.previews import EMAIL_FRAME_CSP
@@ -46,6 +50,8 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 TESTS_PER_MINUTE = 10
+#: The event each test leaves (no contact, no campaign): the rate limit counts these.
+TEST_SENT = "editor_test"
 TEST_MARK = "[TEST]"
 StepIndex = Annotated[int, Form(ge=0, le=100)]
 Language = Annotated[str, Form(max_length=5)]
@@ -163,17 +169,26 @@ def preview_html(
     )
 
 
-def _allowed(request: Request, staff: Staff) -> bool:
-    """At most TESTS_PER_MINUTE tests a minute per staff member, by the app's clock."""
-    nurture: WebServices = request.app.state.nurture
+def allowed_now(nurture: WebServices, staff: Staff) -> bool:
+    """At most TESTS_PER_MINUTE tests a minute per staff member, by the app's clock, counted
+    from the events table: every worker process sees one count, and a restart resets none.
+    The staff member's row is locked first (FOR UPDATE on PostgreSQL; SQLite has one writer),
+    so two requests at once are counted one after the other. A test allowed is recorded here."""
     now = nurture.clock()
-    sent: dict[int, deque[Any]] = request.app.state.__dict__.setdefault("editor_tests", {})
-    times = sent.setdefault(staff.id, deque())
-    while times and times[0] <= now - timedelta(minutes=1):
-        times.popleft()
-    if len(times) >= TESTS_PER_MINUTE:
-        return False
-    times.append(now)
+    with transaction(nurture.sessions) as session:
+        session.get_one(StaffUser, staff.id, with_for_update=True)
+        recent = session.scalar(
+            select(func.count())
+            .select_from(Event)
+            .where(
+                Event.kind == TEST_SENT,
+                Event.occurred_at > now - timedelta(minutes=1),
+                Event.data["by"].as_integer() == staff.id,
+            )
+        )
+        if (recent or 0) >= TESTS_PER_MINUTE:
+            return False
+        session.add(Event(kind=TEST_SENT, occurred_at=now, data={"by": staff.id}))
     return True
 
 
@@ -208,18 +223,32 @@ def test_message(
     )
 
 
-def own_phone(nurture: WebServices, staff: Staff, typed: str) -> str:
-    """The staff member's mobile number: the one typed now, kept on their account, else the
-    one kept before. InputError, in words for the page, when there is neither."""
-    with transaction(nurture.sessions) as session:
+PHONE_HOW = (
+    "Test texts go to the mobile number on your account, which an owner sets with "
+    "`nurture users phone YOUR-EMAIL NUMBER` (never typed here: a number on this page could "
+    "be anyone's)."
+)
+
+
+def own_phone(nurture: WebServices, staff: Staff) -> str:
+    """The staff member's own mobile number, when a test text may go to it now: InputError,
+    in words for the page, when there is none, it is suppressed, or it is outside texting hours
+    in the clinic's time zone."""
+    settings = nurture.settings
+    with nurture.sessions() as session:
         user = session.get_one(StaffUser, staff.id)
-        if typed.strip():
-            try:
-                user.phone = normalize_phone(typed)
-            except InputError:
-                raise InputError(f"{typed!r} is not a mobile number we can text.") from None
         if not user.phone:
-            raise InputError("Type your mobile number to get a test text.")
+            raise InputError(f"Your account has no mobile number. {PHONE_HOW}")
+        why = texting_refusal(
+            session,
+            settings,
+            user.phone,
+            settings.clinic.default_timezone,
+            now=nurture.clock(),
+            whose="the clinic's",
+        )
+        if why is not None:
+            raise InputError(f"No test sent: {why}.")
         return user.phone
 
 
@@ -235,7 +264,6 @@ async def send_test(
     step: StepIndex = 0,
     language: Language = DEFAULT_LANGUAGE,
     contact: ContactWords = "",
-    phone: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     nurture: WebServices = request.app.state.nurture
     parsed = read_draft(nurture, draft)
@@ -244,13 +272,13 @@ async def send_test(
         return refused(f"This step cannot be sent: {rendered.error}", 422)
     if isinstance(rendered.message, RenderedSms):
         try:
-            to = await run_in_threadpool(own_phone, nurture, staff, phone)
+            to = await run_in_threadpool(own_phone, nurture, staff)
         except InputError as exc:
             return refused(str(exc), 422)
         shown = mask_phone(to)
     else:
         to, shown = staff.email, mask_email(staff.email)
-    if not _allowed(request, staff):
+    if not await run_in_threadpool(allowed_now, nurture, staff):
         return refused("That is ten tests this minute: wait a moment.", 429)
     return await _deliver(nurture, test_message(nurture, rendered.message, to), shown, staff)
 

@@ -245,11 +245,6 @@
     if (chosen && Number(chosen) < draft.steps.length) {
       stepChoice.value = chosen;
     }
-    const phone = document.getElementById("test-phone-label");
-    if (phone) {
-      const step = draft.steps[Number(stepChoice.value || 0)];
-      phone.hidden = !step || step.channel !== "sms";
-    }
   }
   stepChoice.addEventListener("change", fillStepChoice);
 
@@ -286,14 +281,12 @@
     });
   }
 
-  const phoneField = document.getElementById("test-phone");
   const sendTest = document.getElementById("send-test");
   if (sendTest) {
     sendTest.addEventListener("click", async () => {
       const status = document.getElementById("test-status");
       status.textContent = "Sending…";
-      const phone = phoneField.value;
-      const { data } = await post("/admin/editor/test", { ...previewFields(), phone });
+      const { data } = await post("/admin/editor/test", previewFields());
       status.textContent = data.sent ? data.message : data.error;
       status.className = data.sent ? "notice" : "error";
     });
