@@ -270,6 +270,15 @@ class ReviewSettings(Section):
     editors_may_launch: bool = False
 
 
+class WebhookSettings(Section):
+    """Outbound webhooks (scheduler.webhooks). Deliveries carry people's email addresses and
+    phone numbers, and are posted from inside the clinic's network: https to public addresses
+    only. true is for tests and local development (a receiver on this machine): it allows http
+    and loopback or private addresses, which would let an endpoint reach internal services."""
+
+    allow_private_addresses: bool = False
+
+
 class LogSettings(Section):
     #: "json": one JSON object per line for a log collector (nurture.cli.logs); "text": for people.
     format: Literal["text", "json"] = "text"
@@ -319,6 +328,7 @@ class Settings(BaseSettings):
     signup: SignupSettings = SignupSettings()
     log: LogSettings = LogSettings()
     review: ReviewSettings = ReviewSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @classmethod
     def settings_customise_sources(

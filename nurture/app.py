@@ -163,7 +163,11 @@ class NurtureApp:
             heartbeat,
             settler,
             self.purge_unconfirmed_signups,
-            Deliverer(self.sessions, self.clock),
+            Deliverer(
+                self.sessions,
+                self.clock,
+                allow_private=self.settings.webhooks.allow_private_addresses,
+            ),
         )
 
     def purge_unconfirmed_signups(self) -> int:

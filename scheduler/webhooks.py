@@ -12,33 +12,48 @@ Each tick does two things, each in short transactions of its own:
    `REWIND` ids, and NOT EXISTS keeps what was handed out from being looked at twice (a plain
    cursor loses such rows: listmonk #3022).
 2. Post: due deliveries are claimed (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite's write lock
-   serialises), their next attempt moved a `LEASE` ahead so no other worker takes them, then
-   posted outside any transaction with a `TIMEOUT`, a few at a time. A 2xx delivers; anything
-   else (a status, a refused connection, a timeout, a redirect: none are followed) is retried
-   after `BACKOFF`, until a day after the delivery was made; then it is given up and says so.
+   serialises), opt-outs first, then the other `contact.*` kinds and staff's test events, then
+   `message.*` (a launch makes one `message.delivered` per person: a CRM must not learn of an
+   opt-out hours late behind them). Their next attempt is moved a `LEASE` ahead so no other
+   worker takes them, then they are posted outside any transaction, `POSTERS` at a time, each
+   within a `DEADLINE` all told. A tick takes batch after batch until nothing is due or its
+   `BUDGET` is spent. A 2xx delivers; anything else (a status, a refused connection, a
+   timeout, a redirect: none are followed) is retried after `BACKOFF`, until a day after the
+   delivery was made; then it is given up and says so.
 
-Failures are logged with the endpoint's host only: a URL's path or query may hold a token.
+Posting guards against server-side request forgery (an editor's URL reaching what only this
+network can: Redis on localhost, the cloud's metadata service at 169.254.169.254): https
+only, and the host is looked up once, every address it has must be public
+(staff.webhook_endpoints.is_public), and the connection goes to the address checked, with the
+name in the Host header and TLS's SNI and certificate check, so a second lookup answering
+127.0.0.1 (DNS rebinding) is never made. `[webhooks] allow_private_addresses` (tests, local
+development) lifts both rules. Staff see a fixed reason ("could not connect", "timed out",
+"refused: not a public address", "HTTP 500"), never an exception's text, which would tell an
+open port from a closed one; the log keeps the detail, with the endpoint's host only: a URL's
+path or query may hold a token.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import socket
 import ssl
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from http.client import HTTPConnection, HTTPException, HTTPSConnection
-from typing import Any
+from ipaddress import ip_address
 from urllib.parse import urlsplit
 
-from sqlalchemy import Row, delete, exists, func, or_, select, update
+from sqlalchemy import Row, case, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock
 from core.signatures import HEADER, sign
 from scheduler.webhook_payloads import PUBLIC_TYPE, body_of
-from staff.webhook_endpoints import EVENT_TYPES
+from staff.webhook_endpoints import EVENT_TYPES, TEST_TYPE, is_public
 from storage.db import is_sqlite, transaction
 from storage.models import Event, WebhookDelivery, WebhookEndpoint
 
@@ -47,12 +62,18 @@ log = logging.getLogger("nurture.webhooks")
 INTERVAL = 2.0
 REWIND = 1000
 HAND_OUT_BATCH = 500
-POST_BATCH = 20
-POSTERS = 4
-TIMEOUT = 5.0
-LEASE = timedelta(
-    seconds=60
-)  # longer than a batch of posts can take (POST_BATCH / POSTERS * TIMEOUT)
+POST_BATCH = 32
+POSTERS = 8
+#: Seconds one post may take all told: connect, TLS, sending, and the answer's status line (a
+#: receiver that trickles a byte a second is cut off, not waited on for minutes).
+DEADLINE = 10.0
+#: Seconds a tick goes on handing out and taking batches; the batch it is in always finishes.
+BUDGET = 1.5
+#: Longer than a batch of posts can take (POST_BATCH / POSTERS * DEADLINE = 40 s), so no other
+#: worker takes a delivery that is still being posted.
+LEASE = timedelta(seconds=60)
+#: The status line is all a delivery needs of the answer; at most this much of it is read.
+STATUS_LINE_MAX = 1024
 GIVE_UP_AFTER = timedelta(days=1)
 #: Finished deliveries (delivered or given up) are kept this long for the dashboard, then
 #: deleted, looked for at most every PRUNE_EVERY.
@@ -81,7 +102,9 @@ class Attempt:
 class Outcome:
     attempt: Attempt
     status: int | None
+    #: What staff see when there was no answer (a fixed phrase); `detail` is for the log.
     error: str | None
+    detail: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -97,19 +120,28 @@ class TickResult:
 
 class Deliverer:
     def __init__(
-        self, sessions: sessionmaker[Session], clock: Clock, *, timeout: float = TIMEOUT
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        *,
+        allow_private: bool = False,
+        deadline: float = DEADLINE,
+        budget: float = BUDGET,
     ) -> None:
-        self.sessions, self.clock, self.timeout = sessions, clock, timeout
+        """`allow_private`: [webhooks] allow_private_addresses (tests, local development)."""
+        self.sessions, self.clock = sessions, clock
+        self.allow_private, self.deadline, self.budget = allow_private, deadline, budget
         self.interval = INTERVAL
         self.pruned_at: datetime | None = None
 
     def tick(self) -> TickResult:
+        until = time.monotonic() + self.budget
         now = self.clock()
         if self.pruned_at is None or now - self.pruned_at >= PRUNE_EVERY:
             self.pruned_at = now
             self.prune(now)
-        result = TickResult(handed_out=self.hand_out())
-        for outcome in self.deliver_due():
+        result = TickResult(handed_out=self.hand_out(until))
+        for outcome in self.deliver_due(until):
             if outcome.ok:
                 result.delivered += 1
             else:
@@ -121,9 +153,12 @@ class Deliverer:
             )  # fmt: skip
         return result
 
-    def hand_out(self) -> int:
-        """Deliveries for new events. Looked for in a read first, so a tick with nothing to
-        hand out takes no write lock (SQLite has one, which sending and clicks need)."""
+    def hand_out(self, until: float | None = None) -> int:
+        """Deliveries for new events, a batch per endpoint per transaction, batch after batch
+        while one was full and the tick's budget (`until`, monotonic) lasts: an opt-out behind
+        a launch's thousands of deliveries is handed out within the tick, to be posted first.
+        Looked for in a read first, so a tick with nothing to hand out takes no write lock
+        (SQLite has one, which sending and clicks need)."""
         with transaction(self.sessions, immediate=False) as session:
             newest = _newest_event(session)
             if not any(
@@ -133,11 +168,15 @@ class Deliverer:
             ):
                 return 0
         made = 0
-        with transaction(self.sessions) as session:
-            now, newest = self.clock(), _newest_event(session)
-            for endpoint in _active_endpoints(session):
-                made += _hand_out_to(session, endpoint, newest, now)
-        return made
+        while True:
+            full = False
+            with transaction(self.sessions) as session:
+                now, newest = self.clock(), _newest_event(session)
+                for endpoint in _active_endpoints(session):
+                    count = _hand_out_to(session, endpoint, newest, now)
+                    made, full = made + count, full or count == HAND_OUT_BATCH
+            if not full or until is None or time.monotonic() >= until:
+                return made
 
     def prune(self, now: datetime) -> int:
         """Delete deliveries finished over KEEP_FINISHED ago, but never one whose event the
@@ -158,18 +197,22 @@ class Deliverer:
             )
             return int(done.rowcount)
 
-    def deliver_due(self) -> list[Outcome]:
+    def deliver_due(self, until: float | None = None) -> list[Outcome]:
+        """Batches of due deliveries, most urgent first, posted POSTERS at a time, until none is
+        due or the tick's budget (`until`, monotonic) is spent; None: one batch."""
         with transaction(self.sessions, immediate=False) as session:
             due = select(WebhookDelivery.id).where(WebhookDelivery.next_attempt_at <= self.clock())
             if session.scalar(due.limit(1)) is None:
                 return []
-        attempts = self._claim()
-        if not attempts:
-            return []
-        with ThreadPoolExecutor(max_workers=min(POSTERS, len(attempts))) as pool:
-            outcomes = list(pool.map(self._post, attempts))
-        self._record(outcomes)
-        return outcomes
+        outcomes: list[Outcome] = []
+        with ThreadPoolExecutor(POSTERS, thread_name_prefix="webhook-post") as pool:
+            while True:
+                attempts = self._claim()
+                batch = list(pool.map(self._post, attempts))
+                self._record(batch)
+                outcomes += batch
+                if len(attempts) < POST_BATCH or until is None or time.monotonic() >= until:
+                    return outcomes
 
     def _claim(self) -> list[Attempt]:
         with transaction(self.sessions) as session:
@@ -178,7 +221,7 @@ class Deliverer:
                 select(WebhookDelivery.id)
                 .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
                 .where(WebhookDelivery.next_attempt_at <= now, WebhookEndpoint.active.is_(True))
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                .order_by(_URGENCY, WebhookDelivery.next_attempt_at, WebhookDelivery.id)
                 .limit(POST_BATCH)
             )
             if not is_sqlite(session.get_bind()):
@@ -194,7 +237,8 @@ class Deliverer:
             ).all()
             timestamp = int(now.timestamp())
             attempts = []
-            for delivery_id in sorted(claimed):
+            taken = set(claimed)
+            for delivery_id in (i for i in ids if i in taken):  # most urgent first
                 delivery = session.get_one(WebhookDelivery, delivery_id)
                 endpoint = session.get_one(WebhookEndpoint, delivery.endpoint_id)
                 body = body_of(session, delivery, now)
@@ -212,8 +256,10 @@ class Deliverer:
             "X-Nurture-Event": attempt.event_type,
             "X-Nurture-Delivery": str(attempt.delivery_id),
         }
-        status, error = post(attempt.url, attempt.body, headers, self.timeout)
-        return Outcome(attempt, status, error)
+        answer = post(
+            attempt.url, attempt.body, headers, self.deadline, allow_private=self.allow_private
+        )
+        return Outcome(attempt, answer.status, answer.error, answer.detail)
 
     def _record(self, outcomes: list[Outcome]) -> None:
         with transaction(self.sessions) as session:
@@ -232,8 +278,18 @@ class Deliverer:
                     log.warning(
                         "webhook delivery %s to %s failed (attempt %d): %s",
                         delivery.id, host, delivery.attempts,
-                        outcome.status or outcome.error,
+                        outcome.status or outcome.detail or outcome.error,
                     )  # fmt: skip
+
+
+#: Claimed first: an opt-out (a CRM must stop writing to the person), then what else concerns a
+#: contact and staff's test events (someone is watching the page), then message events.
+_URGENCY = case(
+    (WebhookDelivery.event_type == "contact.opted_out", 0),
+    (WebhookDelivery.event_type.like("contact.%"), 1),
+    (WebhookDelivery.event_type == TEST_TYPE, 1),
+    else_=2,
+)
 
 
 def _newest_event(session: Session) -> int:
@@ -309,25 +365,123 @@ def _status_text(delivery: WebhookDelivery, outcome: Outcome) -> str:
     return f"failing, retrying ({said})"[:200]
 
 
+#: What staff see when a post got no answer: fixed phrases, so the page is no port scanner.
+COULD_NOT_CONNECT = "could not connect"
+TIMED_OUT = "timed out"
+NOT_PUBLIC = "refused: not a public address"
+NO_HTTP = "no HTTP answer"
+BAD_URL = "refused: not a valid https URL"
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-9][0-9][0-9])[ \r]")
+_TLS = ssl.create_default_context()
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int | None
+    error: str | None = None
+    detail: str | None = None
+
+
+class _NoHttp(Exception):
+    pass
+
+
 def post(
-    url: str, body: bytes, headers: dict[str, str], timeout: float
-) -> tuple[int | None, str | None]:
-    """POST once, following no redirect: (status, None), or (None, why it got no answer)."""
+    url: str, body: bytes, headers: dict[str, str], deadline: float, *, allow_private: bool
+) -> Answer:
+    """POST once, following no redirect, within `deadline` seconds all told (each socket call
+    is given what is left of it): the status, or why there was none (`error` for staff,
+    `detail` for the log). The lookup itself is bounded by the resolver's own timeouts."""
     parts = urlsplit(url)
-    connection: Any
-    if parts.scheme == "https":
-        connection = HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        connection = HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    host, https = parts.hostname or "", parts.scheme == "https"
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if not host or not (https or allow_private) or re.search(r"[^!-~]", target + host):
+        return Answer(None, BAD_URL, "not an https URL with a host and a clean path")
+    port = parts.port or (443 if https else 80)
+    until = time.monotonic() + deadline
     try:
-        connection.request("POST", target, body=body, headers=headers)
-        response = connection.getresponse()
-        response.read(65536)
-        return response.status, None
-    except (OSError, HTTPException) as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:300]
-    finally:
-        connection.close()
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return Answer(None, COULD_NOT_CONNECT, f"lookup failed: {type(exc).__name__}: {exc}")
+    if not allow_private:
+        refused = [a[4][0] for a in addresses if not _public(str(a[4][0]))]
+        if refused:
+            return Answer(None, NOT_PUBLIC, f"{host} has the address {refused[0]}")
+    request = _request(host, parts.port, target, body, headers)
+    try:
+        connection = _connect(addresses, until)
+        try:
+            if https:
+                connection.settimeout(_left(until))  # CPython: the whole handshake's limit
+                connection = _TLS.wrap_socket(connection, server_hostname=host)
+            connection.settimeout(_left(until))  # sendall: the whole send's limit
+            connection.sendall(request)
+            return Answer(_status(connection, until))
+        finally:
+            connection.close()
+    except TimeoutError as exc:
+        return Answer(None, TIMED_OUT, f"{type(exc).__name__}: {exc}")
+    except OSError as exc:  # refused, reset, unreachable, TLS and certificate failures
+        return Answer(None, COULD_NOT_CONNECT, f"{type(exc).__name__}: {exc}")
+    except _NoHttp as exc:
+        return Answer(None, NO_HTTP, f"the answer began {exc}")
+
+
+def _public(address: str) -> bool:
+    try:
+        return is_public(ip_address(address))
+    except ValueError:  # a scoped IPv6 address (fe80::1%eth0): link-local anyway
+        return False
+
+
+def _left(until: float) -> float:
+    left = until - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the post's deadline passed")
+    return left
+
+
+def _request(
+    host: str, port: int | None, target: str, body: bytes, headers: dict[str, str]
+) -> bytes:
+    name = f"[{host}]" if ":" in host else host
+    lines = [
+        f"POST {target} HTTP/1.1",
+        f"Host: {name}" + (f":{port}" if port else ""),
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{key}: {value}" for key, value in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
+
+
+def _connect(addresses: list[tuple], until: float) -> socket.socket:
+    """A connection to the first of the checked addresses that answers, never a new lookup."""
+    failure: OSError = OSError("no address")
+    for family, kind, protocol, _, address in addresses:
+        connection = socket.socket(family, kind, protocol)
+        try:
+            connection.settimeout(_left(until))
+            connection.connect(address)
+            return connection
+        except OSError as exc:
+            connection.close()
+            failure = exc
+            if isinstance(exc, TimeoutError):
+                break
+    raise failure
+
+
+def _status(connection: socket.socket, until: float) -> int:
+    """The status code from the answer's first line, reading at most STATUS_LINE_MAX bytes."""
+    got = b""
+    while b"\n" not in got and len(got) < STATUS_LINE_MAX:
+        connection.settimeout(_left(until))
+        chunk = connection.recv(STATUS_LINE_MAX - len(got))
+        if not chunk:
+            break
+        got += chunk
+    found = _STATUS_LINE.match(got)
+    if not found:
+        raise _NoHttp(repr(got[:40]))
+    return int(found.group(1))

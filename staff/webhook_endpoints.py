@@ -7,8 +7,13 @@ depend on these names, never on how we store things. Each names the `events` kin
 from; only what the events table actually records is offered.
 
 An endpoint gets events that happen after it was registered (`after_event_id`), never the
-history. URLs are http(s) without credentials; a delivery carries a person's email or phone,
-so plain http is allowed only to this machine (a receiver beside the server, and tests).
+history. URLs are https without credentials, to a public address: a delivery carries a
+person's email or phone, and is posted from inside the clinic's network, where a URL naming
+this machine (`http://localhost:6379/`), a private network or the cloud's metadata service
+(`169.254.169.254`) would let an editor's URL reach what the internet cannot (SSRF, OWASP).
+A host named here is checked again at each post, after its lookup (scheduler.webhooks). Only
+`[webhooks] allow_private_addresses`, for tests and local development, allows http and such
+addresses.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from ipaddress import ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -42,7 +47,9 @@ EVENT_TYPES: dict[str, str] = {
 }
 #: What staff's "send a test event" posts; never made from an event.
 TEST_TYPE = "webhook.test"
-LOOPBACK_NAMES = {"localhost"}
+#: Shown in place of a URL's path beyond its first characters and of its query: either may
+#: hold the receiver's token, which viewers (and editors, who never need it back) do not see.
+SHOWN_PATH = 16
 
 
 @dataclass(frozen=True)
@@ -55,11 +62,14 @@ class NewEndpoint:
     secret: str
 
 
-def check_url(url: str) -> str:
-    """The URL as stored, or InputError saying what is wrong with it."""
+def check_url(url: str, *, allow_private: bool = False) -> str:
+    """The URL as stored, or InputError saying what is wrong with it. `allow_private`: tests and
+    local development ([webhooks] allow_private_addresses) may use http and this machine."""
     url = url.strip()
     if not url or len(url) > MAX_URL:
         raise InputError(f"give a URL of 1 to {MAX_URL} characters")
+    if not url.isascii() or any(c <= " " or c == "\x7f" for c in url):
+        raise InputError("the URL must not contain spaces, control or non-ASCII characters")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError("the URL must start with https:// and name a host")
@@ -67,28 +77,68 @@ def check_url(url: str) -> str:
         raise InputError(
             "the URL must not carry a user name or password; the signature is the proof"
         )
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not allow_private:
         raise InputError("use https: deliveries carry people's email addresses and phone numbers")
     try:
         parts.port  # noqa: B018  # raises ValueError for a port out of range
     except ValueError:
         raise InputError("the URL's port is not a number from 1 to 65535") from None
+    if not allow_private and not _may_be_public(parts.hostname):
+        raise InputError(
+            "the URL must name a public address, not this machine or a private network"
+        )
     return url
 
 
-def is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
+def _may_be_public(host: str) -> bool:
+    """False for a name of this machine (RFC 6761 .localhost) or an address that is not public;
+    other names are checked after each lookup, when posted."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
         return False
+    try:
+        return is_public(ip_address(name))
+    except ValueError:
+        return True
+
+
+def is_public(address: IPv4Address | IPv6Address) -> bool:
+    """Whether a post may go to this address: not loopback, private, link-local (the cloud's
+    metadata service), multicast, reserved or unspecified; an IPv4 address mapped into IPv6
+    (::ffff:127.0.0.1) is judged as itself."""
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+def shown_url(url: str) -> str:
+    """What the dashboard shows of an endpoint's URL: scheme, host and port, the path's first
+    characters; the query masked. A token in the path or query stays with whoever registered."""
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if len(path) > SHOWN_PATH:
+        path = path[:SHOWN_PATH] + "…"
+    host = parts.netloc.rpartition("@")[2]  # never a user name or password
+    return f"{parts.scheme}://{host}{path}" + ("?…" if parts.query else "")
 
 
 def register(
-    session: Session, *, url: str, event_types: list[str], created_by: str, at: datetime
+    session: Session,
+    *,
+    url: str,
+    event_types: list[str],
+    created_by: str,
+    at: datetime,
+    allow_private: bool = False,
 ) -> NewEndpoint:
-    url = check_url(url)
+    url = check_url(url, allow_private=allow_private)
     wanted = sorted(set(event_types))
     unknown = [kind for kind in wanted if kind not in EVENT_TYPES]
     if unknown:

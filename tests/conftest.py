@@ -37,6 +37,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # Most tests launch campaigns without an owner's review; tests of the review rule turn it
     # back on (campaigns.review, tests/campaigns/test_review.py).
     monkeypatch.setenv("NURTURE_REVIEW__EDITORS_MAY_LAUNCH", "true")
+    # Webhook tests post to a receiver on 127.0.0.1 over http (tests/scheduler/webhook_receiver);
+    # tests of the refusal of such addresses turn it back off (tests/scheduler/test_webhooks.py).
+    monkeypatch.setenv("NURTURE_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES", "true")
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -89,11 +90,25 @@ def test_an_editor_sends_a_test_event_deactivates_and_deletes(
     assert missing.status_code == 404
 
 
+@pytest.fixture
+def production_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """[webhooks] allow_private_addresses as shipped (tests/conftest.py turns it on); listed
+    before the app's fixtures, so the app loads its settings after this."""
+    monkeypatch.setenv("NURTURE_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES", "false")
+
+
 def test_a_bad_url_is_refused_with_the_reason(
-    editor: TestClient, page_csrf: Callable[[str], str], staff_accounts: NurtureApp
+    production_rules: None,
+    editor: TestClient,
+    page_csrf: Callable[[str], str],
+    staff_accounts: NurtureApp,
 ) -> None:
+    assert staff_accounts.settings.webhooks.allow_private_addresses is False
     refused = _register(editor, page_csrf, url="http://crm.example.com/hook")
     assert refused.status_code == 400 and "use https" in refused.text
+    for url in ("https://169.254.169.254/latest/", "https://localhost:6379/", "https://[::1]/"):
+        refused = _register(editor, page_csrf, url=url)
+        assert refused.status_code == 400 and "public address" in refused.text
     none = _register(editor, page_csrf, event_types=[])
     assert none.status_code == 400 and "at least one" in none.text
     assert _endpoints(staff_accounts) == []
@@ -120,3 +135,43 @@ def test_a_post_without_the_csrf_token_is_refused(
 ) -> None:
     response = editor.post("/admin/webhooks", data={"url": URL, "event_types": ["contact.booked"]})
     assert response.status_code == 403 and _endpoints(staff_accounts) == []
+
+
+def test_this_machine_is_accepted_where_the_setting_allows_it(
+    editor: TestClient, page_csrf: Callable[[str], str], staff_accounts: NurtureApp
+) -> None:
+    """tests/conftest.py sets [webhooks] allow_private_addresses, as local development may."""
+    assert _register(editor, page_csrf, url="http://127.0.0.1:9000/h").status_code == 201
+
+
+TOKEN_URL = "https://crm.example.com/hooks/nurture/tok_Secret123456/?key=sekrit99"
+SHOWN = "https://crm.example.com/hooks/nurture/t…?…"
+
+
+def _no_token(text: str) -> bool:
+    return "Secret123456" not in text and "sekrit99" not in text and SHOWN in text
+
+
+def test_an_editor_never_sees_a_token_in_an_endpoints_url_again(
+    editor: TestClient, page_csrf: Callable[[str], str], staff_accounts: NurtureApp
+) -> None:
+    """A receiver's URL may carry its token in the path or query: the page shows scheme, host
+    and the path's start (an editor who needs the URL registers it again)."""
+    created = _register(editor, page_csrf, url=TOKEN_URL)
+    assert created.status_code == 201 and _no_token(created.text)
+    assert _no_token(editor.get("/admin/webhooks").text)
+
+
+def test_a_viewer_never_sees_a_token_in_an_endpoints_url(
+    viewer: TestClient, staff_accounts: NurtureApp
+) -> None:
+    from staff.webhook_endpoints import queue_test, register
+    from storage.db import transaction
+
+    with transaction(staff_accounts.sessions) as session:
+        made = register(session, url=TOKEN_URL, event_types=["contact.opted_out"],
+                        created_by="t", at=staff_accounts.clock())  # fmt: skip
+        queue_test(session, made.id, at=staff_accounts.clock())
+    page = viewer.get("/admin/webhooks")
+    assert page.status_code == 200 and _no_token(page.text)
+    assert "webhook.test" in page.text  # the deliveries table names the endpoint the same way

@@ -1,9 +1,11 @@
 """Outbound webhooks (staff.webhook_endpoints, scheduler.webhooks): everyone signed in sees the
 endpoints and their last deliveries; editors register, test, deactivate and delete them.
 
-A new endpoint's secret is shown once, on the page that answers the register form (never in a
-URL or a redirect, where a browser's history or a proxy's log would keep it); after that only
-its first characters. The page also says how a receiver checks the signature.
+An endpoint's URL is shown cut short to everyone (staff.webhook_endpoints.shown_url): its path
+or query may carry the receiver's token, which nobody here needs to read back. A new endpoint's
+secret is shown once, on the page that answers the register form (never in a URL or a
+redirect, where a browser's history or a proxy's log would keep it); after that only its first
+characters. The page also says how a receiver checks the signature.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from staff.webhook_endpoints import (
     queue_test,
     recent_deliveries,
     register,
+    shown_url,
 )
 from storage.db import transaction
 from web.admin.render import render
@@ -59,7 +62,7 @@ def _page(
         session.expunge_all()
     return render(
         request, "webhooks.html", staff, status_code=status, endpoints=endpoints, counts=counts,
-        urls={e.id: e.url for e in endpoints},
+        urls={e.id: shown_url(e.url) for e in endpoints},
         deliveries=deliveries, event_types=list(EVENT_TYPES), new_endpoint=new_endpoint,
         error=error, header=HEADER, backoff=_backoff_words(),
         last_wait=f"{BACKOFF[-1] // 3600} hours", give_up_hours=_hours(),
@@ -99,6 +102,7 @@ def create(
                 event_types=event_types,
                 created_by=f"{staff.email} (staff #{staff.id})",
                 at=nurture.clock(),
+                allow_private=nurture.settings.webhooks.allow_private_addresses,
             )
     except NurtureError as exc:
         return _page(request, staff, error=str(exc), status=400)
