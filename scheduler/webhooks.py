@@ -208,6 +208,8 @@ class Deliverer:
         with ThreadPoolExecutor(POSTERS, thread_name_prefix="webhook-post") as pool:
             while True:
                 attempts = self._claim()
+                if not attempts:  # another worker took them: no write for nothing
+                    return outcomes
                 batch = list(pool.map(self._post, attempts))
                 self._record(batch)
                 outcomes += batch

@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -47,6 +47,8 @@ EVENT_TYPES: dict[str, str] = {
 }
 #: What staff's "send a test event" posts; never made from an event.
 TEST_TYPE = "webhook.test"
+#: RFC 6052's well-known NAT64 prefix: 64:ff9b::7f00:1 reaches 127.0.0.1 through a gateway.
+NAT64 = IPv6Network("64:ff9b::/96")
 #: Shown in place of a URL's path beyond its first characters and of its query: either may
 #: hold the receiver's token, which viewers (and editors, who never need it back) do not see.
 SHOWN_PATH = 16
@@ -104,10 +106,14 @@ def _may_be_public(host: str) -> bool:
 
 def is_public(address: IPv4Address | IPv6Address) -> bool:
     """Whether a post may go to this address: not loopback, private, link-local (the cloud's
-    metadata service), multicast, reserved or unspecified; an IPv4 address mapped into IPv6
-    (::ffff:127.0.0.1) is judged as itself."""
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    metadata service), multicast, reserved or unspecified; an IPv4 address inside an IPv6 one
+    (mapped ::ffff:127.0.0.1, 6to4 2002:7f00:1::, NAT64 64:ff9b::7f00:1) is judged as itself."""
+    if isinstance(address, IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if address in NAT64:  # a NAT64 gateway would connect to the IPv4 address inside
+            embedded = IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            address = embedded
     return address.is_global and not (
         address.is_loopback
         or address.is_private

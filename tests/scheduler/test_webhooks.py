@@ -328,6 +328,8 @@ def test_a_test_event_is_posted_on_the_next_tick(nurture_app: NurtureApp) -> Non
         ("https://0.0.0.0/", "public address"),
         ("https://[::1]:9200/", "public address"),
         ("https://[::ffff:127.0.0.1]/", "public address"),
+        ("https://[64:ff9b::a9fe:a9fe]/", "public address"),
+        ("https://[2002:a00:5::1]/", "public address"),
         ("https://[fe80::1]/", "public address"),
         ("https://224.0.0.251/", "public address"),
         ("https://crm.example.com/a b", "spaces"),
