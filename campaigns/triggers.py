@@ -42,11 +42,10 @@ from sqlalchemy.orm import Session
 
 from campaigns.definitions import Sequence
 from campaigns.enrollment import active_enrollments, enroll_contact, exit_enrollment
-from contacts.suppressions import is_suppressed
+from contacts.reachability import contact_reachable
 from storage.models import (
     Campaign,
     CampaignState,
-    ConsentStatus,
     Contact,
     Enrollment,
     Message,
@@ -164,17 +163,13 @@ def why_not_enrolled(
     if same_kind:
         return f"already in {same_kind[0]} (one sequence of a kind at a time)"
     for channel in sequence.audience.require_consent:
-        if not _reachable(session, contact, channel):
+        if not contact_reachable(session, contact, channel):
             return f"no {channel} consent or suppressed"
-    if not any(_reachable(session, contact, channel) for channel in sorted(sequence.channels)):
+    if not any(
+        contact_reachable(session, contact, channel) for channel in sorted(sequence.channels)
+    ):
         return "no consent on any of its channels, or suppressed"
     return None
-
-
-def _reachable(session: Session, contact: Contact, channel: str) -> bool:
-    consent = contact.email_consent if channel == "email" else contact.sms_consent
-    address = contact.email if channel == "email" else contact.phone
-    return consent == ConsentStatus.OPTED_IN and not is_suppressed(session, channel, address)
 
 
 def _reentry(

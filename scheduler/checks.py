@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.content_render import version_of
 from campaigns.definitions import Sequence, Step
+from contacts.reachability import is_reachable
 from contacts.state_rules import rule_for
 from contacts.suppressions import hasher_of
 from scheduler.claims import unindexed
@@ -31,7 +32,6 @@ from scheduler.windows import QuietHours, next_allowed, next_allowed_text, texti
 from storage.models import (
     Campaign,
     CampaignState,
-    ConsentStatus,
     Contact,
     ContentVersion,
     Enrollment,
@@ -170,12 +170,12 @@ class Facts:
         return steps[row.step_index]
 
     def reachable(self, row: Reachable, channel: str) -> bool:
-        """Consent given, an address on file, and no active suppression for it."""
-        address = row.address(channel)
-        if address is None or row.consent(channel) != ConsentStatus.OPTED_IN:
-            return False
+        """contacts.reachability's rule, asked of the batch's suppressions loaded up front."""
+        return is_reachable(row.consent(channel), row.address(channel), channel, self._suppressed)
+
+    def _suppressed(self, channel: str, address: str) -> bool:
         digest = self.hashes[(channel, address)]  # every row's addresses, hashed by the loader
-        return (channel, digest) not in self.suppressed
+        return (channel, digest) in self.suppressed
 
 
 def _with_contacts(query: Select[Any], ids: Iterable[int], dialect: str) -> Select[Any]:
