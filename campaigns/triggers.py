@@ -20,11 +20,12 @@ line). It does two things, in the caller's transaction:
      a rescheduled visit, or the one booked after a no-show, gets its own pre-visit reminder.
 
 A visit moved without a cancellation (another `booked` event with a new `appointment_at` while
-the pre-visit sequence still runs) moves the running entry's visit (`move_visit`): a reminder timed
-before the visit and not yet planned will be timed from the new visit; one planned but not yet
-taken by a worker is taken back, and the planner plans it again (the same rules: the contact's
-zone, the step's window, quiet hours, max_lateness); one already sent, or being sent, stays as it
-is, since a reminder is never sent twice.
+the pre-visit sequence still runs, under a new reference or, newer than the booking's last notice,
+under its own: campaigns.booking._reschedule) moves the running entry's visit (`move_visit`): a
+reminder timed before the visit and not yet planned will be timed from the new visit; one planned
+but not yet taken by a worker is taken back, and the planner plans it again (the same rules: the
+contact's zone, the step's window, quiet hours, max_lateness, never at or after the visit); one
+already sent, or being sent, stays as it is, since a reminder is never sent twice.
 
 A cancelled booking does not leave the person in limbo: the nurture ended when they booked (a
 person who booked once is past "book your consultation"), so a `cancelled` campaign takes them,
