@@ -260,3 +260,30 @@ def test_a_tick_stops_taking_batches_when_its_budget_is_spent(
     assert deliverer.tick().delivered == POST_BATCH  # the batch it was in always finishes
     nurture_app.clock.advance(seconds=1)
     assert deliverer.tick().delivered == 1
+
+
+def test_a_tick_hands_out_batch_after_batch_so_an_opt_out_is_not_left_behind(
+    nurture_app: NurtureApp, make_contact: Any
+) -> None:
+    """A launch's delivered events come in faster than one hand-out batch a tick; an opt-out
+    after them must become a delivery in the same tick, to be posted first."""
+    from scheduler.webhooks import HAND_OUT_BATCH
+
+    with transaction(nurture_app.sessions) as session:
+        register(session, url="https://crm.example.com/h", created_by="t", at=nurture_app.clock(),
+                 event_types=["contact.opted_out", "message.delivered"])  # fmt: skip
+    contact = make_contact(email="pat@example.com")
+    with transaction(nurture_app.sessions) as session:
+        session.add_all(
+            Event(kind="delivered", channel="email", contact_id=contact,
+                  occurred_at=nurture_app.clock())
+            for _ in range(2 * HAND_OUT_BATCH)
+        )  # fmt: skip
+        opt_out(session, session.get_one(Contact, contact), "email", reason="stop",
+                source="test", at=nurture_app.clock())  # fmt: skip
+    deliverer = _deliverer(nurture_app)
+    assert deliverer.hand_out() == HAND_OUT_BATCH  # no budget: one batch
+    assert deliverer.hand_out(time.monotonic() + 30) == HAND_OUT_BATCH + 1
+    with transaction(nurture_app.sessions, immediate=False) as session:
+        kinds = [d.event_type for d in session.scalars(select(WebhookDelivery))]
+        assert kinds.count("contact.opted_out") == 1 and len(kinds) == 2 * HAND_OUT_BATCH + 1
