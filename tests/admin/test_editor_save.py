@@ -58,7 +58,7 @@ def test_a_changed_subject_saves_and_the_settings_stay(
     assert "Before your visit: where we are" in email
     # the editor's own fields still change: a new title, a step removed, a step added
     draft["title"] = "Before the visit"
-    draft["steps"] = draft["steps"][:1] + [{**draft["steps"][0], "name": "more-notes"}]
+    draft["steps"] = [*draft["steps"][:1], {**draft["steps"][0], "name": "more-notes"}]
     assert save(editor, csrf, draft).json()["saved"]
     second = saved_snapshot(staff_accounts, "pre-visit")
     assert second["title"] == "Before the visit"
