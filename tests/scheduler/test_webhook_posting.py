@@ -1,4 +1,4 @@
-"""How a webhook is posted (scheduler.webhooks.post and the deliverer's batches): never to this
+"""How a webhook is posted (scheduler.webhook_post.post and the deliverer's batches): never to this
 machine or a private network unless [webhooks] allow_private_addresses says so, to the address
 that was checked, within one deadline all told, opt-outs first, and more than one batch a tick.
 Every receiver here is on 127.0.0.1; other addresses are only looked up (a faked lookup) and
@@ -19,14 +19,8 @@ from sqlalchemy import select
 
 from contacts.optout import opt_out
 from nurture.app import NurtureApp
-from scheduler.webhooks import (
-    NO_HTTP,
-    NOT_PUBLIC,
-    POST_BATCH,
-    TIMED_OUT,
-    Deliverer,
-    post,
-)
+from scheduler.webhook_post import NO_HTTP, NOT_PUBLIC, TIMED_OUT, post
+from scheduler.webhooks import POST_BATCH, Deliverer
 from staff.webhook_endpoints import queue_test, register
 from storage.db import transaction
 from storage.models import Contact, Event, WebhookDelivery, WebhookEndpoint
