@@ -36,6 +36,9 @@ CURE_WORDING = re.compile(
 )
 HEADER_REACH = 300  # visible characters (a hidden preheader comes first) where the header sits
 _SUBJECT_WORD = re.compile(r"[^\W\d_]+")
+#: Words that make what follows the reader's own: English and Spanish (usted and tú forms).
+_READER = frozenset({"your", "yours", "su", "sus", "tu", "tus"})
+_READER_REACH = 3  # "your lower back pain": the health word within three words of "your"
 SUBJECT_WARN_LENGTH = 78  # RFC 5322 suggests lines within 78; phones show ~40-60 characters
 
 
@@ -132,13 +135,20 @@ def _wording(text: str, where: str, out: Findings) -> None:
 
 
 def _subject_health(subject: str, clinic: ClinicAsShown, out: Findings) -> None:
-    """A subject line is read on a lock screen and in a shared inbox: no health details
-    (templates.audit's words, as for custom fields). The clinic's own name ("Spinal ...") is
-    no detail about the reader. A warning, not a problem: a subject naming the topic the person
-    asked about ("back spasms") is the reviewer's call, where a placeholder that carries a health
-    field is refused outright (campaigns.validation's custom-field rule)."""
-    words = _SUBJECT_WORD.findall(subject.replace(clinic.name, " "))
-    health = [word for word in words if looks_like_health_field(word)]
+    """A subject line is read on a lock screen and in a shared inbox: it must not say what ails
+    the reader. So a health word (templates.audit's, as for custom fields) is reported where the
+    subject ties it to the reader ("your sciatica", "su dolor lumbar"), within `_READER_REACH`
+    words of a "your"; a subject naming the topic the person asked about ("what back spasms
+    may be telling you") or the clinic's care ("how spinal decompression works") is not a
+    detail about them. A warning, not a problem: wording is the reviewer's call, where a
+    placeholder carrying a health field is refused outright (campaigns.validation)."""
+    words = [word.lower() for word in _SUBJECT_WORD.findall(subject.replace(clinic.name, " "))]
+    health = [
+        word
+        for at, word in enumerate(words)
+        if looks_like_health_field(word)
+        and any(near in _READER for near in words[max(0, at - _READER_REACH) : at])
+    ]
     if health:
         out.warnings.append(
             f"the subject mentions a health detail ({', '.join(dict.fromkeys(health))}); "
