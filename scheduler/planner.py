@@ -22,10 +22,11 @@ The dispatcher's check at the send stays the authority (two planners may each pl
 
 Which step comes next is campaigns.paths' rule: the next in the file, a step's `next`, or, after
 a branching step, its branch once decided (scheduler.branching: a booking-link click or a reply
-within its time, or the time up). A waiting enrollment is left out of the ready walk until
-its next look (Enrollment.wait_until: every BRANCH_RECHECK, and at the deadline); the branch
-taken is added to `Enrollment.path`. A sequence without branches walks exactly as before: a
-tuple look-up and a NULL test a row more, and no extra statement.
+within its time, or the time up). A waiting enrollment is left out of the ready walk until its
+deadline (Enrollment.wait_until), unless each tick's look for new deciding events wakes it
+(scheduler.branching.Wakeups: one read of the newest event id, and one UPDATE when events
+came); the branch taken is added to `Enrollment.path`. A sequence without branches walks
+exactly as before: a tuple look-up and a NULL test a row more, and no extra statement.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, bindparam, case, func, literal, or_, select, update
+from sqlalchemy import Select, and_, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,7 +48,7 @@ from contacts.suppressions import hasher_of
 from core.clock import Clock, utcnow
 from core.settings import Settings
 from scheduler.appointments import Appointments
-from scheduler.branching import Waiting, decide
+from scheduler.branching import Branches, Wakeups
 from scheduler.checks import Facts, exit_reason, suppressed_among, texts_since
 from scheduler.windows import QuietHours, next_allowed, next_allowed_text, texting_hours
 from storage.db import transaction
@@ -64,10 +65,6 @@ from storage.models import (
 from storage.sql_lists import among
 
 NO_WINDOW = "no allowed send time in the step's window"
-#: How often an enrollment waiting on a branch is looked at again for a click or a reply: it
-#: stays out of the ready walk meanwhile (Enrollment.wait_until), so two days of waiting cost a
-#: look every few minutes, not one every tick; the deadline itself is looked at on time.
-BRANCH_RECHECK = timedelta(minutes=5)
 #: What a step's message holds beside whose it is: the same for every enrollment due at once.
 _MESSAGE_COLUMNS = ("step_index", "channel", "due_at", "state", "skip_reason", "not_after")
 
@@ -138,7 +135,7 @@ class _Counted(NamedTuple):
 @dataclass
 class _Batch:
     """What one batch writes: messages by what they hold, enrollments moved on by step, ended
-    by state and reason, and the branches taken (enrollment ids by "step:event")."""
+    by state and reason, and its branches (scheduler.branching.Branches)."""
 
     due: dict[tuple[Any, ...], datetime | None] = field(default_factory=dict)  # shared by many
     messages: dict[tuple[Any, ...], list[Ready]] = field(default_factory=lambda: defaultdict(list))
@@ -147,19 +144,8 @@ class _Batch:
         default_factory=lambda: defaultdict(list)
     )
     counted: list[_Counted] = field(default_factory=list)  # texts under a state rule
-    paths: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    waits: list[tuple[int, datetime]] = field(default_factory=list)  # (enrollment, wait_until)
+    branches: Branches = field(default_factory=Branches)
     pins: dict[int, int | None] = field(default_factory=dict)  # _Campaigns.pins
-
-
-def _waiting(row: Ready, sequence: Sequence, paths: Paths) -> Waiting:
-    step = sequence.steps[row.planned_step]
-    decision = paths.decisions[row.planned_step]
-    assert step.then is not None and decision is not None and row.settled_at is not None
-    return Waiting(
-        row.id, row.contact_id, row.campaign_id, step.name, row.settled_at, step.then.within,
-        decision,
-    )  # fmt: skip
 
 
 def _pin(pins: dict[int, int | None], rows: list[Ready]) -> Any:
@@ -218,20 +204,33 @@ class Planner:
         self.settings, self.sessions, self.clock = settings, sessions, clock
         self.quiet = quiet_hours(settings)
         self.default_lateness = timedelta(hours=settings.scheduler.max_lateness_hours)
+        self.wakeups = Wakeups()  # this planner's look for clicks and replies
 
     def tick(self) -> PlanResult:
         result = PlanResult()
         now = self.clock()
+        newest: int | None = None  # the newest event id looked at, when a campaign branches
         with transaction(self.sessions, immediate=True) as session:
-            for campaign in session.scalars(
-                select(Campaign).where(Campaign.state == CampaignState.ACTIVE)
-            ):
-                sequence = Sequence.from_snapshot(campaign.definition)
+            active = [
+                (campaign, Sequence.from_snapshot(campaign.definition))
+                for campaign in session.scalars(
+                    select(Campaign).where(Campaign.state == CampaignState.ACTIVE)
+                )
+            ]
+            if any(step.then for _, sequence in active for step in sequence.steps):
+                # First in the transaction (its row locks before any enrollment's), and before
+                # the walk, which then plans the woken.
+                newest = self.wakeups.look(session, now)
+            for campaign, sequence in active:
                 if sequence.audience.enroll_new_contacts and campaign.starts_at:
                     at = max(now, campaign.starts_at)
                     result.enrolled += enroll_audience(
                         session, campaign, at=at, limit=self.settings.scheduler.batch_size
                     )
+        if newest is None:
+            self.wakeups.forget()  # none waits in an active campaign: look at all when one does
+        else:
+            self.wakeups.seen(newest)
         campaigns = _Campaigns()
         after_id = 0  # keyset: each tick walks the enrollments once, never rescans a batch
         with self.sessions() as probe:
@@ -328,7 +327,6 @@ class Planner:
         facts = self._suppressions(session, ready, known)
         appointments = Appointments.of(session, ready, known)  # steps timed before the visit
         batch = _Batch(pins=campaigns.pins)
-        waiting: list[Waiting] = []  # after a branching step: decided below, or still waiting
         for row in ready:
             sequence, starts_at = known[row.campaign_id]
             reason = exit_reason(row, sequence, facts)
@@ -337,9 +335,8 @@ class Planner:
                 result.exited[reason] = result.exited.get(reason, 0) + 1
                 continue
             paths = campaigns.paths(row.campaign_id)
-            if row.planned_step >= 0 and paths.decisions[row.planned_step] is not None:
-                waiting.append(_waiting(row, sequence, paths))
-                continue
+            if batch.branches.waits_on(row, sequence, paths):
+                continue  # after a branching step: decided below, or still waiting
             index = paths.after(row.planned_step)
             if index is None:
                 batch.ended[(EnrollmentState.COMPLETED, None)].append(row.id)
@@ -348,17 +345,9 @@ class Planner:
             base = row.settled_at or max(row.enrolled_at, starts_at or row.enrolled_at)
             base = appointments.counting_from(row.id, sequence.steps[index], base)
             self._place(batch, row, sequence, index, base, now)
-        rows = {row.id: row for row in ready} if waiting else {}
-        decisions = decide(session, waiting, now)
-        decided_ids = {decided.waiting.id for decided in decisions}
-        batch.waits = [  # still waiting: out of the ready walk until the next look
-            (item.id, min(item.deadline, now + BRANCH_RECHECK))
-            for item in waiting
-            if item.id not in decided_ids
-        ]
-        for decided in decisions:
+        rows = {row.id: row for row in ready} if batch.branches.waiting else {}
+        for decided in batch.branches.decide(session, now):
             row = rows[decided.waiting.id]
-            batch.paths[decided.path].append(row.id)
             result.branched[decided.event] = result.branched.get(decided.event, 0) + 1
             if decided.target is None:
                 batch.ended[(EnrollmentState.COMPLETED, None)].append(row.id)
@@ -459,9 +448,9 @@ class Planner:
         """The batch's messages: one INSERT ... SELECT for each step and due time that several
         enrollments share (a launch's batch: one per time zone), and one executemany for those
         due at a time of their own (a later step counts from each one's own send); then one
-        update per step planned, per way of leaving and per branch taken. ON CONFLICT DO
-        NOTHING: a row already there (another planner's) stays as it is, and the enrollment
-        moves on to it."""
+        update per step planned and per way of leaving, and the branches' (Branches.write).
+        ON CONFLICT DO NOTHING: a row already there (another planner's) stays as it is, and
+        the enrollment moves on to it."""
         messages, planned, ended = batch.messages, batch.planned, batch.ended
         connection = session.connection()
         dialect = connection.dialect.name
@@ -505,17 +494,4 @@ class Planner:
                 .where(among(Enrollment.id, ids, dialect))
                 .values(state=state, exit_reason=reason, exited_at=exited)
             )
-        for taken, ids in batch.paths.items():  # "first-visit:clicked" after what came before
-            so_far = func.coalesce(Enrollment.path.concat(","), "")
-            connection.execute(
-                update(Enrollment)
-                .where(among(Enrollment.id, ids, dialect))
-                .values(path=so_far.concat(taken), wait_until=None)
-            )
-        if batch.waits:
-            connection.execute(
-                update(Enrollment)
-                .where(Enrollment.id == bindparam("waiting"))
-                .values(wait_until=bindparam("until")),
-                [{"waiting": id_, "until": until} for id_, until in batch.waits],
-            )
+        batch.branches.write(connection)

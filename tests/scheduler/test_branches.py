@@ -8,13 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
 
 from campaigns import lifecycle
 from campaigns.definitions import Sequence
 from core.clock import FrozenClock
 from nurture.app import NurtureApp
 from providers.memory import MemoryChannel
+from scheduler.planner import PlanResult
 from storage.db import transaction
 from storage.models import Enrollment, EnrollmentState, Event, Message, MessageState
 from web.links import Click, record_clicks
@@ -108,31 +110,135 @@ def test_only_who_did_not_click_within_two_days_gets_the_reminder_text(
     assert [text.to for text in channel.texts] == ["+13105550122"]  # never to the clicker
 
 
-def test_a_waiting_branch_is_looked_at_every_few_minutes_not_every_tick(
+def test_a_waiting_branch_sleeps_until_its_deadline_and_a_click_wakes_it_at_the_next_tick(
     nurture_app: NurtureApp, make_contact: Any, frozen_clock: FrozenClock
 ) -> None:
-    """Out of the ready walk until its next look (Enrollment.wait_until): a click is acted on
-    within BRANCH_RECHECK, the deadline exactly on time."""
-    from scheduler.planner import BRANCH_RECHECK
-
+    """Out of the ready walk until its deadline (Enrollment.wait_until); a booking-link click
+    wakes it at the planner's next tick, and the clicked target is planned then."""
     clicker = make_contact(phone="+13105550133", sms=True)
     make_contact(phone="+13105550134", sms=True)
     sent = _launch(nurture_app, frozen_clock, _sequence())
-    nurture_app.planner.tick()  # both wait: looked at again in BRANCH_RECHECK
-    with transaction(nurture_app.sessions, immediate=False) as session:
-        waits = set(session.scalars(select(Enrollment.wait_until)))
-    assert waits == {sent + BRANCH_RECHECK}
-    _click(nurture_app, clicker, sent + timedelta(minutes=1))
-    frozen_clock.now = sent + BRANCH_RECHECK - timedelta(seconds=1)
-    assert nurture_app.planner.tick().branched == {}  # not looked at yet
-    frozen_clock.now = sent + BRANCH_RECHECK
-    assert nurture_app.planner.tick().branched == {"clicked": 1}
-    frozen_clock.now = sent + timedelta(days=2) - timedelta(minutes=3)
-    nurture_app.planner.tick()  # the last look before the deadline: next one at the deadline
+    nurture_app.planner.tick()  # both wait: until the 2 days are up
+    assert _waits(nurture_app) == {sent + timedelta(days=2)}
+    frozen_clock.now = sent + timedelta(minutes=1)
+    _click(nurture_app, clicker, frozen_clock())
+    frozen_clock.now = sent + timedelta(minutes=1, seconds=5)  # the next tick
+    result = nurture_app.planner.tick()
+    assert (result.branched, result.planned) == ({"clicked": 1}, 1)
+    steps, paths, _ = _state(nurture_app)
+    assert steps[clicker] == [VISIT, THANKS] and paths[clicker] == "visit:clicked"
+    frozen_clock.now = sent + timedelta(days=2) - timedelta(seconds=1)
+    assert nurture_app.planner.tick().branched == {}
     frozen_clock.now = sent + timedelta(days=2)
     assert nurture_app.planner.tick().branched == {"otherwise": 1}
-    with transaction(nurture_app.sessions, immediate=False) as session:
-        assert set(session.scalars(select(Enrollment.wait_until))) == {None}
+    assert _waits(nurture_app) == {None}
+
+
+def test_a_waiting_branch_costs_no_update_until_its_event_or_its_deadline(
+    nurture_app: NurtureApp, make_contact: Any, frozen_clock: FrozenClock
+) -> None:
+    """100 enrollments wait 2 days: a tick with no new event reads the newest event id and
+    nothing else about them (no UPDATE of enrollments, no read of their events); a click on
+    another link costs the next two ticks one UPDATE each that wakes no one; at the deadline
+    all 100 are decided in one tick."""
+    for number in range(100):
+        make_contact(phone=f"+1310555{number:04d}", sms=True)
+    sent = _launch(nurture_app, frozen_clock, _sequence())
+    frozen_clock.now = sent + timedelta(seconds=5)
+    nurture_app.planner.tick()  # all 100 wait
+    frozen_clock.now = sent + timedelta(seconds=10)
+    nurture_app.planner.tick()  # the events of the send (if any) seen twice: quiet from here
+    statements: list[tuple[str, int]] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        statements.append((" ".join(statement.split()), cursor.rowcount))
+
+    def updates() -> list[int]:
+        found = [rows for sql, rows in statements if sql.startswith("UPDATE enrollments")]
+        statements.clear()
+        return found
+
+    event.listen(nurture_app.engine, "after_cursor_execute", count)
+    try:
+        for at in (timedelta(minutes=5), timedelta(hours=6), timedelta(days=1, hours=23)):
+            frozen_clock.now = sent + at
+            assert nurture_app.planner.tick() == PlanResult()
+            events = [sql for sql, _ in statements if " FROM events" in sql]
+            assert all(sql.startswith("SELECT max(events.id)") for sql in events), events
+            assert updates() == []
+        contact = _contact_ids(nurture_app)[0]
+        _click(nurture_app, contact, frozen_clock(), destination="website")
+        statements.clear()
+        for seconds in (5, 10, 15):
+            frozen_clock.advance(seconds=5)
+            assert nurture_app.planner.tick() == PlanResult()
+            assert updates() == ([] if seconds == 15 else [0])  # woke no one
+        frozen_clock.now = sent + timedelta(days=2)
+        assert nurture_app.planner.tick().branched == {"otherwise": 100}
+    finally:
+        event.remove(nurture_app.engine, "after_cursor_execute", count)
+
+
+def test_a_planner_that_starts_wakes_who_clicked_while_none_ran(
+    nurture_app: NurtureApp, make_contact: Any, frozen_clock: FrozenClock
+) -> None:
+    """A new planner has no high-water mark: its first tick looks at every waiting enrollment
+    once (their events since the send, through the index), so a click made while no planner
+    ran is acted on at once, not at the deadline."""
+    from scheduler.planner import Planner
+
+    clicker = make_contact(phone="+13105550135", sms=True)
+    sent = _launch(nurture_app, frozen_clock, _sequence())
+    nurture_app.planner.tick()  # waits
+    _click(nurture_app, clicker, sent + timedelta(hours=1))
+    frozen_clock.now = sent + timedelta(hours=2)
+    restarted = Planner(nurture_app.settings, nurture_app.sessions, frozen_clock)
+    assert restarted.tick().branched == {"clicked": 1}
+
+
+def test_two_planners_waking_at_once_wake_each_enrollment_once(
+    nurture_app: NurtureApp, make_contact: Any, frozen_clock: FrozenClock
+) -> None:
+    """Several workers on PostgreSQL: the wake-up locks its rows in id order, so a second one
+    running at once waits for the first, then finds them awake (wait_until = now) and changes
+    nothing: no deadlock, no row woken twice."""
+    import threading
+
+    from scheduler.branching import wake
+
+    if nurture_app.engine.dialect.name != "postgresql":
+        pytest.skip("row locks between workers: PostgreSQL")
+    contacts = [make_contact(phone=f"+1310556{n:04d}", sms=True) for n in range(20)]
+    sent = _launch(nurture_app, frozen_clock, _sequence())
+    nurture_app.planner.tick()  # all wait
+    for contact in contacts:
+        _click(nurture_app, contact, sent + timedelta(minutes=1))
+    now = frozen_clock.now = sent + timedelta(minutes=2)
+    second: list[int] = []
+
+    def other_worker() -> None:
+        with nurture_app.engine.begin() as connection:
+            second.append(wake(connection, now, 0))
+
+    with nurture_app.engine.begin() as connection:
+        assert wake(connection, now, None) == 20
+        worker = threading.Thread(target=other_worker)
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive()  # waits for the first one's row locks
+    worker.join(10)
+    assert second == [0]
+    assert nurture_app.planner.tick().branched == {"clicked": 20}
+
+
+def _waits(app: NurtureApp) -> set[datetime | None]:
+    with transaction(app.sessions, immediate=False) as session:
+        return set(session.scalars(select(Enrollment.wait_until)))
+
+
+def _contact_ids(app: NurtureApp) -> list[int]:
+    with transaction(app.sessions, immediate=False) as session:
+        return list(session.scalars(select(Enrollment.contact_id).order_by(Enrollment.id)))
 
 
 def test_the_branch_waits_for_the_window_and_what_does_not_count(
