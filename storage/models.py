@@ -298,8 +298,8 @@ class Enrollment(Base):
     #: The branches taken so far, in order, as "step:event" joined by commas (e.g.
     #: "first-visit:otherwise"); NULL until a branch decides (campaigns.paths).
     path: Mapped[str | None] = mapped_column(String(500))
-    #: A branch is waiting (scheduler.branching): the planner looks at this enrollment again no
-    #: sooner than this (its deadline, or the next look for a click or a reply); NULL otherwise.
+    #: A branch is waiting (scheduler.branching): the planner leaves this enrollment alone until
+    #: its deadline, unless a click or reply wakes it (set to now) sooner; NULL otherwise.
     wait_until: Mapped[datetime | None]
     #: 0 for the first time in this campaign; a re-entry (campaigns.triggers) counts up.
     entry: Mapped[int] = mapped_column(default=0, server_default="0")

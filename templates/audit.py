@@ -70,6 +70,12 @@ HEALTH_WORDS = frozenset(
         "spasms",
         "sick",
         "meds",
+        # Spanish: many of the clinic's readers write and read it
+        "dolor",
+        "dolores",
+        "espasmo",
+        "espasmos",
+        "hernia",
     )
 )
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")

@@ -28,7 +28,7 @@ CSV = (
     f"Pat,pat@example.com,(310) 555-0102,,yes,yes,{PROOF}\n"
 )
 SPANISH_SUBJECTS = [
-    "Lucia, ¿qué le quieren decir sus espasmos de espalda?",
+    "Lucia, ¿qué le pueden estar diciendo los espasmos de espalda?",
     "El ciclo de dolor-espasmo-dolor, y por qué cuesta tanto romperlo",
     "Cómo funciona la descompresión espinal, suave y sin cirugía",
     "Cómo es una primera visita con nosotros",
