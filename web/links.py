@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import NamedTuple
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from fastapi import FastAPI, Path, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -233,13 +233,29 @@ def link_service(request: Request) -> LinkService:
     return request.app.state.links  # type: ignore[no-any-return]  # Starlette State is untyped
 
 
-async def follow_link(
-    request: Request,
-    token: str = Path(description="Signed click token"),
-) -> Response:
+def token_parameter(description: str) -> dict[str, object]:
+    """The `{token}` path parameter as OpenAPI documents it, for a route that reads it from
+    `request.path_params` itself: FastAPI's validation of a declared `token: str` was a tenth
+    of a click's CPU (solving the parameters, then checking a string is a string), for a value
+    the signature check reads anyway. Schemathesis fuzzes the routes from this description."""
+    return {
+        "parameters": [
+            {
+                "name": "token",
+                "in": "path",
+                "required": True,
+                "description": description,
+                "schema": {"type": "string", "title": "Token", "description": description},
+            }
+        ]
+    }
+
+
+async def follow_link(request: Request) -> Response:
     # `async`, with `follow` run on the event loop: its work is a signature check and a share of
     # one read by primary key per turn of the loop, less than the hop to the thread pool a plain
     # `def` route takes (measured: ~40% more CPU a click that way).
+    token = request.path_params["token"]
     location = await link_service(request).follow(token, request.headers.get("user-agent") or "")
     if location is None:
         return not_found(request)
@@ -286,4 +302,5 @@ def install(api: FastAPI) -> None:
             },
         },
         status_code=302,
+        openapi_extra=token_parameter("Signed click token"),
     )

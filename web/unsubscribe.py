@@ -33,6 +33,7 @@ from storage.db import transaction, writer_turn
 from storage.models import Channel, ConsentStatus, Contact
 from templates.links import ContactToken, InvalidToken
 from web.group_commit import GroupCommitter
+from web.links import token_parameter
 from web.pages import not_found, page, page_language, with_language
 from web.services import WebServices
 
@@ -154,9 +155,10 @@ def unsubscribe_page(request: Request, token: str = Path(description="Signed tok
     return _unsubscribe_page(request, parsed, done=False)
 
 
-async def unsubscribe(request: Request, token: str = Path(description="Signed token")) -> Response:
+async def unsubscribe(request: Request) -> Response:
+    # The token is read from the path, not declared (see web.links.token_parameter).
     service = _service(request)
-    parsed = service.read(token)
+    parsed = service.read(request.path_params["token"])
     if parsed is None or parsed.channel is None:
         return not_found(request)
     one_click = await _is_one_click(request)
@@ -322,6 +324,7 @@ def install(api: FastAPI) -> None:
             **NOT_FOUND,
         },
         response_class=Response,
+        openapi_extra=token_parameter("Signed token"),
     )
     api.add_api_route(
         "/p/{token}",
