@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import null, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -114,8 +114,11 @@ def suppress_many(session: Session, rows: Sequence[NewSuppression]) -> set[tuple
             "reason": insert.excluded.reason,
             "source": insert.excluded.source,
             "created_at": insert.excluded.created_at,
-            "lifted_at": None,
-            "lifted_by": None,
+            # SQL NULLs, not Python Nones: a bound parameter in the SET clause makes
+            # SQLAlchemy run an upsert with RETURNING one row a statement (its issue #13130),
+            # where without one it sends the whole batch as one multi-row INSERT.
+            "lifted_at": null(),
+            "lifted_by": null(),
         },
         where=_TABLE.c.lifted_at.is_not(None),
     ).returning(_TABLE.c.channel, _TABLE.c.address_hash)

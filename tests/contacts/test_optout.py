@@ -11,7 +11,14 @@ from sqlalchemy import select
 
 from contacts.consent import record_consent
 from contacts.optout import OptOut, opt_in_again, opt_out, opt_out_many
-from contacts.suppressions import active_suppression, suppress
+from contacts.suppressions import (
+    NewSuppression,
+    active_suppression,
+    address_hash,
+    lift_by_person,
+    suppress,
+    suppress_many,
+)
 from nurture.app import NurtureApp
 from storage.db import transaction
 from storage.models import Channel, ConsentEvent, Contact, Event, SuppressionReason
@@ -197,3 +204,39 @@ def test_an_address_without_a_contact_is_suppressed_once(nurture_app):
         assert suppress(session, "sms", "+13105550000", "stop", source="reply STOP", at=at)
         assert not suppress(session, "sms", "+13105550000", "manual", source="staff", at=at)
         assert active_suppression(session, "sms", "+13105550000").reason == "stop"
+
+
+def test_one_batch_of_suppressions_reports_only_the_new_and_the_re_activated(nurture_app):
+    """suppress_many sends a batch as one multi-row upsert: only addresses not suppressed
+    before come back (new, or lifted and now active again); an active one keeps its first
+    reason; a repeat within the batch counts once."""
+    at = nurture_app.clock()
+    with transaction(nurture_app.sessions) as session:
+        suppress(session, "email", "active@example.com", "bounce", source="sendgrid", at=at)
+        suppress(session, "email", "lifted@example.com", "unsubscribed", source="link", at=at)
+        assert lift_by_person(session, "email", "lifted@example.com", "preference page", at=at)
+    rows = [
+        NewSuppression("email", address, "unsubscribed", "one-click", at + MINUTE)
+        for address in (
+            "new@example.com",
+            "active@example.com",
+            "lifted@example.com",
+            "new@example.com",
+        )
+    ]
+    with transaction(nurture_app.sessions) as session:
+        newly = suppress_many(session, rows)
+        hashed = {
+            a: address_hash(session, "email", a) for a in ("new@example.com", "lifted@example.com")
+        }
+        assert newly == {
+            ("email", hashed["new@example.com"]),
+            ("email", hashed["lifted@example.com"]),
+        }
+        assert active_suppression(session, "email", "active@example.com").reason == "bounce"
+        again = active_suppression(session, "email", "lifted@example.com")
+        assert (
+            again.reason == "unsubscribed" and again.lifted_at is None and again.lifted_by is None
+        )
+    with transaction(nurture_app.sessions) as session:
+        assert suppress_many(session, rows) == set()
