@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from contacts.consent import AT, CONTACT, follow_newest, outranked, record_consent
@@ -46,6 +46,13 @@ from storage.models import (
 _CONTACTS = Base.metadata.tables[Contact.__tablename__]
 _LEDGER = Base.metadata.tables[ConsentEvent.__tablename__]
 _EVENTS = Base.metadata.tables[Event.__tablename__]
+# Built once: a statement made afresh for every batch cost more CPU than running it (SQLAlchemy
+# builds and keys it each time), inside the writer's turn that the unsubscribes wait on.
+_ADDRESSES = select(_CONTACTS.c.id, _CONTACTS.c.email, _CONTACTS.c.phone).where(
+    _CONTACTS.c.id.in_(bindparam("ids", expanding=True))
+)
+_ADD_TO_LEDGER = insert(_LEDGER)
+_ADD_EVENTS = insert(_EVENTS)
 
 
 class StoppedByText(InputError):
@@ -93,9 +100,7 @@ def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
     address. A contact without an address on the channel (or forgotten) is skipped: False."""
     session.flush()
     ids = sorted({request.contact_id for request in requests})
-    found = session.execute(
-        select(_CONTACTS.c.id, _CONTACTS.c.email, _CONTACTS.c.phone).where(_CONTACTS.c.id.in_(ids))
-    )
+    found = session.execute(_ADDRESSES, {"ids": ids})
     addresses = {row.id: {Channel.EMAIL: row.email, Channel.SMS: row.phone} for row in found}
     done = [
         (request, address)
@@ -112,7 +117,7 @@ def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
         ],
     )
     session.execute(
-        insert(_LEDGER),
+        _ADD_TO_LEDGER,
         [
             {
                 "contact_id": r.contact_id,
@@ -131,7 +136,7 @@ def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
             session.execute(follow_newest(channel, ConsentStatus.OPTED_OUT), rows)
     credits = _credits(session, [r for r, _ in done])
     session.execute(
-        insert(_EVENTS),
+        _ADD_EVENTS,
         [
             {
                 "kind": "unsubscribed",
