@@ -8,7 +8,8 @@ campaign counts and message history still add up: messages keep their state and 
 their kind, time and campaign step. Everything else that can name the person goes:
 
 - names, addresses, custom fields, tags and the consent ledger (its evidence can quote them);
-- the time of any booked visit, from every entry and from its reminders' lateness limit;
+- the time of any booked visit, from every entry, from its reminders' lateness limit, and from
+  the due time of any message not yet sent (a reminder's is a day before the visit);
 - events' payloads (an inbound text's body, a bounce's description naming the address, a click's
   user agent), and those of unlinked events (an inbound text from before the contact existed)
   that quote their email, phone or name;
@@ -141,7 +142,9 @@ def forget_contact(
         update(Message)
         .where(Message.contact_id == contact.id,
                Message.state.in_([MessageState.PLANNED, MessageState.CLAIMED]))
-        .values(state=MessageState.SKIPPED, skip_reason="contact forgotten")
+        # A message never sent has no time worth keeping, and a reminder's was set from the
+        # visit (a day before it): it takes the time it was skipped.
+        .values(state=MessageState.SKIPPED, skip_reason="contact forgotten", due_at=now)
     ).rowcount  # fmt: skip
     session.execute(
         update(Enrollment)

@@ -89,6 +89,13 @@ def test_forget_leaves_no_visit_time_anywhere(
         for message in session.scalars(select(Message).where(Message.contact_id == contact)):
             message.state, message.sent_at = MessageState.SENT, nurture_app.clock()
     planner.tick()
+    with transaction(nurture_app.sessions) as session:
+        waiting = session.scalars(
+            select(Message.due_at).where(
+                Message.contact_id == contact, Message.state == MessageState.PLANNED
+            )
+        ).all()
+    assert waiting  # the moved visit's reminder, due the day before it
     before = {(table, column) for table, column, _ in _visit_traces(nurture_app)}
     assert {("enrollments", "appointment_at"), ("messages", "not_after"),
             ("events", "data")} <= before  # fmt: skip
@@ -101,3 +108,14 @@ def test_forget_leaves_no_visit_time_anywhere(
             files=[],
         )
     assert _visit_traces(nurture_app) == []
+    with transaction(nurture_app.sessions) as session:
+        skipped = session.execute(
+            select(Message.due_at, Message.skip_reason).where(
+                Message.contact_id == contact, Message.sent_at.is_(None)
+            )
+        ).all()
+    forgotten_at = nurture_app.clock().replace(tzinfo=None)
+    assert len(skipped) == len(waiting)
+    assert {(due.replace(tzinfo=None), why) for due, why in skipped} == {
+        (forgotten_at, "contact forgotten")
+    }  # no reminder's due time left to tell the visit by
