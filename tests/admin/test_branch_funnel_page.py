@@ -10,6 +10,7 @@ from campaigns import lifecycle
 from campaigns.definitions import Sequence
 from contacts.consent import record_consent
 from nurture.app import NurtureApp
+from staff.api_keys import create_key
 from storage.db import transaction
 from storage.models import ConsentStatus, Contact, Message
 from web.links import Click, record_clicks
@@ -31,8 +32,8 @@ def _sequence() -> Sequence:
     )
 
 
-def test_the_funnel_shows_a_row_per_branch(editor: TestClient, staff_accounts: NurtureApp) -> None:
-    app = staff_accounts
+def _one_clicked_three_did_not(app: NurtureApp) -> None:
+    """Four people get the branching email; one clicks; two days later the branch decides."""
     with transaction(app.sessions) as session:
         for n in range(4):
             contact = Contact(
@@ -60,6 +61,9 @@ def test_the_funnel_shows_a_row_per_branch(editor: TestClient, staff_accounts: N
     app.clock.advance(days=2, minutes=1)  # type: ignore[attr-defined]  # the tests' FrozenClock
     assert app.planner.tick().branched == {"clicked": 1, "otherwise": 3}
 
+
+def test_the_funnel_shows_a_row_per_branch(editor: TestClient, staff_accounts: NurtureApp) -> None:
+    _one_clicked_three_did_not(staff_accounts)
     page = editor.get("/admin/campaigns/branch-page?fresh=1").text
     assert '<table id="branch-table">' in page
     clicked_row = page.split('id="branch-visit-clicked">', 1)[1].split("</tr>", 1)[0]
@@ -68,6 +72,26 @@ def test_the_funnel_shows_a_row_per_branch(editor: TestClient, staff_accounts: N
     other_row = page.split('id="branch-visit-otherwise">', 1)[1].split("</tr>", 1)[0]
     assert "did not click within 2d" in other_row and "reminder" in other_row
     assert '<td class="num">3</td><td class="num">75%</td>' in other_row
+
+
+def test_the_rest_api_funnel_has_the_same_branch_rows(
+    editor: TestClient, staff_accounts: NurtureApp
+) -> None:
+    app = staff_accounts
+    _one_clicked_three_did_not(app)
+    with transaction(app.sessions) as session:
+        key = create_key(session, name="crm", scope="read", created_by="t", at=app.clock())
+    response = editor.get(
+        "/api/v1/campaigns/branch-page/funnel",
+        headers={"Authorization": f"Bearer {key.secret}"},
+    )
+    assert response.status_code == 200, response.text
+    rows = {(b["step"], b["event"]): b for b in response.json()["branches"]}
+    assert set(rows) == {("visit", "clicked"), ("visit", "otherwise")}
+    clicked, other = rows["visit", "clicked"], rows["visit", "otherwise"]
+    assert (clicked["target"], clicked["people"], clicked["decided"]) == ("thanks", 1, 4)
+    assert clicked["share"] == 0.25 and clicked["label"] == "clicked the booking link within 2d"
+    assert (other["target"], other["people"], other["share"]) == ("reminder", 3, 0.75)
 
 
 def test_a_campaign_without_branches_has_no_branch_table(

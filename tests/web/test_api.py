@@ -200,6 +200,7 @@ def test_reads_a_campaigns_funnel(
     assert (body["name"], body["enrolled"], body["sent"]) == ("web-test", 1, 1)
     assert body["stages"][0] == {"stage": "enrolled", "people": 1, "share": 1.0}
     assert body["steps"][0]["name"] == "welcome"
+    assert body["branches"] == []  # a sequence without branches
     assert_problem(client.get("/api/v1/campaigns/nope/funnel", headers=reader), 404)
 
 

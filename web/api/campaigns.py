@@ -12,7 +12,7 @@ from campaigns.reports import campaign_funnel
 from storage.models import Campaign
 from web.api.access import Reader
 from web.api.problems import Problem, ProblemRoute, documented
-from web.api.schemas import FunnelOut, StageOut, StepOut
+from web.api.schemas import BranchOut, FunnelOut, StageOut, StepOut
 from web.services import WebServices
 
 router = APIRouter(route_class=ProblemRoute, tags=["campaigns"])
@@ -35,10 +35,13 @@ def funnel(request: Request, holder: Reader, name: CampaignName) -> FunnelOut:
     fields = asdict(figures)
     return FunnelOut(
         **{key: value for key, value in fields.items() if key in FunnelOut.model_fields
-           and key not in ("stages", "steps")},
+           and key not in ("stages", "steps", "branches")},
         stages=[
             StageOut(stage=stage, people=people, share=figures.share(stage))
             for stage, people in figures.stages()
         ],
         steps=[StepOut(**asdict(step)) for step in figures.steps],
+        branches=[
+            BranchOut(**asdict(branch), share=branch.share) for branch in figures.branches
+        ],
     )  # fmt: skip

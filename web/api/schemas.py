@@ -138,6 +138,16 @@ class StepOut(BaseModel):
     uncertain: int
 
 
+class BranchOut(BaseModel):
+    step: str = Field(description="The branching step")
+    event: Literal["clicked", "replied", "otherwise"]
+    target: str = Field(description="The step this way leads to, or `end`")
+    label: str = Field(description="What it means, as the dashboard says it")
+    people: int
+    decided: int = Field(description="People decided at the step, every way together")
+    share: float | None = Field(description="`people` over `decided`: a step's ways add to 1")
+
+
 class FunnelOut(BaseModel):
     name: str
     enrolled: int = Field(description="People (each contact once)")
@@ -158,3 +168,6 @@ class FunnelOut(BaseModel):
     pending: int
     stages: list[StageOut] = Field(description="People at each stage, over people enrolled")
     steps: list[StepOut]
+    branches: list[BranchOut] = Field(
+        description="A row per way out of each branching step (empty without branches)"
+    )
