@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import Row, case, delete, exists, func, or_, select, update
+from sqlalchemy import Row, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,7 +44,7 @@ from core.clock import Clock
 from core.signatures import HEADER, sign
 from scheduler.webhook_payloads import PUBLIC_TYPE, body_of
 from scheduler.webhook_post import post
-from staff.webhook_endpoints import EVENT_TYPES, TEST_TYPE
+from staff.webhook_endpoints import EVENT_TYPES
 from storage.db import is_sqlite, transaction
 from storage.models import Event, WebhookDelivery, WebhookEndpoint
 
@@ -212,7 +212,9 @@ class Deliverer:
                 select(WebhookDelivery.id)
                 .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
                 .where(WebhookDelivery.next_attempt_at <= now, WebhookEndpoint.active.is_(True))
-                .order_by(_URGENCY, WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                .order_by(
+                    WebhookDelivery.urgency, WebhookDelivery.next_attempt_at, WebhookDelivery.id
+                )
                 .limit(POST_BATCH)
             )
             if not is_sqlite(session.get_bind()):
@@ -271,16 +273,6 @@ class Deliverer:
                         delivery.id, host, delivery.attempts,
                         outcome.status or outcome.detail or outcome.error,
                     )  # fmt: skip
-
-
-#: Claimed first: an opt-out (a CRM must stop writing to the person), then what else concerns a
-#: contact and staff's test events (someone is watching the page), then message events.
-_URGENCY = case(
-    (WebhookDelivery.event_type == "contact.opted_out", 0),
-    (WebhookDelivery.event_type.like("contact.%"), 1),
-    (WebhookDelivery.event_type == TEST_TYPE, 1),
-    else_=2,
-)
 
 
 def _newest_event(session: Session) -> int:

@@ -29,7 +29,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from core.errors import InputError, NotFound
-from storage.models import Event, WebhookDelivery, WebhookEndpoint
+from storage.models import WEBHOOK_TEST_TYPE, Event, WebhookDelivery, WebhookEndpoint
 
 SECRET_PREFIX = "whsec_"
 MAX_URL = 2000
@@ -45,8 +45,7 @@ EVENT_TYPES: dict[str, str] = {
     "message.delivered": "delivered",
     "message.bounced": "bounced",
 }
-#: What staff's "send a test event" posts; never made from an event.
-TEST_TYPE = "webhook.test"
+TEST_TYPE = WEBHOOK_TEST_TYPE  # what staff's "send a test event" posts (storage.models)
 #: RFC 6052's well-known NAT64 prefix: 64:ff9b::7f00:1 reaches 127.0.0.1 through a gateway.
 NAT64 = IPv6Network("64:ff9b::/96")
 #: Shown in place of a URL's path beyond its first characters and of its query: either may

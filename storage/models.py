@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -549,6 +550,26 @@ class WebhookEndpoint(Base):
     last_attempt_at: Mapped[datetime | None]
 
 
+#: What staff's "send a test event" posts; never made from an event.
+WEBHOOK_TEST_TYPE = "webhook.test"
+
+
+def delivery_urgency(event_type: str) -> int:
+    """The order deliveries are claimed in, lowest first: an opt-out (a CRM must stop writing
+    to the person), then what else concerns a contact and staff's test events (someone is
+    watching the page), then message events. Stored with each delivery (`urgency`), so the
+    claim reads the most urgent due ones off an index instead of sorting every due row."""
+    if event_type == "contact.opted_out":
+        return 0
+    if event_type.startswith("contact.") or event_type == WEBHOOK_TEST_TYPE:
+        return 1
+    return 2
+
+
+def _urgency_of_row(context: Any) -> int:
+    return delivery_urgency(context.get_current_parameters()["event_type"])
+
+
 class WebhookDelivery(Base):
     """One event for one endpoint: made once (the unique pair, whichever worker hands it out),
     posted until the receiver answers 2xx or a day has passed. The body is built at each attempt
@@ -559,12 +580,24 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_delivery"),
         Index("ix_webhook_delivery_due", "next_attempt_at"),
+        # The claim's order, over work still to do only (see delivery_urgency).
+        Index(
+            "ix_webhook_delivery_claim",
+            "urgency",
+            "next_attempt_at",
+            "id",
+            sqlite_where=text("next_attempt_at IS NOT NULL"),
+            postgresql_where=text("next_attempt_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(40))
+    urgency: Mapped[int] = mapped_column(
+        SmallInteger, default=_urgency_of_row, server_default=text("2")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(default=0)
     # NULL once delivered or given up: the due index then holds only work still to do.
