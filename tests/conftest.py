@@ -4,7 +4,11 @@ under CI (CI=true), where the server must be there."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,6 +28,7 @@ PG_ADMIN = os.environ.get("NURTURE_TEST_PG", "postgresql://postgres@127.0.0.1:54
 PG_TEMPLATE = f"nurture_test_template_{os.getpid()}"
 TEST_SECRET = "test-secret-key-0123456789abcdef"
 SHARED = REPO_ROOT.parent / "shared"
+MOCK_PROVIDERS = SHARED / "providers" / "mock-providers"
 
 
 @pytest.fixture(autouse=True)
@@ -97,6 +102,34 @@ def drop_pg_database(name: str) -> None:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.fixture(scope="session")
+def mock_provider_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The Prism mocks of SendGrid, api.twilio.com and messaging.twilio.com (official OpenAPI
+    specs; stateless), started once per session from ../shared/providers/mock-providers for the
+    contract tests and `nurture doctor`'s: SENDGRID_MOCK_URL, TWILIO_MOCK_URL,
+    TWILIO_MESSAGING_MOCK_URL. Skips (only the tests that use it) without shared/."""
+    if not MOCK_PROVIDERS.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{MOCK_PROVIDERS} must exist under CI (the contract tests need it)")
+        pytest.skip(f"provider mocks not found at {MOCK_PROVIDERS} (a clone without ../shared)")
+    state = tmp_path_factory.mktemp("provider-mocks")
+    started = subprocess.run(
+        ["bash", str(MOCK_PROVIDERS), "start", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if started.returncode != 0:
+        pytest.fail(f"mock-providers start failed: {started.stderr[-2000:]}")
+    urls = dict(line.split("=", 1) for line in started.stdout.splitlines() if "_MOCK_URL=" in line)
+    try:
+        yield urls
+    finally:
+        subprocess.run(
+            ["bash", str(MOCK_PROVIDERS), "stop", str(state)], capture_output=True, timeout=60
+        )
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Runs the test once on SQLite and once on PostgreSQL."""
@@ -161,14 +194,46 @@ def build_app(
     }
     for section, values in overrides.items():
         sections.setdefault(section, {}).update(values)
-    app = NurtureApp(
-        settings=load_settings(**sections),
-        clock=clock,
-        email_override=channel,
-        sms_override=channel,
-    )
+    settings = load_settings(**sections)
+    database = _new_sqlite_file(url)
+    if database is not None and settings.content.folder is None:
+        # The same database app.migrate() would make (schema at head, the repository's content
+        # seeded at this clock's time), copied from one made once per session; migrate() below
+        # still runs and finds nothing to do.
+        shutil.copyfile(_migrated_sqlite(clock()), database)
+    app = NurtureApp(settings=settings, clock=clock, email_override=channel, sms_override=channel)
     app.migrate()
     return app
+
+
+_MIGRATED_SQLITE: dict[datetime, Path] = {}
+
+
+def _new_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL whose database does not exist yet; None for anything else."""
+    if not url.startswith("sqlite:///") or "?" in url:
+        return None
+    path = Path(url.removeprefix("sqlite:///"))
+    return None if path.exists() or not path.parent.is_dir() else path
+
+
+def _migrated_sqlite(now: datetime) -> Path:
+    """A SQLite database migrated and seeded by the app at `now`, made once per session."""
+    if now not in _MIGRATED_SQLITE:
+        folder = Path(tempfile.mkdtemp(prefix="nurture-migrated-"))
+        atexit.register(shutil.rmtree, folder, True)
+        made = folder / "nurture.db"
+        app = NurtureApp(
+            settings=load_settings(
+                database={"url": f"sqlite:///{made}"}, outbox={"dir": str(folder / "outbox")}
+            ),
+            clock=FrozenClock(now),
+        )
+        app.migrate()
+        app.dispose()
+        assert not Path(f"{made}-wal").exists()  # everything is in the one file
+        _MIGRATED_SQLITE[now] = made
+    return _MIGRATED_SQLITE[now]
 
 
 @pytest.fixture

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import subprocess
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,37 +21,23 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from rich.console import Console
 
 from core.clock import FrozenClock
-from core.settings import REPO_ROOT, load_settings
+from core.settings import load_settings
 from nurture.app import NurtureApp
 from nurture.doctor import Check, Context, Finding, Verdict, database_now, fail, run_checks
 from storage.db import make_engine
 
 pytestmark = pytest.mark.contract
 
-MOCKS = REPO_ROOT.parent / "shared" / "providers" / "mock-providers"
 SID = "AC" + "a" * 32
 SERVICE = "MG" + "a" * 32
 EXAMPLE_BASE = "https://www.example.com"
 
 
 @pytest.fixture(scope="module")
-def mocks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The three mocks' URLs (SendGrid, api.twilio.com, messaging.twilio.com)."""
-    if not MOCKS.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{MOCKS} must exist under CI (the contract tests need it)")
-        pytest.skip(f"provider mocks not found at {MOCKS} (a clone without ../shared)")
-    state = tmp_path_factory.mktemp("doctor-mocks")
-    started = subprocess.run(
-        ["bash", str(MOCKS), "start", str(state)], capture_output=True, text=True, timeout=300
-    )
-    if started.returncode != 0:
-        pytest.fail(f"mock-providers start failed: {started.stderr[-2000:]}")
-    urls = dict(line.split("=", 1) for line in started.stdout.splitlines() if "_MOCK_URL=" in line)
-    try:
-        yield urls
-    finally:
-        subprocess.run(["bash", str(MOCKS), "stop", str(state)], capture_output=True, timeout=60)
+def mocks(mock_provider_urls: dict[str, str]) -> dict[str, str]:
+    """The three mocks' URLs (SendGrid, api.twilio.com, messaging.twilio.com), started once per
+    session (tests/conftest.py), shared with the contract tests."""
+    return mock_provider_urls
 
 
 def _webhook_key() -> str:
