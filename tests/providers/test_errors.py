@@ -132,7 +132,7 @@ def test_a_read_timeout_after_the_request_was_sent_is_uncertain() -> None:
         (lambda url: SendGridChannel("SG.x", url, timeout=0.2), EMAIL),
         (lambda url: TwilioChannel(SID, "t", api_base_url=url, timeout=0.2), TEXT),
     ):
-        fake = FakeProviders(delay=2.0)
+        fake = FakeProviders(delay=1.0)  # five times the timeout: it answers too late
         with RunningFake(fake) as running:
             with pytest.raises(ProviderUncertain, match="no answer"):
                 _send(make(running.url), payload)
