@@ -291,6 +291,17 @@ def postgres_page_cost(ctx: Context) -> Finding | None:
     return ok(f"PostgreSQL random_page_cost is {cost:g}")
 
 
+def webhooks_post_to_public_addresses(ctx: Context) -> Finding | None:
+    """Outbound webhooks to private addresses are for tests and local development: in
+    production they let whoever registers an endpoint reach the clinic's own network (SSRF)."""
+    if not ctx.settings.webhooks.allow_private_addresses:
+        return None
+    return fail(
+        "[webhooks] allow_private_addresses is on: outbound webhooks may post into this "
+        "network (for tests only); set it to false"
+    )
+
+
 def clocks_agree(ctx: Context) -> Finding:
     skew = (ctx.clock() - database_now(ctx.engine)).total_seconds()
     return passes(
@@ -347,6 +358,7 @@ CHECKS: tuple[Check, ...] = (
         "twilio.messaging_base_url",
     ),
     Check(postgres_page_cost, "database.url"),
+    Check(webhooks_post_to_public_addresses, "webhooks.allow_private_addresses"),
     Check(clocks_agree, "database.url"),
 )
 

@@ -149,6 +149,18 @@ def _assert_the_outbox(folder: Path, port: int) -> None:
     assert len(texts) == 2 and all("Reply STOP" in text["body"] for text in texts)
 
 
+def test_the_readme_demo_ends_by_itself_with_its_messages_sent(tmp_path: Path) -> None:
+    """`nurture demo` as the README runs it, without --keep-serving: it exits 0 once the
+    sequence is done, and leaves every message in the outbox."""
+    folder, port = tmp_path / "demo", _free_port()
+    result = subprocess.run(
+        _demo_command(folder, port), capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Done" in result.stdout
+    _assert_the_outbox(folder, port)
+
+
 def _wait_for_sent(folder: Path, campaign: str, *, at_least: int, seconds: float) -> int:
     app = NurtureApp(settings=load_settings(database={"url": f"sqlite:///{folder / 'nurture.db'}"}))
     deadline, sent = time.monotonic() + seconds, 0

@@ -55,6 +55,8 @@ def good_env(monkeypatch: pytest.MonkeyPatch, mocks: dict[str, str]) -> dict[str
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.doctor")
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", SID)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "t" * 32)
+    # As shipped: tests/conftest.py allows private webhook addresses for the test receiver.
+    monkeypatch.setenv("NURTURE_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES", "false")
     return {
         "web": {"public_base_url": EXAMPLE_BASE},
         "email": {"provider": "sendgrid"},
