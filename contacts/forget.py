@@ -144,7 +144,8 @@ def forget_contact(
                Message.state.in_([MessageState.PLANNED, MessageState.CLAIMED]))
         # A message never sent has no time worth keeping, and a reminder's was set from the
         # visit (a day before it): it takes the time it was skipped.
-        .values(state=MessageState.SKIPPED, skip_reason="contact forgotten", due_at=now)
+        .values(state=MessageState.SKIPPED, skip_reason="contact forgotten", due_at=now,
+                updated_at=now)
     ).rowcount  # fmt: skip
     session.execute(
         update(Enrollment)

@@ -131,7 +131,11 @@ def opt_out_many(session: Session, requests: Sequence[OptOut]) -> list[bool]:
         ],
     )
     for channel in (Channel.EMAIL, Channel.SMS):
-        rows = [{CONTACT: r.contact_id, AT: r.at} for r, _ in done if r.channel == channel]
+        rows = [  # by contact: row locks taken in one order (see suppress_many)
+            {CONTACT: r.contact_id, AT: r.at}
+            for r, _ in sorted(done, key=lambda pair: pair[0].contact_id)
+            if r.channel == channel
+        ]
         if rows:
             session.execute(follow_newest(channel, ConsentStatus.OPTED_OUT), rows)
     credits = _credits(session, [r for r, _ in done])

@@ -110,7 +110,9 @@ def suppress_many(session: Session, rows: Sequence[NewSuppression]) -> set[tuple
     session.flush()
     upsert = _upsert(_dialect(session))
     # A row comes back only where one was inserted or re-activated (ON CONFLICT ... WHERE).
-    rows_back = session.execute(upsert, list(wanted.values()))
+    # In key order: two transactions upserting the same addresses lock them in the same order
+    # on PostgreSQL (two web processes, a webhook beside them), so neither waits on the other.
+    rows_back = session.execute(upsert, [wanted[key] for key in sorted(wanted)])
     newly = {(str(channel), str(digest)) for channel, digest in rows_back}
     _expire_loaded(session, set(wanted))
     return newly

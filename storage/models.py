@@ -567,6 +567,8 @@ def delivery_urgency(event_type: str) -> int:
 
 
 def _urgency_of_row(context: Any) -> int:
+    """The column's default, for every insert path (ORM, Core, executemany): `context` is
+    SQLAlchemy's execution context, with the row's own parameters."""
     return delivery_urgency(context.get_current_parameters()["event_type"])
 
 

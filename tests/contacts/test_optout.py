@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from contacts.consent import record_consent
 from contacts.optout import OptOut, opt_in_again, opt_out, opt_out_many
@@ -224,8 +224,20 @@ def test_one_batch_of_suppressions_reports_only_the_new_and_the_re_activated(nur
             "new@example.com",
         )
     ]
+    upserts: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO suppressions"):
+            upserts.append(statement)
+
+    event.listen(nurture_app.engine, "before_cursor_execute", count)
+    try:
+        with transaction(nurture_app.sessions) as session:
+            newly = suppress_many(session, rows)
+    finally:
+        event.remove(nurture_app.engine, "before_cursor_execute", count)
+    assert len(upserts) == 1  # the batch in one statement, not one a row
     with transaction(nurture_app.sessions) as session:
-        newly = suppress_many(session, rows)
         hashed = {
             a: address_hash(session, "email", a) for a in ("new@example.com", "lifted@example.com")
         }

@@ -121,6 +121,11 @@ def test_openapi_documents_every_recipient_and_webhook_route(sqlite_app):
         ("/healthz", "get"),
     ]:
         assert expected in routes
+    for path, method in (("/l/{token}", "get"), ("/u/{token}", "post")):
+        # Read from request.path_params (web.links.token_parameter), documented by hand.
+        [token] = spec["paths"][path][method]["parameters"]
+        assert (token["name"], token["in"], token["required"]) == ("token", "path", True)
+        assert token["schema"]["type"] == "string"
     booking = spec["paths"]["/webhooks/booking"]["post"]
     assert "X-Nurture-Signature" in booking["description"]
     assert "HMAC-SHA256" in booking["description"]
