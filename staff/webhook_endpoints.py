@@ -25,7 +25,7 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
 from typing import cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import InputError, NotFound
@@ -175,11 +175,18 @@ def _endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
     return row
 
 
-def deactivate(session: Session, endpoint_id: int) -> bool:
-    """Stop delivering to it (deliveries waiting are kept, not sent); False if already off."""
+def deactivate(session: Session, endpoint_id: int, *, at: datetime) -> bool:
+    """Stop delivering to it; False if already off. Deliveries still waiting are given up now
+    (kept, with why, for the record): an endpoint is never switched on again (registering makes
+    a new one), and left due they would be walked by every claim for as long as they stay."""
     row = _endpoint(session, endpoint_id)
     was = row.active
     row.active = False
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == row.id, WebhookDelivery.next_attempt_at.is_not(None))
+        .values(next_attempt_at=None, gave_up_at=at, last_error="endpoint deactivated")
+    )
     return was
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, event, select, text
 
 from nurture.app import NurtureApp
 from scheduler.webhooks import POST_BATCH, Deliverer
-from staff.webhook_endpoints import EVENT_TYPES, TEST_TYPE, queue_test, register
+from staff.webhook_endpoints import EVENT_TYPES, TEST_TYPE, deactivate, queue_test, register
 from storage.db import transaction, upgrade
 from storage.models import Contact, Event, WebhookDelivery, delivery_urgency
 from tests.scheduler.webhook_receiver import receiver
@@ -22,9 +22,11 @@ TYPES = ["contact.opted_out", "contact.booked", "message.clicked"]
 
 
 def _events(app: NurtureApp, kinds: list[str]) -> None:
+    """The events, about a new contact each call."""
     with transaction(app.sessions) as session:
+        number = len(session.scalars(select(Contact.id)).all())
         contact = Contact(
-            first_name="Ana", last_name="Ruiz", email="ana@example.com",
+            first_name="Ana", last_name="Ruiz", email=f"ana{number}@example.com",
             timezone="America/Los_Angeles", created_at=app.clock(), updated_at=app.clock(),
         )  # fmt: skip
         session.add(contact)
@@ -151,3 +153,45 @@ def test_every_public_event_type_has_its_urgency() -> None:
         "message.delivered": 2,
         "message.bounced": 2,
     }
+
+
+def test_deactivating_an_endpoint_gives_up_what_waits_for_it(nurture_app: NurtureApp) -> None:
+    """Its waiting deliveries end (given up, saying why) instead of staying due for every claim
+    to walk past; what was delivered stays as it was."""
+    with receiver() as hook:
+        with transaction(nurture_app.sessions) as session:
+            endpoint = register(
+                session, url=hook.url, event_types=TYPES, created_by="t",
+                at=nurture_app.clock(), allow_private=True,
+            ).id  # fmt: skip
+        _events(nurture_app, ["unsubscribed"])
+        deliverer = _deliverer(nurture_app)
+        deliverer.tick()
+        assert len(hook.requests) == 1
+        _events(nurture_app, ["clicked", "booked"])
+        deliverer.hand_out()
+        with transaction(nurture_app.sessions) as session:
+            assert deactivate(session, endpoint, at=nurture_app.clock()) is True
+            assert deactivate(session, endpoint, at=nurture_app.clock()) is False
+        deliverer.tick()
+        assert len(hook.requests) == 1
+    with transaction(nurture_app.sessions, immediate=False) as session:
+        rows = session.execute(
+            select(
+                WebhookDelivery.event_type,
+                WebhookDelivery.next_attempt_at,
+                WebhookDelivery.delivered_at.is_not(None),
+                WebhookDelivery.gave_up_at,
+                WebhookDelivery.last_error,
+            ).order_by(WebhookDelivery.id)
+        ).all()
+    now = nurture_app.clock().replace(tzinfo=None)
+    assert [(kind, due, done) for kind, due, done, _, _ in rows] == [
+        ("contact.opted_out", None, True),
+        ("message.clicked", None, False),
+        ("contact.booked", None, False),
+    ]
+    assert [(gave_up and gave_up.replace(tzinfo=None), why) for *_, gave_up, why in rows[1:]] == [
+        (now, "endpoint deactivated"),
+        (now, "endpoint deactivated"),
+    ]

@@ -194,7 +194,7 @@ def test_events_before_registration_and_to_a_deactivated_endpoint_are_not_sent(
     deliverer.tick()
     assert hook.requests == []
     with transaction(nurture_app.sessions) as session:
-        assert deactivate(session, endpoint) is True
+        assert deactivate(session, endpoint, at=nurture_app.clock()) is True
     _opt_out(nurture_app, make_contact(phone="+13105550124", sms=True))
     deliverer.tick()
     assert hook.requests == [] and _deliveries(nurture_app) == []

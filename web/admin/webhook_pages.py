@@ -117,7 +117,7 @@ def _change(request: Request, staff: Staff, endpoint_id: int, what: str) -> Resp
                 queue_test(session, endpoint_id, at=nurture.clock())
             elif what == "deleted":
                 delete(session, endpoint_id)
-            elif not deactivate(session, endpoint_id):
+            elif not deactivate(session, endpoint_id, at=nurture.clock()):
                 what = "already"
     except NurtureError as exc:
         return _page(
