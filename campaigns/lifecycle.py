@@ -88,11 +88,18 @@ def cancel(session: Session, name: str, *, now: datetime) -> Campaign:
     if campaign.state == CampaignState.CANCELLED:
         raise InputError(f"campaign {name!r} is already cancelled")
     campaign.state, campaign.cancelled_at = CampaignState.CANCELLED, now
-    # Every message not yet claimed is skipped now; one a worker holds is skipped by its re-check.
+    # Every message not yet claimed is skipped now, and so due now: a skipped row is never in
+    # the future (campaigns.reports.upcoming counts unsent rows by due time). One a worker
+    # holds is skipped by its re-check.
     session.execute(
         update(Message)
         .where(Message.campaign_id == campaign.id, Message.state == MessageState.PLANNED)
-        .values(state=MessageState.SKIPPED, skip_reason="campaign cancelled", updated_at=now)
+        .values(
+            state=MessageState.SKIPPED,
+            skip_reason="campaign cancelled",
+            due_at=now,
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
     return campaign

@@ -91,11 +91,13 @@ class Appointments:
         self,
         messages: dict[tuple[Any, ...], list[R]],
         known: Mapping[int, tuple[Sequence, Any]],
+        now: datetime,
     ) -> dict[tuple[Any, ...], list[R]]:
         """The batch's messages (MESSAGE_LAYOUT -> enrollments) with every step timed before
         a known visit kept before it (module docstring): `not_after` capped just before the
-        visit, or, when due at the visit or later, skipped as VISIT_PASSED. Unchanged (the
-        same dict) when the batch has no visit."""
+        visit, or, when due at the visit or later, skipped as VISIT_PASSED, due `now` (a
+        skipped row is never in the future: campaigns.reports.upcoming, and its time would
+        tell the visit's). Unchanged (the same dict) when the batch has no visit."""
         if not self.visits:
             return messages
         out: dict[tuple[Any, ...], list[R]] = {}
@@ -109,7 +111,7 @@ class Appointments:
                     if state != MessageState.PLANNED:
                         pass  # skipped already (no window): stays as it is
                     elif due >= visit:
-                        mine = (index, channel, due, str(MessageState.SKIPPED), VISIT_PASSED, None)
+                        mine = (index, channel, now, str(MessageState.SKIPPED), VISIT_PASSED, None)
                     elif not_after is None or not_after >= visit:
                         mine = (index, channel, due, state, reason, visit - _JUST_BEFORE)
                 out.setdefault(mine, []).append(row)

@@ -358,7 +358,7 @@ class Planner:
         for text, counted_when in self._counted(session, batch.counted):
             message = self._message(text.sequence, text.step_index, counted_when, now)
             batch.messages[message].append(text.row)
-        batch.messages = appointments.at_visits(batch.messages, known)  # never at the visit
+        batch.messages = appointments.at_visits(batch.messages, known, now)  # never at the visit
         self._write(session, batch, now)
         result.planned += sum(len(rows) for rows in batch.messages.values())
         return size, end

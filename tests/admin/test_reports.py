@@ -155,6 +155,14 @@ def test_upcoming_lists_planned_messages_per_local_day(
         )
     assert [(d.day, d.by_step, d.total) for d in days] == [(date(2026, 12, 3), {0: len(ids)}, 3)]
     assert none == []
+    # Cancelled: nothing is waiting any more (its skipped rows are due when they were skipped).
+    with transaction(nurture_app.sessions) as session:
+        lifecycle.cancel(session, "demo", now=frozen_clock())
+    with nurture_app.sessions() as session:
+        after = upcoming(
+            session, campaign_id, now=frozen_clock(), days=7, zone="America/Los_Angeles"
+        )
+    assert after == []
 
 
 def test_a_campaign_where_nobody_is_left_is_finished(
