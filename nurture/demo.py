@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress
 from sqlalchemy import func, select
 
-from campaigns import lifecycle
+from campaigns import review
 from campaigns.content_store import launchable
 from contacts import importer
 from core.clock import utcnow
@@ -197,8 +197,15 @@ def _run(
     with transaction(nurture.sessions) as session:
         # the stored current version (seeded from the content folder on first run), pinned
         sequence, version = launchable(session, "demo")
-        campaign, enrolled = lifecycle.launch(
-            session, sequence, now=nurture.clock(), settings=nurture.settings, version=version
+        # Through the one launch rule (campaigns.review), as its owner would from the
+        # dashboard: the owner's launch records its approval of this version.
+        campaign, enrolled = review.launch(
+            session,
+            sequence,
+            review.Reviewer(DEMO_STAFF_EMAIL, str(Role.OWNER)),
+            now=nurture.clock(),
+            settings=nurture.settings,
+            version=version,
         )
         campaign_id = campaign.id
     console.print(

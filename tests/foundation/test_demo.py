@@ -25,7 +25,7 @@ from core.settings import REPO_ROOT, load_settings
 from nurture.app import NurtureApp
 from nurture.demo import DEMO_STAFF_EMAIL, demo_app
 from staff import accounts
-from storage.models import Campaign, Message, MessageState
+from storage.models import Campaign, LaunchReview, Message, MessageState
 
 pytestmark = pytest.mark.slow
 
@@ -159,6 +159,14 @@ def test_the_readme_demo_ends_by_itself_with_its_messages_sent(tmp_path: Path) -
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Done" in result.stdout
     _assert_the_outbox(folder, port)
+    # Launched through the one launch rule: its owner's launch approved the stored version.
+    app = NurtureApp(settings=load_settings(database={"url": f"sqlite:///{folder / 'nurture.db'}"}))
+    with app.sessions() as session:
+        reviews = session.execute(
+            select(LaunchReview.sequence, LaunchReview.decision, LaunchReview.decided_by)
+        ).all()
+    app.dispose()
+    assert [tuple(row) for row in reviews] == [("demo", "approved", DEMO_STAFF_EMAIL)]
 
 
 def _wait_for_sent(folder: Path, campaign: str, *, at_least: int, seconds: float) -> int:
