@@ -21,14 +21,24 @@ class Suppressed(Protocol):
     def __call__(self, channel: str, address: str) -> bool: ...
 
 
+def unreachable_because(
+    consent: str | None, address: str | None, channel: str, suppressed: Suppressed
+) -> str | None:
+    """Why the contact may not be messaged on `channel`, in staff's words, or None when it
+    may: consent given, an address on file, and no active suppression for it. `suppressed` is
+    asked last, only for an address with consent (for a single contact, that is a query)."""
+    if address is None or consent != ConsentStatus.OPTED_IN:
+        return f"no {channel} consent"
+    if suppressed(channel, address):
+        return "suppressed"
+    return None
+
+
 def is_reachable(
     consent: str | None, address: str | None, channel: str, suppressed: Suppressed
 ) -> bool:
-    """Consent given, an address on file, and no active suppression for it. `suppressed` is
-    asked last, only for an address with consent (for a single contact, that is a query)."""
-    if address is None or consent != ConsentStatus.OPTED_IN:
-        return False
-    return not suppressed(channel, address)
+    """unreachable_because, as a yes or no (the planner's and the dispatcher's checks)."""
+    return unreachable_because(consent, address, channel, suppressed) is None
 
 
 def contact_reachable(session: Session, contact: Contact, channel: str) -> bool:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from campaigns.audience import audience_query
 from campaigns.definitions import Sequence
 from campaigns.paths import Decision, Paths, paths_of, span
+from contacts.reachability import unreachable_because
 from contacts.state_rules import rule_for
 from contacts.suppressions import hasher_of
 from core.suppression_hash import SuppressionHasher
@@ -37,7 +38,6 @@ from scheduler.windows import QuietHours, next_allowed, next_allowed_text
 from storage.models import (
     SETTLED_STATES,
     Campaign,
-    ConsentStatus,
     Contact,
     Enrollment,
     EnrollmentState,
@@ -292,13 +292,16 @@ def _one_contact(
         elif due > end:
             break
         else:
-            address = contact.address(step.channel)
-            reason = ""
-            if address is None or contact.consent_for(step.channel) != ConsentStatus.OPTED_IN:
-                reason = f"no {step.channel} consent"
-            elif (step.channel, hasher(step.channel, address)) in suppressed:
-                reason = "suppressed"
-            elif step.channel == "sms":
+            reason = (
+                unreachable_because(
+                    contact.consent_for(step.channel),
+                    contact.address(step.channel),
+                    step.channel,
+                    lambda channel, address: (channel, hasher(channel, address)) in suppressed,
+                )
+                or ""
+            )
+            if not reason and step.channel == "sms":
                 last_text = due
                 texted.append(due)
             out.append(Projected(due, step.name, step.channel, contact.id, reason, moved_by, path))

@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from contacts.reachability import contact_reachable, is_reachable
+from contacts.reachability import contact_reachable, is_reachable, unreachable_because
 from contacts.suppressions import hasher_of, suppress
 from nurture.app import NurtureApp
 from scheduler.checks import Facts, suppressed_among
@@ -44,6 +44,15 @@ def test_the_rule() -> None:
     assert not is_reachable(opted_out, "a@example.com", "email", _never)
     assert not is_reachable(None, "a@example.com", "email", _never)
     assert not is_reachable(opted_in, None, "email", _never)
+
+
+def test_the_rule_says_why_in_staffs_words() -> None:
+    """The reasons the simulator shows staff (scheduler.simulate) come from the same rule."""
+    opted_in = ConsentStatus.OPTED_IN.value
+    assert unreachable_because(opted_in, "+13105550140", "sms", _never) is None
+    assert unreachable_because(opted_in, "+13105550140", "sms", _always) == "suppressed"
+    assert unreachable_because(None, "+13105550140", "sms", _always) == "no sms consent"
+    assert unreachable_because(opted_in, None, "email", _never) == "no email consent"
 
 
 @pytest.mark.parametrize("channel", ["email", "sms"])
